@@ -1,0 +1,3 @@
+from clarity_tui.cli import main
+
+main()

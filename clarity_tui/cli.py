@@ -1,0 +1,212 @@
+"""`clarity-tui`: the command line. Thin: heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from clarity_tui import __version__
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Known problems become one line on stderr and exit code 2: never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from clarity_tui.config import ConfigError
+        from clarity_tui.simulator.scenario import ScenarioError
+        from db.errors import DatabaseProblem
+
+        try:
+            return fn(*args, **kwargs)
+        except (DatabaseProblem, ScenarioError, ConfigError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _settings(ctx: click.Context, **overrides: Any):  # noqa: ANN202
+    from clarity_tui.config import load_settings
+
+    obj = ctx.find_root().obj or {}
+    values = {"database_url": obj.get("db"), "simulate": obj.get("simulate") or None}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return load_settings(obj.get("config"), **values)
+
+
+def _open_db(settings):  # noqa: ANN001, ANN202
+    from clarity_tui.services.bootstrap import open_database
+
+    return open_database(settings)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--db", "db_url", envvar="CLARITY_DATABASE_URL", help="Database URL (sqlite:///path or postgresql://...).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="CLARITY_CONFIG", help="Settings TOML file.")
+@click.option("--simulate", is_flag=True, help="Simulator mode: demo database, simulated devices and gateway.")
+@click.option("--scenario", type=click.Path(dir_okay=False), help="Scenario TOML for simulator mode.")
+@click.version_option(__version__, prog_name="clarity-tui")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None, config_file: str | None, simulate: bool, scenario: str | None) -> None:
+    """Clarity TUI: the lane point-of-sale kiosk. With no command, opens the lanes board."""
+    ctx.obj = {"db": db_url, "config": config_file, "simulate": simulate or scenario is not None}
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run_app, scenario=scenario)
+
+
+@friendly_errors
+def run_app(scenario: str | None = None, role: str | None = None, actor_name: str | None = None) -> None:
+    ctx = click.get_current_context()
+    settings = _settings(ctx)
+    from clarity_tui.simulator.scenario import load_scenario
+
+    loaded = load_scenario(scenario) if settings.simulate else None
+    db = _open_db(settings)
+    if settings.simulate:
+        from clarity_tui.services.demo import seed_demo
+
+        seed_demo(db)
+    from clarity_tui.app import ClarityApp
+
+    app = ClarityApp(settings=settings, db=db, scenario=loaded)
+    app.run()
+    db.dispose()
+
+
+@cli.command()
+@click.option("--scenario", type=click.Path(dir_okay=False), help="Scenario TOML (arrival rate, mix, misreads).")
+@click.option("--headless", is_flag=True, help="No screen: just feed the camera into the database.")
+@click.option("--duration", type=float, default=None, help="With --headless: stop after this many seconds.")
+@click.pass_context
+@friendly_errors
+def simulate(ctx: click.Context, scenario: str | None, headless: bool, duration: float | None) -> None:
+    """Run the site in simulator mode (vehicles arrive at the lanes)."""
+    ctx.find_root().obj["simulate"] = True
+    if not headless:
+        run_app(scenario=scenario)
+        return
+    import asyncio
+
+    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.simulator.scenario import load_scenario
+    from clarity_tui.simulator.world import build_camera, run_camera
+
+    settings = _settings(ctx)
+    loaded = load_scenario(scenario)
+    db = _open_db(settings)
+    seed_demo(db)
+    camera = build_camera(db, loaded)
+
+    async def main() -> None:
+        task = asyncio.create_task(run_camera(db, camera, settings.terminal_id, loaded.initial_vehicles))
+        try:
+            await asyncio.wait_for(task, timeout=duration)
+        except TimeoutError:
+            pass
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"simulated site at {settings.resolved_database_url()}")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+@friendly_errors
+def db_upgrade(ctx: click.Context) -> None:
+    """Upgrade the schema to the newest migration."""
+    from db import migrate
+    from db.engine import make_engine
+
+    settings = _settings(ctx)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        migrate.upgrade(engine)
+        click.echo(f"schema at {migrate.current_revision(engine)} (head {migrate.head_revision()})")
+    finally:
+        engine.dispose()
+
+
+@db.command("current")
+@click.pass_context
+@friendly_errors
+def db_current(ctx: click.Context) -> None:
+    """Show the schema revision of the database."""
+    from db import migrate
+    from db.engine import make_engine
+
+    settings = _settings(ctx)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        click.echo(f"{migrate.check_revision(engine) or 'empty'} (head {migrate.head_revision()})")
+    finally:
+        engine.dispose()
+
+
+@cli.group()
+def demo() -> None:
+    """Demo and benchmark data."""
+
+
+@demo.command("seed")
+@click.option("--customers", type=click.IntRange(min=0), default=200, show_default=True)
+@click.option("--legacy", type=click.IntRange(min=0), default=None, help="Legacy members (default: customers / 2 for small seeds).")
+@click.option("--db", "db_url", help="Database URL (overrides the global --db).")
+@click.pass_context
+@friendly_errors
+def demo_seed(ctx: click.Context, customers: int, legacy: int | None, db_url: str | None) -> None:
+    """Create demo data. Small counts make the demo site; large ones use the bulk loader."""
+    import time
+
+    settings = _settings(ctx, database_url=db_url)
+    database = _open_db(settings)
+    started = time.perf_counter()
+    try:
+        if customers <= 5000:
+            from clarity_tui.services.demo import seed_demo
+
+            summary = seed_demo(database, customers=customers, legacy=legacy if legacy is not None else customers // 2)
+            click.echo(f"demo data: {summary.customers} customers, {summary.legacy_members} legacy members"
+                       f"{'' if summary.created else ' (already there)'}")
+        else:
+            from clarity_tui.services.bulk_seed import bulk_seed
+
+            result = bulk_seed(database, customers=customers, legacy=legacy if legacy is not None else 0)
+            click.echo(f"bulk data: {result.customers} customers, {result.vehicles} vehicles, "
+                       f"{result.memberships} memberships, {result.legacy} legacy members")
+    finally:
+        database.dispose()
+    click.echo(f"took {time.perf_counter() - started:.1f} s")
+
+
+# Command groups that live in their own modules (each exposes register(cli)).
+COMMAND_MODULES = ("clarity_tui.cli_hardware", "clarity_tui.cli_payments")
+
+
+def _register_command_modules() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(cli)
+
+
+_register_command_modules()
+
+
+def main() -> None:
+    cli(prog_name="clarity-tui")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""Technician commands: doctor and hardware tests (see issue: hardware layer)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""

@@ -1,0 +1,9 @@
+"""Payment commands: plans sync (see issue: payments)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""

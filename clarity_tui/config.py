@@ -1,0 +1,146 @@
+"""Settings: defaults < TOML file < environment (CLARITY_*) < CLI flags.
+
+Built by `load_settings()` and injected; never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_NAME = "clarity-tui"
+
+
+def data_dir() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False, ensure_exists=True)
+
+
+def default_config_file() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME, appauthor=False) / "config.toml"
+
+
+class LaneConfig(BaseModel):
+    name: str
+    kind: Literal["pre_gate", "lane", "pay_station"] = "lane"
+    camera_id: str | None = None
+
+
+def _default_lanes() -> list[LaneConfig]:
+    return [
+        LaneConfig(name="Pre-Gate", kind="pre_gate", camera_id="cam-pregate"),
+        LaneConfig(name="Lane 1", camera_id="cam-lane1"),
+        LaneConfig(name="Lane 2", camera_id="cam-lane2"),
+        LaneConfig(name="Lane 3", camera_id="cam-lane3"),
+    ]
+
+
+class SiteConfig(BaseModel):
+    code: str = "SITE-001"
+    name: str = "Clarity Express Wash"
+    # Region used to parse phone numbers typed without a country code.
+    phone_region: str = "US"
+    plate_region: str = "US-TX"
+    lanes: list[LaneConfig] = Field(default_factory=_default_lanes)
+
+
+class DeviceConfig(BaseModel):
+    driver: str = "simulated"
+    port: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class HardwareConfig(BaseModel):
+    card_reader: DeviceConfig = Field(default_factory=DeviceConfig)
+    signature_pad: DeviceConfig = Field(default_factory=DeviceConfig)
+    plate_reader: DeviceConfig = Field(default_factory=DeviceConfig)
+
+
+class StripeConfig(BaseModel):
+    api_key: str = ""
+    api_base: str | None = None
+    terminal_reader_id: str | None = None
+
+
+class PaymentsConfig(BaseModel):
+    gateway: Literal["simulated", "stripe"] = "simulated"
+    stripe: StripeConfig = Field(default_factory=StripeConfig)
+
+
+class UIConfig(BaseModel):
+    # Poll interval for the SQLite change feed, in seconds.
+    poll_interval: float = 0.05
+    idle_signout_seconds: int = 300
+    animations: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLARITY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str | None = None
+    terminal_id: str = Field(default_factory=lambda: os.uname().nodename)
+    simulate: bool = False
+    site: SiteConfig = Field(default_factory=SiteConfig)
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    payments: PaymentsConfig = Field(default_factory=PaymentsConfig)
+    ui: UIConfig = Field(default_factory=UIConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit values (CLI) > environment > TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        name = "simulator.db" if self.simulate else "clarity.db"
+        return f"sqlite:///{data_dir() / name}"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from an optional TOML file (or CLARITY_CONFIG), the env, and overrides."""
+    path = Path(config_file or os.environ.get("CLARITY_CONFIG") or default_config_file())
+    if config_file and not path.exists():
+        raise ConfigError(f"Settings file {path} does not exist: check --config / CLARITY_CONFIG.")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path if path.exists() else None})
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return FileSettings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"Settings problem at {where}: {first['msg']} (file {path}, or CLARITY_* variables).") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Settings file {path} is not valid TOML: {exc}.") from exc
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; str() names the fix."""

@@ -1,0 +1,165 @@
+"""The lanes board: the home screen. One column per lane, one bubble per waiting vehicle."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+from textual.worker import get_current_worker
+
+from clarity_tui.messages import OpenSession
+from clarity_tui.services.sessions import LaneView, SessionService
+from clarity_tui.widgets.bubble import SessionBubble
+from clarity_tui.widgets.lane_column import LaneColumn
+from clarity_tui.widgets.status_bar import StatusBar
+
+
+class BoardScreen(Screen):
+    BINDINGS = [
+        # priority: the lane scrollers would otherwise take the arrow keys.
+        Binding("up,k", "move(0,-1)", "Up", show=False, priority=True, id="board.up"),
+        Binding("down,j", "move(0,1)", "Down", show=False, priority=True, id="board.down"),
+        Binding("left,h", "move(-1,0)", "Prev lane", show=False, priority=True, id="board.left"),
+        Binding("right,l", "move(1,0)", "Next lane", show=False, priority=True, id="board.right"),
+        Binding("enter", "open_session", "Open", id="board.open", tooltip="Open the selected session"),
+        Binding("f5,ctrl+r", "refresh_board", "Refresh", id="board.refresh", tooltip="Re-read the board from the database"),
+    ]
+
+    @dataclass
+    class Painted(Message):
+        """The board finished applying a database read (used by tests and benchmarks)."""
+
+        session_ids: frozenset[int]
+
+    def __init__(self) -> None:
+        super().__init__(id="board")
+        self._lanes: list[LaneView] = []
+        self._columns: dict[int, LaneColumn] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=True, icon="≋")
+        yield Horizontal(id="lanes")
+        yield StatusBar(id="status-bar")
+        yield Footer()
+
+    @property
+    def sessions(self) -> SessionService:
+        return SessionService(self.app.db)  # type: ignore[attr-defined]
+
+    def on_mount(self) -> None:
+        self.title = self.app.settings.site.name  # type: ignore[attr-defined]
+        self.sub_title = "Lanes"
+        self.app.db_changed.subscribe(self, lambda _: self.reload())  # type: ignore[attr-defined]
+        self.set_interval(1.0, self._tick)
+        settings = self.app.settings  # type: ignore[attr-defined]
+        mode = "SIMULATOR · " if settings.simulate else ""
+        engine = "PostgreSQL" if not self.app.db.is_sqlite else "SQLite"  # type: ignore[attr-defined]
+        self.query_one(StatusBar).info = f"{mode}{settings.terminal_id} · {engine}"
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    # --- data -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="board-load", exit_on_error=False)
+    def reload(self) -> None:
+        lanes = self.sessions.board()
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._apply, lanes)
+
+    def action_refresh_board(self) -> None:
+        self.reload()
+
+    async def _apply(self, lanes: list[LaneView]) -> None:
+        container = self.query_one("#lanes", Horizontal)
+        focused_id = self._focused_session_id()
+        if [lane.lane_id for lane in lanes] != [lane.lane_id for lane in self._lanes]:
+            await container.remove_children()
+            self._columns = {lane.lane_id: LaneColumn(lane) for lane in lanes}
+            await container.mount_all(self._columns.values())
+        else:
+            for lane in lanes:
+                self._columns[lane.lane_id].sync(lane)
+        self._lanes = lanes
+        self._fit_columns()
+        ids = frozenset(b.session_id for lane in lanes for b in lane.bubbles)
+        self.call_after_refresh(self._after_paint, focused_id, ids)
+
+    def on_resize(self) -> None:
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Share the width between lanes; when they cannot all fit, keep them readable and scroll."""
+        if not self._columns:
+            return
+        fits = self.size.width // len(self._columns) >= LaneColumn.MIN_WIDTH
+        for column in self._columns.values():
+            column.styles.width = "1fr" if fits else LaneColumn.MIN_WIDTH
+        self.query_one("#lanes").styles.overflow_x = "hidden" if fits else "auto"
+
+    def _after_paint(self, focused_id: int | None, ids: frozenset[int]) -> None:
+        if focused_id is not None and focused_id not in ids or self.focused is None:
+            self._focus_first()
+        self.post_message(self.Painted(ids))
+
+    def _tick(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for bubble in self.query(SessionBubble):
+            bubble.tick(now)
+
+    # --- navigation ----------------------------------------------------------------
+
+    def _grid(self) -> list[list[SessionBubble]]:
+        return [column.bubbles for column in self._columns.values()]
+
+    def _focused_session_id(self) -> int | None:
+        return self.focused.session_id if isinstance(self.focused, SessionBubble) else None
+
+    def _focus_first(self) -> None:
+        for column in self._grid():
+            if column:
+                column[0].focus()
+                return
+
+    def action_move(self, dx: int, dy: int) -> None:
+        grid = self._grid()
+        current = self.focused
+        position = next(
+            ((li, bi) for li, col in enumerate(grid) for bi, b in enumerate(col) if b is current), None
+        )
+        if position is None:
+            self._focus_first()
+            return
+        lane_index, bubble_index = position
+        if dy:
+            column = grid[lane_index]
+            column[max(0, min(len(column) - 1, bubble_index + dy))].focus()
+            return
+        step = 1 if dx > 0 else -1
+        target = lane_index + step
+        while 0 <= target < len(grid):
+            if grid[target]:
+                grid[target][min(bubble_index, len(grid[target]) - 1)].focus()
+                return
+            target += step
+
+    def action_open_session(self) -> None:
+        session_id = self._focused_session_id()
+        if session_id is None:
+            self.notify("No vehicle selected: move to a bubble with the arrow keys.", severity="warning")
+            return
+        self.post_message(OpenSession(session_id))
+
+    @on(OpenSession)
+    def _open(self, message: OpenSession) -> None:
+        from clarity_tui.screens.session_detail import SessionDetailScreen
+
+        self.app.push_screen(SessionDetailScreen(message.session_id))

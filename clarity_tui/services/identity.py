@@ -1,0 +1,83 @@
+"""Validation and search keys for people: phone (phonenumbers), email (email-validator), names."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+_DIGITS = re.compile(r"\D")
+
+
+class InvalidPhone(ValueError):
+    pass
+
+
+class InvalidEmail(ValueError):
+    pass
+
+
+def normalize_phone(raw: str, region: str = "US") -> str:
+    """Parse a phone typed in any format; return E.164 or raise InvalidPhone with the fix."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhone("Enter a phone number.")
+    if re.search(r"\d\.\d+E\+\d+", text, re.IGNORECASE):
+        # A spreadsheet turned the number into 1.55E+10: the digits are gone.
+        raise InvalidPhone(f"'{text}' looks like a spreadsheet-mangled number: the real digits are lost; re-enter it.")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(f"'{text}' is not a phone number ({exc._msg}).") from exc  # noqa: SLF001
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(
+            f"'{text}' is not a valid {region} phone number: check the digits, or start with + and the country code."
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def format_phone(e164: str | None) -> str:
+    if not e164:
+        return ""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
+def normalize_email(raw: str) -> str:
+    """Validate syntax only (no DNS: the lane may be offline). Returns the normalised address."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidEmail("Enter an email address.")
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"'{text}' is not a valid email address: {exc}") from exc
+
+
+def fold(text: str | None) -> str:
+    """Casefold and strip accents and punctuation: 'Zoë O'Brien-Smith' -> 'zoe obriensmith'."""
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_ish = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.sub(r"[^0-9a-z ]", "", ascii_ish.casefold()).strip()
+
+
+def phone_reversed_digits(e164: str | None) -> str | None:
+    """Digits reversed, so 'ends with 1234' becomes an indexable 'starts with 4321'."""
+    if not e164:
+        return None
+    return _DIGITS.sub("", e164)[::-1]
+
+
+def customer_search_keys(first_name: str, last_name: str, email: str | None, phone_e164: str | None) -> dict[str, str | None]:
+    return {
+        "search_first": fold(first_name).replace(" ", ""),
+        "search_last": fold(last_name).replace(" ", ""),
+        "email_lower": email.lower() if email else None,
+        "phone_rev": phone_reversed_digits(phone_e164),
+    }

@@ -1,0 +1,356 @@
+"""Vehicle sessions: plate reads become sessions; the board reads them back.
+
+The board always re-reads the database (never a cached copy), so every
+terminal sees the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from clarity_tui.services import audit
+from clarity_tui.services.actor import Actor
+from clarity_tui.services.plates import InvalidPlate, normalize_plate, validate_plate
+from db.engine import Database
+from db.models import (
+    Customer,
+    Lane,
+    LegacyMember,
+    LegacyMemberPlate,
+    Membership,
+    MembershipStatus,
+    Plan,
+    SessionStatus,
+    Site,
+    Vehicle,
+    VehicleSession,
+    utcnow,
+)
+from hardware.plate_reader import PlateEvent
+
+ACTIVE_SESSION_STATES = (SessionStatus.WAITING, SessionStatus.IN_SERVICE)
+
+
+class Badge(StrEnum):
+    MEMBER = "member"
+    PAST_DUE = "past_due"
+    PAUSED = "paused"
+    LEGACY = "legacy"
+    NEW = "new"
+
+
+BADGE_LABELS = {
+    Badge.MEMBER: "MEMBER",
+    Badge.PAST_DUE: "PAST DUE",
+    Badge.PAUSED: "PAUSED",
+    Badge.LEGACY: "LEGACY",
+    Badge.NEW: "NEW",
+}
+
+
+class UnknownLane(ValueError):
+    pass
+
+
+class SessionGone(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class BubbleView:
+    session_id: int
+    lane_id: int
+    plate: str
+    make: str | None
+    model: str | None
+    colour: str | None
+    badge: Badge
+    customer_name: str | None
+    plan_name: str | None
+    arrived_at: dt.datetime
+    status: str
+    held_by: str | None
+    pending_sync: bool
+    confidence: float
+
+    @property
+    def vehicle_line(self) -> str:
+        return " ".join(p for p in (self.colour, self.make, self.model) if p) or "Unknown vehicle"
+
+
+@dataclass(frozen=True)
+class LaneView:
+    lane_id: int
+    name: str
+    kind: str
+    bubbles: tuple[BubbleView, ...]
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    membership_id: int
+    plan_name: str
+    status: str
+    next_billing_on: dt.date | None
+    expires_on: dt.date | None
+    pending_sync: bool
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    bubble: BubbleView
+    lane_name: str
+    plate_region: str
+    customer_id: int | None
+    customer_number: str | None
+    phone: str | None
+    email: str | None
+    membership: MembershipView | None
+    legacy_member_id: int | None
+    legacy_name: str | None
+    legacy_plan: str | None
+    legacy_next_bill_on: dt.date | None
+
+
+def _membership_rank(status: str) -> int:
+    order = [MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.PAUSED]
+    return order.index(status) if status in order else len(order)
+
+
+class SessionService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- site set-up -------------------------------------------------------
+
+    def ensure_site(self, code: str, name: str, phone_region: str, lanes: list[tuple[str, str, str | None]]) -> int:
+        """Create the site and its lanes if missing (idempotent). lanes: (name, kind, camera_id)."""
+        with self.db.write() as s:
+            site = s.exec(select(Site).where(Site.code == code)).first()
+            if site is None:
+                site = Site(code=code, name=name, phone_region=phone_region)
+                s.add(site)
+                s.flush()
+            existing = {lane.name: lane for lane in s.exec(select(Lane).where(Lane.site_id == site.id))}
+            for position, (lane_name, kind, camera_id) in enumerate(lanes):
+                lane = existing.get(lane_name)
+                if lane is None:
+                    s.add(Lane(site_id=site.id, name=lane_name, kind=kind, position=position, camera_id=camera_id))
+            return site.id  # type: ignore[return-value]
+
+    def lane_ids_by_key(self, s: Session) -> dict[str, int]:
+        """Lane lookup by name (case-insensitive) and by camera id."""
+        keys: dict[str, int] = {}
+        for lane in s.exec(select(Lane).where(Lane.active == True)):  # noqa: E712
+            keys[lane.name.lower()] = lane.id  # type: ignore[assignment]
+            if lane.camera_id:
+                keys[lane.camera_id.lower()] = lane.id  # type: ignore[assignment]
+        return keys
+
+    # --- plate reads -----------------------------------------------------------
+
+    def record_plate_read(self, event: PlateEvent, actor: Actor) -> int:
+        """Turn a plate read into a session (one transaction). Returns the session id.
+
+        A vehicle already waiting in the same lane is not duplicated: the camera
+        often reads the same car twice.
+        """
+        try:
+            plate = validate_plate(event.plate)
+        except InvalidPlate:
+            raise
+        with self.db.write() as s:
+            lane_id = self.lane_ids_by_key(s).get(event.lane.lower())
+            if lane_id is None:
+                raise UnknownLane(f"No lane or camera called '{event.lane}': check the lane/camera mapping in the settings.")
+            dup = s.exec(
+                select(VehicleSession).where(
+                    VehicleSession.lane_id == lane_id,
+                    VehicleSession.plate_normalized == plate,
+                    col(VehicleSession.status).in_(ACTIVE_SESSION_STATES),
+                )
+            ).first()
+            if dup is not None:
+                return dup.id  # type: ignore[return-value]
+            vehicle = s.exec(select(Vehicle).where(Vehicle.plate_normalized == plate)).first()
+            legacy_id = None
+            if vehicle is None or vehicle.customer_id is None:
+                legacy = s.exec(
+                    select(LegacyMemberPlate.legacy_member_id)
+                    .join(LegacyMember, LegacyMember.id == LegacyMemberPlate.legacy_member_id)
+                    .where(LegacyMemberPlate.plate_normalized == plate, col(LegacyMember.migrated_at).is_(None))
+                ).first()
+                legacy_id = legacy
+            row = VehicleSession(
+                lane_id=lane_id,
+                plate=event.plate.strip().upper(),
+                plate_region=event.region,
+                plate_normalized=plate,
+                make=event.make or (vehicle.make if vehicle else None),
+                model=event.model or (vehicle.model if vehicle else None),
+                colour=event.colour or (vehicle.colour if vehicle else None),
+                confidence=event.confidence,
+                image_ref=event.image_ref,
+                customer_id=vehicle.customer_id if vehicle else None,
+                vehicle_id=vehicle.id if vehicle else None,
+                legacy_member_id=legacy_id,
+            )
+            s.add(row)
+            s.flush()
+            audit.record(s, actor, "session.created", "vehicle_session", row.id, after=audit.snapshot(row, ["lane_id", "plate", "customer_id", "legacy_member_id"]))
+            return row.id  # type: ignore[return-value]
+
+    def set_status(self, session_id: int, status: SessionStatus, actor: Actor) -> None:
+        with self.db.write() as s:
+            row = s.get(VehicleSession, session_id)
+            if row is None:
+                raise SessionGone(f"Session {session_id} no longer exists.")
+            before = audit.snapshot(row, ["status"])
+            row.status = status
+            row.version += 1
+            if status in (SessionStatus.DONE, SessionStatus.ABANDONED):
+                row.closed_at = utcnow()
+                row.held_by = None
+            audit.record(s, actor, f"session.{status}", "vehicle_session", session_id, before=before, after={"status": str(status)})
+
+    def hold(self, session_id: int, holder: str | None) -> None:
+        """Record which terminal/operator has the session open (None releases it)."""
+        with self.db.write() as s:
+            row = s.get(VehicleSession, session_id)
+            if row is None:
+                raise SessionGone(f"Session {session_id} no longer exists.")
+            row.held_by = holder
+            row.held_at = utcnow() if holder else None
+
+    # --- reading the board -----------------------------------------------------
+
+    def board(self, now: dt.datetime | None = None) -> list[LaneView]:
+        with self.db.read() as s:
+            lanes = s.exec(select(Lane).where(Lane.active == True).order_by(Lane.position, Lane.id)).all()  # noqa: E712
+            sessions = s.exec(
+                select(VehicleSession)
+                .where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))
+                .order_by(VehicleSession.arrived_at, VehicleSession.id)
+            ).all()
+            bubbles = self._bubbles(s, sessions)
+        by_lane: dict[int, list[BubbleView]] = {lane.id: [] for lane in lanes}  # type: ignore[misc]
+        for bubble in bubbles:
+            by_lane.setdefault(bubble.lane_id, []).append(bubble)
+        return [LaneView(lane.id, lane.name, lane.kind, tuple(by_lane[lane.id])) for lane in lanes]  # type: ignore[index,arg-type]
+
+    def _bubbles(self, s: Session, sessions: list[VehicleSession]) -> list[BubbleView]:
+        customer_ids = {v.customer_id for v in sessions if v.customer_id}
+        customers = {c.id: c for c in s.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))} if customer_ids else {}
+        best: dict[int, tuple[Membership, str]] = {}
+        if customer_ids:
+            rows = s.exec(
+                select(Membership, Plan.name)
+                .join(Plan, Plan.id == Membership.plan_id)
+                .where(col(Membership.customer_id).in_(customer_ids))
+            ).all()
+            for membership, plan_name in rows:
+                current = best.get(membership.customer_id)
+                if current is None or _membership_rank(membership.status) < _membership_rank(current[0].status):
+                    best[membership.customer_id] = (membership, plan_name)
+        out = []
+        for v in sessions:
+            customer = customers.get(v.customer_id) if v.customer_id else None
+            membership, plan_name = best.get(v.customer_id, (None, None)) if v.customer_id else (None, None)
+            out.append(
+                BubbleView(
+                    session_id=v.id,  # type: ignore[arg-type]
+                    lane_id=v.lane_id,
+                    plate=v.plate,
+                    make=v.make,
+                    model=v.model,
+                    colour=v.colour,
+                    badge=_badge(membership, v.legacy_member_id),
+                    customer_name=f"{customer.first_name} {customer.last_name}".strip() if customer else None,
+                    plan_name=plan_name if membership and _membership_rank(membership.status) < 3 else None,
+                    arrived_at=v.arrived_at,
+                    status=v.status,
+                    held_by=v.held_by,
+                    pending_sync=bool(membership and membership.pending_sync),
+                    confidence=v.confidence,
+                )
+            )
+        return out
+
+    def detail(self, session_id: int) -> SessionDetail:
+        with self.db.read() as s:
+            v = s.get(VehicleSession, session_id)
+            if v is None:
+                raise SessionGone(f"Session {session_id} no longer exists.")
+            bubble = self._bubbles(s, [v])[0]
+            lane = s.get(Lane, v.lane_id)
+            customer = s.get(Customer, v.customer_id) if v.customer_id else None
+            membership_view = None
+            if customer is not None:
+                rows = s.exec(
+                    select(Membership, Plan.name).join(Plan, Plan.id == Membership.plan_id).where(Membership.customer_id == customer.id)
+                ).all()
+                if rows:
+                    m, plan_name = min(rows, key=lambda r: _membership_rank(r[0].status))
+                    membership_view = MembershipView(m.id, plan_name, m.status, m.next_billing_on, m.expires_on, m.pending_sync)  # type: ignore[arg-type]
+            legacy = s.get(LegacyMember, v.legacy_member_id) if v.legacy_member_id else None
+            return SessionDetail(
+                bubble=bubble,
+                lane_name=lane.name if lane else "?",
+                plate_region=v.plate_region,
+                customer_id=customer.id if customer else None,
+                customer_number=customer.customer_number if customer else None,
+                phone=customer.phone_e164 if customer else None,
+                email=customer.email if customer else None,
+                membership=membership_view,
+                legacy_member_id=legacy.id if legacy else None,
+                legacy_name=f"{legacy.first_name} {legacy.last_name}".strip() if legacy else None,
+                legacy_plan=legacy.plan_name if legacy else None,
+                legacy_next_bill_on=legacy.next_bill_on if legacy else None,
+            )
+
+    def active_count(self) -> int:
+        with self.db.read() as s:
+            return s.exec(select(func.count()).select_from(VehicleSession).where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))).one()
+
+    def expire_stale(self, older_than: dt.timedelta, actor: Actor) -> int:
+        """Mark sessions abandoned when a car left without being served (keeps the board honest)."""
+        cutoff = utcnow() - older_than
+        with self.db.write() as s:
+            rows = s.exec(
+                select(VehicleSession).where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES), VehicleSession.arrived_at < cutoff, or_(col(VehicleSession.held_by).is_(None)))
+            ).all()
+            for row in rows:
+                row.status = SessionStatus.ABANDONED
+                row.closed_at = utcnow()
+                audit.record(s, actor, "session.abandoned", "vehicle_session", row.id)
+            return len(rows)
+
+
+def _badge(membership: Membership | None, legacy_member_id: int | None) -> Badge:
+    if membership is not None:
+        if membership.status == MembershipStatus.ACTIVE:
+            return Badge.MEMBER
+        if membership.status == MembershipStatus.PAST_DUE:
+            return Badge.PAST_DUE
+        if membership.status == MembershipStatus.PAUSED:
+            return Badge.PAUSED
+    if legacy_member_id is not None:
+        return Badge.LEGACY
+    return Badge.NEW
+
+
+__all__ = [
+    "Badge",
+    "BubbleView",
+    "LaneView",
+    "SessionDetail",
+    "SessionGone",
+    "SessionService",
+    "UnknownLane",
+    "normalize_plate",
+]

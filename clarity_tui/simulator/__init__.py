@@ -1,0 +1,1 @@
+"""The simulated world: vehicle arrivals and scenario files."""

@@ -1,0 +1,76 @@
+"""Scenario files (TOML) for simulator mode.
+
+    [arrivals]
+    per_minute = 6          # mean arrival rate (Poisson)
+    misread_rate = 0.07     # share of plates the camera gets wrong
+    seed = 42               # optional, for repeatable runs
+
+    [mix]                   # relative weights
+    member = 0.6
+    legacy = 0.2
+    unknown = 0.2
+
+    [lanes]                 # relative weights per lane name
+    "Pre-Gate" = 1
+    "Lane 1" = 2
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+class Arrivals(BaseModel):
+    per_minute: float = Field(default=6.0, ge=0, le=600)
+    misread_rate: float = Field(default=0.07, ge=0, le=1)
+    seed: int | None = None
+
+
+class Mix(BaseModel):
+    member: float = Field(default=0.6, ge=0)
+    legacy: float = Field(default=0.2, ge=0)
+    unknown: float = Field(default=0.2, ge=0)
+
+    @field_validator("unknown")
+    @classmethod
+    def _some_weight(cls, v: float, info) -> float:  # noqa: ANN001
+        if v + info.data.get("member", 0) + info.data.get("legacy", 0) <= 0:
+            raise ValueError("at least one of member, legacy, unknown must be above 0")
+        return v
+
+
+class Scenario(BaseModel):
+    name: str = "default"
+    arrivals: Arrivals = Field(default_factory=Arrivals)
+    mix: Mix = Field(default_factory=Mix)
+    lanes: dict[str, float] = Field(default_factory=dict)
+    # Initial vehicles put on the board at start so the demo is never empty.
+    initial_vehicles: int = Field(default=6, ge=0, le=200)
+    # Outcome of the next simulated card-reader action (see hardware).
+    card_reader_outcome: str = "approve"
+
+
+def load_scenario(path: str | Path | None) -> Scenario:
+    if path is None:
+        return Scenario()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ScenarioError(f"Scenario file {p} does not exist.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"Scenario file {p} is not valid TOML: {exc}.") from exc
+    data.setdefault("name", p.stem)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ScenarioError(f"Scenario file {p}: {where}: {first['msg']}.") from exc

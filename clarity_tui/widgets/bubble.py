@@ -1,0 +1,87 @@
+"""A session bubble: one vehicle on the lanes board."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.events import Click
+from textual.widgets import Label
+
+from clarity_tui.messages import OpenSession
+from clarity_tui.services.sessions import BADGE_LABELS, Badge, BubbleView
+from clarity_tui.widgets.timefmt import wait_label
+
+
+class SessionBubble(Vertical, can_focus=True):
+    DEFAULT_CSS = """
+    SessionBubble {
+        height: auto;
+        border: round $panel-lighten-2;
+        padding: 0 1;
+        margin: 0 0 1 0;
+        background: $surface;
+        &:focus { border: heavy $accent; background: $boost; }
+        &.-member { border-title-color: $success; }
+        &.-past_due, &.-paused { border-title-color: $warning; }
+        &.-legacy { border-title-color: $secondary; }
+        &.-new { border-title-color: $foreground-muted; }
+        Label { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+        .plate { text-style: bold; }
+        .vehicle, .who { color: $foreground; }
+        .wait { color: $foreground-muted; }
+        .held { color: $warning; }
+    }
+    """
+
+    def __init__(self, view: BubbleView) -> None:
+        super().__init__(id=f"session-{view.session_id}")
+        self.view = view
+        self._plate = Label(classes="plate")
+        self._vehicle = Label(classes="vehicle")
+        self._who = Label(classes="who")
+        self._wait = Label(classes="wait")
+
+    @property
+    def session_id(self) -> int:
+        return self.view.session_id
+
+    def compose(self) -> ComposeResult:
+        yield self._plate
+        yield self._vehicle
+        yield self._who
+        yield self._wait
+
+    def on_mount(self) -> None:
+        self._render_view()
+
+    def update_view(self, view: BubbleView) -> None:
+        if view != self.view:
+            self.view = view
+            self._render_view()
+
+    def _render_view(self) -> None:
+        v = self.view
+        for badge in Badge:
+            self.set_class(v.badge == badge, f"-{badge}")
+        label = BADGE_LABELS[v.badge] + (" ⟳SYNC" if v.pending_sync else "")
+        self.border_title = label
+        self._plate.update(v.plate + ("?" if v.confidence < 0.8 else ""))
+        self._vehicle.update(v.vehicle_line)
+        who = v.customer_name or ("Legacy match" if v.badge == Badge.LEGACY else "Walk-up")
+        if v.plan_name:
+            who = f"{who} · {v.plan_name.split()[0]}"
+        self._who.update(who)
+        self.tick()
+
+    def tick(self, now: dt.datetime | None = None) -> None:
+        now = now or dt.datetime.now(dt.UTC)
+        held = f" · {self.view.held_by}" if self.view.held_by else ""
+        self._wait.update(f"⏱ {wait_label(self.view.arrived_at, now)}{held}")
+        self._wait.set_class(bool(self.view.held_by), "held")
+
+    def on_click(self, event: Click) -> None:
+        event.stop()
+        self.focus()
+        self.post_message(OpenSession(self.session_id))

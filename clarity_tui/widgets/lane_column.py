@@ -1,0 +1,66 @@
+"""One lane on the board: a header and a scrolling stack of bubbles."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Label
+
+from clarity_tui.services.sessions import LaneView
+from clarity_tui.widgets.bubble import SessionBubble
+
+
+class LaneColumn(Vertical):
+    DEFAULT_CSS = """
+    LaneColumn {
+        width: 1fr;
+        height: 1fr;
+        margin: 0 0 0 1;
+        .lane-title { width: 1fr; text-style: bold; background: $primary-muted; color: $foreground; padding: 0 1; }
+        .lane-body { height: 1fr; scrollbar-size-vertical: 1; }
+        .lane-empty { color: $foreground-muted; padding: 1 1; }
+    }
+    """
+
+    MIN_WIDTH = 19
+
+    def __init__(self, lane: LaneView) -> None:
+        super().__init__(id=f"lane-{lane.lane_id}")
+        self.lane = lane
+        self._title = Label(classes="lane-title")
+        self._body = VerticalScroll(classes="lane-body")
+        self._empty = Label("No vehicles", classes="lane-empty")
+
+    def compose(self) -> ComposeResult:
+        yield self._title
+        with self._body:
+            yield self._empty
+
+    def on_mount(self) -> None:
+        self.sync(self.lane)
+
+    @property
+    def bubbles(self) -> list[SessionBubble]:
+        return list(self._body.query_children(SessionBubble))
+
+    def sync(self, lane: LaneView) -> None:
+        """Make the bubbles match `lane`: update in place, mount new ones, remove gone ones."""
+        self.lane = lane
+        count = len(lane.bubbles)
+        self._title.update(f"{lane.name} ({count})" if count else lane.name)
+        existing = {b.session_id: b for b in self.bubbles}
+        wanted = [v.session_id for v in lane.bubbles]
+        for session_id, bubble in existing.items():
+            if session_id not in wanted:
+                bubble.remove()
+        new_widgets = []
+        for view in lane.bubbles:
+            bubble = existing.get(view.session_id)
+            if bubble is not None:
+                bubble.update_view(view)
+            else:
+                new_widgets.append(SessionBubble(view))
+        if new_widgets:
+            # Sessions arrive in arrival order, so new ones go at the bottom.
+            self._body.mount_all(new_widgets)
+        self._empty.display = count == 0

@@ -1,0 +1,106 @@
+"""One interface for "something changed in the database", whichever process wrote it.
+
+- SQLite: poll `PRAGMA data_version` on a dedicated connection. It changes
+  whenever another connection (any process) commits, and costs microseconds.
+- PostgreSQL: LISTEN clarity_changes; triggers from the migrations NOTIFY on
+  every write to the tables the boards show.
+
+`wait(timeout)` blocks (call it from a worker thread) and returns True when a
+change arrived. The board then re-reads the database: never a cached copy.
+"""
+
+from __future__ import annotations
+
+import abc
+import sqlite3
+import threading
+import time
+
+from sqlalchemy import Engine
+
+from db.engine import sqlite_path
+
+CHANNEL = "clarity_changes"
+
+
+class ChangeFeed(abc.ABC):
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds; True if the database changed."""
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+
+class SQLiteChangeFeed(ChangeFeed):
+    def __init__(self, path: str, poll_interval: float = 0.05) -> None:
+        super().__init__()
+        self.poll_interval = poll_interval
+        # Its own raw connection: data_version only moves for *other* connections' commits.
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._last = self._version()
+
+    def _version(self) -> int:
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            current = self._version()
+            if current != self._last:
+                self._last = current
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._closed.wait(min(self.poll_interval, remaining))
+        return False
+
+    def close(self) -> None:
+        super().close()
+        self._conn.close()
+
+
+class PostgresChangeFeed(ChangeFeed):
+    def __init__(self, conninfo: str) -> None:
+        super().__init__()
+        import psycopg
+
+        self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        if self.closed:
+            return False
+        changed = False
+        # Drain everything that is queued so a burst wakes the board once.
+        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            changed = True
+        if changed:
+            for _ in self._conn.notifies(timeout=0.005):
+                pass
+        return changed
+
+    def close(self) -> None:
+        super().close()
+        try:
+            self._conn.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection is fine
+            pass
+
+
+def open_change_feed(engine: Engine, poll_interval: float = 0.05) -> ChangeFeed:
+    if engine.dialect.name == "sqlite":
+        path = sqlite_path(engine.url.render_as_string(hide_password=False))
+        if path is None:
+            raise ValueError("the change feed needs a file-backed SQLite database")
+        return SQLiteChangeFeed(str(path), poll_interval)
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return PostgresChangeFeed(url)

@@ -1,0 +1,498 @@
+"""The site's whole data model as SQLModel tables.
+
+Conventions:
+- money is integer cents; times are timezone-aware UTC (`utcnow()`), dates are site-local dates;
+- `version` columns back optimistic concurrency checks between terminals;
+- card data is never stored: only gateway tokens, brand, last 4 and expiry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class LaneKind(StrEnum):
+    PRE_GATE = "pre_gate"
+    LANE = "lane"
+    PAY_STATION = "pay_station"
+
+
+class SessionStatus(StrEnum):
+    WAITING = "waiting"
+    IN_SERVICE = "in_service"
+    DONE = "done"
+    ABANDONED = "abandoned"
+
+
+class MembershipStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class MembershipSource(StrEnum):
+    SALE = "sale"
+    MIGRATION = "migration"
+
+
+class OrderKind(StrEnum):
+    SALE = "sale"
+    MIGRATION = "migration"
+    PLAN_CHANGE = "plan_change"
+
+
+class OrderState(StrEnum):
+    DRAFT = "draft"
+    CHECKOUT = "checkout"
+    TERMS = "terms"
+    SIGNED = "signed"
+    PAYMENT_PENDING = "payment_pending"
+    PAID = "paid"
+    PENDING_SYNC = "pending_sync"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class PromotionKind(StrEnum):
+    PERCENT_OFF = "percent_off"
+    AMOUNT_OFF = "amount_off"
+    REFERRAL = "referral"
+
+
+class Role(StrEnum):
+    ATTENDANT = "attendant"
+    MANAGER = "manager"
+    TECHNICIAN = "technician"
+    SUPPORT = "support"
+
+
+class RelationshipKind(StrEnum):
+    HOUSEHOLD = "household"
+    BUSINESS = "business"
+    CONTACT = "contact"
+    SOLD_FOR = "sold_for"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True), **kw)
+
+
+# --- site and lanes ---------------------------------------------------------
+
+
+class Site(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=120)
+    phone_region: str = Field(default="US", max_length=2)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Lane(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    site_id: int = Field(foreign_key="site.id", index=True)
+    name: str = Field(max_length=60)
+    kind: str = Field(default=LaneKind.LANE, max_length=16)
+    position: int = 0
+    # Maps a plate camera (webhook camera_id) to this lane.
+    camera_id: Optional[str] = Field(default=None, max_length=64, unique=True)
+    active: bool = True
+
+
+class VehicleSession(SQLModel, table=True):
+    """A vehicle seen by the plate camera: one bubble on the lanes board."""
+
+    __tablename__ = "vehicle_session"
+    __table_args__ = (Index("ix_vehicle_session_status_lane", "status", "lane_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    lane_id: int = Field(foreign_key="lane.id", index=True)
+    plate: str = Field(max_length=16)
+    plate_region: str = Field(default="", max_length=16)
+    plate_normalized: str = Field(max_length=16, index=True)
+    make: Optional[str] = Field(default=None, max_length=40)
+    model: Optional[str] = Field(default=None, max_length=40)
+    colour: Optional[str] = Field(default=None, max_length=24)
+    confidence: float = 1.0
+    image_ref: Optional[str] = Field(default=None, max_length=255)
+    arrived_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    status: str = Field(default=SessionStatus.WAITING, max_length=16)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    vehicle_id: Optional[int] = Field(default=None, foreign_key="vehicle.id")
+    legacy_member_id: Optional[int] = Field(default=None, foreign_key="legacy_member.id")
+    # Which terminal/operator has the session open (shown to other terminals).
+    held_by: Optional[str] = Field(default=None, max_length=120)
+    held_at: Optional[dt.datetime] = None
+    closed_at: Optional[dt.datetime] = None
+    source: str = Field(default="camera", max_length=24)
+    version: int = 1
+
+
+# --- customers ----------------------------------------------------------------
+
+
+class Customer(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_number: str = Field(max_length=20, unique=True)
+    first_name: str = Field(default="", max_length=80)
+    last_name: str = Field(default="", max_length=80)
+    phone_e164: Optional[str] = Field(default=None, max_length=20)
+    email: Optional[str] = Field(default=None, max_length=254)
+    address_line1: Optional[str] = Field(default=None, max_length=120)
+    address_line2: Optional[str] = Field(default=None, max_length=120)
+    city: Optional[str] = Field(default=None, max_length=80)
+    region: Optional[str] = Field(default=None, max_length=40)
+    postal_code: Optional[str] = Field(default=None, max_length=16)
+    country: Optional[str] = Field(default=None, max_length=2)
+    question_answers: Optional[dict[str, Any]] = _json()
+    gateway_customer_id: Optional[str] = Field(default=None, max_length=64)
+    # Search keys, maintained by the customers service: casefolded, accent-free
+    # names, lower-case email, and reversed phone digits so "last N digits" is
+    # an index prefix scan.
+    search_last: str = Field(default="", max_length=80, index=True)
+    search_first: str = Field(default="", max_length=80, index=True)
+    email_lower: Optional[str] = Field(default=None, max_length=254, index=True)
+    phone_rev: Optional[str] = Field(default=None, max_length=20, index=True)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    version: int = 1
+
+
+class Vehicle(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("plate_region", "plate_normalized"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    plate: str = Field(max_length=16)
+    plate_region: str = Field(default="", max_length=16)
+    plate_normalized: str = Field(max_length=16, index=True)
+    make: Optional[str] = Field(default=None, max_length=40)
+    model: Optional[str] = Field(default=None, max_length=40)
+    colour: Optional[str] = Field(default=None, max_length=24)
+    year: Optional[int] = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class QuestionPrompt(SQLModel, table=True):
+    """A configurable customer question ("How did you hear about us?")."""
+
+    __tablename__ = "question_prompt"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=40, unique=True)
+    text: str = Field(max_length=200)
+    choices: Optional[list[str]] = _json()
+    position: int = 0
+    active: bool = True
+
+
+# --- plans, memberships, payment methods -------------------------------------
+
+
+class Plan(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=80)
+    tier: int = 1
+    price_cents: int
+    interval: str = Field(default="month", max_length=8)
+    benefits: Optional[list[str]] = _json()
+    active: bool = True
+    # Family plans cover several vehicles; extra vehicles cost extra.
+    max_vehicles: int = 1
+    extra_vehicle_price_cents: int = 0
+    gateway_product_id: Optional[str] = Field(default=None, max_length=64)
+    gateway_price_id: Optional[str] = Field(default=None, max_length=64)
+
+
+class Membership(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+    status: str = Field(default=MembershipStatus.ACTIVE, max_length=16)
+    source: str = Field(default=MembershipSource.SALE, max_length=16)
+    started_on: dt.date
+    expires_on: Optional[dt.date] = None
+    next_billing_on: Optional[dt.date] = None
+    legacy_member_id: Optional[int] = Field(default=None, foreign_key="legacy_member.id")
+    legacy_id: Optional[str] = Field(default=None, max_length=64)
+    gateway_subscription_id: Optional[str] = Field(default=None, max_length=64)
+    cancel_at_period_end: bool = False
+    pending_sync: bool = False
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    version: int = 1
+
+
+class MembershipVehicle(SQLModel, table=True):
+    __tablename__ = "membership_vehicle"
+    membership_id: int = Field(foreign_key="membership.id", primary_key=True)
+    vehicle_id: int = Field(foreign_key="vehicle.id", primary_key=True, index=True)
+
+
+class PaymentMethod(SQLModel, table=True):
+    """A saved card, by gateway token only. Never a card number or CVC."""
+
+    __tablename__ = "payment_method"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    gateway: str = Field(default="simulated", max_length=16)
+    gateway_token: str = Field(max_length=64)
+    brand: str = Field(max_length=20)
+    last4: str = Field(max_length=4)
+    exp_month: int
+    exp_year: int
+    is_default: bool = False
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    detached_at: Optional[dt.datetime] = None
+
+
+class Promotion(SQLModel, table=True):
+    """A promotion or referral code, mapped to a gateway coupon."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    kind: str = Field(default=PromotionKind.PERCENT_OFF, max_length=16)
+    # Percent (0-100) for percent_off; cents for amount_off and referral.
+    value: int
+    description: Optional[str] = Field(default=None, max_length=200)
+    referring_customer_id: Optional[int] = Field(default=None, foreign_key="customer.id")
+    # None: valid for every plan; otherwise a list of plan codes.
+    plan_codes: Optional[list[str]] = _json()
+    max_redemptions: Optional[int] = None
+    times_redeemed: int = 0
+    expires_at: Optional[dt.datetime] = None
+    active: bool = True
+    gateway_coupon_id: Optional[str] = Field(default=None, max_length=64)
+
+
+# --- orders, terms, signatures --------------------------------------------
+
+
+class SalesOrder(SQLModel, table=True):
+    """A sale, migration or plan change, as a state machine (see OrderState)."""
+
+    __tablename__ = "sales_order"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    # Stable key for every gateway call this order makes.
+    idempotency_key: str = Field(max_length=64, unique=True)
+    kind: str = Field(default=OrderKind.SALE, max_length=16)
+    state: str = Field(default=OrderState.DRAFT, max_length=20, index=True)
+    session_id: Optional[int] = Field(default=None, foreign_key="vehicle_session.id", index=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
+    promotion_id: Optional[int] = Field(default=None, foreign_key="promotion.id")
+    payment_method_id: Optional[int] = Field(default=None, foreign_key="payment_method.id")
+    membership_id: Optional[int] = Field(default=None, foreign_key="membership.id")
+    legacy_member_id: Optional[int] = Field(default=None, foreign_key="legacy_member.id")
+    vehicle_ids: Optional[list[int]] = _json()
+    subtotal_cents: int = 0
+    discount_cents: int = 0
+    due_today_cents: int = 0
+    next_billing_on: Optional[dt.date] = None
+    operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
+    terminal: Optional[str] = Field(default=None, max_length=64)
+    lane_id: Optional[int] = Field(default=None, foreign_key="lane.id")
+    gateway_payment_id: Optional[str] = Field(default=None, max_length=64)
+    gateway_subscription_id: Optional[str] = Field(default=None, max_length=64)
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    completed_at: Optional[dt.datetime] = None
+    version: int = 1
+
+
+class TermsVersion(SQLModel, table=True):
+    __tablename__ = "terms_version"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    label: str = Field(max_length=40)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64, unique=True)
+    effective_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Signature(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    order_id: Optional[int] = Field(default=None, foreign_key="sales_order.id", index=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    terms_version_id: int = Field(foreign_key="terms_version.id")
+    terms_sha256: str = Field(max_length=64)
+    # [[[x, y, t_ms], ...], ...] normalised to 0..1
+    strokes: Optional[list[Any]] = _json()
+    svg: str = Field(sa_column=Column(Text, nullable=False))
+    signer_name: Optional[str] = Field(default=None, max_length=160)
+    signed_at: dt.datetime = Field(default_factory=utcnow)
+    lane_id: Optional[int] = Field(default=None, foreign_key="lane.id")
+    device: Optional[str] = Field(default=None, max_length=120)
+
+
+# --- legacy POS members ----------------------------------------------------
+
+
+class LegacyMember(SQLModel, table=True):
+    __tablename__ = "legacy_member"
+    __table_args__ = (UniqueConstraint("source_system", "legacy_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source_system: str = Field(max_length=40)
+    legacy_id: str = Field(max_length=64)
+    raw: Optional[dict[str, Any]] = _json()
+    first_name: str = Field(default="", max_length=80)
+    last_name: str = Field(default="", max_length=80)
+    phone_e164: Optional[str] = Field(default=None, max_length=20, index=True)
+    email: Optional[str] = Field(default=None, max_length=254)
+    vehicle_desc: Optional[str] = Field(default=None, max_length=120)
+    plan_name: Optional[str] = Field(default=None, max_length=80)
+    plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
+    status: Optional[str] = Field(default=None, max_length=24)
+    next_bill_on: Optional[dt.date] = None
+    joined_on: Optional[dt.date] = None
+    imported_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    migrated_at: Optional[dt.datetime] = None
+    migrated_by: Optional[str] = Field(default=None, max_length=120)
+    migrated_terminal: Optional[str] = Field(default=None, max_length=64)
+    migrated_customer_id: Optional[int] = Field(default=None, foreign_key="customer.id")
+
+
+class LegacyMemberPlate(SQLModel, table=True):
+    __tablename__ = "legacy_member_plate"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    legacy_member_id: int = Field(foreign_key="legacy_member.id", index=True)
+    plate_raw: str = Field(max_length=16)
+    plate_normalized: str = Field(max_length=16, index=True)
+
+
+# --- customer record tabs ---------------------------------------------------
+
+
+class CustomerRelationship(SQLModel, table=True):
+    __tablename__ = "customer_relationship"
+    __table_args__ = (UniqueConstraint("customer_id", "related_customer_id", "kind"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    related_customer_id: int = Field(foreign_key="customer.id", index=True)
+    kind: str = Field(default=RelationshipKind.HOUSEHOLD, max_length=16)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class WebLogin(SQLModel, table=True):
+    __tablename__ = "web_login"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", unique=True)
+    username: str = Field(max_length=120, unique=True)
+    # scrypt hash, never the password.
+    password_hash: Optional[str] = Field(default=None, max_length=255)
+    must_change_password: bool = False
+    reset_sent_at: Optional[dt.datetime] = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Touchpoint(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    title: str = Field(max_length=200)
+    due_on: Optional[dt.date] = None
+    assignee_operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
+    done: bool = False
+    done_at: Optional[dt.datetime] = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class AccountBenefit(SQLModel, table=True):
+    __tablename__ = "account_benefit"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    kind: str = Field(max_length=40)
+    description: Optional[str] = Field(default=None, max_length=200)
+    quantity: int = 1
+    remaining: int = 1
+    expires_on: Optional[dt.date] = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Note(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    operator_notice: bool = False
+    author_operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+# --- operators, audit, outbox ---------------------------------------------
+
+
+class Operator(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80)
+    role: str = Field(default=Role.ATTENDANT, max_length=16)
+    pin_hash: str = Field(max_length=255)
+    active: bool = True
+    failed_attempts: int = 0
+    locked_until: Optional[dt.datetime] = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class OperatorShift(SQLModel, table=True):
+    """Who is signed in where: one row per sign-in at a terminal."""
+
+    __tablename__ = "operator_shift"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    operator_id: int = Field(foreign_key="operator.id", index=True)
+    terminal: str = Field(max_length=64)
+    signed_in_at: dt.datetime = Field(default_factory=utcnow)
+    last_activity_at: dt.datetime = Field(default_factory=utcnow)
+    signed_out_at: Optional[dt.datetime] = None
+    signout_reason: Optional[str] = Field(default=None, max_length=24)
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=120)
+    operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
+    terminal: Optional[str] = Field(default=None, max_length=64)
+    action: str = Field(max_length=64, index=True)
+    entity: str = Field(max_length=40)
+    entity_id: Optional[str] = Field(default=None, max_length=64)
+    before: Optional[dict[str, Any]] = _json()
+    after: Optional[dict[str, Any]] = _json()
+
+
+class Outbox(SQLModel, table=True):
+    """A gateway call recorded before it is made; replayed until done."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    order_id: Optional[int] = Field(default=None, foreign_key="sales_order.id", index=True)
+    operation: str = Field(max_length=48)
+    payload: Optional[dict[str, Any]] = _json()
+    idempotency_key: str = Field(max_length=96, unique=True)
+    status: str = Field(default=OutboxStatus.PENDING, max_length=12, index=True)
+    attempts: int = 0
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    result: Optional[dict[str, Any]] = _json()
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    done_at: Optional[dt.datetime] = None
+
+
+metadata = SQLModel.metadata
