@@ -1,9 +1,93 @@
-"""Payment commands: plans sync (see issue: payments)."""
+"""Payment commands: `plans sync`, `payments replay`, `payments check`."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
 
+def _gateway_and_db(ctx: click.Context):  # noqa: ANN202
+    from clarity_tui.cli import _open_db, _settings
+    from clarity_tui.payments import make_gateway
+
+    from clarity_tui.payments.errors import PaymentError
+
+    settings = _settings(ctx)
+    db = _open_db(settings)
+    try:
+        return settings, db, make_gateway(settings, db)
+    except PaymentError as exc:
+        db.dispose()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the root group."""
+    from clarity_tui.cli import friendly_errors
+
+    @cli.group("plans")
+    def plans() -> None:
+        """Membership plans at the payment gateway."""
+
+    @plans.command("sync")
+    @click.pass_context
+    @friendly_errors
+    def plans_sync(ctx: click.Context) -> None:
+        """Create products, prices (Stripe plans) and promotion coupons at the gateway; store their ids."""
+        from clarity_tui.payments.errors import PaymentError
+        from clarity_tui.services.billing import sync_plans
+
+        settings, db, gateway = _gateway_and_db(ctx)
+        try:
+            rows = sync_plans(db, gateway, settings.payments.currency)
+        except PaymentError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        finally:
+            db.dispose()
+        for code, product, price in rows:
+            click.echo(f"{code:<12} {product:<28} {price}")
+        click.echo(f"Synced {len(rows)} item(s) with the {gateway.name} gateway.")
+
+    @cli.group("payments")
+    def payments() -> None:
+        """Payment gateway diagnostics and the outbox."""
+
+    @payments.command("replay")
+    @click.pass_context
+    @friendly_errors
+    def payments_replay(ctx: click.Context) -> None:
+        """Replay pending outbox steps (same idempotency keys: never charges twice)."""
+        from clarity_tui.services.billing import BillingService
+
+        settings, db, gateway = _gateway_and_db(ctx)
+        try:
+            service = BillingService(db, gateway, currency=settings.payments.currency)
+            results = service.processor.replay_pending()
+            left = service.processor.pending_count()
+        finally:
+            db.dispose()
+        for r in results:
+            click.echo(f"order {r.order_id}: {r.status}" + (f" ({r.message})" if r.message else ""))
+        click.echo(f"{left} step(s) still pending.")
+        if left:
+            sys.exit(1)
+
+    @payments.command("check")
+    @click.pass_context
+    @friendly_errors
+    def payments_check(ctx: click.Context) -> None:
+        """Check that the configured gateway is reachable and accepts our key."""
+        from clarity_tui.payments.errors import PaymentError
+
+        _settings_, db, gateway = _gateway_and_db(ctx)
+        try:
+            gateway.check()
+        except PaymentError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        finally:
+            db.dispose()
+        click.echo(f"The {gateway.name} payment gateway is reachable.")

@@ -74,11 +74,30 @@ class StripeConfig(BaseModel):
     api_key: str = ""
     api_base: str | None = None
     terminal_reader_id: str | None = None
+    # Payments (issue 4): a short timeout so a dead network fails fast and the
+    # order goes to "pending sync"; the outbox retries, not the SDK.
+    timeout_seconds: float = 20.0
+    max_network_retries: int = 0
 
 
 class PaymentsConfig(BaseModel):
     gateway: Literal["simulated", "stripe"] = "simulated"
     stripe: StripeConfig = Field(default_factory=StripeConfig)
+    currency: str = "usd"
+
+
+class SmtpConfig(BaseModel):
+    """The mail server for customer emails (web-login password resets)."""
+
+    host: str = "localhost"
+    port: int = 25
+    from_address: str = "no-reply@clarity.invalid"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 10.0
+    # The customer web portal's reset page; the token is appended as ?token=...
+    reset_url: str = "https://example.invalid/reset-password"
 
 
 class UIConfig(BaseModel):
@@ -86,6 +105,7 @@ class UIConfig(BaseModel):
     poll_interval: float = 0.05
     idle_signout_seconds: int = 300
     animations: bool = False
+    show_clock: bool = True
 
 
 class Settings(BaseSettings):
@@ -102,6 +122,7 @@ class Settings(BaseSettings):
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     payments: PaymentsConfig = Field(default_factory=PaymentsConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
 
     @classmethod
     def settings_customise_sources(

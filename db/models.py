@@ -496,3 +496,49 @@ class Outbox(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+# --- payments (issue 4): the simulated gateway's own store -------------------
+# The simulated gateway keeps its customers, cards, intents, subscriptions,
+# refunds, products/plans and coupons here, so simulator mode behaves like a
+# real gateway across restarts, with the same idempotency semantics.
+
+
+class SimGatewayObject(SQLModel, table=True):
+    """One object of the simulated gateway (cus_sim_..., pm_sim_..., sub_sim_...)."""
+
+    __tablename__ = "sim_gateway_object"
+    id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=32, index=True)
+    customer: Optional[str] = Field(default=None, max_length=64, index=True)
+    data: Optional[dict[str, Any]] = _json()
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SimGatewayRequest(SQLModel, table=True):
+    """An idempotency record: the same key returns the same stored response."""
+
+    __tablename__ = "sim_gateway_request"
+    idempotency_key: str = Field(primary_key=True, max_length=255)
+    operation: str = Field(max_length=48)
+    # sha256 of the request parameters: a reused key with other parameters is refused.
+    request_hash: str = Field(max_length=64)
+    response: Optional[dict[str, Any]] = _json()
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+# --- customer record (issue 7): web-login password resets ---------------------
+
+
+class PasswordReset(SQLModel, table=True):
+    """A password-reset link sent by email: only the token's sha256 is kept."""
+
+    __tablename__ = "password_reset"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    web_login_id: int = Field(foreign_key="web_login.id", index=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    sent_to: str = Field(max_length=254)
+    expires_at: dt.datetime
+    used_at: Optional[dt.datetime] = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
