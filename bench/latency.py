@@ -1,0 +1,122 @@
+"""Latency from a session committed by another process to its bubble painted on the board (issue 2).
+
+Three processes: this one orchestrates, `_latency_app.py` runs the real ClarityApp headless and
+logs every BoardScreen.Painted with its wall-clock time, `_latency_writer.py` records plate reads
+through the sessions service at jittered intervals and logs each commit time. Matched by session id.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import Options, benchmark
+from bench._support import HERE, PYTHON, REPO, child_env, prepare_demo_database, scratch_database, summary_ms
+
+TARGET_P95_MS = {"sqlite": 300.0, "postgres": 150.0}
+
+
+@benchmark("latency", "session committed in another process -> bubble painted, p50/p95 (SQLite and PostgreSQL)")
+def run(options: Options) -> dict[str, Any]:
+    samples = options.pick(full=40, quick=20, smoke=3)
+    interval = 0.25
+    out: dict[str, Any] = {"samples_per_backend": samples, "interval_ms": interval * 1000}
+    for backend in options.backends:
+        with scratch_database(backend, options.pg_admin_url, "latency") as url:
+            if options.smoke:
+                prepare_demo_database(url, customers=20, legacy=10)
+            else:
+                prepare_demo_database(url)
+            out[backend] = _measure(url, samples, interval, TARGET_P95_MS[backend])
+    return out
+
+
+def _measure(url: str, samples: int, interval: float, target_p95_ms: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="clarity-bench-latency-") as tmp:
+        work = Path(tmp)
+        paints, stop, writes = work / "paints.log", work / "stop", work / "writes.log"
+        env = child_env(work)
+        with open(work / "app.out", "w") as app_out:
+            app = subprocess.Popen([PYTHON, str(HERE / "_latency_app.py"), url, str(paints), str(stop)],
+                                   stdout=app_out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO)
+            try:
+                _wait_for(lambda: paints.exists() and paints.stat().st_size > 0, 60, app, work)
+                time.sleep(0.5)  # let start-up work (device opening, first ticks) settle
+                subprocess.run([PYTHON, str(HERE / "_latency_writer.py"), url, str(samples), str(interval), str(writes)],
+                               check=True, env=env, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+                written = _read_writes(writes)
+                _wait_for(lambda: set(written) <= _seen(paints), 5, app, work, must=False)
+            finally:
+                stop.touch()
+                try:
+                    app.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    # (On PostgreSQL the app does not exit: the change-feed worker reopens the
+                    # feed that on_unmount closed. Reported; not ours to fix here.)
+                    app.kill()
+                    app.wait()
+        first_paint = _first_paints(paints)
+        wakeups = _wakeups(paints)
+    # Diagnostic split: commit -> the change feed's wake-up on the UI thread -> painted.
+    to_wakeup = []
+    for sid, committed in written.items():
+        later = [t for t in wakeups if t >= committed and (sid not in first_paint or t <= first_paint[sid])]
+        if later:
+            to_wakeup.append(later[0] - committed)
+    latencies = [first_paint[sid] - committed for sid, committed in written.items() if sid in first_paint]
+    missed = len(written) - len(latencies)
+    if not latencies:
+        raise RuntimeError(f"none of the {len(written)} sessions was painted")
+    stats = summary_ms(latencies)
+    return {**stats, "missed": missed,
+            "commit_to_wakeup_p50_ms": round(sorted(to_wakeup)[len(to_wakeup) // 2] * 1000, 1) if to_wakeup else None, "target_p95_ms": target_p95_ms,
+            "meets_target": missed == 0 and stats["p95_ms"] <= target_p95_ms}
+
+
+def _wait_for(cond, timeout: float, app: subprocess.Popen, work: Path, must: bool = True) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        if app.poll() is not None:
+            raise RuntimeError(f"the board app exited early ({app.returncode}): {(work / 'app.out').read_text()[-2000:]}")
+        time.sleep(0.02)
+    if must:
+        raise RuntimeError(f"timed out after {timeout} s: {(work / 'app.out').read_text()[-2000:]}")
+
+
+def _read_writes(path: Path) -> dict[int, float]:
+    out = {}
+    for line in path.read_text().splitlines():
+        sid, committed = line.split()
+        out[int(sid)] = float(committed)
+    return out
+
+
+def _paint_lines(path: Path) -> list[tuple[float, set[int]]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        stamp, _, ids = line.partition(" ")
+        if ids == "changed":
+            continue
+        rows.append((float(stamp), {int(x) for x in ids.split(",") if x}))
+    return rows
+
+
+def _wakeups(path: Path) -> list[float]:
+    return sorted(float(line.split()[0]) for line in path.read_text().splitlines() if line.endswith(" changed"))
+
+
+def _seen(path: Path) -> set[int]:
+    return set().union(*(ids for _, ids in _paint_lines(path))) if path.exists() else set()
+
+
+def _first_paints(path: Path) -> dict[int, float]:
+    first: dict[int, float] = {}
+    for stamp, ids in _paint_lines(path):
+        for sid in ids:
+            first.setdefault(sid, stamp)
+    return first

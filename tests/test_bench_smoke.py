@@ -1,0 +1,101 @@
+"""Every benchmark runs end to end in its tiny smoke mode and reports the documented figures.
+
+No timing is asserted (targets are measured by `./dev bench`, never in tests): only that each
+figure is there and is a positive number, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_ADMIN_URL
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def _run_bench(*args: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARITY_")}
+    env["CLARITY_BENCH_PG_URL"] = PG_ADMIN_URL
+    proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _scratch_databases() -> set[str]:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'clarity_bench_%'")}
+
+
+def test_list_names_every_benchmark() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["startup", "latency", "seed"]
+
+
+def test_unknown_benchmark_is_a_clear_error() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench", "nope"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "unknown benchmark(s) nope" in proc.stderr
+
+
+def test_startup_smoke() -> None:
+    report = _run_bench("startup", "--smoke")
+    assert report["mode"] == "smoke"
+    result = report["benchmarks"]["startup"]
+    assert result["repetitions"] == 2
+    for section in ("startup", "peak_rss"):
+        figures = result[section]
+        assert _positive(figures["ratio"]) and _positive(figures["target_ratio"])
+        assert isinstance(figures["meets_target"], bool)
+    for key in ("bare_ms_median", "clarity_ms_median", "bare_ms_min", "clarity_ms_min"):
+        assert _positive(result["startup"][key]), key
+    for key in ("bare_kb_median", "clarity_kb_median"):
+        assert _positive(result["peak_rss"][key]), key
+
+
+def test_latency_smoke_on_sqlite_and_postgres() -> None:
+    before = _scratch_databases()
+    result = _run_bench("latency", "--smoke")["benchmarks"]["latency"]
+    assert result["samples_per_backend"] == 3
+    for backend, target in (("sqlite", 300.0), ("postgres", 150.0)):
+        figures = result[backend]
+        assert figures["n"] == 3 and figures["missed"] == 0, figures
+        for key in ("p50_ms", "p95_ms", "min_ms", "max_ms", "mean_ms"):
+            assert _positive(figures[key]), (backend, key)
+        assert figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
+        assert figures["target_p95_ms"] == target
+        assert isinstance(figures["meets_target"], bool)
+    assert _scratch_databases() <= before  # the benchmark dropped its scratch databases
+
+
+def test_seed_smoke_on_sqlite_and_postgres() -> None:
+    before = _scratch_databases()
+    result = _run_bench("seed", "--smoke")["benchmarks"]["seed"]
+    assert result["customers"] == 2000
+    for backend in ("sqlite", "postgres"):
+        figures = result[backend]
+        for key in ("seconds", "customers_per_s", "vehicles", "memberships", "payment_methods", "one_million_seconds"):
+            assert _positive(figures[key]), (backend, key)
+        assert figures["one_million_is"] == "extrapolated"
+        assert isinstance(figures["meets_target"], bool)
+    assert _scratch_databases() <= before  # the benchmark dropped its scratch databases
+
+
+def test_only_the_chosen_backend_runs() -> None:
+    result = _run_bench("seed", "--smoke", "--backend", "sqlite")["benchmarks"]["seed"]
+    assert "sqlite" in result and "postgres" not in result
