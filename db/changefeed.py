@@ -76,24 +76,42 @@ class PostgresChangeFeed(ChangeFeed):
         self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
         self._conn.execute(f"LISTEN {CHANNEL}")
 
+    # How long one wait may block: also the longest close() takes to take effect.
+    MAX_BLOCK = 0.5
+
     def wait(self, timeout: float) -> bool:
-        if self.closed:
-            return False
+        deadline = time.monotonic() + timeout
         changed = False
-        # Drain everything that is queued so a burst wakes the board once.
-        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-            changed = True
-        if changed:
+        while not self.closed and not changed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for _ in self._conn.notifies(timeout=min(remaining, self.MAX_BLOCK), stop_after=1):
+                changed = True
+        if changed and not self.closed:
+            # Drain the rest of a burst so it wakes the board once.
             for _ in self._conn.notifies(timeout=0.005):
                 pass
+        if self.closed:
+            # Only the thread that waits touches the connection: closing it from
+            # another thread would leave this one blocked on a dead socket.
+            self._close_connection()
         return changed
 
-    def close(self) -> None:
-        super().close()
+    def _close_connection(self) -> None:
         try:
             self._conn.close()
         except Exception:  # noqa: BLE001 - closing a dead connection is fine
             pass
+
+    def close(self) -> None:
+        super().close()
+        if not self._waiting_thread_alive():
+            self._close_connection()
+
+    def _waiting_thread_alive(self) -> bool:
+        # psycopg holds the connection lock while waiting for notifies.
+        return self._conn.lock.locked()
 
 
 def open_change_feed(engine: Engine, poll_interval: float = 0.05) -> ChangeFeed:

@@ -111,6 +111,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  #
     for key in list(os.environ):
         if key.startswith("CLARITY_") and key != "CLARITY_TEST_PG_URL":
             monkeypatch.delenv(key)
-    monkeypatch.setenv("CLARITY_CONFIG", str(tmp_path / "no-settings.toml"))
+    empty_settings = tmp_path / "settings.toml"
+    empty_settings.write_text("# tests: defaults only\n")
+    monkeypatch.setenv("CLARITY_CONFIG", str(empty_settings))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))

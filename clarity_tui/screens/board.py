@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from textual import on, work
@@ -44,7 +43,7 @@ class BoardScreen(Screen):
         self._columns: dict[int, LaneColumn] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=True, icon="≋")
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Horizontal(id="lanes")
         yield StatusBar(id="status-bar")
         yield Footer()
@@ -62,7 +61,15 @@ class BoardScreen(Screen):
         mode = "SIMULATOR · " if settings.simulate else ""
         engine = "PostgreSQL" if not self.app.db.is_sqlite else "SQLite"  # type: ignore[attr-defined]
         self.query_one(StatusBar).info = f"{mode}{settings.terminal_id} · {engine}"
+        self._show_devices()
+        if hasattr(self.app, "devices_changed"):
+            self.app.devices_changed.subscribe(self, lambda _: self._show_devices())
         self.reload()
+
+    def _show_devices(self) -> None:
+        from clarity_tui.widgets.device_bar import devices_line
+
+        self.query_one(StatusBar).devices = devices_line(self.app)
 
     def on_screen_resume(self) -> None:
         self.reload()
@@ -100,7 +107,9 @@ class BoardScreen(Screen):
         """Share the width between lanes; when they cannot all fit, keep them readable and scroll."""
         if not self._columns:
             return
-        fits = self.size.width // len(self._columns) >= LaneColumn.MIN_WIDTH
+        # Each column has a 1-cell left margin; the lanes row has a 1-cell right pad.
+        per_column = (self.size.width - 1) // len(self._columns) - 1
+        fits = per_column >= LaneColumn.MIN_WIDTH
         for column in self._columns.values():
             column.styles.width = "1fr" if fits else LaneColumn.MIN_WIDTH
         self.query_one("#lanes").styles.overflow_x = "hidden" if fits else "auto"
@@ -111,7 +120,7 @@ class BoardScreen(Screen):
         self.post_message(self.Painted(ids))
 
     def _tick(self) -> None:
-        now = dt.datetime.now(dt.UTC)
+        now = self.app.now()  # type: ignore[attr-defined]
         for bubble in self.query(SessionBubble):
             bubble.tick(now)
 
@@ -147,7 +156,10 @@ class BoardScreen(Screen):
         target = lane_index + step
         while 0 <= target < len(grid):
             if grid[target]:
-                grid[target][min(bubble_index, len(grid[target]) - 1)].focus()
+                bubble = grid[target][min(bubble_index, len(grid[target]) - 1)]
+                bubble.focus()
+                # With more lanes than fit, bring the lane into view.
+                self.query_one("#lanes").scroll_to_widget(bubble, animate=False)
                 return
             target += step
 

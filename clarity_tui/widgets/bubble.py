@@ -42,6 +42,7 @@ class SessionBubble(Vertical, can_focus=True):
         self._vehicle = Label(classes="vehicle")
         self._who = Label(classes="who")
         self._wait = Label(classes="wait")
+        self._render_view()
 
     @property
     def session_id(self) -> int:
@@ -52,9 +53,6 @@ class SessionBubble(Vertical, can_focus=True):
         yield self._vehicle
         yield self._who
         yield self._wait
-
-    def on_mount(self) -> None:
-        self._render_view()
 
     def update_view(self, view: BubbleView) -> None:
         if view != self.view:
@@ -76,7 +74,7 @@ class SessionBubble(Vertical, can_focus=True):
         self.tick()
 
     def tick(self, now: dt.datetime | None = None) -> None:
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or self.app.now()  # type: ignore[attr-defined]
         held = f" · {self.view.held_by}" if self.view.held_by else ""
         self._wait.update(f"⏱ {wait_label(self.view.arrived_at, now)}{held}")
         self._wait.set_class(bool(self.view.held_by), "held")

@@ -22,7 +22,8 @@ class LaneColumn(Vertical):
     }
     """
 
-    MIN_WIDTH = 19
+    # Narrowest column that still shows a plate and a badge in a bubble.
+    MIN_WIDTH = 18
 
     def __init__(self, lane: LaneView) -> None:
         super().__init__(id=f"lane-{lane.lane_id}")

@@ -1,0 +1,130 @@
+"""The CLI as a person runs it: real processes, one-line errors, files never modified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from db import migrate
+from db.engine import make_engine
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "clarity_tui", *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_db_upgrade_creates_a_fresh_database_and_reports_the_revision(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = run_cli("--db", url, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert f"schema at {migrate.head_revision()}" in result.stdout
+    result = run_cli("--db", url, "db", "current")
+    assert result.stdout.startswith(migrate.head_revision())
+
+
+def test_unreachable_database_url(tmp_path: Path) -> None:
+    # Port 1 on loopback: nothing listens there.
+    result = run_cli("--db", "postgresql://postgres@127.0.0.1:1/nowhere", "db", "upgrade")
+    assert_one_line_error(result, "Cannot reach the database", "127.0.0.1:1", "CLARITY_DATABASE_URL")
+
+
+def test_corrupt_sqlite_file_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database, just some bytes " * 200)
+    before = _digest(path)
+    result = run_cli("--db", f"sqlite:///{path}", "db", "upgrade")
+    assert_one_line_error(result, "corrupt", str(path))
+    assert _digest(path) == before
+    assert not Path(str(path) + "-wal").exists() or Path(str(path) + "-wal").stat().st_size == 0
+
+
+def test_read_only_sqlite_file_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "site.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine, "0001")  # an older schema: the app would want to upgrade it
+    engine.dispose()
+    for leftover in (Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+        leftover.unlink(missing_ok=True)
+    path.chmod(stat.S_IRUSR | stat.S_IRGRP)
+    before = _digest(path)
+    # Root ignores file permissions, so run the CLI as an unprivileged user when we are root.
+    env = {}
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        tmp_path.chmod(0o755)
+        for parent in tmp_path.parents:
+            if str(parent) in ("/", "/tmp"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o005)
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        env["HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "clarity_tui", "--db", f"sqlite:///{path}", "db", "upgrade"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env}, cwd=str(tmp_path),
+    )
+    assert_one_line_error(result, "read-only", str(path))
+    assert _digest(path) == before
+
+
+def test_schema_newer_than_the_code_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    before = _digest(path)
+    result = run_cli("--db", f"sqlite:///{path}", "db", "upgrade")
+    assert_one_line_error(result, "newer than this version", "upgrade clarity-tui")
+    assert _digest(path) == before
+
+
+def test_missing_settings_file_and_bad_scenario_are_one_line_errors(tmp_path: Path) -> None:
+    result = run_cli("--config", str(tmp_path / "missing.toml"), "db", "current")
+    assert_one_line_error(result, "does not exist", "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[arrivals]\nper_minute = -3\n")
+    result = run_cli("--db", f"sqlite:///{tmp_path / 's.db'}", "simulate", "--headless", "--duration", "1", "--scenario", str(bad))
+    assert_one_line_error(result, "arrivals.per_minute")
+
+
+def test_headless_simulation_brings_vehicles_to_the_lanes(tmp_path: Path) -> None:
+    scenario = tmp_path / "busy.toml"
+    scenario.write_text('initial_vehicles = 3\n[arrivals]\nper_minute = 240\nseed = 5\n[mix]\nmember = 1\nlegacy = 1\nunknown = 1\n')
+    url = f"sqlite:///{tmp_path / 'sim.db'}"
+    result = run_cli("--db", url, "simulate", "--headless", "--duration", "4", "--scenario", str(scenario))
+    assert result.returncode == 0, result.stderr
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        sessions = conn.execute(text("SELECT count(*) FROM vehicle_session")).scalar_one()
+        customers = conn.execute(text("SELECT count(*) FROM customer")).scalar_one()
+        actors = set(conn.execute(text("SELECT DISTINCT actor FROM audit_log WHERE action = 'session.created'")).scalars())
+    engine.dispose()
+    assert customers == 200  # the demo site
+    assert sessions >= 4
+    assert actors == {"plate-camera"}
