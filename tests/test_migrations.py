@@ -30,6 +30,10 @@ def test_single_head_and_linear_history() -> None:
     revisions = _revisions_oldest_first()
     assert revisions[0] == "0001"
     assert migrate.head_revision() == revisions[-1]
+    # Start-up compares the database with this constant instead of importing Alembic.
+    from db.schema_head import HEAD_REVISION
+
+    assert HEAD_REVISION == revisions[-1]
 
 
 def test_upgrade_from_empty_creates_every_table_and_matches_the_models(empty_url: str) -> None:

@@ -7,14 +7,25 @@ terminal sees the same thing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
+from clarity_tui.services.board_view import (
+    BADGE_LABELS,
+    Badge,
+    BubbleView,
+    LaneView,
+    membership_rank,
+    read_board,
+    read_bubbles,
+)
 from clarity_tui.services.plates import InvalidPlate, normalize_plate, validate_plate
 from db.engine import Database
 from db.models import (
@@ -36,59 +47,12 @@ from hardware.plate_reader import PlateEvent
 ACTIVE_SESSION_STATES = (SessionStatus.WAITING, SessionStatus.IN_SERVICE)
 
 
-class Badge(StrEnum):
-    MEMBER = "member"
-    PAST_DUE = "past_due"
-    PAUSED = "paused"
-    LEGACY = "legacy"
-    NEW = "new"
-
-
-BADGE_LABELS = {
-    Badge.MEMBER: "MEMBER",
-    Badge.PAST_DUE: "PAST DUE",
-    Badge.PAUSED: "PAUSED",
-    Badge.LEGACY: "LEGACY",
-    Badge.NEW: "NEW",
-}
-
-
 class UnknownLane(ValueError):
     pass
 
 
 class SessionGone(LookupError):
     pass
-
-
-@dataclass(frozen=True)
-class BubbleView:
-    session_id: int
-    lane_id: int
-    plate: str
-    make: str | None
-    model: str | None
-    colour: str | None
-    badge: Badge
-    customer_name: str | None
-    plan_name: str | None
-    arrived_at: dt.datetime
-    status: str
-    held_by: str | None
-    pending_sync: bool
-    confidence: float
-
-    @property
-    def vehicle_line(self) -> str:
-        return " ".join(p for p in (self.colour, self.make, self.model) if p) or "Unknown vehicle"
-
-
-@dataclass(frozen=True)
-class LaneView:
-    lane_id: int
-    name: str
-    kind: str
-    bubbles: tuple[BubbleView, ...]
 
 
 @dataclass(frozen=True)
@@ -115,11 +79,6 @@ class SessionDetail:
     legacy_name: str | None
     legacy_plan: str | None
     legacy_next_bill_on: dt.date | None
-
-
-def _membership_rank(status: str) -> int:
-    order = [MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.PAUSED]
-    return order.index(status) if status in order else len(order)
 
 
 class SessionService:
@@ -230,63 +189,26 @@ class SessionService:
     # --- reading the board -----------------------------------------------------
 
     def board(self, now: dt.datetime | None = None) -> list[LaneView]:
-        with self.db.read() as s:
-            lanes = s.exec(select(Lane).where(Lane.active == True).order_by(Lane.position, Lane.id)).all()  # noqa: E712
-            sessions = s.exec(
-                select(VehicleSession)
-                .where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))
-                .order_by(VehicleSession.arrived_at, VehicleSession.id)
-            ).all()
-            bubbles = self._bubbles(s, sessions)
-        by_lane: dict[int, list[BubbleView]] = {lane.id: [] for lane in lanes}  # type: ignore[misc]
-        for bubble in bubbles:
-            by_lane.setdefault(bubble.lane_id, []).append(bubble)
-        return [LaneView(lane.id, lane.name, lane.kind, tuple(by_lane[lane.id])) for lane in lanes]  # type: ignore[index,arg-type]
+        with self._raw() as conn:
+            return read_board(conn, self.db.is_sqlite, now)
 
-    def _bubbles(self, s: Session, sessions: list[VehicleSession]) -> list[BubbleView]:
-        customer_ids = {v.customer_id for v in sessions if v.customer_id}
-        customers = {c.id: c for c in s.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))} if customer_ids else {}
-        best: dict[int, tuple[Membership, str]] = {}
-        if customer_ids:
-            rows = s.exec(
-                select(Membership, Plan.name)
-                .join(Plan, Plan.id == Membership.plan_id)
-                .where(col(Membership.customer_id).in_(customer_ids))
-            ).all()
-            for membership, plan_name in rows:
-                current = best.get(membership.customer_id)
-                if current is None or _membership_rank(membership.status) < _membership_rank(current[0].status):
-                    best[membership.customer_id] = (membership, plan_name)
-        out = []
-        for v in sessions:
-            customer = customers.get(v.customer_id) if v.customer_id else None
-            membership, plan_name = best.get(v.customer_id, (None, None)) if v.customer_id else (None, None)
-            out.append(
-                BubbleView(
-                    session_id=v.id,  # type: ignore[arg-type]
-                    lane_id=v.lane_id,
-                    plate=v.plate,
-                    make=v.make,
-                    model=v.model,
-                    colour=v.colour,
-                    badge=_badge(membership, v.legacy_member_id),
-                    customer_name=f"{customer.first_name} {customer.last_name}".strip() if customer else None,
-                    plan_name=plan_name if membership and _membership_rank(membership.status) < 3 else None,
-                    arrived_at=v.arrived_at,
-                    status=v.status,
-                    held_by=v.held_by,
-                    pending_sync=bool(membership and membership.pending_sync),
-                    confidence=v.confidence,
-                )
-            )
-        return out
+    @contextmanager
+    def _raw(self) -> Iterator[Any]:
+        """A pooled DB-API connection for the plain-SQL read model (see board_view)."""
+        conn = self.db.engine.raw_connection()
+        try:
+            yield conn
+        finally:
+            conn.rollback()  # end the read transaction PostgreSQL opened implicitly
+            conn.close()
 
     def detail(self, session_id: int) -> SessionDetail:
         with self.db.read() as s:
             v = s.get(VehicleSession, session_id)
             if v is None:
                 raise SessionGone(f"Session {session_id} no longer exists.")
-            bubble = self._bubbles(s, [v])[0]
+            with self._raw() as conn:
+                bubble = read_bubbles(conn, self.db.is_sqlite, [session_id])[0]
             lane = s.get(Lane, v.lane_id)
             customer = s.get(Customer, v.customer_id) if v.customer_id else None
             membership_view = None
@@ -295,7 +217,7 @@ class SessionService:
                     select(Membership, Plan.name).join(Plan, Plan.id == Membership.plan_id).where(Membership.customer_id == customer.id)
                 ).all()
                 if rows:
-                    m, plan_name = min(rows, key=lambda r: _membership_rank(r[0].status))
+                    m, plan_name = min(rows, key=lambda r: membership_rank(r[0].status))
                     membership_view = MembershipView(m.id, plan_name, m.status, m.next_billing_on, m.expires_on, m.pending_sync)  # type: ignore[arg-type]
             legacy = s.get(LegacyMember, v.legacy_member_id) if v.legacy_member_id else None
             return SessionDetail(
@@ -329,19 +251,6 @@ class SessionService:
                 row.closed_at = utcnow()
                 audit.record(s, actor, "session.abandoned", "vehicle_session", row.id)
             return len(rows)
-
-
-def _badge(membership: Membership | None, legacy_member_id: int | None) -> Badge:
-    if membership is not None:
-        if membership.status == MembershipStatus.ACTIVE:
-            return Badge.MEMBER
-        if membership.status == MembershipStatus.PAST_DUE:
-            return Badge.PAST_DUE
-        if membership.status == MembershipStatus.PAUSED:
-            return Badge.PAUSED
-    if legacy_member_id is not None:
-        return Badge.LEGACY
-    return Badge.NEW
 
 
 __all__ = [

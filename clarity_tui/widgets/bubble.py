@@ -10,7 +10,7 @@ from textual.events import Click
 from textual.widgets import Label
 
 from clarity_tui.messages import OpenSession
-from clarity_tui.services.sessions import BADGE_LABELS, Badge, BubbleView
+from clarity_tui.services.board_view import BADGE_LABELS, Badge, BubbleView
 from clarity_tui.widgets.timefmt import wait_label
 
 
@@ -20,7 +20,7 @@ class SessionBubble(Vertical, can_focus=True):
         height: auto;
         border: round $panel-lighten-2;
         padding: 0 1;
-        margin: 0 0 1 0;
+        margin: 0;
         background: $surface;
         &:focus { border: heavy $accent; background: $boost; }
         &.-member { border-title-color: $success; }
@@ -76,7 +76,8 @@ class SessionBubble(Vertical, can_focus=True):
     def tick(self, now: dt.datetime | None = None) -> None:
         now = now or self.app.now()  # type: ignore[attr-defined]
         held = f" · {self.view.held_by}" if self.view.held_by else ""
-        self._wait.update(f"⏱ {wait_label(self.view.arrived_at, now)}{held}")
+        # Plain words: clock glyphs are missing from many terminal fonts.
+        self._wait.update(f"Wait {wait_label(self.view.arrived_at, now)}{held}")
         self._wait.set_class(bool(self.view.held_by), "held")
 
     def on_click(self, event: Click) -> None:

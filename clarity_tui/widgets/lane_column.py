@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label
 
-from clarity_tui.services.sessions import LaneView
+from clarity_tui.services.board_view import LaneView
 from clarity_tui.widgets.bubble import SessionBubble
 
 

@@ -1,0 +1,232 @@
+"""Dialogs for the customer record: a generic form, a confirmation, and a notice.
+
+A form's submit callback runs in a thread worker (it writes the database). A refused
+save (validation, permission, conflict, gateway, mail) shows its message in the dialog
+and keeps every typed value; only a successful save closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+# Errors whose message is meant for the attendant (anything else is a bug and is shown as such).
+from clarity_tui.payments.errors import PaymentError
+from clarity_tui.services.customers import CustomerError, ValidationFailed
+from clarity_tui.services.mailer import MailError
+from clarity_tui.services.permissions import PermissionDenied
+
+USER_ERRORS: tuple[type[BaseException], ...] = (CustomerError, PermissionDenied, PaymentError, MailError, ValueError)
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    label: str
+    kind: str = "text"  # text | select | check | secret
+    value: Any = ""
+    choices: Sequence[tuple[str, Any]] = field(default_factory=tuple)
+    placeholder: str = ""
+
+
+class FormDialog(ModalScreen[Any]):
+    """Fields, an error line, Save (F2) and Cancel (Esc)."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="form.cancel", tooltip="Close without saving"),
+        Binding("f2", "save", "Save", id="form.save", tooltip="Save this form"),
+    ]
+
+    DEFAULT_CSS = """
+    FormDialog { align: center middle; }
+    FormDialog #form-box { width: 72; height: auto; max-height: 22; border: round $accent; background: $surface; padding: 0 1; }
+    FormDialog #form-title { text-style: bold; width: 1fr; }
+    FormDialog #form-fields { height: auto; max-height: 12; }
+    FormDialog .form-row { height: auto; }
+    FormDialog .form-label { width: 16; padding: 0 1 0 0; }
+    FormDialog .form-row Input, FormDialog .form-row Select { width: 1fr; }
+    FormDialog .form-row Checkbox { width: 1fr; }
+    FormDialog .-invalid { background: $error 30%; }
+    FormDialog #form-error { color: $error; height: auto; }
+    FormDialog #form-buttons { height: 3; }
+    FormDialog #form-buttons Button { width: 1fr; }
+    """
+
+    def __init__(self, title: str, fields: Sequence[FieldSpec], submit: Callable[[dict[str, Any]], Any],
+                 extra: dict[str, Callable[["FormDialog"], None]] | None = None, save_label: str = "Save") -> None:
+        super().__init__()
+        self.form_title = title
+        self.fields = list(fields)
+        self.submit = submit
+        self.extra = extra or {}
+        self.save_label = save_label
+        self.saving = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="form-box"):
+            yield Label(self.form_title, id="form-title")
+            with VerticalScroll(id="form-fields"):
+                for spec in self.fields:
+                    with Horizontal(classes="form-row"):
+                        yield Label(spec.label, classes="form-label")
+                        yield self._widget(spec)
+            yield Static("", id="form-error")
+            with Horizontal(id="form-buttons"):
+                yield Button(f"{self.save_label} F2", id="form-save", variant="success")
+                for i, label in enumerate(self.extra):
+                    yield Button(label, id=f"form-extra-{i}")
+                yield Button("Cancel Esc", id="form-cancel")
+
+    def _widget(self, spec: FieldSpec):  # noqa: ANN202
+        wid = f"f-{spec.name}"
+        if spec.kind == "select":
+            values = {v for _, v in spec.choices}
+            return Select(list(spec.choices), value=spec.value if spec.value in values else Select.NULL, id=wid, compact=True,
+                          prompt=spec.placeholder or "Choose")
+        if spec.kind == "check":
+            return Checkbox("", value=bool(spec.value), id=wid, compact=True)
+        return Input("" if spec.value is None else str(spec.value), placeholder=spec.placeholder, id=wid, compact=True,
+                     password=spec.kind == "secret")
+
+    def on_mount(self) -> None:
+        first = self.query(".form-row Input, .form-row Select, .form-row Checkbox").first()
+        first.focus()
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in self.fields:
+            widget = self.query_one(f"#f-{spec.name}")
+            if isinstance(widget, Select):
+                out[spec.name] = None if widget.value is Select.NULL else widget.value
+            elif isinstance(widget, Checkbox):
+                out[spec.name] = widget.value
+            else:
+                out[spec.name] = widget.value  # type: ignore[attr-defined]
+        return out
+
+    def set_value(self, name: str, value: Any) -> None:
+        widget = self.query_one(f"#f-{name}")
+        widget.value = value  # type: ignore[attr-defined]
+
+    def show_error(self, message: str, fields: Sequence[str] = ()) -> None:
+        self.saving = False
+        for widget in self.query(".-invalid"):
+            widget.remove_class("-invalid")
+        for name in fields:
+            for widget in self.query(f"#f-{name}"):
+                widget.add_class("-invalid")
+        self.query_one("#form-error", Static).update(message)
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        self.saving = True
+        self.query_one("#form-error", Static).update("Saving…")
+        self._save(self.values())
+
+    @work(thread=True, exclusive=True, group="form-save", exit_on_error=False)
+    def _save(self, values: dict[str, Any]) -> None:
+        try:
+            result = self.submit(values)
+        except ValidationFailed as exc:
+            self.app.call_from_thread(self.show_error, str(exc), list(exc.errors))
+            return
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self.show_error, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown, and the typed values stay
+            self.app.call_from_thread(self.show_error, f"Could not save ({exc.__class__.__name__}: {exc}). Nothing was lost: try again.")
+            return
+        self.app.call_from_thread(self.dismiss, True if result is None else result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#form-save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#form-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    @on(Button.Pressed)
+    def _extra_pressed(self, event: Button.Pressed) -> None:
+        bid = event.button.id or ""
+        if bid.startswith("form-extra-"):
+            list(self.extra.values())[int(bid.rsplit("-", 1)[1])](self)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("escape,n", "answer(False)", "No", id="confirm.no"),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmDialog { align: center middle; }
+    ConfirmDialog #confirm-box { width: 60; height: auto; border: round $warning; background: $surface; padding: 0 1; }
+    ConfirmDialog #confirm-buttons { height: 3; }
+    ConfirmDialog #confirm-buttons Button { width: 1fr; }
+    """
+
+    def __init__(self, question: str, yes: str = "Delete") -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(self.question, id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                yield Button(f"{self.yes} (Y)", id="confirm-yes", variant="error")
+                yield Button("Keep (N)", id="confirm-no")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm-yes")
+
+
+class NoticeDialog(ModalScreen[None]):
+    """A message that must be acknowledged: operator notices, a password shown once."""
+
+    BINDINGS = [Binding("escape,enter", "close", "OK", id="notice.ok")]
+    DEFAULT_CSS = """
+    NoticeDialog { align: center middle; }
+    NoticeDialog #notice-box { width: 66; height: auto; max-height: 20; border: thick $warning; background: $surface; padding: 0 1; }
+    NoticeDialog #notice-title { text-style: bold; color: $warning; }
+    NoticeDialog #notice-body { height: auto; max-height: 14; }
+    NoticeDialog Button { width: 1fr; }
+    """
+
+    def __init__(self, title: str, body: str, *, dialog_id: str = "notice") -> None:
+        super().__init__(id=dialog_id)
+        self.title_text = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="notice-box"):
+            yield Label(self.title_text, id="notice-title")
+            with VerticalScroll(id="notice-body"):
+                yield Static(self.body, id="notice-text", markup=False)
+            yield Button("OK (Enter)", id="notice-ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#notice-ok").focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#notice-ok")
+    def _ok(self) -> None:
+        self.dismiss(None)
