@@ -47,13 +47,19 @@ class SQLiteChangeFeed(ChangeFeed):
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._last = self._version()
 
+        # Held while a thread polls: closing sqlite3 under a running statement can crash.
+        self._in_use = threading.Lock()
+
     def _version(self) -> int:
         return self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while not self.closed:
-            current = self._version()
+        while True:
+            with self._in_use:
+                if self.closed:
+                    return False
+                current = self._version()
             if current != self._last:
                 self._last = current
                 return True
@@ -61,11 +67,11 @@ class SQLiteChangeFeed(ChangeFeed):
             if remaining <= 0:
                 return False
             self._closed.wait(min(self.poll_interval, remaining))
-        return False
 
     def close(self) -> None:
         super().close()
-        self._conn.close()
+        with self._in_use:
+            self._conn.close()
 
 
 class PostgresChangeFeed(ChangeFeed):

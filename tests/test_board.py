@@ -201,6 +201,7 @@ async def test_many_lanes_scroll_sideways_instead_of_squashing(demo_db, settings
         site_id = s.exec(select(Lane.site_id)).first()
         for i in range(4, 8):
             s.add(Lane(site_id=site_id, name=f"Lane {i}", position=10 + i))
+    near = _arrive(demo_db, "NEA-111", "Pre-Gate")
     sid = _arrive(demo_db, "FAR-777", "Lane 7")
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -210,11 +211,11 @@ async def test_many_lanes_scroll_sideways_instead_of_squashing(demo_db, settings
         await pilot.pause()
         assert all(c.outer_size.width >= LaneColumn.MIN_WIDTH for c in columns)
         await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "focus")
-        await pilot.press("right")
+        assert app.focused.session_id == near
+        await pilot.press("right")  # across four empty lanes, off screen
         assert app.focused.session_id == sid
         # The focused bubble is scrolled into view.
-        await pilot.pause()
-        assert app.focused.region.right <= 80
+        await wait_until(pilot, lambda: 0 < app.focused.region.right <= 80, "the far lane scrolled into view")
 
 
 async def test_unbuilt_actions_say_so_plainly(grid, settings) -> None:  # noqa: ANN001

@@ -41,6 +41,7 @@ class BoardScreen(Screen):
         super().__init__(id="board")
         self._lanes: list[LaneView] = []
         self._columns: dict[int, LaneColumn] = {}
+        self._columns_fit: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
@@ -91,6 +92,7 @@ class BoardScreen(Screen):
         if [lane.lane_id for lane in lanes] != [lane.lane_id for lane in self._lanes]:
             await container.remove_children()
             self._columns = {lane.lane_id: LaneColumn(lane) for lane in lanes}
+            self._columns_fit = None
             await container.mount_all(self._columns.values())
         else:
             for lane in lanes:
@@ -110,6 +112,9 @@ class BoardScreen(Screen):
         # Each column has a 1-cell left margin; the lanes row has a 1-cell right pad.
         per_column = (self.size.width - 1) // len(self._columns) - 1
         fits = per_column >= LaneColumn.MIN_WIDTH
+        if fits == self._columns_fit:
+            return  # restyling on every repaint would reset the sideways scroll
+        self._columns_fit = fits
         for column in self._columns.values():
             column.styles.width = "1fr" if fits else LaneColumn.MIN_WIDTH
         self.query_one("#lanes").styles.overflow_x = "hidden" if fits else "auto"
@@ -135,8 +140,13 @@ class BoardScreen(Screen):
     def _focus_first(self) -> None:
         for column in self._grid():
             if column:
-                column[0].focus()
+                self._focus_bubble(column[0])
                 return
+
+    def _focus_bubble(self, bubble: SessionBubble) -> None:
+        bubble.focus()
+        # With more lanes than fit, bring the lane into view (once laid out).
+        self.call_after_refresh(self.query_one("#lanes").scroll_to_widget, bubble, animate=False)
 
     def action_move(self, dx: int, dy: int) -> None:
         grid = self._grid()
@@ -150,16 +160,13 @@ class BoardScreen(Screen):
         lane_index, bubble_index = position
         if dy:
             column = grid[lane_index]
-            column[max(0, min(len(column) - 1, bubble_index + dy))].focus()
+            self._focus_bubble(column[max(0, min(len(column) - 1, bubble_index + dy))])
             return
         step = 1 if dx > 0 else -1
         target = lane_index + step
         while 0 <= target < len(grid):
             if grid[target]:
-                bubble = grid[target][min(bubble_index, len(grid[target]) - 1)]
-                bubble.focus()
-                # With more lanes than fit, bring the lane into view.
-                self.query_one("#lanes").scroll_to_widget(bubble, animate=False)
+                self._focus_bubble(grid[target][min(bubble_index, len(grid[target]) - 1)])
                 return
             target += step
 
