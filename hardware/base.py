@@ -26,7 +26,18 @@ class DeviceStatus:
 
 
 class DeviceError(Exception):
-    """A device problem; str() is a message an attendant or technician can act on."""
+    """A device problem; str() is a message an attendant or technician can act on.
+
+    `code` is for programs (e.g. "offline", "timeout", "declined"); the message is for people.
+    """
+
+    def __init__(self, message: str, code: str = "error") -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
 
 
 StatusListener = Callable[["Device", DeviceStatus], None]

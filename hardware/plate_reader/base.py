@@ -25,6 +25,11 @@ class PlateEvent:
 class PlateReader(Device, abc.ABC):
     kind: str = field(init=False, default="plate_reader")
 
+    @property
+    def records_itself(self) -> bool:
+        """True when the driver records reads itself (the webhook receiver); else the app records events()."""
+        return False
+
     @abc.abstractmethod
     def events(self) -> AsyncIterator[PlateEvent]:
         """Yield plate events until closed."""

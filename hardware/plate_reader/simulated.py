@@ -45,11 +45,25 @@ class SimulatedPlateReader(PlateReader):
         self._closed = asyncio.Event()
         self._injected: asyncio.Queue[PlateEvent] = asyncio.Queue()
 
+    @classmethod
+    def from_config(cls, port: str | None, options: dict, **context: object) -> SimulatedPlateReader:
+        """From settings: no vehicle source (the scenario simulator has its own camera), so it only
+        yields injected reads unless a `source` is given in context."""
+        return cls(
+            source=context.get("plate_source"),  # type: ignore[arg-type]
+            arrivals_per_minute=float(options.get("arrivals_per_minute", 0.0)),
+            misread_rate=float(options.get("misread_rate", 0.0)),
+            seed=options.get("seed"),
+        )
+
     @property
     def port_description(self) -> str:
+        if self.source is None:
+            return "simulated (injected reads)"
         return f"simulated, {self.arrivals_per_minute:g}/min"
 
     async def open(self) -> None:
+        self._closed = asyncio.Event()  # reopenable after close()
         self._set_status(DeviceState.CONNECTED)
 
     async def close(self) -> None:

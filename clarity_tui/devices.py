@@ -1,0 +1,139 @@
+"""The lane's devices, built from Settings through the driver registry (no Textual here).
+
+Building never raises and never does I/O: a device that cannot be built becomes
+an "unavailable" stand-in that carries the reason, so the app still starts and
+the hardware screen and `doctor` show what to fix. Opening is separate (async).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hardware.base import Device, DeviceError, DeviceStatus
+from hardware.card_reader.base import CardReader
+from hardware.plate_reader.base import PlateEvent, PlateReader
+from hardware.registry import create_device
+from hardware.signature_pad.base import SignaturePad
+from hardware.unavailable import UNAVAILABLE
+
+if TYPE_CHECKING:
+    from clarity_tui.config import Settings
+    from clarity_tui.simulator.scenario import Scenario
+    from db.engine import Database
+
+log = logging.getLogger(__name__)
+
+DEVICE_LABELS = {"card_reader": "Card reader", "signature_pad": "Signature pad", "plate_reader": "Plate camera"}
+SHORT_LABELS = {"card_reader": "card", "signature_pad": "pad", "plate_reader": "camera"}
+
+
+@dataclass
+class DeviceSet:
+    card_reader: CardReader
+    signature_pad: SignaturePad
+    plate_reader: PlateReader
+
+    def items(self) -> Iterator[tuple[str, Device]]:
+        yield "card_reader", self.card_reader
+        yield "signature_pad", self.signature_pad
+        yield "plate_reader", self.plate_reader
+
+    def add_status_listener(self, listener: Callable[[Device, DeviceStatus], None]) -> None:
+        for _, device in self.items():
+            device.add_status_listener(listener)
+
+    async def open_all(self) -> dict[str, str | None]:
+        """Open every device; returns kind -> error message (None when fine). Never raises."""
+        results = await asyncio.gather(*(self._open(device) for _, device in self.items()))
+        return {kind: error for (kind, _), error in zip(self.items(), results, strict=True)}
+
+    @staticmethod
+    async def _open(device: Device) -> str | None:
+        try:
+            await device.open()
+        except DeviceError as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a third-party driver bug must not stop the lane
+            log.exception("device %s failed to open", device.driver_name)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def close_all(self) -> None:
+        for _, device in self.items():
+            try:
+                await device.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                log.exception("device %s failed to close", device.driver_name)
+
+    def summary(self) -> str:
+        """One short line for the board's status bar: 'card ok · pad ERROR · camera ok'."""
+        parts = []
+        for kind, device in self.items():
+            state = device.status.state.value
+            word = {"connected": "ok", "busy": "busy", "error": "ERROR", "disconnected": "off"}.get(state, state)
+            parts.append(f"{SHORT_LABELS[kind]} {word}")
+        return " · ".join(parts)
+
+
+def plate_recorder(db: Database, terminal: str | None) -> Callable[[PlateEvent], int]:
+    """What the webhook receiver and the plate feed call: one transaction per read."""
+    from clarity_tui.services.actor import Actor
+    from clarity_tui.services.sessions import SessionService
+
+    sessions = SessionService(db)
+    actor = Actor.system("plate-camera", terminal)
+    return lambda event: sessions.record_plate_read(event, actor)
+
+
+def _stripe_client(settings: Settings) -> Any:
+    stripe_settings = settings.payments.stripe
+    if not stripe_settings.api_key:
+        return None
+    from hardware.card_reader.stripe_terminal import make_stripe_client
+
+    return make_stripe_client(stripe_settings.api_key, stripe_settings.api_base)
+
+
+def build_devices(
+    settings: Settings,
+    scenario: Scenario | None = None,
+    *,
+    db: Database | None = None,
+    tokenize: Callable[..., str] | None = None,
+    stripe_client: Any = None,
+) -> DeviceSet:
+    """Build the three devices the settings ask for (CLARITY_HARDWARE__<KIND>__DRIVER etc. already applied)."""
+    hw = settings.hardware
+    built: dict[str, Device] = {}
+    for kind in ("card_reader", "signature_pad", "plate_reader"):
+        config = getattr(hw, kind)
+        context: dict[str, Any] = {}
+        try:
+            if kind == "card_reader":
+                context["tokenize"] = tokenize
+                if scenario is not None:
+                    context["outcome"] = scenario.card_reader_outcome
+                if config.driver == "stripe_terminal":
+                    context["stripe_client"] = stripe_client or _stripe_client(settings)
+                    context["terminal_reader_id"] = settings.payments.stripe.terminal_reader_id
+            if kind == "plate_reader" and db is not None:
+                context["record_plate"] = plate_recorder(db, settings.terminal_id)
+            built[kind] = create_device(kind, config, **context)
+        except DeviceError as exc:
+            built[kind] = UNAVAILABLE[kind](reason=str(exc), wanted_driver=config.driver)
+    return DeviceSet(built["card_reader"], built["signature_pad"], built["plate_reader"])  # type: ignore[arg-type]
+
+
+async def feed_plates(reader: PlateReader, record: Callable[[PlateEvent], int]) -> None:
+    """Record what a plate reader yields (for drivers that do not record themselves). Runs until cancelled."""
+    if reader.records_itself:
+        return
+    async for event in reader.events():
+        try:
+            await asyncio.to_thread(record, event)
+        except ValueError as exc:  # unreadable plate, unmapped lane: keep the lane running
+            log.warning("plate read ignored: %s", exc)

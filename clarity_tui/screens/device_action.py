@@ -1,0 +1,170 @@
+"""Reusable device-call UI: a device that fails mid-flow pauses the flow with Retry / Cancel.
+
+The flow that calls `run_device_call` keeps all its own state while it waits,
+so a Retry picks up where it stopped and nothing is lost. Sales and migration
+flows use it the same way the hardware screen does:
+
+    @work(exclusive=True, exit_on_error=False)
+    async def take_card(self) -> None:
+        token = await run_device_call(self.app, "Card reader", lambda: reader.collect_card_to_save())
+        if token is None:
+            ...  # the attendant cancelled: the flow stays where it was
+
+or, with a waiting dialog and Esc to cancel:
+
+    self.app.push_screen(DeviceActionScreen("Card reader", call, cancel=reader.cancel), callback)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from hardware.base import DeviceError
+
+T = TypeVar("T")
+
+MODAL_CSS = """
+    align: center middle;
+    & > Vertical {
+        width: 64; max-width: 100%; height: auto; padding: 1 2;
+        border: thick $primary; background: $surface;
+    }
+    .dialog-title { text-style: bold; width: 1fr; }
+    .dialog-body { margin: 1 0; width: 1fr; }
+    Horizontal { height: auto; align: center middle; }
+    Button { margin: 0 1; min-width: 14; }
+"""
+
+
+class DeviceErrorScreen(ModalScreen[bool]):
+    """The device's message with Retry (True) and Cancel (False)."""
+
+    DEFAULT_CSS = "DeviceErrorScreen {" + MODAL_CSS + "& > Vertical { border: thick $error; } }"
+    BINDINGS = [
+        Binding("r,enter", "retry", "Retry", id="device_error.retry", tooltip="Try the device again"),
+        Binding("escape,c", "give_up", "Cancel", id="device_error.cancel", tooltip="Stop; the flow stays where it was"),
+    ]
+
+    def __init__(self, title: str, message: str, *, can_retry: bool = True) -> None:
+        super().__init__(id="device-error")
+        self.title_text = title
+        self.message = message
+        self.can_retry = can_retry
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"{self.title_text}: problem", classes="dialog-title")
+            yield Static(self.message, id="device-error-message", classes="dialog-body", markup=False)
+            with Horizontal():
+                if self.can_retry:
+                    yield Button("Retry · R", id="retry", variant="primary")
+                yield Button("Cancel · Esc", id="cancel")
+
+    def action_retry(self) -> None:
+        if self.can_retry:
+            self.dismiss(True)
+
+    def action_give_up(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed, "#retry")
+    def _retry(self) -> None:
+        self.action_retry()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.action_give_up()
+
+
+@dataclass(frozen=True)
+class DeviceOutcome(Generic[T]):
+    """How a device call ended: a result, or cancelled with the last error seen (if any)."""
+
+    result: T | None
+    error: str | None = None
+    error_code: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result is not None
+
+
+async def run_device_call(
+    app: App[Any],
+    title: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    on_error: Callable[[DeviceError], None] | None = None,
+) -> DeviceOutcome[T]:
+    """Await `call`; on DeviceError ask Retry/Cancel and loop. Must run inside a worker (push_screen_wait)."""
+    while True:
+        try:
+            return DeviceOutcome(await call())
+        except DeviceError as exc:
+            if on_error is not None:
+                on_error(exc)
+            if exc.code == "cancelled":
+                return DeviceOutcome(None, str(exc), exc.code)
+            retry = await app.push_screen_wait(DeviceErrorScreen(title, str(exc), can_retry=exc.code != "config"))
+            if not retry:
+                return DeviceOutcome(None, str(exc), exc.code)
+
+
+class DeviceActionScreen(ModalScreen[DeviceOutcome[Any]]):
+    """Shows a waiting message while a device call runs; Esc cancels it; errors offer Retry."""
+
+    DEFAULT_CSS = "DeviceActionScreen {" + MODAL_CSS + "}"
+    BINDINGS = [
+        Binding("escape", "cancel_call", "Cancel", id="device_action.cancel", tooltip="Cancel the device action"),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        call: Callable[[], Awaitable[Any]],
+        *,
+        cancel: Callable[[], Any] | None = None,
+        waiting: str = "Waiting for the device…",
+    ) -> None:
+        super().__init__(id="device-action")
+        self.title_text = title
+        self.call = call
+        self.cancel = cancel
+        self.waiting = waiting
+        self.errors: list[DeviceError] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.waiting, id="device-action-message", classes="dialog-body", markup=False)
+            with Horizontal():
+                yield Button("Cancel · Esc", id="cancel")
+
+    def on_mount(self) -> None:
+        self._run()
+
+    @work(exclusive=True, group="device-action", exit_on_error=False)
+    async def _run(self) -> None:
+        outcome = await run_device_call(self.app, self.title_text, self.call, on_error=self.errors.append)
+        self.dismiss(outcome)
+
+    async def action_cancel_call(self) -> None:
+        self.query_one("#device-action-message", Static).update("Cancelling…")
+        if self.cancel is not None:
+            result = self.cancel()
+            if inspect.isawaitable(result):
+                await result
+
+    @on(Button.Pressed, "#cancel")
+    async def _cancel_pressed(self) -> None:
+        await self.action_cancel_call()

@@ -1,0 +1,89 @@
+"""Stand-ins for a device that could not be built (bad driver name, bad options).
+
+The app keeps running and shows the reason; every call raises it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from hardware.base import DeviceError, DeviceState
+from hardware.card_reader.base import CardReader, CardToken, PaymentResult
+from hardware.plate_reader.base import PlateEvent, PlateReader
+from hardware.signature_pad.base import PadListener, Signature, SignaturePad
+
+
+class _Unavailable:
+    reason: str
+    wanted_driver: str
+
+    def _init_unavailable(self) -> None:
+        self._set_status(DeviceState.ERROR, self.reason)  # type: ignore[attr-defined]
+
+    def _fail(self) -> DeviceError:
+        return DeviceError(self.reason, code="config")
+
+    async def open(self) -> None:
+        raise self._fail()
+
+
+@dataclass
+class UnavailableCardReader(_Unavailable, CardReader):
+    reason: str = "not configured"
+    wanted_driver: str = "?"
+    driver_name: str = field(init=False, default="unavailable")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.driver_name = self.wanted_driver
+        self._init_unavailable()
+
+    async def collect_card_to_save(self, *, customer_id: str | None = None, idempotency_key: str | None = None) -> CardToken:
+        raise self._fail()
+
+    async def collect_payment(self, amount_cents: int, currency: str = "usd", *, customer_id: str | None = None,
+                              description: str | None = None, idempotency_key: str | None = None) -> PaymentResult:
+        raise self._fail()
+
+    async def cancel(self) -> None:
+        return None
+
+
+@dataclass
+class UnavailableSignaturePad(_Unavailable, SignaturePad):
+    reason: str = "not configured"
+    wanted_driver: str = "?"
+    driver_name: str = field(init=False, default="unavailable")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.driver_name = self.wanted_driver
+        self._init_unavailable()
+
+    async def capture(self, on_update: PadListener | None = None, *, idle_seconds: float | None = None,
+                      timeout: float | None = None) -> Signature:
+        raise self._fail()
+
+
+@dataclass
+class UnavailablePlateReader(_Unavailable, PlateReader):
+    reason: str = "not configured"
+    wanted_driver: str = "?"
+    driver_name: str = field(init=False, default="unavailable")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.driver_name = self.wanted_driver
+        self._init_unavailable()
+
+    async def events(self) -> AsyncIterator[PlateEvent]:
+        raise self._fail()
+        yield  # pragma: no cover - makes this an async generator
+
+
+UNAVAILABLE = {
+    "card_reader": UnavailableCardReader,
+    "signature_pad": UnavailableSignaturePad,
+    "plate_reader": UnavailablePlateReader,
+}

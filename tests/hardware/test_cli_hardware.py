@@ -1,0 +1,143 @@
+"""Technician CLI: doctor, hardware test signature-pad / card-reader, listen-plates (real subprocesses and ports)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clarity_tui.cli import cli
+from hardware.signature_pad.simulated import TcpPadServer, synth_signature
+from hardware.signature_pad.topaz import denormalise, resolve_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def site_env(sqlite_url: str, tmp_path: Path) -> dict[str, str]:
+    """Env for the CLI: an upgraded SQLite site and an empty settings file."""
+    config = tmp_path / "clarity.toml"
+    config.write_text("")
+    env = {**os.environ, "CLARITY_DATABASE_URL": sqlite_url, "CLARITY_CONFIG": str(config),
+           "CLARITY_HARDWARE__CARD_READER__OPTIONS": '{"delay": 0.01}'}
+    subprocess.run([sys.executable, "-m", "clarity_tui", "db", "upgrade"], env=env, cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
+    return env
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clarity_tui", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_doctor_all_good_with_simulated_devices(site_env: dict[str, str]) -> None:
+    result = run(site_env, "doctor", "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["ok"] is True
+    assert [c["name"] for c in report["checks"]] == [
+        "database", "card reader (simulated)", "signature pad (simulated)", "plate camera (simulated)", "payment gateway"]
+
+
+def test_doctor_fails_on_a_missing_pad_port_and_an_unreachable_gateway(site_env: dict[str, str]) -> None:
+    env = {**site_env, "CLARITY_HARDWARE__SIGNATURE_PAD__DRIVER": "serial",
+           "CLARITY_HARDWARE__SIGNATURE_PAD__PORT": "/dev/clarity-no-pad",
+           "CLARITY_PAYMENTS__GATEWAY": "stripe", "CLARITY_PAYMENTS__STRIPE__API_KEY": "sk_test_doctor",
+           "CLARITY_PAYMENTS__STRIPE__API_BASE": "http://127.0.0.1:9"}
+    result = run(env, "doctor", "--json")
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["database"]["ok"]
+    assert not checks["signature pad (serial)"]["ok"]
+    assert "Signature pad not found at /dev/clarity-no-pad" in checks["signature pad (serial)"]["detail"]
+    assert not checks["payment gateway"]["ok"] and "unreachable" in checks["payment gateway"]["detail"]
+    text = run(env, "doctor")
+    assert text.returncode == 1 and "FAIL  signature pad (serial)" in text.stdout
+
+
+def test_doctor_fails_on_an_empty_database(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    env = {**os.environ, "CLARITY_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "CLARITY_CONFIG": str(config)}
+    result = run(env, "doctor")
+    assert result.returncode == 1
+    assert "FAIL  database" in result.stdout and "clarity-tui db upgrade" in result.stdout
+
+
+def test_signature_pad_capture_over_socket_prints_raw_and_normalised_json(site_env: dict[str, str]) -> None:
+    with TcpPadServer(seed=21, speed=20, start_delay=0.5) as pad:
+        result = run(site_env, "hardware", "test", "signature-pad", "--port", pad.url, "--json", "--idle", "0.5",
+                     "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    model = resolve_model({})
+    expected = [[list(denormalise(model, x, y)) for x, y, _ in stroke] for stroke in synth_signature(21)]
+    assert out["strokes"] == expected
+    assert len(out["normalised"]) == 4 and all(len(p) == 3 for s in out["normalised"] for p in s)
+    assert all(0 <= x <= 1 and 0 <= y <= 1 for s in out["normalised"] for x, y, _ in s)
+
+
+def test_signature_pad_on_the_simulated_loop_port_in_process(site_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("CLARITY_DATABASE_URL", "CLARITY_CONFIG"):
+        monkeypatch.setenv(key, site_env[key])
+    monkeypatch.setenv("CLARITY_HARDWARE__SIGNATURE_PAD__OPTIONS", '{"speed": 20, "start_delay": 0.05, "seed": 4}')
+    result = CliRunner().invoke(cli, ["hardware", "test", "signature-pad", "--port", "loop://", "--idle", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "4 strokes" in result.output and "(T-S460)" in result.output
+
+
+def test_signature_pad_missing_port_is_a_clear_error(site_env: dict[str, str]) -> None:
+    result = run(site_env, "hardware", "test", "signature-pad", "--port", "/dev/clarity-no-pad", "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"] == "offline"
+
+
+def test_card_reader_test_approve_and_decline(site_env: dict[str, str]) -> None:
+    ok = run(site_env, "hardware", "test", "card-reader", "--json")
+    assert ok.returncode == 0, ok.stderr
+    card = json.loads(ok.stdout)["card"]
+    assert card["payment_method_id"].startswith("pm_sim_") and card["last4"] == "4242"
+    assert set(card) == {"payment_method_id", "brand", "last4", "exp_month", "exp_year"}
+    charged = run(site_env, "hardware", "test", "card-reader", "--amount", "1299")
+    assert charged.returncode == 0 and "charged 1299 usd: pi_sim_" in charged.stdout
+    declined = run(site_env, "hardware", "test", "card-reader", "--json", "--outcome", "insufficient_funds")
+    assert declined.returncode == 1
+    assert json.loads(declined.stdout) == {"ok": False, "error": "insufficient_funds",
+                                           "message": "Card declined for insufficient funds: ask for another card."}
+
+
+def test_listen_plates_records_webhooks(site_env: dict[str, str]) -> None:
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = subprocess.Popen([sys.executable, "-m", "clarity_tui", "hardware", "listen-plates", "--port", str(port),
+                             "--duration", "60"], env=site_env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        body = json.dumps({"data_type": "alpr_group", "camera_id": "cam-lane3", "best_plate_number": "CLI123",
+                           "best_confidence": 88.0}).encode()
+        for _ in range(200):
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, method="POST")
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    reply = json.loads(response.read())
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("listen-plates never answered")
+        assert reply["camera_id"] == "cam-lane3" and reply["session_id"] > 0
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "CLI123 at cam-lane3 (88%)" in out

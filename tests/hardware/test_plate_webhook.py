@@ -1,0 +1,149 @@
+"""Camera webhooks over real HTTP on 127.0.0.1: good reads become sessions, bad ones a 400 and no row."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from sqlmodel import func, select
+
+from clarity_tui.devices import plate_recorder
+from db.models import AuditLog, Lane, VehicleSession
+from hardware.plate_reader.http_receiver import HttpPlateReader, PlateWebhookReceiver, parse_alpr_group
+
+
+def alpr_group(plate: str | None = "ABC1234", camera: object = "cam-lane2", **extra: object) -> dict:
+    body: dict = {
+        "version": 2, "data_type": "alpr_group", "epoch_start": 1717000000000, "epoch_end": 1717000000900,
+        "agent_uid": "X1", "camera_id": camera, "best_uuid": "X1-123-1717000000000",
+        "best_plate": {"plate": plate, "confidence": 91.2, "region": "us-tx"},
+        "best_region": "us-tx", "best_confidence": 91.2,
+        "vehicle": {"color": [{"name": "silver-gray", "confidence": 80.1}],
+                    "make": [{"name": "toyota", "confidence": 90.0}],
+                    "make_model": [{"name": "toyota_camry", "confidence": 70.0}],
+                    "body_type": [{"name": "sedan-standard", "confidence": 88.0}]},
+    }
+    if plate is not None:
+        body["best_plate_number"] = plate
+    else:
+        body["best_plate"] = {"confidence": 10}
+    body.update(extra)
+    return body
+
+
+def post(url: str, body: bytes | dict) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def session_count(db) -> int:  # noqa: ANN001
+    with db.read() as s:
+        return s.exec(select(func.count()).select_from(VehicleSession)).one()
+
+
+def audit_count(db) -> int:  # noqa: ANN001
+    with db.read() as s:
+        return s.exec(select(func.count()).select_from(AuditLog)).one()
+
+
+@pytest.fixture
+def receiver(demo_db, settings):  # noqa: ANN001, ANN201
+    with PlateWebhookReceiver(plate_recorder(demo_db, settings.terminal_id)) as running:
+        yield running
+
+
+def test_good_alpr_group_creates_a_session_on_the_mapped_lane(receiver, demo_db) -> None:  # noqa: ANN001
+    before = session_count(demo_db)
+    status, body = post(receiver.url, alpr_group("abc-1234", "cam-lane2"))
+    assert status == 201, body
+    with demo_db.read() as s:
+        row = s.get(VehicleSession, body["session_id"])
+        lane = s.get(Lane, row.lane_id)
+    assert lane.name == "Lane 2"
+    assert (row.plate, row.plate_normalized, row.plate_region) == ("ABC-1234", "ABC1234", "us-tx")
+    assert (row.make, row.model, row.colour) == ("Toyota", "Camry", "silver gray")
+    assert row.confidence == pytest.approx(0.912)
+    assert row.image_ref == "X1-123-1717000000000"
+    assert session_count(demo_db) == before + 1
+    # The camera often reports the same car twice: no second bubble.
+    status, again = post(receiver.url, alpr_group("ABC1234", "cam-lane2"))
+    assert status == 201 and again["session_id"] == body["session_id"]
+    assert session_count(demo_db) == before + 1
+
+
+def test_best_plate_object_only_is_accepted(receiver, demo_db) -> None:  # noqa: ANN001
+    body = alpr_group("XYZ987", "cam-pregate")
+    del body["best_plate_number"], body["best_region"], body["best_confidence"]
+    status, reply = post(receiver.url, body)
+    assert status == 201, reply
+    with demo_db.read() as s:
+        row = s.get(VehicleSession, reply["session_id"])
+    assert row.plate == "XYZ987" and row.plate_region == "us-tx"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (json.dumps(alpr_group(None)).encode(), "No plate"),
+        (json.dumps(alpr_group("ABC1234", camera="cam-car-park")).encode(), "No lane or camera called 'cam-car-park'"),
+        (json.dumps(alpr_group("!!")).encode(), "is not a plate"),
+        (json.dumps(alpr_group("ABC1234", camera=None)).encode(), "No camera_id"),
+        (json.dumps({**alpr_group(), "data_type": "alpr_results"}).encode(), "Unsupported data_type"),
+        (json.dumps(alpr_group(best_confidence="high")).encode(), "best_confidence must be a number"),
+    ],
+)
+def test_bad_bodies_get_400_with_a_reason_and_write_nothing(receiver, demo_db, payload: bytes, reason: str) -> None:  # noqa: ANN001
+    sessions, audits = session_count(demo_db), audit_count(demo_db)
+    status, body = post(receiver.url, payload)
+    assert status == 400
+    assert reason in body["error"]
+    assert (session_count(demo_db), audit_count(demo_db)) == (sessions, audits)
+    assert receiver.rejected == 1 and receiver.accepted == 0
+
+
+def test_heartbeats_are_acknowledged_and_ignored(receiver, demo_db) -> None:  # noqa: ANN001
+    before = session_count(demo_db)
+    status, body = post(receiver.url, {"data_type": "heartbeat", "agent_uid": "X1"})
+    assert status == 202 and body == {"ignored": True}
+    assert session_count(demo_db) == before
+
+
+def test_health_check_answers_get(receiver) -> None:  # noqa: ANN001
+    with urllib.request.urlopen(receiver.url, timeout=5) as response:
+        assert json.loads(response.read())["status"] == "ok"
+
+
+def test_numeric_camera_ids_map_as_text() -> None:
+    event = parse_alpr_group(json.dumps(alpr_group("ABC1234", camera=104233)))
+    assert event is not None and event.lane == "104233" and event.confidence == pytest.approx(0.912)
+
+
+async def test_http_plate_reader_device_listens_and_records(demo_db, settings) -> None:  # noqa: ANN001
+    import asyncio
+
+    reader = HttpPlateReader(host="127.0.0.1", port=0, record=plate_recorder(demo_db, settings.terminal_id))
+    await reader.open()
+    try:
+        status, body = await asyncio.to_thread(post, reader.receiver.url, alpr_group("LNE1234", "cam-lane1"))
+        assert status == 201
+        assert reader.last_session_id == body["session_id"]
+        assert reader.records_itself
+    finally:
+        await reader.close()
+    # The port is busy: a clear error status.
+    from hardware.base import DeviceError, DeviceState
+
+    with PlateWebhookReceiver(None) as other:
+        taken = HttpPlateReader(host="127.0.0.1", port=other.port)
+        with pytest.raises(DeviceError, match="Cannot listen for plate cameras"):
+            await taken.open()
+        assert taken.status.state is DeviceState.ERROR
