@@ -1,0 +1,44 @@
+"""Customer email over SMTP (the standard library's smtplib), through the configured server."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+
+from clarity_tui.config import SmtpConfig
+
+
+class MailError(RuntimeError):
+    """str() says what failed and what to check."""
+
+
+class Mailer:
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        cfg = self.config
+        msg = EmailMessage()
+        msg["From"] = cfg.from_address
+        msg["To"] = to
+        msg["Subject"] = subject
+        msg.set_content(body)
+        where = f"{cfg.host}:{cfg.port}"
+        try:
+            with smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout) as smtp:
+                if cfg.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if cfg.username:
+                    smtp.login(cfg.username, cfg.password or "")
+                smtp.send_message(msg)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise MailError(f"The mail server {where} refused the login: check smtp.username/smtp.password.") from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise MailError(f"The mail server {where} refused the address {to}: check the customer's email.") from exc
+        except (OSError, socket.timeout, smtplib.SMTPException) as exc:
+            raise MailError(
+                f"Could not send the email through {where} ({exc.__class__.__name__}: {exc}): "
+                "check the smtp settings and that the mail server is reachable, then try again."
+            ) from exc

@@ -1,0 +1,273 @@
+"""Keyword customer search: one box for names, phone, email, customer number and plate.
+
+Every criterion is an index prefix range on a folded key (`col >= 'zoom' AND col < 'zoon'`),
+never `LIKE '%term%'`, so a query stays a few index probes at a million customers:
+- names: `search_first` / `search_last` (casefolded, accent- and punctuation-free);
+- phone: `phone_rev`, the reversed digits, so "ends with 1234" is "starts with 4321";
+- email: `email_lower`; customer number and plate: their stored upper-case forms.
+On PostgreSQL, comparisons use COLLATE "C" (byte order) to match the indexes of
+migration 0003; on SQLite the default BINARY collation already is byte order.
+
+`SearchService.naive_like_search` is the `LIKE '%term%'` scan over the same columns,
+kept as the baseline the benchmarks compare against.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, literal_column, or_, select, union_all
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+from sqlmodel import select as model_select
+
+from clarity_tui.services.identity import fold
+from clarity_tui.services.plates import CONFUSIONS, fuzzy_variants, normalize_plate, plate_match_score
+from db.engine import Database
+from db.models import Customer, Vehicle
+
+DEFAULT_LIMIT = 50
+_CUSTOMER = Customer.__table__  # Core tables: no ORM overhead on the hot path
+_VEHICLE = Vehicle.__table__
+_PHONE_LIKE = re.compile(r"^[\d\s().+\-/]+$")
+_DIGITS = re.compile(r"\D")
+_MAX_NAME_TOKENS = 4
+
+# Relevance: higher first. Ties sort by last name, first name, customer number.
+SCORE_NUMBER_EXACT = 100
+SCORE_PLATE_EXACT = 96
+SCORE_PHONE_FULL = 94
+SCORE_EMAIL_EXACT = 92
+SCORE_PHONE_TAIL = 90
+SCORE_FULL_NAME = 85
+SCORE_LAST_EXACT = 80
+SCORE_FIRST_EXACT = 75
+SCORE_NUMBER_PREFIX = 72
+SCORE_LAST_PREFIX = 70
+SCORE_PLATE_FUZZY = 66  # + up to 10 for closeness
+SCORE_PLATE_PREFIX = 64
+SCORE_FIRST_PREFIX = 60
+SCORE_EMAIL_PREFIX = 50
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    customer_id: int
+    customer_number: str
+    first_name: str
+    last_name: str
+    phone_e164: str | None
+    email: str | None
+    plates: tuple[str, ...]
+    score: int
+    matched: str  # which criterion ranked it: "name", "phone", "email", "number", "plate"
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass
+class SearchResult:
+    term: str
+    hits: list[SearchHit] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+
+def _upper_bound(prefix: str) -> str:
+    """The smallest string greater than every string starting with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def plate_lookup_variants(plate: str) -> set[str]:
+    """Stored plates worth scoring for a typed plate: exact, one character deleted, or one
+    camera-confusable character swapped (0/O/D/Q, 1/I/L, 8/B, 5/S, 2/Z, 6/G)."""
+    p = normalize_plate(plate)
+    groups: dict[str, set[str]] = {}
+    for a, b in CONFUSIONS.items():
+        groups.setdefault(b, {b}).add(a)
+    alike = {ch: grp for grp in groups.values() for ch in grp}
+    variants = set(fuzzy_variants(p))
+    for i, ch in enumerate(p):
+        for other in alike.get(ch, ()):
+            if other != ch:
+                variants.add(p[:i] + other + p[i + 1 :])
+    return {v for v in variants if len(v) >= 2}
+
+
+class SearchService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._c = not db.is_sqlite  # PostgreSQL: compare in byte order (COLLATE "C")
+
+    # --- query building ---------------------------------------------------------------
+
+    def _key(self, column):  # noqa: ANN001, ANN202
+        return column.collate("C") if self._c else column
+
+    def _prefix(self, column, prefix: str) -> ColumnElement[bool]:  # noqa: ANN001
+        key = self._key(column)
+        return and_(key >= prefix, key < _upper_bound(prefix))
+
+    def _criteria(self, text: str, limit: int) -> list[Select]:
+        """One small indexed select per criterion: (criterion, customer id, matched key)."""
+        c, v = _CUSTOMER, _VEHICLE
+        out: list[Select] = []
+
+        def probe(tag: str, column, where, order_by=None, source=c, id_col=None) -> None:  # noqa: ANN001
+            order = self._key(order_by if order_by is not None else column)
+            stmt = (select(literal_column(f"'{tag}'").label("tag"), (id_col if id_col is not None else c.c.id).label("cid"), column.label("key"))
+                    .select_from(source).where(where).order_by(order).limit(limit))
+            out.append(stmt)
+
+        number = re.sub(r"\s", "", text).upper()
+        if len(number) >= 2 and any(ch.isdigit() for ch in number):
+            probe("number", c.c.customer_number, self._prefix(c.c.customer_number, number))
+        tokens = [t for t in fold(text).split() if t][:_MAX_NAME_TOKENS]
+        joined = "".join(tokens)
+        if tokens and any(ch.isalpha() for ch in joined):
+            probe("last", c.c.search_last, self._prefix(c.c.search_last, joined))
+            if len(tokens) == 1:
+                probe("first", c.c.search_first, self._prefix(c.c.search_first, joined))
+            # "ivana zoom", "zoom ivana", "mary ann smith": every split, both orders.
+            for k in range(1, len(tokens)):
+                a, b = "".join(tokens[:k]), "".join(tokens[k:])
+                for first, last in ((a, b), (b, a)):
+                    where = and_(self._prefix(c.c.search_last, last), self._prefix(c.c.search_first, first))
+                    probe("full", c.c.search_last, where)
+        email = text.lower()
+        if " " not in email and len(email) >= 3 and any(ch.isalpha() for ch in email):
+            probe("email", c.c.email_lower, self._prefix(c.c.email_lower, email))
+        digits = _DIGITS.sub("", text)
+        if _PHONE_LIKE.match(text) and len(digits) >= 4:
+            # Last 10 digits at most: drops a country code typed in front; a national
+            # number's trunk 0 ("020 7946 0958", "087 123 4567") is not in E.164 either.
+            national = digits.lstrip("0") if len(digits) >= 7 else digits
+            probe("phone", c.c.phone_rev, self._prefix(c.c.phone_rev, national[-10:][::-1]))
+        plate = normalize_plate(text)
+        if 2 <= len(plate) <= 10:
+            has_owner = v.c.customer_id.is_not(None)
+            out.append(
+                select(literal_column("'plate~'").label("tag"), v.c.customer_id.label("cid"), v.c.plate_normalized.label("key"))
+                # Byte-order comparison like the other probes, or PostgreSQL cannot use the
+                # COLLATE "C" index of migration 0003 and scans every vehicle.
+                .where(self._key(v.c.plate_normalized).in_(sorted(plate_lookup_variants(plate))), has_owner).limit(limit)
+            )
+            if len(plate) >= 3:
+                probe("plate", v.c.plate_normalized, and_(self._prefix(v.c.plate_normalized, plate), has_owner),
+                      source=v, id_col=v.c.customer_id)
+        return out
+
+    # --- the search ----------------------------------------------------------------------
+
+    def search(self, term: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
+        started = time.perf_counter()
+        text = (term or "").strip()
+        result = SearchResult(term=text)
+        criteria = self._criteria(text, limit) if text else []
+        if not criteria:
+            return result
+        # One round trip for every criterion (each limited and index-ordered) joined to its
+        # customer row, and one for the plates of the hits shown.
+        candidates = (union_all(*(q.subquery().select() for q in criteria)) if len(criteria) > 1 else criteria[0]).subquery()
+        c = _CUSTOMER
+        stmt = select(candidates.c.tag, candidates.c.cid, candidates.c.key, c.c.customer_number, c.c.first_name,
+                      c.c.last_name, c.c.phone_e164, c.c.email, c.c.search_last, c.c.search_first
+                      ).join(c, c.c.id == candidates.c.cid)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            scores = self._score(text, [(r.tag, r.cid, r.key) for r in rows])
+            result.hits = self._hits(conn, scores, {r.cid: r for r in rows}, limit)
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def _score(self, text: str, rows) -> dict[int, tuple[int, str]]:  # noqa: ANN001
+        number = re.sub(r"\s", "", text).upper()
+        joined = "".join(fold(text).split())
+        email = text.lower()
+        digits = _DIGITS.sub("", text)
+        plate = normalize_plate(text)
+        scores: dict[int, tuple[int, str]] = {}
+        for tag, cid, key in rows:
+            if cid is None:
+                continue
+            if tag == "number":
+                score, matched = (SCORE_NUMBER_EXACT if key == number else SCORE_NUMBER_PREFIX), "number"
+            elif tag == "last":
+                score, matched = (SCORE_LAST_EXACT if key == joined else SCORE_LAST_PREFIX), "name"
+            elif tag == "first":
+                score, matched = (SCORE_FIRST_EXACT if key == joined else SCORE_FIRST_PREFIX), "name"
+            elif tag == "full":
+                score, matched = SCORE_FULL_NAME, "name"
+            elif tag == "email":
+                score, matched = (SCORE_EMAIL_EXACT if key == email else SCORE_EMAIL_PREFIX), "email"
+            elif tag == "phone":
+                full = key == digits[::-1] or len(digits.lstrip("0")) >= 9
+                score, matched = (SCORE_PHONE_FULL if full else SCORE_PHONE_TAIL), "phone"
+            elif tag == "plate":
+                score, matched = (SCORE_PLATE_EXACT if key == plate else SCORE_PLATE_PREFIX), "plate"
+            else:  # "plate~": exact, one deletion or a camera confusion away
+                closeness = plate_match_score(plate, key)
+                if closeness <= 0:
+                    continue
+                score = SCORE_PLATE_EXACT if closeness >= 1.0 else SCORE_PLATE_FUZZY + round(closeness * 10)
+                matched = "plate"
+            if cid not in scores or scores[cid][0] < score:
+                scores[cid] = (score, matched)
+        return scores
+
+    def _hits(self, conn, scores: dict[int, tuple[int, str]], rows: dict, limit: int) -> list[SearchHit]:  # noqa: ANN001
+        if not scores:
+            return []
+        v = _VEHICLE
+        ranked = sorted((rows[cid] for cid in scores), key=lambda r: (-scores[r.cid][0], r.search_last, r.search_first, r.customer_number))[:limit]
+        plates: dict[int, list[str]] = {}
+        ids = [r.cid for r in ranked]
+        for cid, plate in conn.execute(select(v.c.customer_id, v.c.plate).where(v.c.customer_id.in_(ids)).order_by(v.c.id)).all():
+            plates.setdefault(cid, []).append(plate)
+        return [
+            SearchHit(
+                customer_id=r.cid,
+                customer_number=r.customer_number,
+                first_name=r.first_name,
+                last_name=r.last_name,
+                phone_e164=r.phone_e164,
+                email=r.email,
+                plates=tuple(plates.get(r.cid, ())),
+                score=scores[r.cid][0],
+                matched=scores[r.cid][1],
+            )
+            for r in ranked
+        ]
+
+    # --- the baseline ----------------------------------------------------------------------
+
+    def naive_like_search(self, term: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
+        """`LIKE '%term%'` over the same columns (a full scan): the benchmark's baseline."""
+        started = time.perf_counter()
+        text = (term or "").strip()
+        result = SearchResult(term=text)
+        if not text:
+            return result
+        name = "".join(fold(text).split())
+        digits = _DIGITS.sub("", text)
+        plate = normalize_plate(text)
+        conditions = [col(Customer.customer_number).like(f"%{text.upper()}%"), col(Customer.email_lower).like(f"%{text.lower()}%")]
+        if name:
+            conditions += [col(Customer.search_last).like(f"%{name}%"), col(Customer.search_first).like(f"%{name}%")]
+        if digits:
+            conditions.append(col(Customer.phone_rev).like(f"%{digits[::-1]}%"))
+        if plate:
+            conditions.append(
+                col(Customer.id).in_(model_select(Vehicle.customer_id).where(col(Vehicle.plate_normalized).like(f"%{plate}%")))
+            )
+        with self.db.read() as s:
+            rows = s.exec(model_select(Customer).where(or_(*conditions)).order_by(Customer.search_last, Customer.search_first).limit(limit)).all()
+            result.hits = [
+                SearchHit(c.id, c.customer_number, c.first_name, c.last_name, c.phone_e164, c.email, (), 0, "like")  # type: ignore[arg-type]
+                for c in rows
+            ]
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
+        return result

@@ -1,0 +1,350 @@
+"""The search and record screens through Pilot at 80x24: keys and clicks on every tab."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+from textual.widgets import DataTable, Input, Select, Static, TabbedContent
+
+from clarity_tui.screens.customer_record import CustomerRecordScreen
+from clarity_tui.screens.customer_search import CustomerSearchScreen
+from clarity_tui.services.customers import CustomerService
+from clarity_tui.widgets.customer_forms import ConfirmDialog, FormDialog, NoticeDialog
+from db.models import AuditLog
+from tests.customers.conftest import ATTENDANT, MANAGER, TECHNICIAN
+from tests.uihelpers import make_app, wait_until
+
+
+def _record(app) -> CustomerRecordScreen:  # noqa: ANN001
+    assert isinstance(app.screen, CustomerRecordScreen), app.screen
+    return app.screen
+
+
+async def open_record(pilot, customer_id: int) -> CustomerRecordScreen:  # noqa: ANN001
+    pilot.app.push_screen(CustomerRecordScreen(customer_id))
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, CustomerRecordScreen) and pilot.app.screen.record is not None,
+                     "record loaded")
+    return pilot.app.screen
+
+
+async def to_tab(pilot, tab: str) -> None:  # noqa: ANN001
+    screen = _record(pilot.app)
+    for _ in range(8):
+        if screen.query_one(TabbedContent).active == tab:
+            return
+        await pilot.press("f6")
+        await pilot.pause()
+    raise AssertionError(f"never reached {tab}")
+
+
+async def dialog(pilot) -> FormDialog:  # noqa: ANN001
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, FormDialog), "a form dialog")
+    return pilot.app.screen
+
+
+async def fill(pilot, d: FormDialog, **values) -> None:  # noqa: ANN001, ANN003
+    for name, value in values.items():
+        widget = d.query_one(f"#f-{name}")
+        widget.value = value  # type: ignore[attr-defined]
+    await pilot.pause()
+
+
+async def save_dialog(pilot) -> None:  # noqa: ANN001
+    await pilot.press("f2")
+    await wait_until(pilot, lambda: not isinstance(pilot.app.screen, FormDialog), "the dialog to close")
+
+
+async def confirm(pilot) -> None:  # noqa: ANN001
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog), "a confirmation")
+    await pilot.press("y")
+
+
+def rows(screen, table_id: str) -> list[list[str]]:  # noqa: ANN001
+    table = screen.query_one(f"#{table_id}", DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_search_opens_from_anywhere_and_enter_opens_the_record(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f7")
+        assert isinstance(app.screen, CustomerSearchScreen)
+        await pilot.press(*"zoom iv")
+        await wait_until(pilot, lambda: app.screen.result is not None and app.screen.result.term == "zoom iv", "results")
+        assert rows(app.screen, "results")[0][:2] == ["Ivana Zoom", "C100000"]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, CustomerRecordScreen) and app.screen.record is not None, "record")
+        assert app.screen.query_one("#in-last_name", Input).value == "Zoom"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, CustomerSearchScreen)
+        await pilot.press("escape")
+        # The palette command opens it too.
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Customers: search" in commands
+
+
+async def test_general_create_edit_validation_keeps_input_and_delete(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=MANAGER)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f7")
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, CustomerRecordScreen), "new record")
+        screen = _record(app)
+        await pilot.press(*"Grace")
+        screen.query_one("#in-last_name", Input).value = "Hopper"
+        screen.query_one("#in-phone", Input).value = "12345"
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "phone" in str(screen.query_one("#general-error", Static).render()), "phone error")
+        assert screen.query_one("#in-first_name", Input).value == "Grace"  # typed input kept
+        assert screen.query_one("#in-phone", Input).has_class("-invalid")
+        screen.query_one("#in-phone", Input).value = "(512) 555-0199"
+        await pilot.click("#general-save")
+        await wait_until(pilot, lambda: screen.record is not None, "created")
+        number = screen.record.customer.customer_number
+        assert screen.record.customer.phone_e164 == "+15125550199"
+        # Edit and answer a question prompt.
+        screen.query_one("#in-city", Input).value = "Round Rock"
+        await pilot.pause()
+        screen.query_one("#q-heard_from", Select).value = "Radio"
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: screen.record.customer.city == "Round Rock", "saved")
+        assert screen.record.customer.question_answers == {"heard_from": "Radio"}
+        assert screen.record.customer.version == 2
+        # Delete (manager).
+        await pilot.press("f8")
+        await confirm(pilot)
+        await wait_until(pilot, lambda: not isinstance(app.screen, CustomerRecordScreen), "record closed")
+    assert CustomerService(demo_db).find_by_number(number) is None
+
+
+async def test_stale_save_is_refused_and_the_form_is_kept(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        # Another terminal saves first.
+        svc = CustomerService(demo_db)
+        rec = svc.record(1)
+        from clarity_tui.services.customers import ContactForm
+
+        form = ContactForm.of(rec.customer)
+        form.city = "Elsewhere"
+        svc.update_contact(MANAGER, 1, rec.customer.version, form)
+        screen.query_one("#in-city", Input).value = "Mine"
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "another terminal" in str(screen.query_one("#general-error", Static).render()), "stale")
+        assert "Morgan Manager" in str(screen.query_one("#general-error", Static).render())
+        assert screen.query_one("#in-city", Input).value == "Mine"
+
+
+async def test_technician_is_refused_through_the_ui(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=TECHNICIAN)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        screen.query_one("#in-city", Input).value = "Hacked"
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "may not" in str(screen.query_one("#general-error", Static).render()), "refusal")
+        assert "technician" in str(screen.query_one("#general-error", Static).render())
+    assert CustomerService(demo_db).record(1).customer.city == "Austin"
+
+
+async def test_related_tab_add_by_number_and_by_search_edit_delete(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        await to_tab(pilot, "tab-related")
+        await pilot.press("ctrl+n")
+        d = await dialog(pilot)
+        await fill(pilot, d, other="C100003")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: len(rows(screen, "related-table")) == 1, "related row")
+        assert rows(screen, "related-table")[0][:2] == ["Household", "C100003"]
+        # Add by search: Search button -> pick mode -> the number fills in.
+        await pilot.press("ctrl+n")
+        d = await dialog(pilot)
+        await fill(pilot, d, kind="business")
+        await pilot.click("#form-extra-0")
+        await wait_until(pilot, lambda: isinstance(app.screen, CustomerSearchScreen), "pick search")
+        await pilot.press(*"C100005")
+        await wait_until(pilot, lambda: app.screen.result is not None and app.screen.result.hits, "pick results")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, FormDialog) and app.screen.values()["other"] == "C100005", "number filled")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: len(rows(screen, "related-table")) == 2, "second related row")
+        # Edit the first: household -> contact.
+        await pilot.press("f4")
+        d = await dialog(pilot)
+        await fill(pilot, d, kind="contact")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: rows(screen, "related-table")[0][0] == "Contact", "edited")
+        await pilot.press("f8")
+        await confirm(pilot)
+        await wait_until(pilot, lambda: len(rows(screen, "related-table")) == 1, "deleted")
+    # Shown from the other side.
+    assert [r.other_number for r in CustomerService(demo_db).record(6).related] == ["C100000"]
+
+
+async def test_membership_tab_expiry_manager_only_and_pause(settings, demo_db) -> None:  # noqa: ANN001
+    from db.models import Membership, MembershipStatus
+
+    with demo_db.read() as s:
+        m = s.exec(select(Membership).where(Membership.status == MembershipStatus.ACTIVE)).first()
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, m.customer_id)
+        await to_tab(pilot, "tab-membership")
+        assert rows(screen, "membership-table")[0][1] == "active"
+        await pilot.click("#membership-expiry")
+        d = await dialog(pilot)
+        await fill(pilot, d, expires_on="2027-05-01")
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "may not change membership expiration" in str(d.query_one("#form-error", Static).render()), "refused")
+        assert d.values()["expires_on"] == "2027-05-01"  # kept
+        await pilot.press("escape")
+        await pilot.click("#membership-pause")
+        await confirm(pilot)
+        await wait_until(pilot, lambda: rows(screen, "membership-table")[0][1] == "paused", "paused")
+        assert str(screen.query_one("#membership-pause").label) == "Resume"
+    app = make_app(settings, demo_db, actor=MANAGER)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, m.customer_id)
+        await to_tab(pilot, "tab-membership")
+        await pilot.click("#membership-expiry")
+        d = await dialog(pilot)
+        await fill(pilot, d, expires_on="2027-05-01")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: rows(screen, "membership-table")[0][3] == "2027-05-01", "expiry shown")
+
+
+async def test_web_login_tab_create_shows_password_once_then_remove(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        await to_tab(pilot, "tab-web")
+        await pilot.press("ctrl+n")
+        d = await dialog(pilot)
+        assert d.values()["username"] == "ivana.zoom0@example.com"
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: isinstance(app.screen, NoticeDialog), "password shown")
+        shown = str(app.screen.query_one("#notice-text", Static).render())
+        password = shown.split("Password: ")[1].split()[0]
+        assert CustomerService(demo_db).verify_web_password("ivana.zoom0@example.com", password)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "Username: ivana.zoom0@example.com" in str(screen.query_one("#web-detail", Static).render()), "detail")
+        assert password not in str(screen.query_one("#web-detail", Static).render())
+        await pilot.press("f8")
+        await confirm(pilot)
+        await wait_until(pilot, lambda: "No web login" in str(screen.query_one("#web-detail", Static).render()), "removed")
+
+
+async def test_touchpoints_tab_create_edit_delete(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        await to_tab(pilot, "tab-touch")
+        await pilot.click("#touch-new")
+        d = await dialog(pilot)
+        await fill(pilot, d, title="Call about Ultimate", due_on="next week")
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: "YYYY-MM-DD" in str(d.query_one("#form-error", Static).render()), "date error")
+        assert d.values()["title"] == "Call about Ultimate"
+        await fill(pilot, d, due_on="2026-12-01", assignee=2)
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: rows(screen, "touch-table") == [["Call about Ultimate", "2026-12-01", "Morgan Manager", ""]], "row")
+        await pilot.press("f4")
+        d = await dialog(pilot)
+        await fill(pilot, d, done=True)
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: rows(screen, "touch-table")[0][3] == "✓", "done")
+        await pilot.press("f8")
+        await confirm(pilot)
+        await wait_until(pilot, lambda: rows(screen, "touch-table") == [], "deleted")
+
+
+async def test_benefits_tab_new_type_properties_remove(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=MANAGER)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        await to_tab(pilot, "tab-benefits")
+        await pilot.press("ctrl+n")
+        d = await dialog(pilot)
+        await fill(pilot, d, kind="Free wash", description="Rain check", quantity="3", expires_on="2027-01-31")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: rows(screen, "benefits-table") == [["Free wash", "Rain check", "3", "3", "2027-01-31"]], "row")
+        await pilot.press("f4")
+        d = await dialog(pilot)
+        await fill(pilot, d, remaining="1")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: rows(screen, "benefits-table")[0][3] == "1", "edited")
+        await pilot.press("f8")
+        await confirm(pilot)
+        await wait_until(pilot, lambda: rows(screen, "benefits-table") == [], "removed")
+
+
+async def test_notes_tab_and_operator_notice_pops_up_on_open(settings, demo_db) -> None:  # noqa: ANN001
+    app = make_app(settings, demo_db, actor=MANAGER)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        assert not isinstance(app.screen, NoticeDialog)
+        await to_tab(pilot, "tab-notes")
+        await pilot.press("ctrl+n")
+        d = await dialog(pilot)
+        await fill(pilot, d, body="Board member: please pay special attention", operator_notice=True)
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: len(rows(screen, "notes-table")) == 1, "note row")
+        await pilot.press("ctrl+n")
+        d = await dialog(pilot)
+        await fill(pilot, d, body="Likes the tire shine")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: len(rows(screen, "notes-table")) == 2, "second note")
+        await pilot.press("f4")  # cursor is on the first row
+        d = await dialog(pilot)
+        await fill(pilot, d, body="Board member: VIP")
+        await save_dialog(pilot)
+        await wait_until(pilot, lambda: rows(screen, "notes-table")[0][0] == "Board member: VIP", "edited")
+    # Any terminal opening the record gets the popup (here: a second app on the same database).
+    app2 = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app2.run_test(size=(80, 24)) as pilot:
+        app2.push_screen(CustomerRecordScreen(1))
+        await wait_until(pilot, lambda: isinstance(app2.screen, NoticeDialog), "operator notice popup")
+        assert app2.screen.id == "operator-notice"
+        assert "Board member: VIP" in str(app2.screen.query_one("#notice-text", Static).render())
+        assert "tire shine" not in str(app2.screen.query_one("#notice-text", Static).render())
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app2.screen, CustomerRecordScreen), "back to the record")
+        screen = app2.screen
+        await to_tab(pilot, "tab-notes")
+        await pilot.press("f8")  # attendants may not delete a notice
+        await confirm(pilot)
+        await pilot.pause(0.3)
+        assert len(rows(screen, "notes-table")) == 2
+    with demo_db.read() as s:
+        actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.entity == "customer", AuditLog.entity_id == "1"))]
+    assert actions.count("note.added") == 2 and "note.updated" in actions and "note.removed" not in actions
+
+
+async def test_session_customer_button_opens_the_record(settings, demo_db) -> None:  # noqa: ANN001
+    from clarity_tui.screens.session_detail import SessionDetailScreen
+    from clarity_tui.services.sessions import SessionService
+    from db.models import Vehicle
+    from hardware.plate_reader import PlateEvent
+    from clarity_tui.services.actor import Actor
+
+    with demo_db.read() as s:
+        plate = s.exec(select(Vehicle.plate).where(Vehicle.customer_id == 1)).first()
+    sid = SessionService(demo_db).record_plate_read(PlateEvent(plate=plate, lane="Lane 1"), Actor.system("test"))
+    unknown = SessionService(demo_db).record_plate_read(PlateEvent(plate="ZZZ 999", lane="Lane 2"), Actor.system("test"))
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(SessionDetailScreen(sid))
+        await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and app.screen.detail is not None, "session")
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, CustomerRecordScreen) and app.screen.record is not None, "record")
+        assert app.screen.record.customer.id == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("escape")
+        app.push_screen(SessionDetailScreen(unknown))
+        await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and app.screen.detail is not None, "session 2")
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, CustomerSearchScreen), "search")
+        assert app.screen.query_one("#search-box", Input).value == "ZZZ 999"
