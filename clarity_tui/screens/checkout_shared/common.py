@@ -1,0 +1,94 @@
+"""What the shared checkout screens need: the backend protocol, the BACK result, and the order table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from rich.table import Table
+from rich.text import Text
+
+from clarity_tui.services.sales import OrderView, PayResult, money
+
+# A screen dismissed with BACK returns to the previous step; the flow keeps the order as it is.
+BACK = "back"
+
+# Errors whose message is for the attendant (anything else is a bug and is reported as one).
+from clarity_tui.payments.errors import PaymentError  # noqa: E402
+from clarity_tui.services.customers import CustomerError  # noqa: E402
+from clarity_tui.services.permissions import PermissionDenied  # noqa: E402
+from clarity_tui.services.sales import SaleError  # noqa: E402
+
+USER_ERRORS: tuple[type[BaseException], ...] = (SaleError, PaymentError, CustomerError, PermissionDenied, ValueError)
+
+FLOW_CSS = """
+    .flow-banner { height: auto; padding: 0 1; background: $boost; width: 1fr; }
+    .flow-message { height: auto; min-height: 1; padding: 0 1; width: 1fr; color: $text-muted; }
+    .flow-message.-error { color: $error; text-style: bold; }
+    .flow-message.-ok { color: $success; }
+    .flow-buttons { height: 3; padding: 0 1; }
+    .flow-buttons Button { width: 1fr; margin: 0 1 0 0; }
+"""
+
+
+class CheckoutBackend(Protocol):
+    """The order calls the shared screens make (SaleService implements them; so can a migration service)."""
+
+    def order(self, order_id: int) -> OrderView: ...
+
+    def checkout(self, order_id: int) -> OrderView: ...
+
+    def current_terms(self) -> Any: ...
+
+    def accept_terms(self, order_id: int, terms_version_id: int, how: str) -> OrderView: ...
+
+    def decline_terms(self, order_id: int) -> OrderView: ...
+
+    def record_signature(self, order_id: int, strokes: Sequence[Sequence[Sequence[float]]], svg: str, *,
+                         device: str, signer_name: str | None = None) -> OrderView: ...
+
+    def pay(self, order_id: int) -> PayResult: ...
+
+
+def banner(view: OrderView, step: str) -> str:
+    who = view.customer_name or "New customer"
+    vehicle = f"{view.plate} {view.session_vehicle}" if view.plate else view.session_vehicle
+    return f"[b]{step}[/b] · {who} · {vehicle}"
+
+
+def long_date(day: dt.date | None) -> str:
+    return day.strftime("%b %d, %Y") if day else "-"
+
+
+def order_lines(view: OrderView, *, charged: bool = False) -> Table:
+    """The order as label/value rows: plan, vehicles, customer, card, price, discount, due today, next bill."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    plan = view.plan
+    if plan is not None:
+        note = {"upgrade": "  (upgrade)", "downgrade": "  (downgrade)"}.get(plan.relation, "")
+        if view.is_plan_change and view.current_plan is not None:
+            note += f" from {view.current_plan.name}"
+        table.add_row("Plan", f"{plan.name} · {plan.price_label}{note}")
+    table.add_row("Vehicles", "\n".join(v.label for v in view.vehicles) or "-")
+    if view.customer_name:
+        table.add_row("Customer", f"{view.customer_name}  #{view.customer_number}")
+    card = view.card
+    table.add_row("Card", card.label if card else ("card on file" if view.is_plan_change else "-"))
+    table.add_row("Price", money(view.subtotal_cents) + ("/mo" if plan and plan.interval == "month" else ""))
+    if view.discount_cents:
+        table.add_row("Discount", Text(f"-{money(view.discount_cents)}  {view.promotion_code}"
+                                       + (f" ({view.promotion_description})" if view.promotion_description else ""),
+                                       style="green"))
+    due_label = "Charged today" if charged else "Due today"
+    due = money(view.due_today_cents)
+    if view.is_plan_change:
+        due += "  (the plan changes now; the new price applies from the next billing date)"
+    elif view.kind == "migration":
+        due += "  (no charge today; the billing date is kept)"
+    table.add_row(due_label, Text(due, style="bold"))
+    if plan is not None:
+        table.add_row("Next billing", f"{long_date(view.next_billing_on)} · {money(view.subtotal_cents)}")
+    return table

@@ -1,0 +1,59 @@
+"""What was sold: the membership is active on the customer and the vehicles."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Static
+
+from clarity_tui.screens.checkout_shared.common import FLOW_CSS, banner, order_lines
+from clarity_tui.services.sales import OrderView
+
+
+class ConfirmationScreen(Screen[None]):
+    DEFAULT_CSS = "ConfirmationScreen {" + FLOW_CSS + """
+        #confirm-title { height: auto; padding: 1 2 0 2; text-style: bold; color: $success; }
+        #confirm-body { height: 1fr; padding: 1 2; }
+    }"""
+    BINDINGS = [
+        Binding("enter,escape,f5", "done", "Done", id="confirmation.done", tooltip="Back to the session"),
+    ]
+
+    def __init__(self, view: OrderView) -> None:
+        super().__init__(id="confirmation")
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        v = self.view
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(banner(v, "Done"), classes="flow-banner")
+        if v.is_plan_change:
+            title = f"✔ {v.customer_name} is now on {v.plan.name if v.plan else 'the new plan'}."
+        elif v.kind == "migration":
+            title = f"✔ {v.customer_name}'s membership is migrated."
+        else:
+            title = f"✔ Membership active: {v.plan.name if v.plan else ''} for {v.customer_name}."
+        yield Static(title, id="confirm-title", markup=False)
+        with VerticalScroll(id="confirm-body"):
+            yield Static(order_lines(v, charged=not v.is_plan_change), id="confirm-table")
+        note = ("⟳ The payment gateway could not be reached: the membership is active and will sync "
+                "automatically when the network is back." if v.pending_sync else
+                "The session bubble now shows MEMBER. Every step is in the audit log.")
+        yield Static(note, id="confirm-message", classes="flow-message -ok" if not v.pending_sync else "flow-message")
+        with Horizontal(classes="flow-buttons"):
+            yield Button("Done · Enter", id="done", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Sale complete"
+        self.query_one("#done", Button).focus()
+
+    def action_done(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#done")
+    def _done(self) -> None:
+        self.action_done()

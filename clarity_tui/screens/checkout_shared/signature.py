@@ -1,0 +1,163 @@
+"""The customer signs on the pad; the strokes render live in braille. Clear starts again; Agree stores
+the signature with the terms hash, the time, the lane and the device.
+
+A pad that drops mid-signature pauses the flow with its message and Retry: the order, the accepted
+terms and everything before stay as they were; the customer signs again after Retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Static
+
+from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner
+from clarity_tui.screens.device_action import run_device_call
+from clarity_tui.services.sales import OrderView
+from clarity_tui.widgets.braille import BrailleCanvas
+from hardware.signature_pad.base import PadUpdate, Signature
+
+
+def pad_device_label(pad: Any) -> str:
+    model = getattr(getattr(pad, "model", None), "name", "")
+    return f"signature_pad {pad.driver_name} {model} {pad.port_description}".replace("  ", " ")[:120]
+
+
+class SignatureScreen(Screen[OrderView | str]):
+    """Dismisses with the order once the signature is stored, or BACK."""
+
+    DEFAULT_CSS = "SignatureScreen {" + FLOW_CSS + """
+        #sign-canvas { height: 1fr; min-height: 5; margin: 0 1; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="signature.back", tooltip="Stop signing and go back to the terms"),
+        Binding("f3,x", "clear", "Clear", id="signature.clear", tooltip="Clear the signature; the customer signs again"),
+        Binding("f5,a,enter", "agree", "Agree", id="signature.agree", tooltip="The customer agrees: finish the sale"),
+    ]
+
+    def __init__(self, view: OrderView, backend: CheckoutBackend, pad: Any = None) -> None:
+        super().__init__(id="signature")
+        self.view = view
+        self.backend = backend
+        self._pad = pad
+        self.strokes: tuple = ()
+        self.pen_down = False
+        self.stored = False
+        self.capturing = False
+        self.clears = 0
+
+    @property
+    def pad(self) -> Any:
+        return self._pad or self.app.devices.signature_pad  # type: ignore[attr-defined]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(banner(self.view, "Signature"), classes="flow-banner")
+        yield BrailleCanvas("Waiting for the customer to sign on the pad…", id="sign-canvas")
+        yield Static("Ask the customer to sign on the pad, then tap Agree.", id="sign-message", classes="flow-message")
+        with Horizontal(classes="flow-buttons"):
+            yield Button("Back · Esc", id="back")
+            yield Button("Clear · F3", id="clear")
+            yield Button("Agree · F5", id="agree", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Customer signature"
+        self.query_one("#agree", Button).focus()
+        self.capture()
+
+    def _say(self, text: str, kind: str = "") -> None:
+        msg = self.query_one("#sign-message", Static)
+        msg.update(text)
+        msg.set_class(kind == "error", "-error")
+        msg.set_class(kind == "ok", "-ok")
+
+    def _pad_changed(self, update: PadUpdate) -> None:
+        if update.cleared:
+            self.clears += 1  # the pad threw its strokes away too
+        self.strokes = update.strokes
+        self.pen_down = update.pen_down
+        self.query_one(BrailleCanvas).set_strokes([[(p.x, p.y) for p in s.points] for s in update.strokes],
+                                                  aspect=_aspect(self.pad))
+        if update.strokes:
+            self._say(f"Signing… {len(update.strokes)} stroke(s). Agree (F5) when the customer is done; Clear (F3) "
+                      "to start again.")
+
+    @work(exclusive=True, group="sale-signature", exit_on_error=False)
+    async def capture(self) -> None:
+        self.capturing = True
+        try:
+            await self._capture_loop()
+        finally:
+            self.capturing = False
+
+    async def _capture_loop(self) -> None:
+        pad = self.pad
+        while True:
+            self.strokes = ()
+            self.query_one(BrailleCanvas).clear()
+            try:
+                await pad.show_text(f"{self.view.customer_name or 'Customer'}: sign, then Agree")
+            except Exception:  # noqa: BLE001 - a pad screen is a courtesy
+                pass
+            outcome = await run_device_call(self.app, "Signature pad", lambda: pad.capture(self._pad_changed))
+            if outcome.result is None:
+                if outcome.error_code == "cancelled" and self.is_current:
+                    self.dismiss(BACK)
+                elif outcome.error is not None:
+                    self._say(f"{outcome.error} Press Agree to try the pad again, or Esc to go back.", "error")
+                return
+            signature: Signature = outcome.result
+            if signature.is_empty():
+                self._say("The signature is empty: ask the customer to sign on the pad.", "error")
+                continue
+            await self._store(signature)
+            return
+
+    async def _store(self, signature: Signature) -> None:
+        strokes = [[[round(x, 4), round(y, 4), t] for x, y, t in s.normalised] for s in signature.strokes if s.points]
+        self._say("Saving the signature…")
+        try:
+            view = await asyncio.to_thread(self.backend.record_signature, self.view.id, strokes, signature.to_svg(),
+                                           device=pad_device_label(self.pad), signer_name=self.view.customer_name)
+        except USER_ERRORS as exc:
+            self._say(str(exc), "error")
+            return
+        self.stored = True
+        self.dismiss(view)
+
+    def action_agree(self) -> None:
+        if not self.capturing:
+            self.capture()  # after a pad problem: start again
+            return
+        if not self.strokes:
+            self._say("Nothing signed yet: ask the customer to sign on the pad first.", "error")
+            return
+        self.pad.accept()
+
+    def action_clear(self) -> None:
+        self.pad.clear()
+        self.strokes = ()
+        self.query_one(BrailleCanvas).clear()
+        self._say("Cleared: the customer signs again.")
+
+    def action_back(self) -> None:
+        if self.capturing:
+            self.pad.cancel()  # the capture ends with "cancelled" and dismisses BACK
+        else:
+            self.dismiss(BACK)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"back": self.action_back, "clear": self.action_clear, "agree": self.action_agree}[event.button.id or ""]()
+
+
+def _aspect(pad: Any) -> float | None:
+    model = getattr(pad, "model", None)
+    return getattr(model, "aspect", None) if model is not None else None

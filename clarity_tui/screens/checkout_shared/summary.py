@@ -1,0 +1,71 @@
+"""Checkout summary: what the customer is buying and what is due today; Checkout leads to the terms."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Static
+
+from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner, order_lines
+from clarity_tui.services.sales import OrderView
+
+
+class CheckoutSummaryScreen(Screen[OrderView | str]):
+    """Dismisses with the order after Checkout, or BACK."""
+
+    DEFAULT_CSS = "CheckoutSummaryScreen {" + FLOW_CSS + """
+        #summary-body { height: 1fr; padding: 1 2; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="checkout.back", tooltip="Back to the payment method"),
+        Binding("f5,enter", "checkout", "Checkout", id="checkout.checkout", tooltip="Confirm and show the terms"),
+    ]
+
+    def __init__(self, view: OrderView, backend: CheckoutBackend) -> None:
+        super().__init__(id="checkout-summary")
+        self.view = view
+        self.backend = backend
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(banner(self.view, "Checkout"), classes="flow-banner")
+        with VerticalScroll(id="summary-body"):
+            yield Static(order_lines(self.view), id="summary-table")
+        yield Static("Check the order with the customer, then Checkout.", id="summary-message", classes="flow-message")
+        with Horizontal(classes="flow-buttons"):
+            yield Button("Back · Esc", id="back")
+            yield Button("Checkout · Enter", id="checkout", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Checkout summary"
+        self.query_one("#checkout", Button).focus()
+
+    def action_back(self) -> None:
+        self.dismiss(BACK)
+
+    def action_checkout(self) -> None:
+        self.query_one("#checkout", Button).disabled = True
+        self._checkout()
+
+    @work(thread=True, exclusive=True, group="checkout", exit_on_error=False)
+    def _checkout(self) -> None:
+        try:
+            view = self.backend.checkout(self.view.id)
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, view)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#checkout", Button).disabled = False
+        msg = self.query_one("#summary-message", Static)
+        msg.update(message)
+        msg.add_class("-error")
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"back": self.action_back, "checkout": self.action_checkout}[event.button.id or ""]()

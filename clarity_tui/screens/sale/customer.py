@@ -1,0 +1,177 @@
+"""The customer for an unknown vehicle: a quick form (name, phone, email) or search-and-link."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Static
+
+from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
+from clarity_tui.services.customers import ContactForm, ValidationFailed
+from clarity_tui.services.identity import InvalidEmail, InvalidPhone, format_phone, normalize_email, normalize_phone
+from clarity_tui.services.sales import OrderView, SaleService
+
+FIELDS = (("first_name", "First name", "Ivana"), ("last_name", "Last name", "Zoom"),
+          ("phone", "Phone", "(512) 555-0100"), ("email", "Email", "name@example.com"))
+
+
+class CustomerQuickScreen(Screen[OrderView | str]):
+    """Dismisses with the order once a customer is linked, or BACK."""
+
+    DEFAULT_CSS = "CustomerQuickScreen {" + FLOW_CSS + """
+        #quick-form { grid-size: 2; grid-columns: 12 1fr; grid-rows: 1; height: auto; padding: 1 1 0 1; }
+        #quick-form Input { height: 1; border: none; padding: 0 1; }
+        #quick-form Input:focus { background: $boost; text-style: bold; }
+        #quick-form Input.-invalid { background: $error 30%; }
+        .field-note { column-span: 2; height: 1; padding: 0 0 0 13; color: $text-muted; }
+        .field-note.-error { color: $error; }
+        .field-note.-ok { color: $success; }
+        #quick-spacer { height: 1fr; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="customer_quick.back", tooltip="Back to the plans"),
+        Binding("f5", "save", "Continue", id="customer_quick.save", tooltip="Create the customer and continue"),
+        Binding("f3,ctrl+l", "search", "Search & link", id="customer_quick.search",
+                tooltip="Find an existing customer and link this vehicle to them"),
+    ]
+
+    def __init__(self, view: OrderView, service: SaleService, phone_region: str = "US") -> None:
+        super().__init__(id="customer-quick")
+        self.view = view
+        self.service = service
+        self.phone_region = phone_region
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(banner(self.view, "Customer") + " · none on file", classes="flow-banner")
+        with Grid(id="quick-form"):
+            for name, label, placeholder in FIELDS:
+                yield Label(label)
+                yield Input(placeholder=placeholder, id=f"f-{name}")
+                yield Static("", id=f"note-{name}", classes="field-note")
+        yield Static("", id="quick-spacer")
+        yield Static("Enter moves to the next field; Enter on Email (or F5) continues. Existing customer? F3.",
+                     id="quick-message", classes="flow-message")
+        with Horizontal(classes="flow-buttons"):
+            yield Button("Back · Esc", id="back")
+            yield Button("Search & link · F3", id="search", variant="primary")
+            yield Button("Continue · F5", id="save", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Customer"
+        self.query_one("#f-first_name", Input).focus()
+
+    def _value(self, name: str) -> str:
+        return self.query_one(f"#f-{name}", Input).value
+
+    def _note(self, name: str, text: str, kind: str = "") -> None:
+        note = self.query_one(f"#note-{name}", Static)
+        note.update(text)
+        note.set_class(kind == "error", "-error")
+        note.set_class(kind == "ok", "-ok")
+        self.query_one(f"#f-{name}", Input).set_class(kind == "error", "-invalid")
+
+    @on(Input.Changed, "#f-phone")
+    def _phone_changed(self, event: Input.Changed) -> None:
+        # Live check: phonenumbers, with the site's region for numbers typed without a country code.
+        if not event.value.strip():
+            self._note("phone", "")
+            return
+        try:
+            self._note("phone", "✓ " + format_phone(normalize_phone(event.value, self.phone_region)), "ok")
+        except InvalidPhone:
+            self._note("phone", f"Not yet a valid {self.phone_region} number", "")
+
+    @on(Input.Changed, "#f-email")
+    def _email_changed(self, event: Input.Changed) -> None:
+        if not event.value.strip():
+            self._note("email", "")
+            return
+        try:
+            self._note("email", "✓ " + normalize_email(event.value), "ok")
+        except InvalidEmail:
+            self._note("email", "Not yet a valid address", "")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        names = [n for n, _, _ in FIELDS]
+        current = (event.input.id or "").removeprefix("f-")
+        if current == names[-1]:
+            self.action_save()
+        else:
+            self.query_one(f"#f-{names[names.index(current) + 1]}", Input).focus()
+
+    def action_save(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        form = ContactForm(first_name=self._value("first_name"), last_name=self._value("last_name"),
+                           phone=self._value("phone"), email=self._value("email"))
+        errors: dict[str, str] = {}
+        if not form.phone.strip():
+            errors["phone"] = "Enter the customer's phone number (it is how we reach them about billing)."
+        if not form.email.strip():
+            errors["email"] = "Enter the customer's email address (receipts and the web login use it)."
+        if errors:
+            self._show_errors(errors)
+            return
+        self._create(form)
+
+    @work(thread=True, exclusive=True, group="customer-quick", exit_on_error=False)
+    def _create(self, form: ContactForm) -> None:
+        try:
+            view = self.service.set_new_customer(self.view.id, form)
+        except ValidationFailed as exc:
+            self.app.call_from_thread(self._show_errors, exc.errors)
+            return
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, view)
+
+    def _show_errors(self, errors: dict[str, str]) -> None:
+        self._busy = False
+        for name, _, _ in FIELDS:
+            if name in errors:
+                self._note(name, errors[name], "error")
+        first = next((n for n, _, _ in FIELDS if n in errors), None)
+        if first:
+            self.query_one(f"#f-{first}", Input).focus()
+        self._failed("Fix the fields marked in red; what you typed is kept.")
+
+    def _failed(self, message: str) -> None:
+        self._busy = False
+        msg = self.query_one("#quick-message", Static)
+        msg.update(message)
+        msg.add_class("-error")
+
+    @work(exclusive=True, group="customer-link", exit_on_error=False)
+    async def action_search(self) -> None:
+        from clarity_tui.screens.customer_search import CustomerSearchScreen
+
+        typed = " ".join(v for v in (self._value("first_name"), self._value("last_name")) if v.strip())
+        customer_id = await self.app.push_screen_wait(CustomerSearchScreen(typed or self._value("phone"), pick=True))
+        if customer_id is None:
+            return
+        self._link(customer_id)
+
+    @work(thread=True, exclusive=True, group="customer-quick", exit_on_error=False)
+    def _link(self, customer_id: int) -> None:
+        try:
+            view = self.service.link_customer(self.view.id, customer_id)
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, view)
+
+    def action_back(self) -> None:
+        self.dismiss(BACK)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"back": self.action_back, "search": self.action_search, "save": self.action_save}[event.button.id or ""]()

@@ -1,0 +1,195 @@
+"""The sale flow: one step screen at a time, driven from a worker, resumable from any state.
+
+plan -> customer (unknown vehicle) -> vehicles (family plan) -> payment -> summary -> terms
+-> signature -> pay + activate -> confirmation. Each screen dismisses with the order (next step)
+or BACK (previous step). The order lives in the database, so reopening the sale (or restarting
+the app) continues where it stopped; a declined card returns to the payment step and then pays
+straight away (the customer already signed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual.app import App
+
+from clarity_tui.screens.checkout_shared import (
+    BACK,
+    CheckoutSummaryScreen,
+    ConfirmationScreen,
+    ProcessingScreen,
+    SignatureScreen,
+    TermsScreen,
+)
+from clarity_tui.screens.checkout_shared.common import USER_ERRORS
+from clarity_tui.screens.checkout_shared.terms import DECLINED
+from clarity_tui.screens.sale.customer import CustomerQuickScreen
+from clarity_tui.screens.sale.payment import PaymentScreen
+from clarity_tui.screens.sale.plans import PlanSelectScreen
+from clarity_tui.screens.sale.vehicles import FamilyVehiclesScreen
+from clarity_tui.services.sales import OrderView, PayResult, SaleService
+from db.models import OrderKind, OrderState
+
+class _Goto:
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+
+STEPS = ("plan", "customer", "vehicles", "payment", "summary", "terms", "signature", "pay")
+
+
+def resume_step(view: OrderView) -> str:
+    """Where an order picks up again."""
+    if view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC,
+                      OrderState.COMPLETED, OrderState.PAID):
+        return "payment" if (view.state == OrderState.PAYMENT_PENDING and view.last_error) else "pay"
+    if view.state == OrderState.TERMS:
+        return "signature" if view.terms_accepted_how else "terms"
+    if view.state == OrderState.CHECKOUT:
+        return "summary"
+    return "plan"
+
+
+class SaleFlow:
+    def __init__(self, app: App[Any], session_id: int, service: SaleService | None = None) -> None:
+        self.app = app
+        self.session_id = session_id
+        self.service = service or SaleService.for_app(app)
+        self.view: OrderView | None = None
+        self.notice = ""
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def _fail(self, message: str) -> None:
+        self.app.notify(message, title="Purchase membership", severity="error", timeout=8)
+
+    def _needed(self, step: str, view: OrderView) -> bool:
+        if step == "customer":
+            return view.customer_id is None
+        if step == "vehicles":
+            return bool(view.plan and view.plan.max_vehicles > 1)
+        return True
+
+    async def run(self) -> OrderView | None:
+        """Run the sale to the end (or until the attendant leaves it). Returns the finished order."""
+        try:
+            view = await self._call(self.service.open_for_session, self.session_id)
+        except USER_ERRORS as exc:
+            self._fail(str(exc))
+            return None
+        if view.kind == OrderKind.MIGRATION:
+            # This terminal is migrating this vehicle's legacy member: Purchase must not turn that into a sale.
+            self._fail("A legacy migration is open for this vehicle: continue it with Migrate (F3), "
+                       "or cancel it there before selling a new membership.")
+            return None
+        step = resume_step(view)
+        if step == "payment" and view.last_error:
+            self.notice = view.last_error
+        if view.activated:
+            await self.app.push_screen_wait(ConfirmationScreen(view))
+            return view
+        while True:
+            self.view = view
+            result = await self._step(step, view)
+            if result is None:  # the step ended the flow (cancelled, declined, refused)
+                return None
+            if result == BACK:
+                if step == "plan":
+                    await self._abandon(view)
+                    return None
+                if step == "payment" and view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING):
+                    # Signed already (a decline brought us here): leaving now abandons the sale.
+                    await self._abandon(view)
+                    self.app.notify("The sale is cancelled: nothing was charged.", title="Purchase membership",
+                                    severity="warning", timeout=8)
+                    return None
+                step = self._previous(step, view)
+                continue
+            if isinstance(result, _Goto):
+                view = await self._call(self.service.order, view.id)
+                step = result.step
+                continue
+            if isinstance(result, PayResult):
+                view = await self._call(self.service.order, view.id)
+                if result.ok:
+                    await self.app.push_screen_wait(ConfirmationScreen(view))
+                    return view
+                self.notice = result.message or "The payment did not go through: choose another card."
+                step = "payment"
+                continue
+            view = result
+            step = self._next(step, view)
+
+    def _next(self, step: str, view: OrderView) -> str:
+        if step == "payment" and view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING):
+            return "pay"  # another card after a decline: the customer already signed
+        i = STEPS.index(step) + 1
+        while not self._needed(STEPS[i], view):
+            i += 1
+        return STEPS[i]
+
+    def _previous(self, step: str, view: OrderView) -> str:
+        i = STEPS.index(step) - 1
+        while i > 0 and (STEPS[i] == "customer" or not self._needed(STEPS[i], view)):
+            i -= 1  # a linked customer stays linked: going back skips the customer form
+        return STEPS[max(i, 0)]
+
+    async def _step(self, step: str, view: OrderView) -> Any:
+        app, service = self.app, self.service
+        try:
+            if step == "plan":
+                plans = await self._call(service.plans, view.customer_id)
+                message = ""
+                while True:
+                    code = await app.push_screen_wait(PlanSelectScreen(view, plans, message))
+                    if code == BACK:
+                        return BACK
+                    try:
+                        return await self._call(service.choose_plan, view.id, code)
+                    except USER_ERRORS as exc:
+                        message = str(exc)
+            if step == "customer":
+                region = app.settings.site.phone_region  # type: ignore[attr-defined]
+                return await app.push_screen_wait(CustomerQuickScreen(view, service, region))
+            if step == "vehicles":
+                return await app.push_screen_wait(FamilyVehiclesScreen(view, service))
+            if step == "payment":
+                notice, self.notice = self.notice, ""
+                return await app.push_screen_wait(PaymentScreen(view, service, notice))
+            if step == "summary":
+                try:
+                    view = await self._call(service.review, view.id)
+                except USER_ERRORS as exc:
+                    self.notice = str(exc)
+                    return BACK
+                return await app.push_screen_wait(CheckoutSummaryScreen(view, service))
+            if step == "terms":
+                terms = await self._call(service.current_terms)
+                result = await app.push_screen_wait(TermsScreen(view, terms, service))
+                if result == DECLINED:
+                    app.notify("The customer declined the terms: the sale is cancelled and nothing was charged.",
+                               title="Purchase membership", severity="warning", timeout=8)
+                    return None
+                if result == BACK:
+                    return BACK
+                return result
+            if step == "signature":
+                return await app.push_screen_wait(SignatureScreen(view, service))
+            if step == "pay":
+                result = await app.push_screen_wait(ProcessingScreen(view, service))
+                if isinstance(result, str):
+                    self.notice = result
+                    return _Goto("payment")
+                return result
+        except USER_ERRORS as exc:
+            self._fail(str(exc))
+            return None
+        raise AssertionError(f"unknown step {step}")
+
+    async def _abandon(self, view: OrderView) -> None:
+        try:
+            await self._call(self.service.cancel, view.id)
+        except USER_ERRORS:
+            pass  # already taken over or finished elsewhere: nothing of ours to cancel

@@ -1,0 +1,322 @@
+"""Payment method and promotion code.
+
+The saved default card is preselected: Enter continues with it. Alternatives: another saved
+card, a new card from the reader (R), or manual keyed entry (K) as the fallback. The promotion
+or referral code is validated as it is typed, with the discounted price shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from clarity_tui.payments.errors import PromotionInvalid
+from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner, long_date
+from clarity_tui.screens.device_action import MODAL_CSS, DeviceActionScreen
+from clarity_tui.services.sales import OrderView, SaleService, money
+
+READER, KEYED = "reader", "keyed"
+PROMO_DEBOUNCE = 0.25
+
+
+class PaymentScreen(Screen[OrderView | str]):
+    """Dismisses with the order once a payment method is chosen, or BACK."""
+
+    DEFAULT_CSS = "PaymentScreen {" + FLOW_CSS + """
+        #pay-options { height: auto; max-height: 8; margin: 0 1; }
+        #promo-row { height: 3; padding: 0 1; }
+        #promo-row Label { padding: 1 1 0 0; width: auto; }
+        #promo { width: 24; }
+        #promo-note { padding: 0 1; width: 1fr; height: auto; min-height: 1; }
+        #promo-note.-error { color: $error; }
+        #promo-note.-ok { color: $success; }
+        #pay-price { height: auto; padding: 0 1; text-style: bold; }
+        #pay-spacer { height: 1fr; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="payment.back", tooltip="Back to the plans"),
+        Binding("f5", "continue", "Continue", id="payment.continue", tooltip="Continue with the highlighted card"),
+        Binding("r", "reader", "Reader", id="payment.reader", tooltip="Read a new card on the card reader"),
+        Binding("k", "keyed", "Key in", id="payment.keyed", tooltip="Key in a card by hand (fallback)"),
+        Binding("f4,ctrl+p", "promo", "Promo code", id="payment.promo", tooltip="Type a promotion or referral code"),
+    ]
+
+    def __init__(self, view: OrderView, service: SaleService, notice: str = "") -> None:
+        super().__init__(id="payment")
+        self.view = view
+        self.service = service
+        self.notice = notice
+        self._debounce: Timer | None = None
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        v = self.view
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(banner(v, "Payment") + (f" · {v.plan.name}" if v.plan else ""), classes="flow-banner")
+        options = [Option(f"{c.label}{'  (default)' if c.is_default else ''}", id=f"card-{c.id}") for c in v.cards]
+        options.append(Option("New card from the reader · R", id=READER))
+        options.append(Option("Key in a card by hand · K", id=KEYED))
+        yield OptionList(*options, id="pay-options")
+        with Horizontal(id="promo-row"):
+            yield Label("Promo / referral code")
+            yield Input(v.promotion_code or "", placeholder="optional", id="promo", disabled=v.is_plan_change)
+        yield Static("", id="promo-note")
+        yield Static(self._price_text(v), id="pay-price")
+        yield Static("", id="pay-spacer")
+        yield Static(self.notice or "Enter continues with the highlighted card.", id="pay-message",
+                     classes="flow-message -error" if self.notice else "flow-message")
+        with Horizontal(classes="flow-buttons"):
+            yield Button("Back · Esc", id="back")
+            yield Button("Continue · Enter", id="continue", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Payment method"
+        options = self.query_one("#pay-options", OptionList)
+        wanted = f"card-{self.view.payment_method_id}" if self.view.payment_method_id else READER
+        options.highlighted = options.get_option_index(wanted)
+        options.focus()
+        if self.view.is_plan_change:
+            self._promo_note("Promotions apply to new memberships only.", "")
+
+    @staticmethod
+    def _price_text(v: OrderView) -> str:
+        if v.is_plan_change:
+            return (f"Plan change: {money(v.subtotal_cents)}/mo from {long_date(v.next_billing_on)}; "
+                    "nothing is charged today.")
+        discount = f"  (-{money(v.discount_cents)} {v.promotion_code})" if v.discount_cents else ""
+        return (f"Due today {money(v.due_today_cents)}{discount} · then {money(v.subtotal_cents)}/mo "
+                f"from {long_date(v.next_billing_on)}")
+
+    def _say(self, text: str, error: bool = False) -> None:
+        msg = self.query_one("#pay-message", Static)
+        msg.update(text)
+        msg.set_class(error, "-error")
+
+    def _promo_note(self, text: str, kind: str) -> None:
+        note = self.query_one("#promo-note", Static)
+        note.update(text)
+        note.set_class(kind == "error", "-error")
+        note.set_class(kind == "ok", "-ok")
+
+    def _refresh(self, view: OrderView) -> None:
+        self.view = view
+        self.query_one("#pay-price", Static).update(self._price_text(view))
+
+    # --- promotion ---------------------------------------------------------------------
+
+    @on(Input.Changed, "#promo")
+    def _promo_typed(self, event: Input.Changed) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        code = event.value
+        self._debounce = self.set_timer(PROMO_DEBOUNCE, lambda: self._check_promo(code))
+
+    @on(Input.Submitted, "#promo")
+    def _promo_submitted(self, event: Input.Submitted) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._check_promo(event.value)
+        self.query_one("#pay-options", OptionList).focus()
+
+    @work(thread=True, exclusive=True, group="promo", exit_on_error=False)
+    def _check_promo(self, code: str) -> None:
+        try:
+            if not code.strip():
+                view = self.service.clear_promotion(self.view.id)
+                self.app.call_from_thread(self._promo_done, view, "", "")
+                return
+            try:
+                view = self.service.apply_promotion(self.view.id, code)
+            except PromotionInvalid as exc:
+                view = self.service.clear_promotion(self.view.id)
+                self.app.call_from_thread(self._promo_done, view, str(exc), "error")
+                return
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._promo_note, str(exc), "error")
+            return
+        what = view.promotion_description or view.promotion_code
+        self.app.call_from_thread(self._promo_done, view,
+                                  f"✓ {what}: -{money(view.discount_cents)}, due today {money(view.due_today_cents)}",
+                                  "ok")
+
+    def _promo_done(self, view: OrderView, note: str, kind: str) -> None:
+        self._refresh(view)
+        self._promo_note(note, kind)
+
+    def action_promo(self) -> None:
+        self.query_one("#promo", Input).focus()
+
+    # --- choosing the card ------------------------------------------------------------------
+
+    @on(OptionList.OptionSelected, "#pay-options")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self._use(event.option.id or "")
+
+    def action_continue(self) -> None:
+        options = self.query_one("#pay-options", OptionList)
+        if options.highlighted is None:
+            self._say("Choose how the customer pays.", True)
+            return
+        self._use(options.get_option_at_index(options.highlighted).id or "")
+
+    def _use(self, option_id: str) -> None:
+        if self._busy:
+            return
+        if option_id == READER:
+            self.action_reader()
+        elif option_id == KEYED:
+            self.action_keyed()
+        elif option_id.startswith("card-"):
+            self._busy = True
+            self._choose_card(int(option_id.removeprefix("card-")))
+
+    @work(thread=True, exclusive=True, group="payment", exit_on_error=False)
+    def _choose_card(self, payment_method_id: int) -> None:
+        try:
+            view = self.service.choose_card(self.view.id, payment_method_id)
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, view)
+
+    def _failed(self, message: str) -> None:
+        self._busy = False
+        self._say(message, True)
+
+    def action_reader(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        self._read_card()
+
+    @work(exclusive=True, group="payment-reader", exit_on_error=False)
+    async def _read_card(self) -> None:
+        reader = self.app.devices.card_reader  # type: ignore[attr-defined]
+        outcome = await self.app.push_screen_wait(DeviceActionScreen(
+            "Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
+            waiting="Ask the customer to tap, insert or swipe their card on the reader… (Esc cancels)"))
+        if not outcome.ok:
+            self._failed(f"{outcome.error or 'Cancelled.'} Choose another way to pay, or try the reader again (R).")
+            return
+        try:
+            view = await asyncio.to_thread(self.service.attach_reader_card, self.view.id, outcome.result)
+        except USER_ERRORS as exc:
+            self._failed(str(exc))
+            return
+        self.dismiss(view)
+
+    @work(exclusive=True, group="payment-keyed", exit_on_error=False)
+    async def action_keyed(self) -> None:
+        if self._busy:
+            return
+        view = await self.app.push_screen_wait(ManualCardScreen(self.view, self.service))
+        if isinstance(view, OrderView):
+            self.dismiss(view)
+
+    def action_back(self) -> None:
+        if not self._busy:
+            self.dismiss(BACK)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"back": self.action_back, "continue": self.action_continue}[event.button.id or ""]()
+
+
+class ManualCardScreen(ModalScreen[OrderView | None]):
+    """Keyed card entry: number and CVC masked on screen, sent straight to the gateway, never stored."""
+
+    DEFAULT_CSS = "ManualCardScreen {" + MODAL_CSS + """
+        & > Vertical { width: 60; }
+        .card-row { height: 3; }
+        .card-row Label { width: 14; padding: 1 1 0 0; }
+        .card-row Input { width: 1fr; }
+        #card-error { color: $error; height: auto; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="manual_card.cancel", tooltip="Back to the payment methods"),
+        Binding("f5", "save", "Use card", id="manual_card.save", tooltip="Send the card to the gateway"),
+    ]
+
+    def __init__(self, view: OrderView, service: SaleService) -> None:
+        super().__init__(id="manual-card")
+        self.view = view
+        self.service = service
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Key in a card (fallback)", classes="dialog-title")
+            with Horizontal(classes="card-row"):
+                yield Label("Card number")
+                yield Input(placeholder="16 digits", password=True, id="card-number", max_length=23)
+            with Horizontal(classes="card-row"):
+                yield Label("Expiry MM/YY")
+                yield Input(placeholder="04/29", id="card-expiry", max_length=7)
+            with Horizontal(classes="card-row"):
+                yield Label("CVC")
+                yield Input(placeholder="3 or 4 digits", password=True, id="card-cvc", max_length=4)
+            yield Static("The number goes straight to the payment gateway; only the last 4 are kept.",
+                         id="card-error", markup=False)
+            with Horizontal():
+                yield Button("Cancel · Esc", id="cancel")
+                yield Button("Use card · F5", id="save", variant="success")
+
+    def on_mount(self) -> None:
+        self.query_one("#card-number", Input).focus()
+
+    @on(Input.Submitted)
+    def _next(self, event: Input.Submitted) -> None:
+        order = ["card-number", "card-expiry", "card-cvc"]
+        current = event.input.id or ""
+        if current == order[-1]:
+            self.action_save()
+        else:
+            self.query_one(f"#{order[order.index(current) + 1]}", Input).focus()
+
+    def action_save(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        self.query_one("#card-error", Static).update("Checking the card with the gateway…")
+        self._send(self.query_one("#card-number", Input).value, self.query_one("#card-expiry", Input).value,
+                   self.query_one("#card-cvc", Input).value)
+
+    @work(thread=True, exclusive=True, group="manual-card", exit_on_error=False)
+    def _send(self, number: str, expiry: str, cvc: str) -> None:
+        try:
+            view = self.service.key_card(self.view.id, number, expiry, cvc)
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        finally:
+            del number, cvc
+        self.app.call_from_thread(self._done, view)
+
+    def _done(self, view: OrderView) -> None:
+        self._wipe()
+        self.dismiss(view)
+
+    def _failed(self, message: str) -> None:
+        self._busy = False
+        self.query_one("#card-error", Static).update(message)
+
+    def _wipe(self) -> None:
+        for name in ("card-number", "card-expiry", "card-cvc"):
+            self.query_one(f"#{name}", Input).value = ""
+
+    def action_cancel(self) -> None:
+        self._wipe()
+        self.dismiss(None)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"cancel": self.action_cancel, "save": self.action_save}[event.button.id or ""]()

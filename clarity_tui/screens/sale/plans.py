@@ -1,0 +1,77 @@
+"""Plan selection: large cards; one digit (1-4) or one tap picks a plan."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, banner
+from clarity_tui.services.sales import OrderView, PlanOption
+from clarity_tui.widgets.plan_card import PlanCard
+
+
+class PlanSelectScreen(Screen[str]):
+    """Dismisses with the chosen plan code, or BACK."""
+
+    DEFAULT_CSS = "PlanSelectScreen {" + FLOW_CSS + """
+        #plan-cards { height: 1fr; padding: 0 1; }
+        #plan-cards PlanCard { margin: 0 1 0 0; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="plans.back", tooltip="Back to the session (nothing is sold)"),
+        Binding("1", "pick(1)", "Plan 1", show=False, id="plans.pick1"),
+        Binding("2", "pick(2)", "Plan 2", show=False, id="plans.pick2"),
+        Binding("3", "pick(3)", "Plan 3", show=False, id="plans.pick3"),
+        Binding("4", "pick(4)", "Plan 4", show=False, id="plans.pick4"),
+        Binding("left", "app.focus_previous", "Previous", show=False, id="plans.left"),
+        Binding("right", "app.focus_next", "Next", show=False, id="plans.right"),
+    ]
+
+    def __init__(self, view: OrderView, plans: list[PlanOption], message: str = "") -> None:
+        super().__init__(id="plan-select")
+        self.view = view
+        self.plans = plans
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(banner(self.view, "Choose a plan"), classes="flow-banner")
+        with Horizontal(id="plan-cards"):
+            for number, plan in enumerate(self.plans[:9], start=1):
+                yield PlanCard(plan, number)
+        current = next((p for p in self.plans if p.relation == "current"), None)
+        hint = (f"Current plan: {current.name}. Choose another to upgrade or downgrade." if current
+                else "Press the plan's number, or tap its card.")
+        yield Static(self.message or hint, id="plans-message",
+                     classes="flow-message -error" if self.message else "flow-message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Purchase membership"
+        cards = list(self.query(PlanCard))
+        if cards:
+            chosen = next((c for c in cards if self.view.plan and c.plan.code == self.view.plan.code), cards[0])
+            chosen.focus()
+
+    def action_pick(self, number: int) -> None:
+        if 1 <= number <= len(self.plans):
+            self._choose(self.plans[number - 1])
+
+    @on(PlanCard.Picked)
+    def _picked(self, event: PlanCard.Picked) -> None:
+        self._choose(event.plan)
+
+    def _choose(self, plan: PlanOption) -> None:
+        if plan.relation == "current":
+            msg = self.query_one("#plans-message", Static)
+            msg.update(f"The customer is already on {plan.name}: choose another plan, or Esc to go back.")
+            msg.add_class("-error")
+            return
+        self.dismiss(plan.code)
+
+    def action_back(self) -> None:
+        self.dismiss(BACK)
