@@ -1,0 +1,264 @@
+"""Card on file: nothing is charged today; the card is saved (SetupIntent) for the next charge on
+the legacy billing date. The reader comes first (recommended), keyed entry is the fallback. A
+legacy date in the past is refused here with the reason, and a manager may choose a date (F6).
+
+Dismisses with the order (card attached, date usable) or BACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
+from clarity_tui.screens.device_action import MODAL_CSS, DeviceActionScreen
+from clarity_tui.screens.sale.payment import ManualCardScreen
+from clarity_tui.services.migration import BillingDate, MigrationService
+from clarity_tui.services.sales import OrderView, money
+
+READER, KEYED = "reader", "keyed"
+
+
+class CardOnFileScreen(Screen[OrderView | str]):
+    DEFAULT_CSS = "CardOnFileScreen {" + FLOW_CSS + """
+        #billing-line { height: auto; padding: 1 1 0 1; text-style: bold; }
+        #billing-line.-error { color: $error; }
+        #card-current { height: auto; padding: 0 1; }
+        #card-options { height: auto; max-height: 6; margin: 1 1 0 1; }
+        #card-spacer { height: 1fr; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="migration_card.back", tooltip="Back to the contact details"),
+        Binding("r", "reader", "Reader", id="migration_card.reader", tooltip="Read the card on the card reader"),
+        Binding("k", "keyed", "Key in", id="migration_card.keyed", tooltip="Key in a card by hand (fallback)"),
+        Binding("f6", "override", "Manager override", id="migration_card.override",
+                tooltip="A manager chooses the next billing date"),
+        Binding("f5", "continue", "Continue", id="migration_card.continue", tooltip="Continue to the checkout"),
+    ]
+
+    def __init__(self, view: OrderView, service: MigrationService, billing: BillingDate, notice: str = "") -> None:
+        super().__init__(id="migration-card")
+        self.view = view
+        self.service = service
+        self.billing = billing
+        self.notice = notice
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        v = self.view
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(banner(v, "Card on file") + (f" · {v.plan.name}" if v.plan else ""), classes="flow-banner")
+        yield Static("", id="billing-line")
+        yield Static("", id="card-current")
+        yield OptionList(Option("Card reader (recommended) · R", id=READER),
+                         Option("Key in a card by hand · K", id=KEYED), id="card-options")
+        yield Static("", id="card-spacer")
+        yield Static("", id="card-message", classes="flow-message")
+        with Horizontal(classes="flow-buttons"):
+            yield Button("Back · Esc", id="back")
+            yield Button("Manager override · F6", id="override", variant="warning")
+            yield Button("Continue · F5", id="continue", variant="success")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Card on file · no charge today"
+        options = self.query_one("#card-options", OptionList)
+        options.highlighted = 0
+        options.focus()
+        self._refresh(self.view, self.billing)
+        if self.notice:
+            self._say(self.notice, "error")
+        else:
+            self._say("Take the card on the reader (R) — nothing is charged today." if self.view.card is None else
+                      "Card saved on the order: Continue (F5), or take another card.")
+
+    def _refresh(self, view: OrderView, billing: BillingDate) -> None:
+        self.view, self.billing = view, billing
+        line = self.query_one("#billing-line", Static)
+        if billing.problem:
+            line.update(billing.problem)
+            line.add_class("-error")
+        else:
+            price = f" · then {money(view.subtotal_cents)}/mo" if view.subtotal_cents else ""
+            line.update(billing.label + price + ("  (chosen by a manager)" if billing.overridden else
+                                                 "  (same as the old system)"))
+            line.remove_class("-error")
+        card = view.card
+        self.query_one("#card-current", Static).update(f"Card: {card.label}" if card else "Card: none yet")
+
+    def _say(self, text: str, kind: str = "") -> None:
+        msg = self.query_one("#card-message", Static)
+        msg.update(text)
+        msg.set_class(kind == "error", "-error")
+        msg.set_class(kind == "ok", "-ok")
+
+    async def _reload(self) -> None:
+        view = await asyncio.to_thread(self.service.order, self.view.id)
+        billing = await asyncio.to_thread(self.service.billing_date, self.view.id)
+        self._refresh(view, billing)
+
+    @on(OptionList.OptionSelected, "#card-options")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id == READER:
+            self.action_reader()
+        else:
+            self.action_keyed()
+
+    def action_reader(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        self._read_card()
+
+    @work(exclusive=True, group="migration-reader", exit_on_error=False)
+    async def _read_card(self) -> None:
+        reader = self.app.devices.card_reader  # type: ignore[attr-defined]
+        try:
+            outcome = await self.app.push_screen_wait(DeviceActionScreen(
+                "Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
+                waiting="Ask the customer to tap, insert or swipe their card… nothing is charged today. (Esc cancels)"))
+            if not outcome.ok:
+                self._say(f"{outcome.error or 'Cancelled.'} Try the reader again (R), or key the card in (K).",
+                          "error")
+                return
+            try:
+                await asyncio.to_thread(self.service.attach_reader_card, self.view.id, outcome.result)
+            except USER_ERRORS as exc:
+                self._say(str(exc), "error")
+                return
+            await self._reload()
+            self._say("✓ Card read: it is saved when the customer agrees. Continue (F5).", "ok")
+        finally:
+            self._busy = False
+
+    @work(exclusive=True, group="migration-keyed", exit_on_error=False)
+    async def action_keyed(self) -> None:
+        if self._busy:
+            return
+        view = await self.app.push_screen_wait(ManualCardScreen(self.view, self.service))  # type: ignore[arg-type]
+        if isinstance(view, OrderView):
+            await self._reload()
+            self._say("✓ Card accepted: it is saved when the customer agrees. Continue (F5).", "ok")
+
+    @work(exclusive=True, group="migration-override", exit_on_error=False)
+    async def action_override(self) -> None:
+        billing = await self.app.push_screen_wait(ManagerOverrideScreen(self.view, self.service, self.billing))
+        if isinstance(billing, BillingDate):
+            await self._reload()
+            self._say(f"✓ A manager set the next charge to {billing.effective:%b %d, %Y}.", "ok")
+
+    def action_continue(self) -> None:
+        if self.billing.problem:
+            self._say(self.billing.problem, "error")
+            return
+        if self.view.card is None:
+            self._say("Take a card first: the reader (R) or keyed (K). Nothing is charged today.", "error")
+            return
+        self.dismiss(self.view)
+
+    def action_back(self) -> None:
+        if not self._busy:
+            self.dismiss(BACK)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"back": self.action_back, "override": self.action_override, "continue": self.action_continue}[
+            event.button.id or ""]()
+
+
+def parse_day(text: str) -> dt.date:
+    from clarity_tui.services.legacy_import import parse_date
+
+    day = parse_date(text, "MDY")
+    if day is None:
+        raise ValueError("Enter the date of the next charge, e.g. 2026-12-15 or 12/15/2026.")
+    return day
+
+
+class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
+    """A manager chooses the next billing date with their PIN (audited with their name)."""
+
+    DEFAULT_CSS = "ManagerOverrideScreen {" + MODAL_CSS + """
+        & > Vertical { width: 64; }
+        .override-row { height: 3; }
+        .override-row Label { width: 16; padding: 1 1 0 0; }
+        .override-row Input { width: 1fr; }
+        #override-error { color: $error; height: auto; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="manager_override.cancel", tooltip="Keep the date as it is"),
+        Binding("f5", "save", "Set date", id="manager_override.save", tooltip="Set the next billing date"),
+    ]
+
+    def __init__(self, view: OrderView, service: MigrationService, billing: BillingDate) -> None:
+        super().__init__(id="manager-override")
+        self.view = view
+        self.service = service
+        self.billing = billing
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        legacy = self.billing.legacy.strftime("%b %d, %Y") if self.billing.legacy else "none"
+        with Vertical():
+            yield Label("Manager override: next billing date", classes="dialog-title")
+            yield Static(f"Legacy next billing date: {legacy}. Nothing is charged today.", classes="dialog-body")
+            with Horizontal(classes="override-row"):
+                yield Label("Next charge on")
+                yield Input(placeholder="YYYY-MM-DD", id="override-date")
+            with Horizontal(classes="override-row"):
+                yield Label("Manager PIN")
+                yield Input(placeholder="PIN", password=True, id="override-pin", max_length=12)
+            yield Static("", id="override-error", markup=False)
+            with Horizontal():
+                yield Button("Cancel · Esc", id="cancel")
+                yield Button("Set date · F5", id="save", variant="success")
+
+    def on_mount(self) -> None:
+        self.query_one("#override-date", Input).focus()
+
+    @on(Input.Submitted)
+    def _next(self, event: Input.Submitted) -> None:
+        if event.input.id == "override-date":
+            self.query_one("#override-pin", Input).focus()
+        else:
+            self.action_save()
+
+    def action_save(self) -> None:
+        if self._busy:
+            return
+        try:
+            day = parse_day(self.query_one("#override-date", Input).value)
+        except ValueError as exc:
+            self.query_one("#override-error", Static).update(str(exc))
+            return
+        self._busy = True
+        self._save(day, self.query_one("#override-pin", Input).value)
+
+    @work(thread=True, exclusive=True, group="manager-override", exit_on_error=False)
+    def _save(self, day: dt.date, pin: str) -> None:
+        try:
+            billing = self.service.override_billing_date(self.view.id, day, pin)
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, billing)
+
+    def _failed(self, message: str) -> None:
+        self._busy = False
+        self.query_one("#override-pin", Input).value = ""
+        self.query_one("#override-error", Static).update(message)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"cancel": self.action_cancel, "save": self.action_save}[event.button.id or ""]()
