@@ -1,0 +1,131 @@
+"""`clarity-tui support | audit | report`: remote support over SSH, the audit trail, the end-of-shift report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+
+def ssh_identity(env: dict[str, str] | None = None) -> tuple[str, str]:
+    """(user, terminal label) for a support session: the SSH user and the client's address.
+
+    Outside SSH (a technician trying it locally) the OS user is recorded, at terminal 'support:local'."""
+    env = dict(os.environ if env is None else env)
+    user = env.get("USER") or env.get("LOGNAME")
+    if not user:
+        import getpass
+
+        user = getpass.getuser()
+    connection = env.get("SSH_CONNECTION", "").split()
+    terminal = f"ssh:{connection[0]}" if connection else "support:local"
+    return user, terminal
+
+
+def register(cli: click.Group) -> None:
+    from clarity_tui.cli import _open_db, _settings, friendly_errors
+
+    @cli.command("support")
+    @click.pass_context
+    @friendly_errors
+    def support(ctx: click.Context) -> None:
+        """Remote support (the sshd ForceCommand): the live board and customer tools under the support role.
+
+        No PIN: the SSH user is the actor on every audit row."""
+        import dataclasses
+
+        from clarity_tui.bootconfig import resolve_boot_config
+        from db.rawconnect import schema_at_head
+
+        obj = ctx.find_root().obj or {}
+        user, terminal = ssh_identity()
+        boot = resolve_boot_config(obj.get("config"), obj.get("db"), obj.get("simulate") or None)
+        boot = dataclasses.replace(boot, terminal_id=terminal)
+        if not schema_at_head(boot.database_url):
+            # Support never migrates a site's database: that is done on site (`clarity-tui db upgrade`).
+            click.echo("Error: the site's database is not ready (missing or not upgraded): ask the site to run "
+                       "`clarity-tui db upgrade`, then connect again.", err=True)
+            sys.exit(2)
+        from clarity_tui.app import ClarityApp
+
+        app = ClarityApp(boot=boot, support_user=user)
+        app.run()
+        if app.boot_error:
+            click.echo(f"Error: {app.boot_error}", err=True)
+        if app.return_code:
+            sys.exit(app.return_code)
+
+    @cli.command("audit")
+    @click.option("--since", help="From this time: 30m, 2h, 7d, 2026-11-22 or an ISO time (UTC).")
+    @click.option("--until", help="Up to this time (same forms as --since).")
+    @click.option("--actor", default="", help="Actor name contains this.")
+    @click.option("--action", default="", help="Action contains this (e.g. operator., order.payment_failed).")
+    @click.option("--entity", default="", help="Entity contains this (customer, sales_order, operator_shift…).")
+    @click.option("--terminal", default="", help="Terminal contains this.")
+    @click.option("--limit", type=click.IntRange(1, 100000), default=200, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="One JSON array, with before and after.")
+    @click.pass_context
+    @friendly_errors
+    def audit(ctx: click.Context, since: str | None, until: str | None, actor: str, action: str, entity: str,
+              terminal: str, limit: int, as_json: bool) -> None:
+        """Print the audit trail, newest first: who did what, where and when."""
+        from clarity_tui.services.audit_query import AuditFilter, AuditQueryError, parse_since, query
+
+        try:
+            f = AuditFilter(actor=actor, action=action, entity=entity, terminal=terminal,
+                            since=parse_since(since) if since else None,
+                            until=parse_since(until) if until else None, limit=limit)
+        except AuditQueryError as exc:
+            raise click.BadParameter(str(exc)) from None
+        database = _open_db(_settings(ctx))
+        try:
+            entries = query(database, f)
+        finally:
+            database.dispose()
+        if as_json:
+            click.echo(json.dumps([e.as_json() for e in entries], indent=1, ensure_ascii=False))
+            return
+        if not entries:
+            click.echo("no audit rows match")
+            return
+        for e in entries:
+            what = f"{e.entity}#{e.entity_id}" if e.entity_id else e.entity
+            click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor} @ {e.terminal or '-'}  {e.action}  {what}  "
+                       f"{e.change_summary(80)}")
+
+    @cli.command("report")
+    @click.option("--shift", "shift_id", type=int, help="One shift (its id: see `clarity-tui audit --action operator.sign_in`).")
+    @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="One day, every terminal (UTC; default today).")
+    @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, allow_dash=True), help="Also write the CSV here ('-' = stdout only).")
+    @click.pass_context
+    @friendly_errors
+    def report(ctx: click.Context, shift_id: int | None, day: Any, csv_file: str | None) -> None:
+        """End-of-shift report: memberships sold and migrated, promotions, declines, pending syncs."""
+        import datetime as dt
+
+        from clarity_tui.services.reports import ReportError, day_report, render_text, shift_report
+
+        if shift_id is not None and day is not None:
+            raise click.UsageError("Choose --shift or --date, not both.")
+        database = _open_db(_settings(ctx))
+        try:
+            if shift_id is not None:
+                result = shift_report(database, shift_id)
+            else:
+                result = day_report(database, day.date() if day else dt.datetime.now(dt.UTC).date())
+        except ReportError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        finally:
+            database.dispose()
+        if csv_file == "-":
+            click.echo(result.to_csv(), nl=False)
+            return
+        click.echo(render_text(result))
+        if csv_file:
+            with open(csv_file, "w", encoding="utf-8", newline="") as fh:
+                fh.write(result.to_csv())
+            click.echo(f"\nCSV written to {csv_file}")

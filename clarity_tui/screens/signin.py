@@ -1,0 +1,202 @@
+"""The sign-in PIN pad: pick your name, type your 6-digit PIN (touch or keyboard).
+
+A modal over the lanes board, pushed at start so it appears with the first paint.
+This module stays import-light (Textual only): the operator list and the PIN check
+run in workers once the database is open (see ClarityApp._boot).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+if TYPE_CHECKING:
+    from clarity_tui.services.operators import OperatorChoice, SignedIn
+
+PIN_LENGTH = 6
+KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "back"]
+KEY_LABELS = {"clear": "Clear", "back": "Del"}  # plain words: glyphs are missing on the Linux console
+
+
+class SignInScreen(ModalScreen["SignedIn"]):
+    """Dismissed with a SignedIn once a PIN checks out; there is no way around it but Quit."""
+
+    BINDINGS = [
+        *[Binding(d, f"digit('{d}')", d, show=False, priority=True, id=f"signin.digit{d}") for d in "0123456789"],
+        Binding("backspace", "delete", "Delete", priority=True, id="signin.delete", tooltip="Delete the last digit"),
+        Binding("escape", "clear_pin", "Clear", id="signin.clear", tooltip="Clear the PIN"),
+        Binding("enter", "submit", "Sign in", id="signin.submit", tooltip="Sign in with this PIN"),
+    ]
+
+    DEFAULT_CSS = """
+    SignInScreen {
+        align: center middle;
+        #signin-box { width: 76; height: 22; border: thick $accent; background: $surface; padding: 0 1; }
+        #signin-title { width: 1fr; text-style: bold; content-align: center middle; height: 1; }
+        #signin-body { height: 16; }
+        #signin-operators { width: 30; height: 16; }
+        #signin-right { width: 1fr; height: 16; padding-left: 1; }
+        #signin-who { height: 1; }
+        #signin-dots { height: 1; text-style: bold; margin-bottom: 1; }
+        #signin-pad { grid-size: 3 4; grid-gutter: 0 1; height: 12; }
+        #signin-pad Button { width: 100%; height: 3; min-width: 8; }
+        #signin-message { height: 2; }
+        #signin-message.-error { color: $error; text-style: bold; }
+    }
+    """
+
+    def __init__(self, *, notice: str = "", preselect: int | None = None) -> None:
+        super().__init__(id="signin")
+        self._pin = ""
+        self._choices: list[OperatorChoice] = []
+        self._notice = notice
+        self._preselect = preselect
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="signin-box"):
+            yield Label("Sign in: choose your name, then type your PIN", id="signin-title")
+            with Horizontal(id="signin-body"):
+                yield OptionList(Option("Starting…", disabled=True), id="signin-operators")
+                with Vertical(id="signin-right"):
+                    yield Label("", id="signin-who")
+                    yield Static(self._dots(), id="signin-dots")
+                    with Grid(id="signin-pad"):
+                        for key in KEYS:
+                            button = Button(KEY_LABELS.get(key, key), id=f"pin-{key}", compact=False)
+                            button.can_focus = False  # focus stays on the list; digits come from the keys
+                            # Two quick taps on one digit are two digits (the default ignores the second).
+                            button.active_effect_duration = 0.0
+                            yield button
+            yield Static(self._notice, id="signin-message")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+        self.load_operators()
+
+    # --- operators -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="signin-load", exit_on_error=False)
+    def load_operators(self) -> None:
+        from clarity_tui.services.operators import OperatorService
+
+        try:
+            choices = OperatorService.for_app(self.app).choices()
+        except Exception as exc:  # noqa: BLE001 - shown, the pad stays up
+            self.app.call_from_thread(self._say, f"Cannot read the operators: {exc}", True)
+            return
+        self.app.call_from_thread(self._show_operators, choices)
+
+    def _show_operators(self, choices: list[OperatorChoice]) -> None:
+        self._choices = choices
+        options = self.query_one(OptionList)
+        options.clear_options()
+        if not choices:
+            options.add_option(Option("No operators: run the set-up", disabled=True))
+            return
+        options.add_options([Option(c.name, id=str(c.id)) for c in choices])
+        index = next((i for i, c in enumerate(choices) if c.id == self._preselect), 0)
+        options.highlighted = index
+        self._update_who()
+
+    @property
+    def chosen(self) -> OperatorChoice | None:
+        index = self.query_one(OptionList).highlighted
+        if index is None or not self._choices or index >= len(self._choices):
+            return None
+        return self._choices[index]
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self) -> None:
+        self._update_who()
+
+    @on(OptionList.OptionSelected)
+    def _selected(self) -> None:
+        self.action_submit()
+
+    def _update_who(self) -> None:
+        who = self.chosen
+        self.query_one("#signin-who", Label).update(f"PIN for {who.name} ({who.role})" if who else "")
+
+    # --- PIN entry ------------------------------------------------------------------------
+
+    def _dots(self) -> str:
+        return "PIN  " + " ".join("●" if i < len(self._pin) else "○" for i in range(PIN_LENGTH))
+
+    def _show_pin(self) -> None:
+        self.query_one("#signin-dots", Static).update(self._dots())
+
+    def _say(self, text: str, error: bool = False) -> None:
+        message = self.query_one("#signin-message", Static)
+        message.update(text)
+        message.set_class(error, "-error")
+
+    def action_digit(self, digit: str) -> None:
+        if self._busy or len(self._pin) >= PIN_LENGTH:
+            return
+        self._pin += digit
+        self._show_pin()
+        if len(self._pin) == PIN_LENGTH:
+            self.action_submit()
+
+    def action_delete(self) -> None:
+        if not self._busy:
+            self._pin = self._pin[:-1]
+            self._show_pin()
+
+    def action_clear_pin(self) -> None:
+        if not self._busy:
+            self._pin = ""
+            self._show_pin()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        key = (event.button.id or "").removeprefix("pin-")
+        if key.isdigit():
+            self.action_digit(key)
+        elif key == "back":
+            self.action_delete()
+        elif key == "clear":
+            self.action_clear_pin()
+
+    def action_submit(self) -> None:
+        who = self.chosen
+        if self._busy:
+            return
+        if who is None:
+            self._say("Choose your name first (arrow keys or tap it).", True)
+            return
+        if len(self._pin) != PIN_LENGTH:
+            self._say(f"Type all {PIN_LENGTH} digits of your PIN.", True)
+            return
+        self._busy = True
+        self._say(f"Checking {who.name}'s PIN…")
+        self._check(who.id, self._pin)
+
+    @work(thread=True, exclusive=True, group="signin-check", exit_on_error=False)
+    def _check(self, operator_id: int, pin: str) -> None:
+        from clarity_tui.services.operators import OperatorService, SignInError
+
+        try:
+            result: Any = OperatorService.for_app(self.app).sign_in(operator_id, pin)
+        except SignInError as exc:
+            self.app.call_from_thread(self._refused, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. the database dropped: say so, keep the pad
+            self.app.call_from_thread(self._refused, f"Could not check the PIN ({exc}): try again.")
+            return
+        self.app.call_from_thread(self.dismiss, result)
+
+    def _refused(self, message: str) -> None:
+        self._busy = False
+        self._pin = ""
+        self._show_pin()
+        self._say(message, True)

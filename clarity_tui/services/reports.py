@@ -1,0 +1,247 @@
+"""End-of-shift report: memberships sold and migrated (by plan, by operator), promotion use,
+declines and pending syncs, for one shift or one day. Shown on screen and exported as CSV.
+
+Sources: finished orders (`SalesOrder` in completed / pending_sync, by `completed_at`, else
+`updated_at`), memberships created (`Membership.source`), promotion use (orders with a
+`promotion_id`; `Promotion.times_redeemed` for the lifetime count), declines (the billing
+service's `order.payment_failed` audit rows), and what is still waiting for the gateway
+(orders in pending_sync, outbox rows pending).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from sqlmodel import col, func, select
+
+from clarity_tui.services.operators import as_utc
+from db.models import (
+    AuditLog,
+    Membership,
+    Operator,
+    OperatorShift,
+    OrderKind,
+    OrderState,
+    Outbox,
+    OutboxStatus,
+    Plan,
+    Promotion,
+    SalesOrder,
+    utcnow,
+)
+
+FINISHED = (OrderState.COMPLETED, OrderState.PENDING_SYNC)
+
+
+class ReportError(ValueError):
+    """str() says what to change (an unknown shift, a bad date)."""
+
+
+@dataclass
+class Line:
+    """One row of a section: a group (a plan, an operator, a code), how many and how much."""
+
+    group: str
+    count: int
+    amount_cents: int = 0
+
+
+@dataclass
+class ShiftReport:
+    title: str
+    start: dt.datetime
+    end: dt.datetime
+    terminal: str | None = None
+    operator: str | None = None
+    sold_by_plan: list[Line] = field(default_factory=list)
+    migrated_by_plan: list[Line] = field(default_factory=list)
+    by_operator: list[Line] = field(default_factory=list)
+    memberships_by_source: list[Line] = field(default_factory=list)
+    promotions: list[Line] = field(default_factory=list)
+    declines: list[Line] = field(default_factory=list)
+    decline_messages: list[str] = field(default_factory=list)
+    cancelled: int = 0
+    pending_sync_orders: int = 0
+    pending_outbox: int = 0
+
+    @property
+    def sold(self) -> int:
+        return sum(x.count for x in self.sold_by_plan)
+
+    @property
+    def migrated(self) -> int:
+        return sum(x.count for x in self.migrated_by_plan)
+
+    @property
+    def declined(self) -> int:
+        return sum(x.count for x in self.declines)
+
+    def sections(self) -> list[tuple[str, list[Line]]]:
+        return [
+            ("sold_by_plan", self.sold_by_plan),
+            ("migrated_by_plan", self.migrated_by_plan),
+            ("by_operator", self.by_operator),
+            ("memberships_by_source", self.memberships_by_source),
+            ("promotions", self.promotions),
+            ("declines_by_operator", self.declines),
+            ("totals", [Line("sold", self.sold, sum(x.amount_cents for x in self.sold_by_plan)),
+                        Line("migrated", self.migrated, sum(x.amount_cents for x in self.migrated_by_plan)),
+                        Line("declined", self.declined), Line("cancelled", self.cancelled),
+                        Line("pending_sync_orders", self.pending_sync_orders),
+                        Line("pending_outbox", self.pending_outbox)]),
+        ]
+
+    def to_csv(self) -> str:
+        """One flat table: section, group, count, amount (dollars). A spreadsheet sums it as is."""
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["report", self.title, "from", self.start.isoformat(timespec="seconds"),
+                    "to", self.end.isoformat(timespec="seconds")])
+        w.writerow(["section", "group", "count", "amount"])
+        for name, lines in self.sections():
+            for line in lines:
+                w.writerow([name, line.group, line.count, f"{line.amount_cents / 100:.2f}"])
+        return out.getvalue()
+
+
+def _lines(counts: Counter[str], amounts: dict[str, int] | None = None) -> list[Line]:
+    amounts = amounts or {}
+    return [Line(k, n, amounts.get(k, 0)) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def shift_report(db, shift_id: int, now: dt.datetime | None = None) -> ShiftReport:  # noqa: ANN001
+    """One operator's shift at one terminal, from sign-in to sign-out (or now)."""
+    with db.read() as s:
+        row = s.exec(select(OperatorShift, Operator).join(Operator, Operator.id == OperatorShift.operator_id)
+                     .where(OperatorShift.id == shift_id)).first()
+        if row is None:
+            raise ReportError(f"There is no shift {shift_id}: `clarity-tui audit` or the Who's on view lists them.")
+        shift, op = row
+        start = as_utc(shift.signed_in_at)
+        end = as_utc(shift.signed_out_at) or (now or utcnow())
+    report = build_report(db, start, end, title=f"Shift {shift_id}: {op.name} at {shift.terminal}",  # type: ignore[arg-type]
+                          operator_id=op.id, terminal=shift.terminal)
+    report.operator = op.name
+    return report
+
+
+def day_report(db, day: dt.date) -> ShiftReport:  # noqa: ANN001
+    start, end = day_window(day)
+    return build_report(db, start, end, title=f"Day {day.isoformat()} (UTC), every terminal")
+
+
+def build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,  # noqa: ANN001
+                 operator_id: int | None = None, terminal: str | None = None) -> ShiftReport:
+    report = ShiftReport(title=title, start=start, end=end, terminal=terminal)
+    with db.read() as s:
+        when = func.coalesce(SalesOrder.completed_at, SalesOrder.updated_at)
+        q = (select(SalesOrder, Plan.name, Operator.name, Promotion.code)
+             .join(Plan, Plan.id == SalesOrder.plan_id, isouter=True)
+             .join(Operator, Operator.id == SalesOrder.operator_id, isouter=True)
+             .join(Promotion, Promotion.id == SalesOrder.promotion_id, isouter=True)
+             .where(when >= start, when < end))
+        if operator_id is not None:
+            q = q.where(SalesOrder.operator_id == operator_id)
+        if terminal is not None:
+            q = q.where(SalesOrder.terminal == terminal)
+        sold, migrated, by_op, promos = Counter(), Counter(), Counter(), Counter()  # type: ignore[var-annotated]
+        sold_amt: dict[str, int] = defaultdict(int)
+        mig_amt: dict[str, int] = defaultdict(int)
+        op_amt: dict[str, int] = defaultdict(int)
+        promo_amt: dict[str, int] = defaultdict(int)
+        for order, plan, operator, code in s.exec(q):
+            if order.state == OrderState.CANCELLED:
+                report.cancelled += 1
+                continue
+            if order.state not in FINISHED:
+                continue
+            plan, operator = plan or "?", operator or order.terminal or "?"
+            if order.kind == OrderKind.MIGRATION:
+                migrated[plan] += 1
+                mig_amt[plan] += order.due_today_cents
+            else:
+                sold[plan] += 1
+                sold_amt[plan] += order.due_today_cents
+            by_op[operator] += 1
+            op_amt[operator] += order.due_today_cents
+            if code:
+                promos[code] += 1
+                promo_amt[code] += order.discount_cents
+        report.sold_by_plan, report.migrated_by_plan = _lines(sold, sold_amt), _lines(migrated, mig_amt)
+        report.by_operator, report.promotions = _lines(by_op, op_amt), _lines(promos, promo_amt)
+
+        mq = select(Membership.source, func.count()).where(Membership.created_at >= start, Membership.created_at < end)
+        # Only memberships an order made (a sale or a migration at a terminal), not seeded or bulk-loaded
+        # ones; for a shift, only that shift's orders.
+        sub = select(SalesOrder.membership_id).where(col(SalesOrder.membership_id).is_not(None))
+        if operator_id is not None:
+            sub = sub.where(SalesOrder.operator_id == operator_id)
+        if terminal is not None:
+            sub = sub.where(SalesOrder.terminal == terminal)
+        mq = mq.where(col(Membership.id).in_(sub))
+        report.memberships_by_source = [Line(src, n) for src, n in s.exec(mq.group_by(Membership.source)
+                                                                          .order_by(Membership.source))]
+
+        dq = select(AuditLog).where(AuditLog.action == "order.payment_failed", AuditLog.at >= start, AuditLog.at < end)
+        if operator_id is not None:
+            dq = dq.where(AuditLog.operator_id == operator_id)
+        if terminal is not None:
+            dq = dq.where(AuditLog.terminal == terminal)
+        declines: Counter[str] = Counter()
+        for row in s.exec(dq.order_by(AuditLog.id)):
+            declines[row.actor] += 1
+            error = (row.after or {}).get("error") or "declined"
+            report.decline_messages.append(f"order {row.entity_id}: {error}")
+        report.declines = _lines(declines)
+
+        pq = select(func.count()).select_from(SalesOrder).where(SalesOrder.state == OrderState.PENDING_SYNC)
+        if terminal is not None:
+            pq = pq.where(SalesOrder.terminal == terminal)
+        report.pending_sync_orders = s.exec(pq).one()
+        report.pending_outbox = s.exec(select(func.count()).select_from(Outbox)
+                                       .where(Outbox.status == OutboxStatus.PENDING)).one()
+    return report
+
+
+def promotion_totals(db) -> list[Line]:  # noqa: ANN001
+    """Lifetime redemptions per promotion code (Promotion.times_redeemed)."""
+    with db.read() as s:
+        return [Line(p.code, p.times_redeemed) for p in s.exec(select(Promotion).order_by(Promotion.code))]
+
+
+def render_text(report: ShiftReport) -> str:
+    """The report as plain text: the screen and `clarity-tui report` show this."""
+    def money(cents: int) -> str:
+        return f"${cents / 100:,.2f}"
+
+    out = [report.title, f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC", ""]
+    out.append(f"Memberships sold: {report.sold}    migrated: {report.migrated}    "
+               f"declines: {report.declined}    cancelled: {report.cancelled}")
+    out.append(f"Pending sync: {report.pending_sync_orders} orders, {report.pending_outbox} gateway calls waiting")
+    for heading, lines, amount in (("Sold by plan", report.sold_by_plan, "taken today"),
+                                   ("Migrated by plan", report.migrated_by_plan, "taken today"),
+                                   ("By operator", report.by_operator, "taken today"),
+                                   ("Memberships created by orders, by source", report.memberships_by_source, ""),
+                                   ("Promotions used", report.promotions, "discount"),
+                                   ("Declines, by operator", report.declines, "")):
+        out.append("")
+        out.append(heading + ":")
+        if not lines:
+            out.append("  (none)")
+        for line in lines:
+            extra = f"  {amount} {money(line.amount_cents)}" if amount else ""
+            out.append(f"  {line.group:<28} {line.count:>5}{extra}")
+    if report.decline_messages:
+        out.append("")
+        out.append("Decline messages:")
+        out.extend(f"  {m}" for m in report.decline_messages[-20:])
+    return "\n".join(out)
