@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Modules that register benchmarks, in the order `python -m bench` runs them.
-MODULES = ("bench.startup", "bench.latency", "bench.seed")
+MODULES = ("bench.startup", "bench.latency", "bench.seed", "bench.search", "bench.load", "bench.legacy_import")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Options:
     quick: bool = False  # fewer repetitions/samples, smaller data
     smoke: bool = False  # the tiniest run that exercises every code path (tests)
     full: bool = False  # the real sizes (the seed benchmark loads 1,000,000 customers)
+    keep: bool = False  # keep seeded databases for the next run (the search benchmark caches them by size)
     pg_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     backends: tuple[str, ...] = ("sqlite", "postgres")
 

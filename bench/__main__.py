@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and samples")
     parser.add_argument("--smoke", action="store_true", help="tiny run that only checks every path works (tests)")
     parser.add_argument("--full", action="store_true", help="real sizes: seed 1,000,000 customers")
+    parser.add_argument("--keep", action="store_true", help="keep seeded databases (cached by size) for the next run")
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"],
                         help="only these databases (default: both)")
     parser.add_argument("--pg-admin-url", default=os.environ.get("CLARITY_BENCH_PG_URL")
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in registry]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}: choose from {', '.join(registry)}")
-    options = Options(quick=args.quick or args.smoke, smoke=args.smoke, full=args.full,
+    options = Options(quick=args.quick or args.smoke, smoke=args.smoke, full=args.full, keep=args.keep,
                       pg_admin_url=args.pg_admin_url, backends=tuple(args.backend or ("sqlite", "postgres")))
     report: dict[str, object] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -1,16 +1,27 @@
 """A timed child of the start-up benchmark. Never import this from the bench package.
 
     python bench/_startup_child.py bare
-    python bench/_startup_child.py clarity DATABASE_URL
+    python bench/_startup_child.py paint  DATABASE_URL LANES
+    python bench/_startup_child.py booted DATABASE_URL LANES
 
-Both exit at their first paint: the bare app after its first refresh, Clarity when the
-board posts its first BoardScreen.Painted (the first database read on screen). Everything
-the user waits for is inside the parent's timing: interpreter start, imports, settings,
-opening the database (schema check), the first board read and paint, and shutdown.
+`bare` is a bare Textual app that exits after its first refresh. `paint` and `booted`
+start Clarity exactly as `clarity-tui --db URL` does when the schema is already at head
+(clarity_tui/cli.py run_app's fast path): a BootConfig from `resolve_boot_config`, then
+`ClarityApp(boot=boot)`, no subclass. The first board is painted from plain SQL, then
+ClarityApp._boot loads settings, the ORM and the devices and publishes `app.booted`.
+
+- `paint` exits at the first BoardScreen.Painted showing LANES lanes (the board the person
+  sees). The message is stopped before it reaches the app, so the boot worker does not start
+  and the exit is not held up by it.
+- `booted` notes that first paint, then waits for `app.booted`, then for the board's next
+  paint (its first read through the ORM, as every later refresh is), and exits.
+
+Each run prints `AT <event> <time.monotonic()>` lines (the parent spawned us at a known
+monotonic time) and `RSS <event> <VmHWM kB>` lines. The parent also times spawn to exit.
 """
 
-import os
 import sys
+import time
 
 SIZE = (120, 40)
 
@@ -25,46 +36,80 @@ def peak_rss_kb() -> int:
     return 0
 
 
+def note(event: str) -> None:
+    print(f"AT {event} {time.monotonic():.6f}\nRSS {event} {peak_rss_kb()}")
+
+
 def bare() -> None:
     from textual.app import App
 
     class Bare(App[None]):
         def on_mount(self) -> None:
-            self.call_after_refresh(self.exit)
+            self.call_after_refresh(self._painted)
+
+        def _painted(self) -> None:
+            note("paint")
+            self.exit()
 
     app = Bare()
     app.run(headless=True, size=SIZE)
-    print(f"PAINTED bare\nRSS {peak_rss_kb()}" if app.return_code == 0 else f"FAILED {app.return_code}")
+    note("exit")
+    print("DONE bare" if app.return_code == 0 else f"FAILED {app.return_code}")
 
 
-def clarity(url: str) -> None:
+def clarity(mode: str, url: str, lanes: int) -> None:
+    from textual._context import message_hook
+
+    from clarity_tui.bootconfig import resolve_boot_config
+    from db.rawconnect import schema_at_head
+
+    # As cli.run_app: no --config, --db URL, no --simulate.
+    boot = resolve_boot_config(None, url, None)
+    if not schema_at_head(boot.database_url):
+        print(f"FAILED the CLI would not take its fast path: {boot.database_url} is not at the schema head")
+        return
     from clarity_tui.app import ClarityApp
-    from clarity_tui.config import load_settings
+
+    app = ClarityApp(boot=boot)
     from clarity_tui.screens.board import BoardScreen
-    from clarity_tui.services.bootstrap import open_database
+    from clarity_tui.widgets.lane_column import LaneColumn
 
-    import clarity_tui.app
+    state = {"painted": False, "booted": False, "done": False}
 
-    class FirstPaint(ClarityApp):
-        # Textual resolves a relative CSS_PATH next to the subclass's module: point at the app's own.
-        CSS_PATH = os.path.join(os.path.dirname(clarity_tui.app.__file__), ClarityApp.CSS_PATH)
-        bubbles: int | None = None
+    def on_booted(_: object) -> None:
+        state["booted"] = True
+        note("booted")
 
-        def on_board_screen_painted(self, message: BoardScreen.Painted) -> None:
-            self.bubbles = len(message.session_ids)
-            self.exit()
+    def hook(message: object) -> None:
+        # Called as each message pump dispatches a message, before any handler.
+        if state["done"] or not isinstance(message, BoardScreen.Painted):
+            return
+        if not state["painted"]:
+            board = app.screen
+            if not isinstance(board, BoardScreen) or len(board.query(LaneColumn)) != lanes:
+                return  # not the site's board yet
+            state["painted"] = True
+            note("paint")
+            if mode == "paint":
+                state["done"] = True
+                message.stop()  # keep it from the app: no boot worker to wait for at exit
+                app.exit()
+            else:
+                app.booted.subscribe(app, on_booted, immediate=True)
+        elif state["booted"] and app.is_booted:
+            state["done"] = True
+            note("orm-paint")
+            app.exit()
 
-    settings = load_settings(database_url=url, terminal_id="bench")
-    db = open_database(settings)
-    app = FirstPaint(settings=settings, db=db)
+    message_hook.set(hook)
     app.run(headless=True, size=SIZE)
-    db.dispose()
-    print(f"PAINTED {app.bubbles} bubbles\nRSS {peak_rss_kb()}" if app.bubbles is not None and app.return_code == 0
-          else f"FAILED {app.return_code}")
+    note("exit")
+    ok = app.return_code == 0 and state["done"]
+    print(f"DONE {mode}" if ok else f"FAILED exit code {app.return_code}, reached {state}")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "bare":
         bare()
     else:
-        clarity(sys.argv[2])
+        clarity(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -44,14 +44,6 @@ class ChildRun:
     stdout: str
     stderr: str
 
-    @property
-    def peak_rss_kb(self) -> int:
-        """The child's own VmHWM, which it prints as 'RSS <kB>' (see _startup_child.py)."""
-        for line in self.stdout.splitlines():
-            if line.startswith("RSS "):
-                return int(line.split()[1])
-        raise ValueError("the child did not report its peak RSS")
-
 
 def run_child(argv: Sequence[str], env: dict[str, str], timeout: float = 120.0) -> ChildRun:
     """Run a process; wall time from spawn to exit.

@@ -1,70 +1,138 @@
-"""Start-up to the first painted board, and peak RSS, against a bare Textual app (issue 2).
+"""Start-up and peak RSS of the real CLI start (deferred boot) against a bare Textual app (issue 2).
 
-Both are real processes, timed by the parent from spawn to exit, run alternately so
-background load hits both alike; medians are compared.
+Three kinds of real process, run round-robin so background load hits each alike (see
+_startup_child.py): `bare` (Textual, exits after its first refresh), `paint` (Clarity built
+as cli.run_app's fast path builds it, exits at the first painted board) and `booted` (the
+same, exits once `app.booted` fired and the board repainted through the ORM).
+
+Reported, medians over the repetitions:
+- first paint: spawn -> exit of `paint` vs `bare` (the target, <= 1.5x), and, from the
+  children's own clocks, spawn -> the paint itself for both;
+- fully booted: spawn -> `app.booted` and spawn -> exit of `booted` (information only);
+- peak RSS (VmHWM) at first paint and once fully booted, each vs bare. The target (<= 2x)
+  is judged on the fully booted figure: that is what a lane terminal keeps using.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from bench import Options, benchmark
-from bench._support import HERE, PYTHON, child_env, prepare_demo_database, run_child
+from bench._support import HERE, PYTHON, ChildRun, child_env, prepare_demo_database, run_child
 
 TARGET_STARTUP_RATIO = 1.5
 TARGET_RSS_RATIO = 2.0
 CHILD = str(HERE / "_startup_child.py")
 
 
-@benchmark("startup", "start-up to first painted board and peak RSS vs a bare Textual app (SQLite demo db)")
+class _Run:
+    """One child run: spawn -> exit, and its AT/RSS lines (times relative to spawn)."""
+
+    def __init__(self, spawned: float, child: ChildRun) -> None:
+        self.seconds = child.seconds
+        self.at: dict[str, float] = {}
+        self.rss: dict[str, int] = {}
+        for line in child.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "AT":
+                self.at[parts[1]] = float(parts[2]) - spawned
+            elif len(parts) == 3 and parts[0] == "RSS":
+                self.rss[parts[1]] = int(parts[2])
+
+
+@benchmark("startup", "CLI start-up to first painted board / fully booted, and peak RSS, vs a bare Textual app")
 def run(options: Options) -> dict[str, Any]:
     repetitions = options.pick(full=15, quick=5, smoke=2)
     with tempfile.TemporaryDirectory(prefix="clarity-bench-startup-") as tmp:
         workdir = Path(tmp)
         url = f"sqlite:///{workdir / 'demo.db'}"
         prepare_demo_database(url, customers=20 if options.smoke else 200, legacy=10 if options.smoke else 100)
+        lanes = _lane_count(url)
         env = child_env(workdir)
-        commands = {"bare": [PYTHON, CHILD, "bare"], "clarity": [PYTHON, CHILD, "clarity", url]}
+        commands = {
+            "bare": [PYTHON, CHILD, "bare"],
+            "paint": [PYTHON, CHILD, "paint", url, str(lanes)],
+            "booted": [PYTHON, CHILD, "booted", url, str(lanes)],
+        }
         # One untimed run each: compiles .pyc files and warms the page cache.
         for argv in commands.values():
-            _check(run_child(argv, env), argv)
-        times: dict[str, list[float]] = {k: [] for k in commands}
-        rss: dict[str, list[int]] = {k: [] for k in commands}
+            _timed(argv, env)
+        runs: dict[str, list[_Run]] = {k: [] for k in commands}
         for _ in range(repetitions):
             for kind, argv in commands.items():
-                child = _check(run_child(argv, env), argv)
-                times[kind].append(child.seconds)
-                rss[kind].append(child.peak_rss_kb)
-    bare_ms = statistics.median(times["bare"]) * 1000
-    clarity_ms = statistics.median(times["clarity"]) * 1000
-    bare_kb = statistics.median(rss["bare"])
-    clarity_kb = statistics.median(rss["clarity"])
+                runs[kind].append(_timed(argv, env))
+
+    def med_ms(kind: str, event: str | None = None) -> float:
+        values = [r.seconds if event is None else r.at[event] for r in runs[kind]]
+        return round(statistics.median(values) * 1000, 1)
+
+    def med_kb(kind: str, event: str) -> int:
+        return round(statistics.median(r.rss[event] for r in runs[kind]))
+
+    bare_exit, paint_exit = med_ms("bare"), med_ms("paint")
+    bare_kb = med_kb("bare", "exit")
+    paint_kb, booted_kb = med_kb("paint", "paint"), med_kb("booted", "exit")
     return {
         "repetitions": repetitions,
+        "path": "cli.run_app fast path: resolve_boot_config(None, url, None) + ClarityApp(boot=boot), SQLite demo db",
+        "lanes": lanes,
         "startup": {
-            "bare_ms_median": round(bare_ms, 1),
-            "clarity_ms_median": round(clarity_ms, 1),
-            "bare_ms_min": round(min(times["bare"]) * 1000, 1),
-            "clarity_ms_min": round(min(times["clarity"]) * 1000, 1),
-            "ratio": round(clarity_ms / bare_ms, 3),
+            "measured_as": "spawn -> exit of a process that exits at its first paint (medians)",
+            "bare_ms_median": bare_exit,
+            "clarity_ms_median": paint_exit,
+            "bare_ms_min": round(min(r.seconds for r in runs["bare"]) * 1000, 1),
+            "clarity_ms_min": round(min(r.seconds for r in runs["paint"]) * 1000, 1),
+            "ratio": round(paint_exit / bare_exit, 3),
             "target_ratio": TARGET_STARTUP_RATIO,
-            "meets_target": clarity_ms / bare_ms <= TARGET_STARTUP_RATIO,
+            "meets_target": paint_exit / bare_exit <= TARGET_STARTUP_RATIO,
+            "bare_spawn_to_paint_ms_median": med_ms("bare", "paint"),
+            "clarity_spawn_to_paint_ms_median": med_ms("paint", "paint"),
+            "spawn_to_paint_ratio": round(med_ms("paint", "paint") / med_ms("bare", "paint"), 3),
+        },
+        "fully_booted": {
+            "measured_as": "information only: spawn -> app.booted, and spawn -> exit after the first ORM repaint",
+            "spawn_to_paint_ms_median": med_ms("booted", "paint"),
+            "spawn_to_booted_ms_median": med_ms("booted", "booted"),
+            "spawn_to_orm_paint_ms_median": med_ms("booted", "orm-paint"),
+            "spawn_to_exit_ms_median": med_ms("booted"),
+            "ratio_vs_bare_exit": round(med_ms("booted") / bare_exit, 3),
         },
         "peak_rss": {
+            "compared_against_target": "fully_booted (VmHWM at exit of the booted run: what the terminal keeps using)",
             "bare_kb_median": bare_kb,
-            "clarity_kb_median": clarity_kb,
-            "ratio": round(clarity_kb / bare_kb, 3),
+            "first_paint_kb_median": paint_kb,
+            "first_paint_ratio": round(paint_kb / bare_kb, 3),
+            "booted_at_signal_kb_median": med_kb("booted", "booted"),
+            "fully_booted_kb_median": booted_kb,
+            "clarity_kb_median": booted_kb,
+            "ratio": round(booted_kb / bare_kb, 3),
             "target_ratio": TARGET_RSS_RATIO,
-            "meets_target": clarity_kb / bare_kb <= TARGET_RSS_RATIO,
+            "meets_target": booted_kb / bare_kb <= TARGET_RSS_RATIO,
         },
     }
 
 
-def _check(child, argv):  # noqa: ANN001, ANN202
-    if child.returncode != 0 or "PAINTED" not in child.stdout:
-        raise RuntimeError(f"{' '.join(argv[1:3])} did not reach its first paint (exit {child.returncode}): "
+def _lane_count(url: str) -> int:
+    """How many lanes the board must show before it counts as painted."""
+    from clarity_tui.services.board_view import read_board
+    from db.rawconnect import connect_raw
+
+    conn = connect_raw(url)
+    try:
+        return len(read_board(conn, True, dt.datetime.now(dt.UTC)))
+    finally:
+        conn.close()
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> _Run:
+    spawned = time.monotonic()  # the children print time.monotonic() (the same clock)
+    child = run_child(argv, env)
+    if child.returncode != 0 or "DONE" not in child.stdout:
+        raise RuntimeError(f"{' '.join(argv[2:4])} did not finish (exit {child.returncode}): "
                            f"{(child.stdout + child.stderr).strip()[-2000:]}")
-    return child
+    return _Run(spawned, child)

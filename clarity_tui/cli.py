@@ -60,22 +60,41 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, simulat
 
 
 @friendly_errors
-def run_app(scenario: str | None = None, role: str | None = None, actor_name: str | None = None) -> None:
+def run_app(scenario: str | None = None) -> None:
     ctx = click.get_current_context()
-    settings = _settings(ctx)
-    from clarity_tui.simulator.scenario import load_scenario
+    obj = ctx.find_root().obj or {}
+    from clarity_tui.bootconfig import resolve_boot_config
+    from db.rawconnect import schema_at_head
 
-    loaded = load_scenario(scenario) if settings.simulate else None
-    db = _open_db(settings)
-    if settings.simulate:
-        from clarity_tui.services.demo import seed_demo
+    boot = resolve_boot_config(obj.get("config"), obj.get("db"), obj.get("simulate") or None)
+    if scenario is None and schema_at_head(boot.database_url):
+        # Fast path: paint the board first, load settings/ORM/devices right after (ClarityApp._boot).
+        from clarity_tui.app import ClarityApp
 
-        seed_demo(db)
-    from clarity_tui.app import ClarityApp
+        # Operators sign in with a PIN (issue 8); the pad appears over the first board.
+        app = ClarityApp(boot=boot, require_signin=True)
+    else:
+        # First run (schema to create or upgrade) or a scenario file: load everything up front,
+        # so problems are reported before the screen opens.
+        settings = _settings(ctx)
+        from clarity_tui.simulator.scenario import load_scenario
 
-    app = ClarityApp(settings=settings, db=db, scenario=loaded)
+        loaded = load_scenario(scenario) if settings.simulate else None
+        db = _open_db(settings)
+        if settings.simulate:
+            from clarity_tui.services.demo import seed_demo
+            from clarity_tui.simulator.scenario import Scenario
+
+            seed_demo(db)
+            loaded = loaded or Scenario()
+        from clarity_tui.app import ClarityApp
+
+        app = ClarityApp(settings=settings, db=db, scenario=loaded, require_signin=settings.ui.require_signin)
     app.run()
-    db.dispose()
+    if app.boot_error:
+        click.echo(f"Error: {app.boot_error}", err=True)
+    if app.return_code:
+        sys.exit(app.return_code)
 
 
 @cli.command()
@@ -103,7 +122,10 @@ def simulate(ctx: click.Context, scenario: str | None, headless: bool, duration:
     camera = build_camera(db, loaded)
 
     async def main() -> None:
-        task = asyncio.create_task(run_camera(db, camera, settings.terminal_id, loaded.initial_vehicles))
+        import datetime as dt
+
+        task = asyncio.create_task(run_camera(db, camera, settings.terminal_id, loaded.initial_vehicles,
+                                              dwell=dt.timedelta(minutes=loaded.dwell_minutes)))
         try:
             await asyncio.wait_for(task, timeout=duration)
         except TimeoutError:
@@ -191,7 +213,8 @@ def demo_seed(ctx: click.Context, customers: int, legacy: int | None, db_url: st
 
 
 # Command groups that live in their own modules (each exposes register(cli)).
-COMMAND_MODULES = ("clarity_tui.cli_hardware", "clarity_tui.cli_payments")
+COMMAND_MODULES = ("clarity_tui.cli_hardware", "clarity_tui.cli_payments", "clarity_tui.cli_customers",
+                   "clarity_tui.cli_site", "clarity_tui.cli_legacy")
 
 
 def _register_command_modules() -> None:

@@ -100,10 +100,37 @@ class SmtpConfig(BaseModel):
     reset_url: str = "https://example.invalid/reset-password"
 
 
+class TwilioConfig(BaseModel):
+    """A Twilio-compatible Messages API (sent with HTTP basic auth; replies are polled)."""
+
+    account_sid: str = ""
+    auth_token: str = ""
+    from_number: str = ""
+    api_base: str = "https://api.twilio.com"
+    timeout_seconds: float = 10.0
+
+
+class MessagingConfig(BaseModel):
+    """SMS to customers (migration asks for the email by text)."""
+
+    provider: Literal["simulated", "twilio"] = "simulated"
+    twilio: TwilioConfig = Field(default_factory=TwilioConfig)
+    # How long the lane waits for the customer's reply before the attendant types the email in.
+    reply_timeout_seconds: int = 90
+    poll_interval_seconds: float = 2.0
+    # The simulated provider: "auto" replies with an email after a few seconds, "never" does not reply.
+    simulated_reply: Literal["auto", "never"] = "auto"
+    simulated_reply_after_seconds: float = 4.0
+
+
 class UIConfig(BaseModel):
     # Poll interval for the SQLite change feed, in seconds.
     poll_interval: float = 0.05
     idle_signout_seconds: int = 300
+    # Operator sign-in (issue 8): a PIN pad at start; wrong PINs lock that operator out for a while.
+    require_signin: bool = True
+    lockout_attempts: int = 5
+    lockout_seconds: int = 300
     animations: bool = False
     show_clock: bool = True
 
@@ -123,6 +150,7 @@ class Settings(BaseSettings):
     payments: PaymentsConfig = Field(default_factory=PaymentsConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    messaging: MessagingConfig = Field(default_factory=MessagingConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -161,6 +189,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(f"Settings problem at {where}: {first['msg']} (file {path}, or CLARITY_* variables).") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Settings file {path} is not valid TOML: {exc}.") from exc
+    except OSError as exc:
+        raise ConfigError(f"Settings file {path} cannot be read ({exc.strerror}): check its permissions.") from exc
 
 
 class ConfigError(ValueError):

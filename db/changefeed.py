@@ -16,9 +16,7 @@ import sqlite3
 import threading
 import time
 
-from sqlalchemy import Engine
-
-from db.engine import sqlite_path
+from db.rawconnect import is_sqlite_url, pg_conninfo, sqlite_file
 
 CHANNEL = "clarity_changes"
 
@@ -120,11 +118,11 @@ class PostgresChangeFeed(ChangeFeed):
         return self._conn.lock.locked()
 
 
-def open_change_feed(engine: Engine, poll_interval: float = 0.05) -> ChangeFeed:
-    if engine.dialect.name == "sqlite":
-        path = sqlite_path(engine.url.render_as_string(hide_password=False))
+def open_change_feed(url: str, poll_interval: float = 0.05) -> ChangeFeed:
+    """A feed for the database at `url` (no SQLAlchemy: it runs before the ORM is loaded)."""
+    if is_sqlite_url(url):
+        path = sqlite_file(url)
         if path is None:
             raise ValueError("the change feed needs a file-backed SQLite database")
-        return SQLiteChangeFeed(str(path), poll_interval)
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return PostgresChangeFeed(url)
+        return SQLiteChangeFeed(path, poll_interval)
+    return PostgresChangeFeed(pg_conninfo(url))

@@ -542,3 +542,72 @@ class PasswordReset(SQLModel, table=True):
     expires_at: dt.datetime
     used_at: Optional[dt.datetime] = None
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+# Customer search (issue 7, migration 0003): prefix ranges on the folded keys. On
+# PostgreSQL these and the single-column search indexes are built COLLATE "C" (byte
+# order, what the range queries use); see services/search.py.
+Index("ix_customer_last_first", Customer.search_last, Customer.search_first)
+Index("ix_customer_first_last", Customer.search_first, Customer.search_last)
+Index("ix_customer_number_prefix", Customer.customer_number)
+
+
+# --- membership sale (issue 5, migration 0004) --------------------------------------
+
+from sqlalchemy import text  # noqa: E402 - kept with the section that uses it
+
+
+# Orders still being worked on (nothing decided yet, or money moving). A partial unique
+# index lets only one of them exist per session: two terminals selling to the same
+# vehicle at the same moment cannot both open one (see services/sales.py).
+OPEN_ORDER_STATES = ("draft", "checkout", "terms", "signed", "payment_pending", "paid")
+_OPEN_ORDER_SQL = "state IN ('draft', 'checkout', 'terms', 'signed', 'payment_pending', 'paid')"
+
+
+class OrderProgress(SQLModel, table=True):
+    """How far a sale or migration got beyond its order row: terms, signature, activation.
+
+    Activation (vehicles on the membership, the session turned member) is recorded
+    here so a restart can finish an order that was paid but not yet activated.
+    """
+
+    __tablename__ = "order_progress"
+    order_id: int = Field(foreign_key="sales_order.id", primary_key=True)
+    terms_version_id: Optional[int] = Field(default=None, foreign_key="terms_version.id")
+    # "read_to_end" (the customer scrolled to the end) or "presented" (the attendant confirmed).
+    terms_accepted_how: Optional[str] = Field(default=None, max_length=16)
+    terms_accepted_at: Optional[dt.datetime] = None
+    signature_id: Optional[int] = Field(default=None, foreign_key="signature.id")
+    activated_at: Optional[dt.datetime] = None
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+Index(
+    "ux_sales_order_open_session",
+    SalesOrder.session_id,
+    unique=True,
+    sqlite_where=text(_OPEN_ORDER_SQL),
+    postgresql_where=text(_OPEN_ORDER_SQL),
+)
+
+
+# --- legacy migration (issue 6, migration 0005) ---------------------------------------
+
+from sqlalchemy import func  # noqa: E402 - kept with the section that uses it
+
+# Plate-camera confusions collapsed in SQL, exactly as services.plates.plate_shape does in
+# Python: an expression index on it finds look-alike legacy plates by equality (O/0, I/1,
+# B/8, S/5, Z/2, ...) and, with one-character variants of the read, a missing or extra
+# character, without scanning the table. Bulk loads need no extra column kept in step.
+PLATE_SHAPE_MAP = (("O", "0"), ("Q", "0"), ("D", "0"), ("I", "1"), ("L", "1"), ("B", "8"), ("S", "5"),
+                   ("Z", "2"), ("G", "6"))
+
+
+def plate_shape_sql(column: Any) -> Any:
+    expr = column
+    for old, new in PLATE_SHAPE_MAP:
+        expr = func.replace(expr, old, new)
+    return expr
+
+
+Index("ix_legacy_member_plate_shape", plate_shape_sql(LegacyMemberPlate.plate_normalized))

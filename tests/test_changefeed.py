@@ -21,7 +21,7 @@ db.dispose()
 
 
 def test_feed_is_quiet_without_writes_and_wakes_on_another_process_commit(db) -> None:  # noqa: ANN001
-    feed = open_change_feed(db.engine, poll_interval=0.02)
+    feed = open_change_feed(db.url, poll_interval=0.02)
     try:
         assert feed.wait(0.3) is False
         subprocess.run([sys.executable, "-c", WRITER, db.url], check=True, timeout=60)
@@ -33,7 +33,7 @@ def test_feed_is_quiet_without_writes_and_wakes_on_another_process_commit(db) ->
 
 
 def test_close_releases_a_waiting_thread(db) -> None:  # noqa: ANN001
-    feed = open_change_feed(db.engine, poll_interval=0.02)
+    feed = open_change_feed(db.url, poll_interval=0.02)
     results: list[bool] = []
     waiter = threading.Thread(target=lambda: results.append(feed.wait(30.0)))
     waiter.start()

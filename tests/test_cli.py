@@ -73,6 +73,7 @@ def test_read_only_sqlite_file_is_reported_and_left_untouched(tmp_path: Path) ->
     prefix: list[str] = []
     if os.geteuid() == 0:
         tmp_path.chmod(0o755)
+        Path(os.environ["CLARITY_CONFIG"]).chmod(0o644)
         for parent in tmp_path.parents:
             if str(parent) in ("/", "/tmp"):
                 break
@@ -105,6 +106,10 @@ def test_schema_newer_than_the_code_is_refused_and_left_untouched(tmp_path: Path
 def test_missing_settings_file_and_bad_scenario_are_one_line_errors(tmp_path: Path) -> None:
     result = run_cli("--config", str(tmp_path / "missing.toml"), "db", "current")
     assert_one_line_error(result, "does not exist", "missing.toml")
+    garbled = tmp_path / "garbled.toml"
+    garbled.write_text("[site\nname = ")
+    result = run_cli("--config", str(garbled), "db", "current")
+    assert_one_line_error(result, "not valid TOML", "garbled.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[arrivals]\nper_minute = -3\n")
     result = run_cli("--db", f"sqlite:///{tmp_path / 's.db'}", "simulate", "--headless", "--duration", "1", "--scenario", str(bad))
@@ -113,7 +118,9 @@ def test_missing_settings_file_and_bad_scenario_are_one_line_errors(tmp_path: Pa
 
 def test_headless_simulation_brings_vehicles_to_the_lanes(tmp_path: Path) -> None:
     scenario = tmp_path / "busy.toml"
-    scenario.write_text('initial_vehicles = 3\n[arrivals]\nper_minute = 240\nseed = 5\n[mix]\nmember = 1\nlegacy = 1\nunknown = 1\n')
+    # dwell_minutes = 0.03: washed cars leave after ~2 s, so some sessions close within the run.
+    scenario.write_text('initial_vehicles = 3\ndwell_minutes = 0.03\n[arrivals]\nper_minute = 240\nseed = 5\n'
+                        '[mix]\nmember = 1\nlegacy = 1\nunknown = 1\n')
     url = f"sqlite:///{tmp_path / 'sim.db'}"
     result = run_cli("--db", url, "simulate", "--headless", "--duration", "4", "--scenario", str(scenario))
     assert result.returncode == 0, result.stderr
@@ -124,7 +131,11 @@ def test_headless_simulation_brings_vehicles_to_the_lanes(tmp_path: Path) -> Non
         sessions = conn.execute(text("SELECT count(*) FROM vehicle_session")).scalar_one()
         customers = conn.execute(text("SELECT count(*) FROM customer")).scalar_one()
         actors = set(conn.execute(text("SELECT DISTINCT actor FROM audit_log WHERE action = 'session.created'")).scalars())
+        done = conn.execute(text("SELECT count(*) FROM vehicle_session WHERE status = 'done'")).scalar_one()
+        tunnel = conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'simulated-tunnel' AND action = 'session.done'")).scalar_one()
     engine.dispose()
     assert customers == 200  # the demo site
     assert sessions >= 4
     assert actors == {"plate-camera"}
+    # The simulated tunnel sends washed cars on their way, so the demo board never fills up.
+    assert done >= 1 and tunnel == done

@@ -12,19 +12,10 @@ from dataclasses import dataclass, field
 
 from clarity_tui.payments.errors import InvalidCard
 
+# One token type for readers, keyed entry and the gateways (hardware is headless, so payments may use it).
+from hardware.card_reader.base import CardToken
 
-@dataclass(frozen=True)
-class CardToken:
-    """A card already tokenised by the gateway (reader or keyed entry).
-
-    Same shape as the card readers' CardToken in `hardware`; either can be passed.
-    """
-
-    payment_method_id: str
-    brand: str = "unknown"
-    last4: str = ""
-    exp_month: int = 0
-    exp_year: int = 0
+__all__ = ["CardToken", "ManualCard", "SavedCard"]
 
 
 @dataclass(frozen=True)

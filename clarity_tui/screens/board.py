@@ -11,10 +11,9 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header
-from textual.worker import get_current_worker
 
 from clarity_tui.messages import OpenSession
-from clarity_tui.services.sessions import LaneView, SessionService
+from clarity_tui.services.board_view import LaneView
 from clarity_tui.widgets.bubble import SessionBubble
 from clarity_tui.widgets.lane_column import LaneColumn
 from clarity_tui.widgets.status_bar import StatusBar
@@ -42,32 +41,37 @@ class BoardScreen(Screen):
         self._lanes: list[LaneView] = []
         self._columns: dict[int, LaneColumn] = {}
         self._columns_fit: bool | None = None
+        self._loading = False
+        self._dirty = False
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Header(show_clock=self.app.boot.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Horizontal(id="lanes")
         yield StatusBar(id="status-bar")
         yield Footer()
 
-    @property
-    def sessions(self) -> SessionService:
-        return SessionService(self.app.db)  # type: ignore[attr-defined]
-
     def on_mount(self) -> None:
-        self.title = self.app.settings.site.name  # type: ignore[attr-defined]
+        boot = self.app.boot  # type: ignore[attr-defined]
         self.sub_title = "Lanes"
         self.app.db_changed.subscribe(self, lambda _: self.reload())  # type: ignore[attr-defined]
+        self.app.devices_changed.subscribe(self, lambda _: self._show_devices())  # type: ignore[attr-defined]
+        self.app.booted.subscribe(self, lambda _: self._show_site())  # type: ignore[attr-defined]
         self.set_interval(1.0, self._tick)
-        settings = self.app.settings  # type: ignore[attr-defined]
-        mode = "SIMULATOR · " if settings.simulate else ""
-        engine = "PostgreSQL" if not self.app.db.is_sqlite else "SQLite"  # type: ignore[attr-defined]
-        self.query_one(StatusBar).info = f"{mode}{settings.terminal_id} · {engine}"
-        self._show_devices()
-        if hasattr(self.app, "devices_changed"):
-            self.app.devices_changed.subscribe(self, lambda _: self._show_devices())
+        mode = "SIMULATOR · " if boot.simulate else ""
+        engine = "SQLite" if boot.database_url.startswith("sqlite") else "PostgreSQL"
+        self.query_one(StatusBar).info = f"{mode}{boot.terminal_id} · {engine}"
+        if self.app.is_booted:  # type: ignore[attr-defined]
+            self._show_site()
         self.reload()
 
+    def _show_site(self) -> None:
+        # The full settings arrive after the first paint (see ClarityApp._boot).
+        self.title = self.app.settings.site.name  # type: ignore[attr-defined]
+        self._show_devices()
+
     def _show_devices(self) -> None:
+        if self.app.devices is None:  # type: ignore[attr-defined]
+            return
         from clarity_tui.widgets.device_bar import devices_line
 
         self.query_one(StatusBar).devices = devices_line(self.app)
@@ -77,11 +81,27 @@ class BoardScreen(Screen):
 
     # --- data -------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="board-load", exit_on_error=False)
     def reload(self) -> None:
-        lanes = self.sessions.board()
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._apply, lanes)
+        """Re-read the board. A change that lands mid-read marks it dirty for one more read
+        (cancelling the running read would throw away nearly finished work)."""
+        if self._loading:
+            self._dirty = True
+            return
+        self._loading = True
+        self._dirty = False
+        self._load()
+
+    @work(thread=True, group="board-load", exit_on_error=False)
+    def _load(self) -> None:
+        try:
+            while True:
+                lanes = self.app.read_board()  # type: ignore[attr-defined]
+                self.app.call_from_thread(self._apply, lanes)
+                if not self._dirty:
+                    break
+                self._dirty = False
+        finally:
+            self._loading = False
 
     def action_refresh_board(self) -> None:
         self.reload()

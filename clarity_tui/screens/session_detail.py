@@ -38,7 +38,7 @@ class SessionDetailScreen(Screen):
         self.detail: SessionDetail | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=True, icon="≋")
+        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         with VerticalScroll(id="detail-body"):
             yield Label("Vehicle", classes="section-title")
             yield Static("Loading…", id="vehicle")
@@ -73,7 +73,11 @@ class SessionDetailScreen(Screen):
     @work(thread=True, group="session-hold", exit_on_error=False)
     def _hold(self, holder: str | None) -> None:
         try:
-            self.sessions.hold(self.session_id, holder)
+            # Several terminals (issue 8): never take over or release another terminal's hold.
+            if holder is None:
+                self.sessions.release(self.session_id, self.app.holder_label)  # type: ignore[attr-defined]
+            else:
+                self.sessions.claim(self.session_id, holder)
         except SessionGone:
             pass
 
@@ -110,17 +114,27 @@ class SessionDetailScreen(Screen):
 
     # --- actions --------------------------------------------------------------------
 
-    def _not_built(self, what: str) -> None:
-        self.notify(f"{what} is not available in this version yet.", title="Not built yet", severity="warning")
-
     def action_purchase(self) -> None:
-        self._not_built("Purchase Membership")
+        # The sale flow (issue 5) runs in a worker owned by this screen; see clarity_tui/screens/sale/.
+        from clarity_tui.screens.sale import start_sale
+
+        start_sale(self, self.session_id)
 
     def action_migrate(self) -> None:
-        self._not_built("Migrate Membership")
+        # The migration flow (issue 6) runs in a worker owned by this screen; see clarity_tui/screens/migration/.
+        from clarity_tui.screens.migration import start_migration
+
+        start_migration(self, self.session_id)
 
     def action_customer(self) -> None:
-        self._not_built("Customer Record")
+        # The session's customer record, or a search primed with the plate when nobody is on file.
+        from clarity_tui.screens.customer_record import CustomerRecordScreen
+        from clarity_tui.screens.customer_search import CustomerSearchScreen
+
+        if self.detail is not None and self.detail.customer_id:
+            self.app.push_screen(CustomerRecordScreen(self.detail.customer_id))
+        else:
+            self.app.push_screen(CustomerSearchScreen(self.detail.bubble.plate if self.detail else ""))
 
     def action_done(self) -> None:
         self._mark_done()

@@ -6,18 +6,23 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from clarity_tui.config import Settings
 from clarity_tui.services.sessions import SessionService
-from db import migrate
 from db.engine import Database, make_engine
+from db.rawconnect import schema_at_head
 
 
 def open_database(settings: Settings, *, upgrade: bool = True, ensure_site: bool = True) -> Database:
     """Raises db.errors.DatabaseProblem (one-line, actionable) on any failure."""
-    engine = make_engine(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    engine = make_engine(url)
     try:
-        if upgrade:
-            migrate.upgrade(engine)
-        else:
-            migrate.check_revision(engine)
+        # The common case is a schema already at head: then Alembic is never imported (start-up time).
+        if not schema_at_head(url):
+            from db import migrate
+
+            if upgrade:
+                migrate.upgrade(engine)
+            else:
+                migrate.check_revision(engine)
         db = Database(engine)
         if ensure_site:
             site = settings.site
@@ -26,6 +31,8 @@ def open_database(settings: Settings, *, upgrade: bool = True, ensure_site: bool
             )
         return db
     except (OperationalError, DatabaseError) as exc:
+        from db import migrate
+
         engine.dispose()
         raise migrate.explain(exc, engine) from exc
     except Exception:

@@ -89,6 +89,13 @@ class SessionService:
 
     def ensure_site(self, code: str, name: str, phone_region: str, lanes: list[tuple[str, str, str | None]]) -> int:
         """Create the site and its lanes if missing (idempotent). lanes: (name, kind, camera_id)."""
+        with self.db.read() as s:
+            # Every start calls this: a read is enough when nothing is missing.
+            site = s.exec(select(Site).where(Site.code == code)).first()
+            if site is not None:
+                names = set(s.exec(select(Lane.name).where(Lane.site_id == site.id)))
+                if all(name in names for name, _, _ in lanes):
+                    return site.id  # type: ignore[return-value]
         with self.db.write() as s:
             site = s.exec(select(Site).where(Site.code == code)).first()
             if site is None:
@@ -186,6 +193,28 @@ class SessionService:
             row.held_by = holder
             row.held_at = utcnow() if holder else None
 
+    def claim(self, session_id: int, holder: str) -> str:
+        """Open the session here unless another terminal/operator holds it (a hold younger than
+        HOLD_TTL): theirs is kept, so both screens show who has it. Returns the holder now."""
+        from clarity_tui.services.board_view import HOLD_TTL
+
+        with self.db.write() as s:
+            row = s.get(VehicleSession, session_id)
+            if row is None:
+                raise SessionGone(f"Session {session_id} no longer exists.")
+            held_at = row.held_at if row.held_at is None or row.held_at.tzinfo else row.held_at.replace(tzinfo=dt.UTC)
+            if row.held_by and row.held_by != holder and held_at is not None and utcnow() - held_at < HOLD_TTL:
+                return row.held_by
+            row.held_by, row.held_at = holder, utcnow()
+            return holder
+
+    def release(self, session_id: int, holder: str) -> None:
+        """Leave the session: only our own hold is released, never another terminal's."""
+        with self.db.write() as s:
+            row = s.get(VehicleSession, session_id)
+            if row is not None and row.held_by == holder:
+                row.held_by, row.held_at = None, None
+
     # --- reading the board -----------------------------------------------------
 
     def board(self, now: dt.datetime | None = None) -> list[LaneView]:
@@ -239,17 +268,19 @@ class SessionService:
         with self.db.read() as s:
             return s.exec(select(func.count()).select_from(VehicleSession).where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))).one()
 
-    def expire_stale(self, older_than: dt.timedelta, actor: Actor) -> int:
-        """Mark sessions abandoned when a car left without being served (keeps the board honest)."""
+    def expire_stale(self, older_than: dt.timedelta, actor: Actor, status: SessionStatus = SessionStatus.ABANDONED) -> int:
+        """Close sessions older than `older_than` that no terminal holds (keeps the board honest).
+
+        Abandoned by default (the car left unseen); the simulator passes DONE for cars it washed."""
         cutoff = utcnow() - older_than
         with self.db.write() as s:
             rows = s.exec(
                 select(VehicleSession).where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES), VehicleSession.arrived_at < cutoff, or_(col(VehicleSession.held_by).is_(None)))
             ).all()
             for row in rows:
-                row.status = SessionStatus.ABANDONED
+                row.status = status
                 row.closed_at = utcnow()
-                audit.record(s, actor, "session.abandoned", "vehicle_session", row.id)
+                audit.record(s, actor, f"session.{status}", "vehicle_session", row.id)
             return len(rows)
 
 

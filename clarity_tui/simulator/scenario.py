@@ -53,6 +53,8 @@ class Scenario(BaseModel):
     lanes: dict[str, float] = Field(default_factory=dict)
     # Initial vehicles put on the board at start so the demo is never empty.
     initial_vehicles: int = Field(default=6, ge=0, le=200)
+    # Simulated cars go through the tunnel (their session closes) after this long.
+    dwell_minutes: float = Field(default=6.0, gt=0, le=240)
     # Outcome of the next simulated card-reader action (see hardware).
     card_reader_outcome: str = "approve"
 

@@ -7,6 +7,7 @@ same SessionService.record_plate_read that a real camera webhook uses.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 
@@ -17,7 +18,7 @@ from clarity_tui.services.demo import COLOURS, VEHICLES, random_plate
 from clarity_tui.services.sessions import SessionService
 from clarity_tui.simulator.scenario import Scenario
 from db.engine import Database
-from db.models import Lane, LegacyMember, LegacyMemberPlate, Vehicle
+from db.models import Lane, LegacyMember, LegacyMemberPlate, SessionStatus, Vehicle
 from hardware.plate_reader import PlateEvent
 from hardware.plate_reader.simulated import SimulatedPlateReader
 
@@ -80,18 +81,30 @@ def build_camera(db: Database, scenario: Scenario) -> SimulatedPlateReader:
     )
 
 
-async def run_camera(db: Database, camera: SimulatedPlateReader, terminal: str, initial: int = 0) -> None:
-    """Feed camera reads into sessions until cancelled. DB writes run in a thread."""
+async def run_camera(db: Database, camera: SimulatedPlateReader, terminal: str, initial: int = 0,
+                     dwell: dt.timedelta | None = None) -> None:
+    """Feed camera reads into sessions until cancelled, and send washed cars on their way. DB writes run in a thread."""
     sessions = SessionService(db)
     actor = Actor.system("plate-camera", terminal)
     await camera.open()
+    tunnel = asyncio.create_task(_tunnel_exit(sessions, dwell, terminal)) if dwell else None
     try:
         for _ in range(initial):
             await asyncio.to_thread(_record, sessions, camera.next_event(), actor)
         async for event in camera.events():
             await asyncio.to_thread(_record, sessions, event, actor)
     finally:
+        if tunnel is not None:
+            tunnel.cancel()
         await camera.close()
+
+
+async def _tunnel_exit(sessions: SessionService, dwell: dt.timedelta, terminal: str) -> None:
+    """The simulated tunnel: cars nobody is serving leave after `dwell`, so the demo board never fills up."""
+    actor = Actor.system("simulated-tunnel", terminal)
+    while True:
+        await asyncio.sleep(min(30.0, dwell.total_seconds() / 4))
+        await asyncio.to_thread(sessions.expire_stale, dwell, actor, SessionStatus.DONE)
 
 
 def _record(sessions: SessionService, event: PlateEvent, actor: Actor) -> None:
