@@ -3,6 +3,7 @@
     python bench/_startup_child.py bare
     python bench/_startup_child.py paint  DATABASE_URL LANES
     python bench/_startup_child.py booted DATABASE_URL LANES
+    python bench/_startup_child.py orm-floor DATABASE_URL
 
 `bare` is a bare Textual app that exits after its first refresh. `paint` and `booted`
 start Clarity exactly as `clarity-tui --db URL` does when the schema is already at head
@@ -15,6 +16,10 @@ ClarityApp._boot loads settings, the ORM and the devices and publishes `app.boot
   and the exit is not held up by it.
 - `booted` notes that first paint, then waits for `app.booted`, then for the board's next
   paint (its first read through the ORM, as every later refresh is), and exits.
+
+`orm-floor` is the bare app after importing our SQLModel tables and reading the lanes once
+through db.engine's Database: the memory any app on SQLModel + Textual needs, whatever it
+does (a floor for the fully booted figure, not a Clarity measurement).
 
 Each run prints `AT <event> <time.monotonic()>` lines (the parent spawned us at a known
 monotonic time) and `RSS <event> <VmHWM kB>` lines. The parent also times spawn to exit.
@@ -55,6 +60,22 @@ def bare() -> None:
     app.run(headless=True, size=SIZE)
     note("exit")
     print("DONE bare" if app.return_code == 0 else f"FAILED {app.return_code}")
+
+
+def orm_floor(url: str) -> None:
+    from sqlmodel import select
+
+    from db.engine import Database
+    from db.models import Lane
+
+    db = Database.from_url(url)
+    with db.read() as session:
+        lanes = session.exec(select(Lane)).all()
+    db.dispose()
+    if not lanes:
+        print("FAILED no lanes read")
+        return
+    bare()
 
 
 def clarity(mode: str, url: str, lanes: int) -> None:
@@ -111,5 +132,7 @@ def clarity(mode: str, url: str, lanes: int) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "bare":
         bare()
+    elif sys.argv[1] == "orm-floor":
+        orm_floor(sys.argv[2])
     else:
         clarity(sys.argv[1], sys.argv[2], int(sys.argv[3]))

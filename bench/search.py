@@ -7,9 +7,7 @@ The database is seeded by the bulk seeder (as `clarity-tui demo seed --customers
 between runs only with `--keep`: then it is cached by size (SQLite: <tmp>/clarity-bench/search-N.db,
 PostgreSQL: database clarity_bench_search_N), and a cached one is reused when present (and still
 removed afterwards unless `--keep`). It is built under a temporary name and renamed when
-complete, so a half-built one is never reused. In `--full` mode an existing
-/tmp/bench1m.db (1M customers, bulk seeded) is reused as the SQLite database, upgraded to the
-schema head if needed, and never deleted (it is not ours).
+complete, so a half-built one is never reused.
 
 Queries are sampled from the data itself (seeded RNG): last-name prefixes of 3-6 characters,
 "first last" full names, the last 4/7/10 phone digits typed in different formats, email
@@ -36,7 +34,6 @@ from bench._support import _admin, _db_url, percentile
 
 TARGET_P95_MS = 10.0
 TARGET_SPEEDUP = 30.0
-SHARED_1M_SQLITE = Path("/tmp/bench1m.db")
 KINDS = ("last_prefix", "full_name", "phone_4", "phone_7", "phone_10", "email_prefix", "customer_number",
          "plate_dash", "plate_space", "plate_misread")
 
@@ -69,11 +66,6 @@ def seeded_database(backend: str, customers: int, options: Options) -> Iterator[
     The cached one (by size) is reused when present; a new one is seeded under the cache name only
     with --keep, otherwise under a unique scratch name, so concurrent runs never share it."""
     if backend == "sqlite":
-        if options.full and customers == 1_000_000 and SHARED_1M_SQLITE.exists():
-            url = f"sqlite:///{SHARED_1M_SQLITE}"
-            if _count_customers(url) == customers:
-                yield url, f"reused {SHARED_1M_SQLITE} (not deleted)"
-                return
         cached = _cache_dir() / f"search-{customers}.db"
         if cached.exists() and _count_customers(f"sqlite:///{cached}") == customers:
             path, origin = cached, "reused"

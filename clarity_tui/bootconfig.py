@@ -35,7 +35,7 @@ def _toml(path: Path) -> dict[str, Any]:
 
 
 def resolve_boot_config(config_file: str | Path | None, database_url: str | None, simulate: bool | None) -> BootConfig:
-    from clarity_tui.config import data_dir, default_config_file
+    from clarity_tui.paths import data_dir, default_config_file
 
     path = Path(config_file or os.environ.get("CLARITY_CONFIG") or default_config_file())
     file = _toml(path) if path.exists() else {}

@@ -19,19 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-APP_NAME = "clarity-tui"
-
-
-def data_dir() -> Path:
-    from platformdirs import user_data_path
-
-    return user_data_path(APP_NAME, appauthor=False, ensure_exists=True)
-
-
-def default_config_file() -> Path:
-    from platformdirs import user_config_path
-
-    return user_config_path(APP_NAME, appauthor=False) / "config.toml"
+from clarity_tui.paths import APP_NAME, data_dir, default_config_file  # noqa: F401 - re-exported
 
 
 class LaneConfig(BaseModel):

