@@ -235,6 +235,12 @@ class ClarityApp(App[None]):
         except Exception as exc:  # noqa: BLE001 - the network may still be down: try again later
             log.warning("outbox replay failed: %s", exc)
 
+    def today(self) -> dt.date:
+        """The site's calendar day now (settings.site.timezone), not UTC's."""
+        from clarity_tui.sitetime import site_date
+
+        return site_date(self.now(), self.settings.site.zone)
+
     @property
     def holder_label(self) -> str:
         return f"{self.actor.name} @ {self.boot.terminal_id}"
@@ -573,6 +579,10 @@ class ClarityApp(App[None]):
         from clarity_tui.screens.session_detail import SessionDetailScreen
 
         if isinstance(screen, SessionDetailScreen):
+            yield SystemCommand("Purchase membership", "Sell a membership for this vehicle: plan, card, terms, signature (F2)",
+                                screen.action_purchase)
+            yield SystemCommand("Customer record", "Open the record of this vehicle's customer (F4)", screen.action_customer)
+            yield SystemCommand("Mark done", "This vehicle has been served: take it off the board (F6)", screen.action_done)
             yield SystemCommand("Migrate membership", "Move this vehicle's legacy POS member over: no charge today (F3)",
                                 screen.action_migrate)
         if self.require_signin:

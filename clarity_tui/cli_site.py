@@ -98,7 +98,7 @@ def register(cli: click.Group) -> None:
 
     @cli.command("report")
     @click.option("--shift", "shift_id", type=int, help="One shift (its id: see `clarity-tui audit --action operator.sign_in`).")
-    @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="One day, every terminal (UTC; default today).")
+    @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="One day of the site (site.timezone), every terminal; default today.")
     @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, allow_dash=True), help="Also write the CSV here ('-' = stdout only).")
     @click.pass_context
     @friendly_errors
@@ -110,12 +110,16 @@ def register(cli: click.Group) -> None:
 
         if shift_id is not None and day is not None:
             raise click.UsageError("Choose --shift or --date, not both.")
-        database = _open_db(_settings(ctx))
+        from clarity_tui.sitetime import site_date
+
+        settings = _settings(ctx)
+        zone = settings.site.zone
+        database = _open_db(settings)
         try:
             if shift_id is not None:
                 result = shift_report(database, shift_id)
             else:
-                result = day_report(database, day.date() if day else dt.datetime.now(dt.UTC).date())
+                result = day_report(database, day.date() if day else site_date(dt.datetime.now(dt.UTC), zone), zone)
         except ReportError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)

@@ -5,13 +5,14 @@ Built by `load_settings()` and injected; never at import time.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +45,22 @@ class SiteConfig(BaseModel):
     phone_region: str = "US"
     plate_region: str = "US-TX"
     lanes: list[LaneConfig] = Field(default_factory=_default_lanes)
+    # The site's IANA time zone (e.g. "America/Chicago"): what "today" means for billing dates and
+    # day reports. Unset: this terminal's own zone.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        from clarity_tui.sitetime import check_zone_name
+
+        return check_zone_name(value) if value else None
+
+    @property
+    def zone(self) -> dt.tzinfo:
+        from clarity_tui.sitetime import site_zone
+
+        return site_zone(self.timezone)
 
 
 class DeviceConfig(BaseModel):

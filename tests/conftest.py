@@ -84,7 +84,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, terminal_id="lane-1-term")
+    # The site's day is UTC's, whatever zone the test machine is in (the fixed test clocks are UTC).
+    return Settings(database_url=db_url, terminal_id="lane-1-term", site={"timezone": "UTC"})
 
 
 @pytest.fixture

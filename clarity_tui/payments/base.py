@@ -147,6 +147,17 @@ class PaymentGateway(ABC):
                metadata: dict[str, str] | None = None, idempotency_key: str) -> ChargeResult:
         """Charge a saved card now (a sale's first period)."""
 
+    # Idempotency keys expire at the gateway (Stripe prunes them after 24 hours). An order replayed
+    # later than that (a site offline for a day) first asks whether its earlier attempt took
+    # effect, by the order key every charge and subscription carries in its metadata.
+    @abstractmethod
+    def find_charge(self, customer_id: str, order_key: str) -> ChargeResult | None:
+        """The customer's successful charge made for `order_key`, if there is one."""
+
+    @abstractmethod
+    def find_subscription(self, customer_id: str, order_key: str) -> SubscriptionResult | None:
+        """The customer's live (not cancelled) subscription made for `order_key`, if there is one."""
+
     @abstractmethod
     def change_plan(self, subscription_id: str, price_id: str, *, idempotency_key: str) -> SubscriptionResult:
         """Upgrade or downgrade, with the gateway's proration."""

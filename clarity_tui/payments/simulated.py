@@ -43,6 +43,8 @@ from db.models import SimGatewayObject, SimGatewayRequest, utcnow
 
 OUTCOMES = ("ok", "generic_decline", "insufficient_funds", "expired_card", "incorrect_cvc", "charge_decline")
 SAVE_DECLINES = {"generic_decline", "insufficient_funds", "expired_card", "incorrect_cvc"}
+# Like Stripe, an idempotency key is forgotten after a day: the same key then acts again.
+IDEMPOTENCY_KEY_TTL = dt.timedelta(hours=24)
 TEST_CARDS = {
     "4000000000000002": "generic_decline",
     "4000000000009995": "insufficient_funds",
@@ -96,6 +98,10 @@ class SimulatedGateway(PaymentGateway):
             try:
                 with self.db.write() as s:
                     prior = s.get(SimGatewayRequest, key)
+                    if prior is not None and utcnow() - _aware(prior.created_at) > IDEMPOTENCY_KEY_TTL:
+                        s.delete(prior)  # pruned, as Stripe does
+                        s.flush()
+                        prior = None
                     if prior is None:
                         try:
                             response = {"ok": run(s)}
@@ -316,6 +322,26 @@ class SimulatedGateway(PaymentGateway):
         r = self._idempotent("payment_intent.create", idempotency_key, params, run)
         return ChargeResult(r["id"], r["amount"], r["status"], r["id"].replace("pi_", "ch_", 1))
 
+    def _objects(self, kind: str, customer_id: str) -> list[tuple[str, dict[str, Any]]]:
+        self._check_online()
+        with self.db.read() as s:
+            rows = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == kind,
+                                                         SimGatewayObject.customer == customer_id)
+                          .order_by(SimGatewayObject.created_at)).all()
+            return [(row.id, dict(row.data or {})) for row in rows]
+
+    def find_charge(self, customer_id: str, order_key: str) -> ChargeResult | None:
+        for pi_id, d in self._objects("payment_intent", customer_id):
+            if d.get("status") == "succeeded" and (d.get("metadata") or {}).get("order_key") == order_key:
+                return ChargeResult(pi_id, d["amount"], "succeeded", pi_id.replace("pi_", "ch_", 1))
+        return None
+
+    def find_subscription(self, customer_id: str, order_key: str) -> SubscriptionResult | None:
+        for sub_id, d in self._objects("subscription", customer_id):
+            if d.get("status") != "canceled" and (d.get("metadata") or {}).get("order_key") == order_key:
+                return self._sub_result(sub_id, d)
+        return None
+
     def _update_sub(self, op: str, subscription_id: str, key: str, changes: dict[str, Any]) -> SubscriptionResult:
         def run(s: Session) -> dict:
             sub = self._get(s, subscription_id, "subscription")
@@ -368,3 +394,7 @@ class SimulatedGateway(PaymentGateway):
     def counts(self, kind: str) -> int:
         with self.db.read() as s:
             return len(s.exec(select(SimGatewayObject.id).where(SimGatewayObject.kind == kind)).all())
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when

@@ -297,6 +297,25 @@ class StripeGateway(PaymentGateway):
         charge_id = latest if isinstance(latest, str) else _val(latest, "id")
         return ChargeResult(pi.id, pi.amount, pi.status, charge_id)
 
+    def find_charge(self, customer_id: str, order_key: str) -> ChargeResult | None:
+        # Charges list by customer (PaymentIntents carry the metadata): one page of the customer's
+        # most recent 100 is plenty for an order replayed a day or two late.
+        for charge in self._call(self.v1.charges.list, customer=customer_id, limit=100).data:
+            pi_ref = _val(charge, "payment_intent")
+            if not pi_ref or _val(charge, "status") != "succeeded":
+                continue
+            pi = self._call(self.v1.payment_intents.retrieve, pi_ref if isinstance(pi_ref, str) else pi_ref.id)
+            if _val(_val(pi, "metadata", {}), "order_key") == order_key and pi.status == "succeeded":
+                return ChargeResult(pi.id, pi.amount, pi.status, charge.id)
+        return None
+
+    def find_subscription(self, customer_id: str, order_key: str) -> SubscriptionResult | None:
+        for sub in self._call(self.v1.subscriptions.list, customer=customer_id, status="all", limit=100).data:
+            if _val(_val(sub, "metadata", {}), "order_key") == order_key and sub.status not in (
+                    "canceled", "incomplete_expired"):
+                return self._sub_result(sub, None)
+        return None
+
     def change_plan(self, subscription_id: str, price_id: str, *, idempotency_key: str) -> SubscriptionResult:
         sub = self._call(self.v1.subscriptions.retrieve, subscription_id)
         item_id = sub["items"].data[0].id

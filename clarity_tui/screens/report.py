@@ -64,7 +64,7 @@ class ReportScreen(Screen):
         if self.scope == "shift" and app._shift_id:
             report = shift_report(app.db, app._shift_id, now=app.now())
         else:
-            report = day_report(app.db, app.now().date())
+            report = day_report(app.db, app.today(), app.settings.site.zone)
         self.app.call_from_thread(self._show, report, render_text(report))
 
     def _show(self, report: Any, text: str) -> None:
@@ -80,7 +80,7 @@ class ReportScreen(Screen):
 
     @work(thread=True, exclusive=True, group="report-export", exit_on_error=False)
     def _export(self, report: Any) -> None:
-        from clarity_tui.config import data_dir
+        from clarity_tui.paths import data_dir
 
         app: Any = self.app
         folder = data_dir() / "reports"

@@ -22,7 +22,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from clarity_tui.payments.base import CouponSpec, CustomerInfo, PaymentGateway, PlanSpec
 from clarity_tui.payments.cards import CardToken, ManualCard
@@ -136,6 +137,15 @@ class Charge:
                            idempotency_key=entry.idempotency_key)
         return {"payment_id": r.payment_id, "charge_id": r.charge_id, "amount_cents": r.amount_cents}
 
+    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
+        with db.read() as s:
+            order = _order(s, entry)
+            cus = s.get(Customer, order.customer_id).gateway_customer_id
+        found = gateway.find_charge(cus, order.idempotency_key)
+        if found is None:
+            return None
+        return {"payment_id": found.payment_id, "charge_id": found.charge_id, "amount_cents": found.amount_cents}
+
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
         order = _order(s, entry)
         order.gateway_payment_id = result["payment_id"]
@@ -161,6 +171,20 @@ class CreateSubscription:
         return {"subscription_id": r.subscription_id, "status": r.status, "product_id": synced.product_id,
                 "price_id": synced.price_id, "coupon_id": coupon_id}
 
+    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
+        with db.read() as s:
+            order = _order(s, entry)
+            plan = s.get(Plan, order.plan_id)
+            promo = s.get(Promotion, entry.payload["promotion_id"]) if entry.payload.get("promotion_id") else None
+            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            product_id, price_id = plan.gateway_product_id, plan.gateway_price_id
+            coupon_id = promo.gateway_coupon_id if promo else None
+        found = gateway.find_subscription(cus, order.idempotency_key)
+        if found is None:
+            return None
+        return {"subscription_id": found.subscription_id, "status": found.status, "product_id": product_id,
+                "price_id": found.plan_price_id or price_id, "coupon_id": found.coupon_id or coupon_id}
+
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
         order = _order(s, entry)
         order.gateway_subscription_id = result["subscription_id"]
@@ -170,8 +194,9 @@ class CreateSubscription:
             m.gateway_subscription_id = result["subscription_id"]
             s.add(m)
         plan = s.get(Plan, order.plan_id)
-        plan.gateway_product_id, plan.gateway_price_id = result["product_id"], result["price_id"]
-        s.add(plan)
+        if result.get("product_id") and result.get("price_id"):  # a recovered result may not know them
+            plan.gateway_product_id, plan.gateway_price_id = result["product_id"], result["price_id"]
+            s.add(plan)
         if result.get("coupon_id") and entry.payload.get("promotion_id"):
             promo = s.get(Promotion, entry.payload["promotion_id"])
             promo.gateway_coupon_id = result["coupon_id"]
@@ -374,9 +399,7 @@ class BillingService:
             s.flush()
             order.membership_id = m.id
             if order.promotion_id:
-                promo = s.get(Promotion, order.promotion_id)
-                promo.times_redeemed += 1
-                s.add(promo)
+                _count_redemption(s, order.promotion_id, +1)
             audit.record(s, self.actor, "membership.create", "membership", m.id, after=audit.snapshot(m))
         else:
             m = s.get(Membership, order.membership_id)
@@ -395,6 +418,8 @@ class BillingService:
         """Abandon an unfinished order (e.g. after a decline): nothing left pending, membership cancelled."""
         with self.db.write() as s:
             order = s.get(SalesOrder, order_id)
+            if order.state == OrderState.CANCELLED:
+                return self._outcome(order)  # already done: a second tap changes nothing
             if order.state == OrderState.COMPLETED:
                 raise GatewayRejected("A completed order cannot be cancelled here: refund or cancel the membership.")
             if order.gateway_subscription_id or order.gateway_payment_id:
@@ -408,6 +433,9 @@ class BillingService:
                 m = s.get(Membership, order.membership_id)
                 m.status, m.pending_sync = MembershipStatus.CANCELLED, False
                 s.add(m)
+                if order.promotion_id:
+                    # The use was counted when the membership was made; no sale, so the code gets it back.
+                    _count_redemption(s, order.promotion_id, -1)
             s.add(order)
             audit.record(s, self.actor, "order.cancel", "sales_order", order.id, before=before,
                          after=audit.snapshot(order))
@@ -514,3 +542,13 @@ def sync_plans(db: Any, gateway: PaymentGateway, currency: str = "usd") -> list[
             s.add(row)
         out.append((promo.code, "coupon", cid))
     return out
+
+
+def _count_redemption(s: Session, promotion_id: int, delta: int) -> None:
+    """One UPDATE (`n = n + delta`), not read-modify-write: two terminals redeeming the same code at
+    once on PostgreSQL would otherwise both write the same count and lose a use. Never below zero."""
+    count = col(Promotion.times_redeemed)
+    stmt = update(Promotion).where(col(Promotion.id) == promotion_id).values(times_redeemed=count + delta)
+    if delta < 0:
+        stmt = stmt.where(count >= -delta)
+    s.exec(stmt)

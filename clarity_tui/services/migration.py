@@ -41,10 +41,12 @@ from clarity_tui.services.auth import verify_pin
 from clarity_tui.services.billing import BillingOutcome
 from clarity_tui.services.customers import ContactForm, ValidationFailed, display_phone
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
+from clarity_tui.services.legacy_match import plate_matches, shape_variants  # noqa: F401 - shape_variants re-exported
 from clarity_tui.services.permissions import PermissionDenied
-from clarity_tui.services.plates import CONFUSIONS, normalize_plate, plate_match_score, plate_shape
+from clarity_tui.services.plates import plate_match_score
 from clarity_tui.services.promotions import plan_subtotal
 from clarity_tui.services.sales import EDITABLE, OrderView, PayResult, SaleError, SaleService
+from clarity_tui.sitetime import local_time
 from db.models import (
     Customer,
     LegacyMember,
@@ -60,14 +62,12 @@ from db.models import (
     Role,
     SalesOrder,
     VehicleSession,
-    plate_shape_sql,
     utcnow,
 )
 
 MAX_CANDIDATES = 8
 # The furthest a manager may move the first billing date.
 MAX_OVERRIDE_DAYS = 92
-SHAPE_ALPHABET = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" if c not in CONFUSIONS)
 _EMAIL_TOKEN = re.compile(r"[^\s<>(),;:\"'\[\]]+@[^\s<>(),;:\"'\[\]]+")
 _PHONEISH = re.compile(r"^[\d\s().+\-]{7,}$")
 
@@ -85,23 +85,6 @@ class BillingDateInPast(MigrationError):
 
 
 # --- matching -----------------------------------------------------------------------------------
-
-
-def shape_variants(read: str) -> set[str]:
-    """Shapes a legacy plate may have for this camera read: the same after camera confusions,
-    or one character missing, extra or wrong (what plate_match_score accepts), as index keys."""
-    base = plate_shape(read)
-    if not base:
-        return set()
-    out = {base}
-    for i in range(len(base)):
-        out.add(base[:i] + base[i + 1:])  # the read has an extra character
-        for ch in SHAPE_ALPHABET:
-            out.add(base[:i] + ch + base[i + 1:])  # one character wrong
-    for i in range(len(base) + 1):
-        for ch in SHAPE_ALPHABET:
-            out.add(base[:i] + ch + base[i:])  # the read missed a character
-    return {v for v in out if len(v) >= 2}
 
 
 MATCH_LABELS = {1.0: "plate matches", 0.9: "plate look-alike (camera misread)", 0.7: "plate one character off"}
@@ -139,8 +122,8 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
-def migrated_message(lm: LegacyMember, customer_number: str | None = None) -> str:
-    when = _as_utc(lm.migrated_at).strftime("%b %d, %Y %H:%M UTC") if lm.migrated_at else "?"
+def migrated_message(lm: LegacyMember, customer_number: str | None = None, zone: dt.tzinfo = dt.UTC) -> str:
+    when = local_time(_as_utc(lm.migrated_at), zone) if lm.migrated_at else "?"
     record = f" Open their customer record #{customer_number} instead." if customer_number else ""
     return (f"{lm.first_name} {lm.last_name} (legacy {lm.legacy_id}) was already migrated by "
             f"{lm.migrated_by or 'someone'} on terminal {lm.migrated_terminal or '?'} at {when}: a member is "
@@ -173,11 +156,12 @@ class MigrationService:
 
     def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor, *, terminal: str | None = None,
                  phone_region: str = "US", today: Callable[[], dt.date] | None = None, currency: str = "usd",
-                 sms: SmsProvider | None = None, site_name: str = "the car wash") -> None:
+                 sms: SmsProvider | None = None, site_name: str = "the car wash", zone: dt.tzinfo = dt.UTC) -> None:
         self.db = db
         self.actor = actor
+        self.zone = zone  # the site's clock, for times shown to the attendant
         self.sales = SaleService(db, gateway, actor, terminal=terminal, phone_region=phone_region, today=today,
-                                 currency=currency)
+                                 currency=currency, zone=zone)
         self.terminal = self.sales.terminal
         self.today = self.sales.today
         self.phone_region = phone_region
@@ -195,26 +179,15 @@ class MigrationService:
         gateway = getattr(app, "gateway", None) or make_gateway(settings, app.db)
         sms = getattr(app, "sms", None) or make_sms_provider(settings)
         return cls(app.db, gateway, app.actor, terminal=settings.terminal_id, phone_region=settings.site.phone_region,
-                   today=lambda: app.now().date(), currency=settings.payments.currency, sms=sms,
-                   site_name=settings.site.name)
+                   today=app.today, currency=settings.payments.currency, sms=sms,
+                   site_name=settings.site.name, zone=settings.site.zone)
 
     # --- matching ----------------------------------------------------------------------------------
 
     def candidates_for_plate(self, plate: str, limit: int = MAX_CANDIDATES) -> list[LegacyCandidate]:
         """Legacy members whose plate matches the read, best first (exact, look-alike, one off)."""
-        read = normalize_plate(plate)
-        variants = shape_variants(read)
-        if not variants:
-            return []
-        shape = plate_shape_sql(LegacyMemberPlate.plate_normalized)
         with self.db.read() as s:
-            rows = s.exec(select(LegacyMemberPlate.legacy_member_id, LegacyMemberPlate.plate_normalized)
-                          .where(shape.in_(sorted(variants)))).all()
-            best: dict[int, float] = {}
-            for member_id, norm in rows:
-                score = plate_match_score(read, norm)
-                if score > 0 and score > best.get(member_id, 0):
-                    best[member_id] = score
+            best = plate_matches(s, plate)
             return self._candidates(s, best, limit, lambda sc: MATCH_LABELS.get(sc, "plate"))
 
     def candidates_for_phone(self, phone: str, limit: int = MAX_CANDIDATES) -> list[LegacyCandidate]:
@@ -274,7 +247,7 @@ class MigrationService:
                 plan_code=plan.code if plan else None, vehicle=m.vehicle_desc, plates=tuple(plates.get(m.id, [])),  # type: ignore[arg-type]
                 phone_hint=_hint(m.phone_e164), email=m.email, next_bill_on=m.next_bill_on, status=m.status,
                 score=scores[m.id], match=label(scores[m.id]),  # type: ignore[index]
-                migrated=migrated_message(m, numbers.get(m.migrated_customer_id)) if m.migrated_at else None))
+                migrated=migrated_message(m, numbers.get(m.migrated_customer_id), self.zone) if m.migrated_at else None))
         # Unmigrated first, then the best match; ties by name so the order is stable.
         out.sort(key=lambda c: (c.migrated is not None, -c.score, c.name.casefold(), c.legacy_id))
         return out[:limit]
@@ -288,7 +261,7 @@ class MigrationService:
             if lm is None:
                 raise MigrationError("That legacy member no longer exists: search again.")
             if lm.migrated_at is not None:
-                raise AlreadyMigrated(migrated_message(lm, self._customer_number(s, lm.migrated_customer_id)))
+                raise AlreadyMigrated(migrated_message(lm, self._customer_number(s, lm.migrated_customer_id), self.zone))
             if lm.plan_id is None:
                 raise MigrationError(f"The legacy plan '{lm.plan_name}' is not mapped to a plan here: add it to the "
                                      "import mapping and import again, or sell a new membership instead.")
@@ -401,7 +374,7 @@ class MigrationService:
                 raise MigrationError("The customer has already signed: the contact can no longer change here.")
             lm = self._legacy_of(s, order)
             if lm.migrated_at is not None:
-                raise AlreadyMigrated(migrated_message(lm, self._customer_number(s, lm.migrated_customer_id)))
+                raise AlreadyMigrated(migrated_message(lm, self._customer_number(s, lm.migrated_customer_id), self.zone))
             customer_id = order.customer_id
             version = s.get(Customer, customer_id).version if customer_id else None  # type: ignore[union-attr]
         if errors:
@@ -628,7 +601,7 @@ class MigrationService:
                                  after={"legacy_id": lm.legacy_id, "customer_id": order.customer_id,  # type: ignore[union-attr]
                                         "terminal": self.terminal, "order_id": order_id})
                 return
-            message = migrated_message(lm, self._customer_number(s, lm.migrated_customer_id))  # type: ignore[arg-type]
+            message = migrated_message(lm, self._customer_number(s, lm.migrated_customer_id), self.zone)  # type: ignore[arg-type]
         # Lost the race: nothing reached the gateway; this order ends here.
         with self.db.write() as s:
             order = s.get(SalesOrder, order_id)

@@ -6,7 +6,10 @@ needs them. After commit, `OutboxProcessor.run_order()` executes them in order:
   2. call the gateway with the row's idempotency key,
   3. in one transaction: apply the result to our rows and mark the row done.
 A crash anywhere in between leaves the row pending; replaying it sends the same
-key, so the gateway returns the first result instead of acting twice.
+key, so the gateway returns the first result instead of acting twice. Gateways forget
+keys after a day (Stripe: 24 hours), so a row replayed later than KEY_TRUSTED_FOR first
+asks the gateway whether its earlier attempt took effect (`Operation.recover`, by the
+order key in the metadata) and records that result instead of calling again.
 Transient errors (network down, timeout) leave the row pending and the order
 "pending sync"; final errors (a decline) mark the row failed.
 
@@ -16,6 +19,7 @@ The app calls `replay_pending()` at start-up and periodically (see
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import threading
@@ -32,6 +36,8 @@ from db.models import OrderState, Outbox, OutboxStatus, SalesOrder, utcnow
 log = logging.getLogger(__name__)
 
 NOT_RUN = "not run: an earlier step of this order failed"
+# Stripe keeps an idempotency key for 24 hours; an hour's margin for clocks and slow replays.
+KEY_TRUSTED_FOR = dt.timedelta(hours=23)
 
 
 class Operation(Protocol):
@@ -40,6 +46,19 @@ class Operation(Protocol):
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]: ...
 
     def apply(self, session: Session, entry: Outbox, result: dict[str, Any]) -> None: ...
+
+
+class Recoverable(Operation, Protocol):
+    """An operation that moves money or starts billing, so must never act twice: it can find the
+    effect of an earlier attempt at the gateway when the idempotency key may have expired."""
+
+    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None: ...
+
+
+def key_may_have_expired(entry: Outbox, now: dt.datetime) -> bool:
+    """Sent before (this is a replay), and longer ago than the gateway keeps keys."""
+    created = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=dt.UTC)
+    return entry.attempts > 1 and now - created > KEY_TRUSTED_FOR
 
 
 class OrderHooks(Protocol):
@@ -141,7 +160,14 @@ class OutboxProcessor:
             entry.attempts += 1
             self._observe("before_call", entry)
             try:
-                outcome = op.execute(self.db, self.gateway, entry)
+                outcome = None
+                if hasattr(op, "recover") and key_may_have_expired(entry, utcnow()):
+                    outcome = op.recover(self.db, self.gateway, entry)
+                    if outcome is not None:
+                        log.warning("outbox %s %s: the earlier attempt took effect; recorded, not repeated",
+                                    entry.operation, entry.idempotency_key)
+                if outcome is None:
+                    outcome = op.execute(self.db, self.gateway, entry)
             except PaymentError as exc:
                 return self._on_error(result, entry, exc)
             self._observe("after_call", entry)

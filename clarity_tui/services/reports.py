@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sqlmodel import col, func, select
 
 from clarity_tui.services.operators import as_utc
+from clarity_tui.sitetime import day_window, zone_label
 from db.models import (
     AuditLog,
     Membership,
@@ -113,11 +114,6 @@ def _lines(counts: Counter[str], amounts: dict[str, int] | None = None) -> list[
     return [Line(k, n, amounts.get(k, 0)) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
-
-
 def shift_report(db, shift_id: int, now: dt.datetime | None = None) -> ShiftReport:  # noqa: ANN001
     """One operator's shift at one terminal, from sign-in to sign-out (or now)."""
     with db.read() as s:
@@ -134,9 +130,10 @@ def shift_report(db, shift_id: int, now: dt.datetime | None = None) -> ShiftRepo
     return report
 
 
-def day_report(db, day: dt.date) -> ShiftReport:  # noqa: ANN001
-    start, end = day_window(day)
-    return build_report(db, start, end, title=f"Day {day.isoformat()} (UTC), every terminal")
+def day_report(db, day: dt.date, zone: dt.tzinfo = dt.UTC) -> ShiftReport:  # noqa: ANN001
+    """Every terminal's sales of the site's day `day`: local midnight to local midnight."""
+    start, end = day_window(day, zone)
+    return build_report(db, start, end, title=f"Day {day.isoformat()} ({zone_label(zone)}), every terminal")
 
 
 def build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,  # noqa: ANN001

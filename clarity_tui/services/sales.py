@@ -47,6 +47,7 @@ from clarity_tui.services.customers import ContactForm, CustomerError, CustomerS
 from clarity_tui.services.plates import InvalidPlate, validate_plate
 from clarity_tui.services.promotions import check as check_promotion
 from clarity_tui.services.promotions import find_code, plan_subtotal, price_with
+from clarity_tui.sitetime import local_time
 from db.models import (
     OPEN_ORDER_STATES,
     Customer,
@@ -225,13 +226,14 @@ class SaleService:
 
     def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor, *, terminal: str | None = None,
                  phone_region: str = "US", today: Callable[[], dt.date] | None = None,
-                 currency: str = "usd") -> None:
+                 currency: str = "usd", zone: dt.tzinfo = dt.UTC) -> None:
         self.db = db
         self.gateway = gateway
         self.actor = actor
         self.terminal = terminal or actor.terminal or "terminal"
         self.phone_region = phone_region
         self.today = today or dt.date.today
+        self.zone = zone  # the site's clock, for times shown to the attendant
         self.billing = BillingService(db, gateway, actor, currency=currency)
         self.customers = CustomerService(db, phone_region=phone_region, gateway=gateway)
 
@@ -242,7 +244,7 @@ class SaleService:
 
         gateway = getattr(app, "gateway", None) or make_gateway(app.settings, app.db)
         return cls(app.db, gateway, app.actor, terminal=app.settings.terminal_id,
-                   phone_region=app.settings.site.phone_region, today=lambda: app.now().date(),
+                   phone_region=app.settings.site.phone_region, today=app.today, zone=app.settings.site.zone,
                    currency=app.settings.payments.currency)
 
     # --- opening ------------------------------------------------------------------------------
@@ -308,7 +310,7 @@ class SaleService:
                       .order_by(col(SalesOrder.id).desc())).first()
 
     def _busy(self, s: Session, other: SalesOrder, vs: VehicleSession) -> OrderBusy:
-        since = _as_utc(other.created_at).strftime("%H:%M UTC")
+        since = local_time(_as_utc(other.created_at), self.zone, "%H:%M")
         money_moving = other.state in (OrderState.PAYMENT_PENDING, OrderState.PAID)
         what = "is taking the payment for" if money_moving else "is already selling a membership to"
         if other.terminal == self.terminal:

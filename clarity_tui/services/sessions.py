@@ -26,13 +26,13 @@ from clarity_tui.services.board_view import (
     read_board,
     read_bubbles,
 )
+from clarity_tui.services.legacy_match import best_unmigrated_match
 from clarity_tui.services.plates import InvalidPlate, normalize_plate, validate_plate
 from db.engine import Database
 from db.models import (
     Customer,
     Lane,
     LegacyMember,
-    LegacyMemberPlate,
     Membership,
     MembershipStatus,
     Plan,
@@ -146,12 +146,9 @@ class SessionService:
             vehicle = s.exec(select(Vehicle).where(Vehicle.plate_normalized == plate)).first()
             legacy_id = None
             if vehicle is None or vehicle.customer_id is None:
-                legacy = s.exec(
-                    select(LegacyMemberPlate.legacy_member_id)
-                    .join(LegacyMember, LegacyMember.id == LegacyMemberPlate.legacy_member_id)
-                    .where(LegacyMemberPlate.plate_normalized == plate, col(LegacyMember.migrated_at).is_(None))
-                ).first()
-                legacy_id = legacy
+                # Exact, or what a misread of a legacy plate looks like: the bubble shows LEGACY
+                # either way, and the customer confirms with "That's Me" (issue 6).
+                legacy_id = best_unmigrated_match(s, plate)
             row = VehicleSession(
                 lane_id=lane_id,
                 plate=event.plate.strip().upper(),

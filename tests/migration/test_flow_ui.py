@@ -22,12 +22,12 @@ from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, s
 from tests.uihelpers import wait_until
 
 
-def migration_app(settings: Settings, db, *, reply: str = "auto", timeout: int = 30):  # noqa: ANN001, ANN201
+def migration_app(settings: Settings, db, *, reply: str = "auto", timeout: int = 30, **kw):  # noqa: ANN001, ANN003, ANN201
     settings.messaging.simulated_reply = reply  # type: ignore[assignment]
     settings.messaging.simulated_reply_after_seconds = 0.1
     settings.messaging.reply_timeout_seconds = timeout
     settings.messaging.poll_interval_seconds = 1.0
-    return sale_app(settings, db)
+    return sale_app(settings, db, **kw)
 
 
 def gateway_objects(db, kind: str) -> list[dict]:  # noqa: ANN001
@@ -269,6 +269,50 @@ async def test_billing_date_in_the_past_needs_a_manager_override(settings, legac
     with db.read() as s:
         m = s.exec(select(Membership).where(Membership.legacy_member_id == legacy.jane_id)).one()
     assert m.next_billing_on == chosen
+
+
+# Sunday Nov 22, 2026, 8:30 pm in Chicago: already Nov 23 in UTC.
+CHICAGO_EVENING = dt.datetime(2026, 11, 23, 2, 30, tzinfo=dt.UTC)
+
+
+async def _evening_card_screen(settings, legacy: Legacy, next_bill: dt.date):  # noqa: ANN001, ANN202
+    settings.site.timezone = "America/Chicago"
+    with legacy.db.write() as s:
+        jane = s.get(LegacyMember, legacy.jane_id)
+        jane.next_bill_on = next_bill
+        s.add(jane)
+    return migration_app(settings, legacy.db, clock=lambda: CHICAGO_EVENING)
+
+
+async def test_in_the_site_evening_a_billing_date_of_tomorrow_is_kept(settings, legacy: Legacy) -> None:  # noqa: ANN001
+    tomorrow = dt.date(2026, 11, 23)  # "today" in UTC, tomorrow at the site
+    app = await _evening_card_screen(settings, legacy, tomorrow)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, legacy.jane_session)
+        await pilot.press("f5")  # That's Me
+        await contact_by_sms(pilot)
+        await at(pilot, "migration-card")
+        assert "No payment due today · next charge Nov 23, 2026" in text_of(app, "#billing-line")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: "Card read" in text_of(app, "#card-message"), "the card read")
+        await pilot.press("f5")
+        await sign_and_agree(pilot)
+        await at(pilot, "confirmation")
+    with legacy.db.read() as s:
+        m = s.exec(select(Membership).where(Membership.legacy_member_id == legacy.jane_id)).one()
+    assert m.next_billing_on == tomorrow
+    assert gateway_objects(legacy.db, "payment_intent") == []
+
+
+async def test_in_the_site_evening_todays_billing_date_needs_a_manager(settings, legacy: Legacy) -> None:  # noqa: ANN001
+    app = await _evening_card_screen(settings, legacy, dt.date(2026, 11, 22))  # the site's today, UTC's yesterday
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start(pilot, legacy.jane_session)
+        await pilot.press("f5")
+        await contact_by_sms(pilot)
+        await at(pilot, "migration-card")
+        line = text_of(app, "#billing-line")
+        assert "next billing date is today" in line and "manager" in line
 
 
 async def test_second_migration_is_refused_with_who_and_when(settings, legacy: Legacy) -> None:  # noqa: ANN001

@@ -11,6 +11,7 @@ from sqlmodel import select
 from clarity_tui.messaging.simulated import SimulatedSms
 from clarity_tui.payments.simulated import sim_token
 from clarity_tui.payments.cards import CardToken
+from clarity_tui.services.actor import Actor
 from clarity_tui.services.customers import ContactForm, ValidationFailed
 from clarity_tui.services.legacy_import import export_migrated
 from clarity_tui.services.migration import AlreadyMigrated, BillingDateInPast, MigrationError
@@ -24,6 +25,7 @@ from db.models import (
     SalesOrder,
     SimGatewayObject,
     Vehicle,
+    utcnow,
 )
 from tests.migration.conftest import NEXT_BILL, TODAY, Legacy, service, session_of
 
@@ -113,12 +115,37 @@ def test_match_contact_account_card_no_charge_billing_date_kept(legacy: Legacy) 
     assert svc.pay(view.id).ok and len(gateway_objects(db, "setup_intent")) == 1
 
 
+def test_misread_plates_get_the_legacy_badge_at_arrival(legacy: Legacy) -> None:
+    from clarity_tui.services.board_view import Badge
+    from clarity_tui.services.sessions import SessionService
+    from hardware.plate_reader import PlateEvent
+
+    sessions = SessionService(legacy.db)
+    camera = Actor.system("test-camera")
+
+    def arrive(plate: str, lane: str = "Lane 3") -> Badge:
+        sid = sessions.record_plate_read(PlateEvent(plate=plate, lane=lane), camera)
+        return sessions.detail(sid).bubble.badge
+
+    assert arrive("B0S 5I2") is Badge.LEGACY  # O read as 0, 1 for I: Bo
+    assert arrive("BOS 51", "Lane 2") is Badge.LEGACY  # one character missed
+    assert arrive("BOS 5122", "Pre-Gate") is Badge.LEGACY  # one extra
+    assert arrive("QQQ 7777") is Badge.NEW  # nobody's
+    # Once Bo is migrated, his plate's look-alikes are nobody's legacy record any more.
+    with legacy.db.write() as s:
+        bo = s.get(LegacyMember, legacy.bo_id)
+        bo.migrated_at = utcnow()
+        s.add(bo)
+    assert arrive("B0S 5I2", "Lane 1") is Badge.NEW
+
+
 def test_fuzzy_plate_match_ranks_candidates_and_phone_search(legacy: Legacy) -> None:
     svc = service(legacy.db)
     found = svc.candidates_for_session(legacy.bo_session)  # read "8OS 512" for "BOS 512"
     assert found[0].id == legacy.bo_id and found[0].score == 0.9 and "look-alike" in found[0].match
-    assert session_of(legacy.db, legacy.bo_session).legacy_member_id is None  # the camera read did not match exactly
-    svc.begin(legacy.bo_session, legacy.bo_id)  # "That's Me": now the bubble shows LEGACY
+    # The read was a look-alike, not exact: the bubble shows LEGACY from the arrival all the same.
+    assert session_of(legacy.db, legacy.bo_session).legacy_member_id == legacy.bo_id
+    svc.begin(legacy.bo_session, legacy.bo_id)  # "That's Me"
     assert session_of(legacy.db, legacy.bo_session).legacy_member_id == legacy.bo_id
     assert [c.id for c in svc.search("BOS51")][0] == legacy.bo_id  # one character missing
     assert [c.id for c in svc.search("BOS5122")][0] == legacy.bo_id  # one extra

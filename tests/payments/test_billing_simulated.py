@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from clarity_tui.payments.simulated import sim_token
 from clarity_tui.services.billing import add_months
-from db.models import Customer, Membership, Outbox, PaymentMethod, Promotion, SalesOrder
+from db.models import Customer, Membership, Outbox, PaymentMethod, Promotion, SalesOrder, SimGatewayObject
 from tests.payments.conftest import new_order
 
 FUTURE = dt.date.today().year + 2
@@ -175,3 +175,82 @@ def test_manual_test_card_declines(demo_db, sim_billing) -> None:
     assert sim_billing.cancel_order(order_id).state == "cancelled"
     order = load(demo_db, SalesOrder, order_id)
     assert load(demo_db, Membership, order.membership_id).status == "cancelled"
+
+
+def test_a_cancelled_sale_gives_its_promotion_use_back(demo_db, sim_billing) -> None:
+    def uses() -> int:
+        with demo_db.read() as s:
+            return s.exec(select(Promotion).where(Promotion.code == "SAVE20")).one().times_redeemed
+
+    before = uses()
+    order_id = new_order(demo_db, "BASIC", promo="SAVE20")
+    sim_billing.attach_card_token(order_id, reader_card("charge_decline"))
+    assert sim_billing.start_sale(order_id).state == "payment_pending"
+    assert uses() == before + 1  # counted when the membership was made
+    sim_billing.attach_card_token(order_id, reader_card("charge_decline"))
+    assert sim_billing.start_sale(order_id).state == "payment_pending"
+    assert uses() == before + 1  # a retry is the same use
+    assert sim_billing.cancel_order(order_id).state == "cancelled"
+    assert uses() == before
+    assert sim_billing.cancel_order(order_id).state == "cancelled"  # cancelling twice gives back nothing more
+    assert uses() == before
+
+
+class Crash(Exception):
+    """The terminal dies: the gateway acted, our database never heard of it."""
+
+
+@pytest.mark.parametrize("operation, kind", [("payment.charge", "payment_intent"),
+                                             ("subscription.create", "subscription")])
+def test_a_replay_a_day_late_finds_the_first_attempt_instead_of_acting_again(demo_db, sim_billing, operation,
+                                                                            kind) -> None:  # noqa: ANN001
+    from db.models import SimGatewayRequest
+
+    gw = sim_billing.gateway
+    order_id = new_order(demo_db, "DELUXE")
+    sim_billing.attach_card_token(order_id, reader_card())
+
+    def die_after_the_call(point: str, entry) -> None:  # noqa: ANN001
+        if point == "after_call" and entry.operation == operation:
+            raise Crash
+
+    sim_billing.processor.observers.append(die_after_the_call)
+    with pytest.raises(Crash):
+        sim_billing.start_sale(order_id)
+    sim_billing.processor.observers.clear()
+    assert gw.counts(kind) == 1
+    with demo_db.read() as s:
+        first_id = s.exec(select(SimGatewayObject.id).where(SimGatewayObject.kind == kind)).one()
+
+    # A day and an hour pass with the site offline: the gateway forgets its idempotency keys.
+    with demo_db.write() as s:
+        for row in s.exec(select(Outbox).where(Outbox.order_id == order_id)).all():
+            row.created_at -= dt.timedelta(hours=25)
+            s.add(row)
+        for req in s.exec(select(SimGatewayRequest)).all():
+            req.created_at -= dt.timedelta(hours=25)
+            s.add(req)
+    # The same key would now act again (what Stripe does), so the replay must not just resend it ...
+    probe = gw.charge(*_customer_and_card(demo_db, order_id), 100, idempotency_key="probe:expired")
+    with demo_db.write() as s:
+        req = s.get(SimGatewayRequest, "probe:expired")
+        req.created_at -= dt.timedelta(hours=25)
+        s.add(req)
+    assert gw.charge(*_customer_and_card(demo_db, order_id), 100, idempotency_key="probe:expired").payment_id \
+        != probe.payment_id
+    # ... and it does not: it finds the first attempt by the order key and records it.
+    results = sim_billing.processor.replay_pending()
+    assert [r.status for r in results] == ["synced"]
+    assert gw.counts(kind) == (3 if kind == "payment_intent" else 1)  # the two probes, nothing more
+    order = load(demo_db, SalesOrder, order_id)
+    assert order.state == "completed"
+    recorded = order.gateway_payment_id if kind == "payment_intent" else order.gateway_subscription_id
+    assert recorded == first_id
+
+
+def _customer_and_card(db, order_id: int) -> tuple[str, str]:  # noqa: ANN001
+    with db.read() as s:
+        order = s.get(SalesOrder, order_id)
+        pm = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == order.customer_id,
+                                                PaymentMethod.is_default == True)).one()  # noqa: E712
+        return s.get(Customer, order.customer_id).gateway_customer_id, pm.gateway_token

@@ -182,3 +182,24 @@ def test_gateway_timeout_is_transient() -> None:
         gw = StripeGateway("sk_test_x", api_base=f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5)
         with pytest.raises(GatewayUnavailable):
             gw.ensure_customer(CustomerInfo("C-9"), idempotency_key="o9:customer")
+
+
+def test_an_earlier_charge_and_subscription_are_found_by_order_key(stripe_gateway, localstripe) -> None:
+    """What a replay a day late asks before acting again (idempotency keys expire after 24 hours)."""
+    gw = stripe_gateway
+    cus = gw.ensure_customer(CustomerInfo("C-9"), idempotency_key="o9:customer")
+    other = gw.ensure_customer(CustomerInfo("C-10"), idempotency_key="o10:customer")
+    saved = gw.save_card(cus, CardToken("pm_card_visa"), idempotency_key="o9:card")
+    assert gw.find_charge(cus, "order-9") is None and gw.find_subscription(cus, "order-9") is None
+    gw.charge(cus, saved.payment_method_id, 500, metadata={"order_key": "order-8"}, idempotency_key="o8:charge")
+    charge = gw.charge(cus, saved.payment_method_id, 2999, metadata={"clarity_order": "9", "order_key": "order-9"},
+                       idempotency_key="o9:charge")
+    found = gw.find_charge(cus, "order-9")
+    assert found is not None and (found.payment_id, found.amount_cents) == (charge.payment_id, 2999)
+    assert found.charge_id == charge.charge_id
+    assert gw.find_charge(other, "order-9") is None  # another customer's charges are not looked at
+    synced = gw.sync_plan(PlanSpec("BASIC", "Basic Wash", 1999))
+    sub = gw.create_subscription(cus, synced.price_id, first_billing=dt.date.today() + dt.timedelta(days=30),
+                                 metadata={"order_key": "order-9"}, idempotency_key="o9:subscription")
+    assert gw.find_subscription(cus, "order-9").subscription_id == sub.subscription_id
+    assert gw.find_subscription(cus, "order-8") is None

@@ -435,3 +435,22 @@ async def test_killed_after_the_charge_resumes_when_the_sale_is_reopened(setting
     with db.read() as s:
         assert len(s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "subscription")).all()) == 1
     assert badge(db, lanes.ivana) is Badge.MEMBER
+
+
+async def test_purchase_from_the_command_palette(settings, lanes: Lanes) -> None:  # noqa: ANN001
+    from textual.command import CommandList, CommandPalette
+
+    app = sale_app(settings, lanes.db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await devices_ready(pilot)
+        await open_session(pilot, Keys(pilot), lanes.ivana)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Purchase membership", "Migrate membership", "Customer record", "Mark done"} <= titles
+        await pilot.press("f10")  # Menu
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
+        await pilot.press(*"purchase")
+        commands = app.screen.query_one(CommandList)
+        await wait_until(pilot, lambda: commands.option_count > 0 and "Purchase membership" in str(
+            commands.get_option_at_index(0).prompt), "the Purchase command found")
+        await pilot.press("down", "enter")
+        await at(pilot, "plan-select")

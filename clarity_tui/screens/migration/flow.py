@@ -12,21 +12,12 @@ card step, and Continue then finishes straight away (the customer already signed
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from textual.app import App
 
-from clarity_tui.screens.checkout_shared import (
-    BACK,
-    CheckoutSummaryScreen,
-    ConfirmationScreen,
-    ProcessingScreen,
-    SignatureScreen,
-    TermsScreen,
-)
-from clarity_tui.screens.checkout_shared.common import USER_ERRORS
-from clarity_tui.screens.checkout_shared.terms import DECLINED
+from clarity_tui.screens.checkout_shared.common import BACK, USER_ERRORS
+from clarity_tui.screens.checkout_shared.flow import CheckoutFlow
 from clarity_tui.screens.migration.card import CardOnFileScreen
 from clarity_tui.screens.migration.contact import ContactScreen
 from clarity_tui.screens.migration.match import LegacyMatchScreen
@@ -38,19 +29,14 @@ TITLE = "Migrate membership"
 STEPS = ("contact", "card", "summary", "terms", "signature", "pay")
 
 
-class MigrationFlow:
+class MigrationFlow(CheckoutFlow):
+    TITLE = TITLE
+    NOUN = "migration"
+    NOTHING_DONE = "nothing was charged or saved"
+    FAIL_TIMEOUT = 10
+
     def __init__(self, app: App[Any], session_id: int, service: MigrationService | None = None) -> None:
-        self.app = app
-        self.session_id = session_id
-        self.service = service or MigrationService.for_app(app)
-        self.view: OrderView | None = None
-        self.notice = ""
-
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
-
-    def _fail(self, message: str) -> None:
-        self.app.notify(message, title=TITLE, severity="error", timeout=10)
+        super().__init__(app, session_id, service or MigrationService.for_app(app))
 
     async def run(self) -> OrderView | None:
         """Run the migration to the end (or until the attendant leaves it). Returns the finished order."""
@@ -77,10 +63,8 @@ class MigrationFlow:
                 if step == "contact":
                     await self._abandon(view)
                     return await self.run()  # back to the match: "Not me" and search again
-                if step == "card" and view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING):
-                    await self._abandon(view)
-                    self.app.notify("The migration is cancelled: nothing was charged or saved.", title=TITLE,
-                                    severity="warning", timeout=8)
+                if step == "card" and self.signed(view):
+                    await self._leave_signed(view)
                     return None
                 step = STEPS[max(STEPS.index(step) - 1, 0)]
                 view = await self._call(self.service.order, view.id)
@@ -88,8 +72,7 @@ class MigrationFlow:
             if isinstance(result, PayResult):
                 view = await self._call(self.service.order, view.id)
                 if result.ok:
-                    await self.app.push_screen_wait(ConfirmationScreen(view))
-                    return view
+                    return await self._finish(view)
                 self.notice = result.message or "The card could not be saved: take another card."
                 step = "card"
                 continue
@@ -102,7 +85,7 @@ class MigrationFlow:
                 step = "card"
                 continue
             view = result
-            if step == "card" and view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING):
+            if step == "card" and self.signed(view):
                 step = "pay"  # another card after a decline: the customer already signed
             else:
                 step = STEPS[STEPS.index(step) + 1]
@@ -144,32 +127,7 @@ class MigrationFlow:
                 notice, self.notice = self.notice, ""
                 billing = await self._call(service.billing_date, view.id)
                 return await app.push_screen_wait(CardOnFileScreen(view, service, billing, notice))
-            if step == "summary":
-                try:
-                    view = await self._call(service.review, view.id)
-                except USER_ERRORS as exc:
-                    self.notice = str(exc)
-                    return BACK
-                return await app.push_screen_wait(CheckoutSummaryScreen(view, service))
-            if step == "terms":
-                terms = await self._call(service.current_terms)
-                result = await app.push_screen_wait(TermsScreen(view, terms, service))
-                if result == DECLINED:
-                    app.notify("The customer declined the terms: the migration is cancelled; nothing was charged.",
-                               title=TITLE, severity="warning", timeout=8)
-                    return None
-                return result
-            if step == "signature":
-                return await app.push_screen_wait(SignatureScreen(view, service))
-            if step == "pay":
-                return await app.push_screen_wait(ProcessingScreen(view, service))
+            return await self._shared_step(step, view)
         except USER_ERRORS as exc:
             self._fail(str(exc))
             return None
-        raise AssertionError(f"unknown step {step}")
-
-    async def _abandon(self, view: OrderView) -> None:
-        try:
-            await self._call(self.service.cancel, view.id)
-        except USER_ERRORS:
-            pass  # already finished or taken over elsewhere: nothing of ours to cancel

@@ -9,21 +9,12 @@ straight away (the customer already signed).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from textual.app import App
 
-from clarity_tui.screens.checkout_shared import (
-    BACK,
-    CheckoutSummaryScreen,
-    ConfirmationScreen,
-    ProcessingScreen,
-    SignatureScreen,
-    TermsScreen,
-)
-from clarity_tui.screens.checkout_shared.common import USER_ERRORS
-from clarity_tui.screens.checkout_shared.terms import DECLINED
+from clarity_tui.screens.checkout_shared.common import BACK, USER_ERRORS
+from clarity_tui.screens.checkout_shared.flow import CheckoutFlow
 from clarity_tui.screens.sale.customer import CustomerQuickScreen
 from clarity_tui.screens.sale.payment import PaymentScreen
 from clarity_tui.screens.sale.plans import PlanSelectScreen
@@ -51,19 +42,12 @@ def resume_step(view: OrderView) -> str:
     return "plan"
 
 
-class SaleFlow:
+class SaleFlow(CheckoutFlow):
+    TITLE = "Purchase membership"
+    NOUN = "sale"
+
     def __init__(self, app: App[Any], session_id: int, service: SaleService | None = None) -> None:
-        self.app = app
-        self.session_id = session_id
-        self.service = service or SaleService.for_app(app)
-        self.view: OrderView | None = None
-        self.notice = ""
-
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
-
-    def _fail(self, message: str) -> None:
-        self.app.notify(message, title="Purchase membership", severity="error", timeout=8)
+        super().__init__(app, session_id, service or SaleService.for_app(app))
 
     def _needed(self, step: str, view: OrderView) -> bool:
         if step == "customer":
@@ -88,8 +72,7 @@ class SaleFlow:
         if step == "payment" and view.last_error:
             self.notice = view.last_error
         if view.activated:
-            await self.app.push_screen_wait(ConfirmationScreen(view))
-            return view
+            return await self._finish(view)
         while True:
             self.view = view
             result = await self._step(step, view)
@@ -99,11 +82,8 @@ class SaleFlow:
                 if step == "plan":
                     await self._abandon(view)
                     return None
-                if step == "payment" and view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING):
-                    # Signed already (a decline brought us here): leaving now abandons the sale.
-                    await self._abandon(view)
-                    self.app.notify("The sale is cancelled: nothing was charged.", title="Purchase membership",
-                                    severity="warning", timeout=8)
+                if step == "payment" and self.signed(view):
+                    await self._leave_signed(view)  # a decline brought us here: leaving abandons the sale
                     return None
                 step = self._previous(step, view)
                 continue
@@ -114,8 +94,7 @@ class SaleFlow:
             if isinstance(result, PayResult):
                 view = await self._call(self.service.order, view.id)
                 if result.ok:
-                    await self.app.push_screen_wait(ConfirmationScreen(view))
-                    return view
+                    return await self._finish(view)
                 self.notice = result.message or "The payment did not go through: choose another card."
                 step = "payment"
                 continue
@@ -123,7 +102,7 @@ class SaleFlow:
             step = self._next(step, view)
 
     def _next(self, step: str, view: OrderView) -> str:
-        if step == "payment" and view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING):
+        if step == "payment" and self.signed(view):
             return "pay"  # another card after a decline: the customer already signed
         i = STEPS.index(step) + 1
         while not self._needed(STEPS[i], view):
@@ -158,38 +137,13 @@ class SaleFlow:
             if step == "payment":
                 notice, self.notice = self.notice, ""
                 return await app.push_screen_wait(PaymentScreen(view, service, notice))
-            if step == "summary":
-                try:
-                    view = await self._call(service.review, view.id)
-                except USER_ERRORS as exc:
-                    self.notice = str(exc)
-                    return BACK
-                return await app.push_screen_wait(CheckoutSummaryScreen(view, service))
-            if step == "terms":
-                terms = await self._call(service.current_terms)
-                result = await app.push_screen_wait(TermsScreen(view, terms, service))
-                if result == DECLINED:
-                    app.notify("The customer declined the terms: the sale is cancelled and nothing was charged.",
-                               title="Purchase membership", severity="warning", timeout=8)
-                    return None
-                if result == BACK:
-                    return BACK
-                return result
-            if step == "signature":
-                return await app.push_screen_wait(SignatureScreen(view, service))
             if step == "pay":
-                result = await app.push_screen_wait(ProcessingScreen(view, service))
-                if isinstance(result, str):
+                result = await self._shared_step(step, view)
+                if isinstance(result, str):  # refused before any money moved: back to the card with why
                     self.notice = result
                     return _Goto("payment")
                 return result
+            return await self._shared_step(step, view)
         except USER_ERRORS as exc:
             self._fail(str(exc))
             return None
-        raise AssertionError(f"unknown step {step}")
-
-    async def _abandon(self, view: OrderView) -> None:
-        try:
-            await self._call(self.service.cancel, view.id)
-        except USER_ERRORS:
-            pass  # already taken over or finished elsewhere: nothing of ours to cancel

@@ -1,0 +1,91 @@
+"""What every checkout flow shares: the sale (issue 5) and the legacy migration (issue 6).
+
+A flow runs in a worker, one step screen at a time, and keeps its order in the database. Its own
+first steps differ (plans and customer; match, contact and card on file); from the summary on,
+both go through the same screens: summary -> terms -> signature -> processing -> confirmation.
+A subclass names itself (TITLE, NOUN) and runs its own steps; `_shared_step` runs the common ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual.app import App
+
+from clarity_tui.screens.checkout_shared.common import BACK, USER_ERRORS
+from clarity_tui.screens.checkout_shared.confirmation import ConfirmationScreen
+from clarity_tui.screens.checkout_shared.processing import ProcessingScreen
+from clarity_tui.screens.checkout_shared.signature import SignatureScreen
+from clarity_tui.screens.checkout_shared.summary import CheckoutSummaryScreen
+from clarity_tui.screens.checkout_shared.terms import DECLINED, TermsScreen
+from clarity_tui.services.sales import OrderView
+from db.models import OrderState
+
+SHARED_STEPS = ("summary", "terms", "signature", "pay")
+
+
+class CheckoutFlow:
+    TITLE = "Checkout"
+    NOUN = "order"  # "the <noun> is cancelled"
+    NOTHING_DONE = "nothing was charged"  # what the customer is told a cancel left behind
+    FAIL_TIMEOUT = 8
+
+    def __init__(self, app: App[Any], session_id: int, service: Any) -> None:
+        self.app = app
+        self.session_id = session_id
+        self.service = service
+        self.view: OrderView | None = None
+        self.notice = ""  # shown by the next card step (a decline, a refused summary)
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        """Blocking service calls (database, gateway) run in a thread, never on the UI's loop."""
+        return await asyncio.to_thread(fn, *args)
+
+    def _fail(self, message: str) -> None:
+        self.app.notify(message, title=self.TITLE, severity="error", timeout=self.FAIL_TIMEOUT)
+
+    async def _abandon(self, view: OrderView) -> None:
+        try:
+            await self._call(self.service.cancel, view.id)
+        except USER_ERRORS:
+            pass  # already finished or taken over elsewhere: nothing of ours to cancel
+
+    @staticmethod
+    def signed(view: OrderView) -> bool:
+        """Signed already (a decline sent us back to the card): the next card pays straight away."""
+        return view.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING)
+
+    async def _leave_signed(self, view: OrderView) -> None:
+        """Back out of the card step after signing: the order is abandoned, and the attendant told."""
+        await self._abandon(view)
+        self.app.notify(f"The {self.NOUN} is cancelled: {self.NOTHING_DONE}.", title=self.TITLE,
+                        severity="warning", timeout=8)
+
+    async def _finish(self, view: OrderView) -> OrderView:
+        await self.app.push_screen_wait(ConfirmationScreen(view))
+        return view
+
+    async def _shared_step(self, step: str, view: OrderView) -> Any:
+        """summary, terms, signature or pay: the order, BACK, None (the flow ends) or the screen's result."""
+        app, service = self.app, self.service
+        if step == "summary":
+            try:
+                view = await self._call(service.review, view.id)
+            except USER_ERRORS as exc:
+                self.notice = str(exc)
+                return BACK
+            return await app.push_screen_wait(CheckoutSummaryScreen(view, service))
+        if step == "terms":
+            terms = await self._call(service.current_terms)
+            result = await app.push_screen_wait(TermsScreen(view, terms, service))
+            if result == DECLINED:
+                app.notify(f"The customer declined the terms: the {self.NOUN} is cancelled and {self.NOTHING_DONE}.",
+                           title=self.TITLE, severity="warning", timeout=8)
+                return None
+            return result
+        if step == "signature":
+            return await app.push_screen_wait(SignatureScreen(view, service))
+        if step == "pay":
+            return await app.push_screen_wait(ProcessingScreen(view, service))
+        raise AssertionError(f"unknown step {step}")

@@ -1,0 +1,61 @@
+"""Legacy members whose plates match a camera read, tolerating misreads (issue 6).
+
+Plate readers misread 5 to 10% of plates: O/0, I/1, B/8, S/5, Z/2, or one character missing,
+extra or wrong. A legacy plate is found through the expression index on its "shape" (the
+plate with every confusable character folded, see db.models.plate_shape_sql): the read's shape
+and its one-edit neighbours go into one IN probe, then plate_match_score ranks what comes back.
+Shared by the plate read (the bubble's LEGACY badge) and the migration's match screen.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from clarity_tui.services.plates import CONFUSIONS, normalize_plate, plate_match_score, plate_shape
+from db.models import LegacyMember, LegacyMemberPlate, plate_shape_sql
+
+SHAPE_ALPHABET = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" if c not in CONFUSIONS)
+
+
+def shape_variants(read: str) -> set[str]:
+    """Shapes a legacy plate may have for this camera read: the same after camera confusions,
+    or one character missing, extra or wrong (what plate_match_score accepts), as index keys."""
+    base = plate_shape(read)
+    if not base:
+        return set()
+    out = {base}
+    for i in range(len(base)):
+        out.add(base[:i] + base[i + 1:])  # the read has an extra character
+        for ch in SHAPE_ALPHABET:
+            out.add(base[:i] + ch + base[i + 1:])  # one character wrong
+    for i in range(len(base) + 1):
+        for ch in SHAPE_ALPHABET:
+            out.add(base[:i] + ch + base[i:])  # the read missed a character
+    return {v for v in out if len(v) >= 2}
+
+
+def plate_matches(s: Session, plate: str, *, unmigrated_only: bool = False) -> dict[int, float]:
+    """Legacy member id -> its best plate_match_score (1.0 exact, 0.9 look-alike, 0.7 one off) for the read."""
+    read = normalize_plate(plate)
+    variants = shape_variants(read)
+    if not variants:
+        return {}
+    query = (select(LegacyMemberPlate.legacy_member_id, LegacyMemberPlate.plate_normalized)
+             .where(plate_shape_sql(LegacyMemberPlate.plate_normalized).in_(sorted(variants))))
+    if unmigrated_only:
+        query = query.join(LegacyMember, col(LegacyMember.id) == LegacyMemberPlate.legacy_member_id).where(
+            col(LegacyMember.migrated_at).is_(None))
+    best: dict[int, float] = {}
+    for member_id, norm in s.exec(query).all():
+        score = plate_match_score(read, norm)
+        if score > best.get(member_id, 0.0):
+            best[member_id] = score
+    return best
+
+
+def best_unmigrated_match(s: Session, plate: str) -> int | None:
+    """The legacy member a read most likely belongs to (best score, then the oldest record), or None."""
+    found = plate_matches(s, plate, unmigrated_only=True)
+    if not found:
+        return None
+    return min(found, key=lambda member_id: (-found[member_id], member_id))
