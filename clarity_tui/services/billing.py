@@ -399,6 +399,9 @@ class BillingService:
             s.flush()
             order.membership_id = m.id
             if order.promotion_id:
+                # Counted when billing starts. The cap (max_redemptions) is checked when the code is
+                # entered: a customer who was shown the discount and signed keeps it, so sales in flight
+                # on several terminals can take a capped code past its cap by those few sales.
                 _count_redemption(s, order.promotion_id, +1)
             audit.record(s, self.actor, "membership.create", "membership", m.id, after=audit.snapshot(m))
         else:
