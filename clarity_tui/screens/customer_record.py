@@ -126,7 +126,9 @@ class CustomerRecordScreen(Screen):
                     yield Button("Plan F4", id="membership-plan")
                     yield Button("Cancel", id="membership-cancel")
                     yield Button("Expiry", id="membership-expiry")
-                    yield Button("Card", id="membership-card")
+                    yield Button("Reader", id="membership-reader", variant="primary",
+                                 tooltip="The member's new card, from the card reader")
+                    yield Button("Key in", id="membership-card", tooltip="The member's new card, keyed in by hand")
             with TabPane("Web Login", id="tab-web"):
                 yield Static("", id="web-detail")
                 with Horizontal(classes="tab-buttons"):
@@ -640,6 +642,34 @@ class CustomerRecordScreen(Screen):
         ], submit, save_label="Save card")
         self._dialog(dialog, lambda pm: self.notify(f"Card saved: {pm.brand} •••• {pm.last4}."))
 
+    @work(exclusive=True, group="record-reader", exit_on_error=False)
+    async def _membership_reader(self) -> None:
+        """The new card from the lane's reader (the usual way; keying in is the fallback)."""
+        import asyncio
+
+        from clarity_tui.screens.device_action import DeviceActionScreen
+
+        m = self._need_membership()
+        if m is None:
+            return
+        reader = self.app.devices.card_reader  # type: ignore[attr-defined]
+        charge = " Its past-due period is charged on it." if m.status == MembershipStatus.PAST_DUE else ""
+        outcome = await self.app.push_screen_wait(DeviceActionScreen(
+            "Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
+            waiting=f"Ask the customer to tap, insert or swipe their new card…{charge} (Esc cancels)"))
+        if not outcome.ok:
+            self.notify(f"{outcome.error or 'Cancelled.'} Try the reader again, or key the card in.",
+                        severity="warning", timeout=8)
+            return
+        try:
+            pm = await asyncio.to_thread(
+                lambda: self.service().update_card(self.actor, m.id, m.version, outcome.result))
+        except USER_ERRORS as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.notify(f"Card saved: {pm.brand} •••• {pm.last4}.")
+        self.load(refill=False)
+
     # --- Web login --------------------------------------------------------------------------------
 
     def _show_password(self, username: str, password: str) -> None:
@@ -831,7 +861,7 @@ class CustomerRecordScreen(Screen):
             "general-save": self.action_save, "general-revert": self.action_revert, "general-delete": self.action_delete,
             "membership-pause": self._membership_pause, "membership-plan": self._membership_plan,
             "membership-cancel": self._membership_cancel, "membership-expiry": self._membership_expiry,
-            "membership-card": self._membership_card,
+            "membership-card": self._membership_card, "membership-reader": self._membership_reader,
             "web-create": self.action_new, "web-username": self._web_username, "web-password": self._web_password,
             "web-reset": self._web_reset, "web-remove": self._web_remove,
         }

@@ -348,3 +348,38 @@ async def test_session_customer_button_opens_the_record(settings, demo_db) -> No
         await pilot.press("f4")
         await wait_until(pilot, lambda: isinstance(app.screen, CustomerSearchScreen), "search")
         assert app.screen.query_one("#search-box", Input).value == "ZZZ 999"
+
+
+async def test_past_due_member_pays_with_a_new_card_on_the_reader(settings, demo_db) -> None:  # noqa: ANN001
+    """At the lane the new card comes from the reader (tapped, as a finger would); a reader decline
+    leaves everything as it was, and the next card is charged and reactivates the membership."""
+    from db.models import Membership, MembershipStatus, PaymentMethod
+    from tests.sale.conftest import fast_devices
+    from tests.sale.uiflow import devices_ready
+
+    with demo_db.read() as s:
+        m = s.exec(select(Membership).where(Membership.status == MembershipStatus.PAST_DUE)
+                   .order_by(Membership.id)).first()
+        cards_before = len(s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == m.customer_id)).all())
+    app = make_app(fast_devices(settings), demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await devices_ready(pilot)
+        screen = await open_record(pilot, m.customer_id)
+        await to_tab(pilot, "tab-membership")
+        assert rows(screen, "membership-table")[0][1] == "past due"
+        app.devices.card_reader.set_outcome("insufficient_funds")
+        await pilot.click("#membership-reader")
+        await wait_until(pilot, lambda: app.screen.id == "device-error", "the reader's decline")
+        assert "insufficient funds" in str(app.screen.query_one("#device-error-message", Static).render()).lower()
+        await pilot.press("escape")  # the customer has no other card on them right now
+        await wait_until(pilot, lambda: any("Try the reader again" in n.message for n in app._notifications),
+                         "what to do next")
+        assert rows(screen, "membership-table")[0][1] == "past due"
+        app.devices.card_reader.set_outcome("approve")
+        await pilot.click("#membership-reader")
+        await wait_until(pilot, lambda: rows(screen, "membership-table")[0][1] == "active", "reactivated")
+        assert any(n.message.startswith("Card saved: ") for n in app._notifications)
+    with demo_db.read() as s:
+        cards = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == m.customer_id)).all()
+        assert len(cards) == cards_before + 1 and [c.is_default for c in cards].count(True) == 1
+        assert s.get(Membership, m.id).status == MembershipStatus.ACTIVE
