@@ -98,6 +98,15 @@ def _stripe_client(settings: Settings) -> Any:
     return make_stripe_client(stripe_settings.api_key, stripe_settings.api_base)
 
 
+# Stripe test mode's ready-made PaymentMethods, one per brand the simulated reader presents: with
+# the Stripe gateway in test mode, a technician runs whole sales without a physical reader.
+STRIPE_TEST_PAYMENT_METHODS = {"visa": "pm_card_visa", "mastercard": "pm_card_mastercard", "amex": "pm_card_amex"}
+
+
+def stripe_test_payment_method(card: Any) -> str:
+    return STRIPE_TEST_PAYMENT_METHODS[card.brand]
+
+
 def build_devices(
     settings: Settings,
     scenario: Scenario | None = None,
@@ -114,6 +123,8 @@ def build_devices(
         context: dict[str, Any] = {}
         try:
             if kind == "card_reader":
+                if tokenize is None and config.driver == "simulated" and settings.payments.gateway == "stripe":
+                    tokenize = stripe_test_payment_method  # the simulator's pm_sim_ tokens mean nothing to Stripe
                 context["tokenize"] = tokenize
                 if scenario is not None:
                     context["outcome"] = scenario.card_reader_outcome

@@ -203,3 +203,23 @@ def test_an_earlier_charge_and_subscription_are_found_by_order_key(stripe_gatewa
                                  metadata={"order_key": "order-9"}, idempotency_key="o9:subscription")
     assert gw.find_subscription(cus, "order-9").subscription_id == sub.subscription_id
     assert gw.find_subscription(cus, "order-8") is None
+
+
+async def test_the_simulated_reader_hands_stripe_a_test_payment_method(stripe_gateway, localstripe) -> None:
+    """Stripe gateway in test mode with no physical reader: the simulated reader's card is one Stripe
+    knows (pm_card_visa), so the card is saved and charged for real on the test server."""
+    from clarity_tui.config import Settings
+    from clarity_tui.devices import build_devices
+
+    settings = Settings(payments={"gateway": "stripe"}, hardware={"card_reader": {"options": {"delay": 0.01}}})
+    reader = build_devices(settings).card_reader
+    await reader.open()
+    token = await reader.collect_card_to_save()
+    assert (token.payment_method_id, token.brand, token.last4) == ("pm_card_visa", "visa", "4242")
+    cus = stripe_gateway.ensure_customer(CustomerInfo("C-11"), idempotency_key="o11:customer")
+    saved = stripe_gateway.save_card(cus, token, idempotency_key="o11:card")
+    assert stripe_gateway.charge(cus, saved.payment_method_id, 1999, idempotency_key="o11:charge").status == "succeeded"
+    # With the simulated gateway the reader keeps its own pm_sim_ tokens.
+    plain = build_devices(Settings(hardware={"card_reader": {"options": {"delay": 0.01}}})).card_reader
+    await plain.open()
+    assert (await plain.collect_card_to_save()).payment_method_id.startswith("pm_sim_")
