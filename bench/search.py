@@ -9,6 +9,10 @@ PostgreSQL: database clarity_bench_search_N), and a cached one is reused when pr
 removed afterwards unless `--keep`). It is built under a temporary name and renamed when
 complete, so a half-built one is never reused.
 
+`service` is each query's first run: most of its customers' rows are read from disk for the first
+time, so its tail is I/O. `service_repeated` runs the same queries again, from the page cache, as
+on a terminal that has been searching all day. The target is judged on the first pass.
+
 Queries are sampled from the data itself (seeded RNG): last-name prefixes of 3-6 characters,
 "first last" full names, the last 4/7/10 phone digits typed in different formats, email
 prefixes, customer numbers, plates typed with a dash or a space, and misread plates (a
@@ -257,6 +261,9 @@ def _measure(url: str, queries: int, naive_queries: int) -> dict[str, Any]:
             by_kind[kind].append(result.elapsed_ms)
             found[kind].append(any(hit.customer_id == customer_id for hit in result.hits))
             empty += not result.hits
+        # The same queries again: their rows are in the page cache now, as on a terminal that has been
+        # searching all day. The target is judged on the first pass (first touch of each customer).
+        repeat = [service.search(term).elapsed_ms for _, term, _ in terms]
         # The naive scan: an evenly spread subset of the same mix, one warm-up query first.
         step = max(1, len(terms) // naive_queries)
         naive_terms = terms[::step][:naive_queries]
@@ -271,6 +278,7 @@ def _measure(url: str, queries: int, naive_queries: int) -> dict[str, Any]:
     return {
         "service": svc,
         "service_p95_by_kind_ms": {k: round(percentile(v, 95), 3) for k, v in by_kind.items()},
+        "service_repeated": _stats(repeat),
         # Queries whose sampled customer is among the hits (name prefixes are broad, so not always).
         "found_rate_by_kind": {k: round(sum(v) / len(v), 2) for k, v in found.items()},
         "empty_results": empty,

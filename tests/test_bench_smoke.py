@@ -127,7 +127,7 @@ def test_search_smoke_on_sqlite_and_postgres() -> None:
     for backend in ("sqlite", "postgres"):
         figures = result[backend]
         assert figures["database"].startswith(("seeded", "reused")), figures["database"]
-        for side, n in (("service", 20), ("naive_like", 5)):
+        for side, n in (("service", 20), ("service_repeated", 20), ("naive_like", 5)):
             assert figures[side]["n"] == n, (backend, side)
             for key in ("p50_ms", "p95_ms", "max_ms", "mean_ms"):
                 assert _positive(figures[side][key]), (backend, side, key)
