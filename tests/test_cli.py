@@ -68,22 +68,31 @@ def test_read_only_sqlite_file_is_reported_and_left_untouched(tmp_path: Path) ->
         leftover.unlink(missing_ok=True)
     path.chmod(stat.S_IRUSR | stat.S_IRGRP)
     before = _digest(path)
-    # Root ignores file permissions, so run the CLI as an unprivileged user when we are root.
+    # Root ignores permission bits. It does obey the immutable flag (ext4, xfs, btrfs), so as root the
+    # file is also made immutable; where the flag is not supported, the CLI runs as an unprivileged user
+    # (which needs the checkout and its venv to be readable by others).
     env = {}
     prefix: list[str] = []
+    immutable = False
     if os.geteuid() == 0:
-        tmp_path.chmod(0o755)
-        Path(os.environ["CLARITY_CONFIG"]).chmod(0o644)
-        for parent in tmp_path.parents:
-            if str(parent) in ("/", "/tmp"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o005)
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        env["HOME"] = str(tmp_path)
-    result = subprocess.run(
-        [*prefix, sys.executable, "-m", "clarity_tui", "--db", f"sqlite:///{path}", "db", "upgrade"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **env}, cwd=str(tmp_path),
-    )
+        immutable = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+        if not immutable:
+            tmp_path.chmod(0o755)
+            Path(os.environ["CLARITY_CONFIG"]).chmod(0o644)
+            for parent in tmp_path.parents:
+                if str(parent) in ("/", "/tmp"):
+                    break
+                parent.chmod(parent.stat().st_mode | 0o005)
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            env["HOME"] = str(tmp_path)
+    try:
+        result = subprocess.run(
+            [*prefix, sys.executable, "-m", "clarity_tui", "--db", f"sqlite:///{path}", "db", "upgrade"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, **env}, cwd=str(tmp_path),
+        )
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
     assert_one_line_error(result, "read-only", str(path))
     assert _digest(path) == before
 

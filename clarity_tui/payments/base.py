@@ -159,6 +159,10 @@ class PaymentGateway(ABC):
         """The customer's live (not cancelled) subscription made for `order_key`, if there is one."""
 
     @abstractmethod
+    def find_refund(self, payment_id: str, refund_key: str) -> RefundResult | None:
+        """The refund of `payment_id` made with idempotency key `refund_key` (in its metadata), if any."""
+
+    @abstractmethod
     def change_plan(self, subscription_id: str, price_id: str, *, idempotency_key: str) -> SubscriptionResult:
         """Upgrade or downgrade, with the gateway's proration."""
 

@@ -342,6 +342,15 @@ class SimulatedGateway(PaymentGateway):
                 return self._sub_result(sub_id, d)
         return None
 
+    def find_refund(self, payment_id: str, refund_key: str) -> RefundResult | None:
+        self._check_online()
+        with self.db.read() as s:
+            for row in s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "refund")).all():
+                d = row.data or {}
+                if d.get("payment_intent") == payment_id and d.get("refund_key") == refund_key:
+                    return RefundResult(row.id, payment_id, d["amount"], "succeeded")
+        return None
+
     def _update_sub(self, op: str, subscription_id: str, key: str, changes: dict[str, Any]) -> SubscriptionResult:
         def run(s: Session) -> dict:
             sub = self._get(s, subscription_id, "subscription")
@@ -382,7 +391,8 @@ class SimulatedGateway(PaymentGateway):
             pi["refunded"] = pi.get("refunded", 0) + amount
             self._put(s, payment_id, "payment_intent", pi)
             re_id = self._new_id("re")
-            self._put(s, re_id, "refund", {"payment_intent": payment_id, "amount": amount}, pi.get("customer"))
+            self._put(s, re_id, "refund", {"payment_intent": payment_id, "amount": amount,
+                                           "refund_key": idempotency_key}, pi.get("customer"))
             return {"id": re_id, "amount": amount}
 
         r = self._idempotent("refund.create", idempotency_key, {"pi": payment_id, "amount": amount_cents}, run)

@@ -343,11 +343,18 @@ class StripeGateway(PaymentGateway):
         return self._sub_result(sub)
 
     def refund(self, payment_id: str, *, amount_cents: int | None = None, idempotency_key: str) -> RefundResult:
-        params: dict[str, Any] = {"payment_intent": payment_id}
+        # The key goes in the metadata too: a replay after the key expired finds this refund by it.
+        params: dict[str, Any] = {"payment_intent": payment_id, "metadata": {"refund_key": idempotency_key}}
         if amount_cents is not None:
             params["amount"] = amount_cents
         r = self._call(self.v1.refunds.create, key=idempotency_key, **params)
         return RefundResult(r.id, payment_id, r.amount, r.status)
+
+    def find_refund(self, payment_id: str, refund_key: str) -> RefundResult | None:
+        for r in self._call(self.v1.refunds.list, payment_intent=payment_id, limit=100).data:
+            if _val(_val(r, "metadata", {}), "refund_key") == refund_key and _val(r, "status") != "failed":
+                return RefundResult(r.id, payment_id, r.amount, r.status)
+        return None
 
     def check(self) -> None:
         self._call(self.v1.customers.list, limit=1)

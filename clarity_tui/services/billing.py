@@ -206,6 +206,13 @@ class CreateSubscription:
 class MembershipCall:
     """pause / resume / cancel at period end / change plan / refund on an existing membership."""
 
+    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
+        # Only a refund moves money; pausing, resuming, cancelling or changing plan twice is harmless.
+        if entry.operation != "payment.refund":
+            return None
+        found = gateway.find_refund(entry.payload["payment_id"], entry.idempotency_key)
+        return None if found is None else {"refund_id": found.refund_id, "amount_cents": found.amount_cents}
+
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
         p, key = entry.payload, entry.idempotency_key
         if entry.operation == "payment.refund":

@@ -254,3 +254,34 @@ def _customer_and_card(db, order_id: int) -> tuple[str, str]:  # noqa: ANN001
         pm = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == order.customer_id,
                                                 PaymentMethod.is_default == True)).one()  # noqa: E712
         return s.get(Customer, order.customer_id).gateway_customer_id, pm.gateway_token
+
+
+def test_a_partial_refund_replayed_a_day_late_is_not_paid_twice(demo_db, sim_billing) -> None:
+    from db.models import SimGatewayRequest
+
+    order_id = new_order(demo_db, "BASIC")
+    sim_billing.attach_card_token(order_id, reader_card())
+    assert sim_billing.start_sale(order_id).completed
+    payment_id = load(demo_db, SalesOrder, order_id).gateway_payment_id
+
+    def die_after_the_refund(point: str, entry) -> None:  # noqa: ANN001
+        if point == "after_call" and entry.operation == "payment.refund":
+            raise Crash
+
+    sim_billing.processor.observers.append(die_after_the_refund)
+    with pytest.raises(Crash):
+        sim_billing.refund(order_id, amount_cents=500)
+    sim_billing.processor.observers.clear()
+    with demo_db.write() as s:  # a day and an hour offline: the gateway forgot the key
+        for row in s.exec(select(Outbox).where(Outbox.operation == "payment.refund")).all():
+            row.created_at -= dt.timedelta(hours=25)
+            s.add(row)
+        for req in s.exec(select(SimGatewayRequest)).all():
+            req.created_at -= dt.timedelta(hours=25)
+            s.add(req)
+    assert [r.status for r in sim_billing.processor.replay_pending()] == ["synced"]
+    assert sim_billing.gateway.counts("refund") == 1
+    with demo_db.read() as s:
+        assert s.get(SimGatewayObject, payment_id).data["refunded"] == 500
+        (row,) = s.exec(select(Outbox).where(Outbox.operation == "payment.refund")).all()
+        assert row.status == "done" and row.result["amount_cents"] == 500

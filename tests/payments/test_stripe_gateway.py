@@ -198,6 +198,10 @@ def test_an_earlier_charge_and_subscription_are_found_by_order_key(stripe_gatewa
     assert found is not None and (found.payment_id, found.amount_cents) == (charge.payment_id, 2999)
     assert found.charge_id == charge.charge_id
     assert gw.find_charge(other, "order-9") is None  # another customer's charges are not looked at
+    refund = gw.refund(charge.payment_id, amount_cents=700, idempotency_key="o9:refund:700")
+    found_refund = gw.find_refund(charge.payment_id, "o9:refund:700")
+    assert found_refund is not None and (found_refund.refund_id, found_refund.amount_cents) == (refund.refund_id, 700)
+    assert gw.find_refund(charge.payment_id, "o9:refund:other") is None
     synced = gw.sync_plan(PlanSpec("BASIC", "Basic Wash", 1999))
     sub = gw.create_subscription(cus, synced.price_id, first_billing=dt.date.today() + dt.timedelta(days=30),
                                  metadata={"order_key": "order-9"}, idempotency_key="o9:subscription")
