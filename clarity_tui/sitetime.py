@@ -31,11 +31,14 @@ def zone_label(zone: dt.tzinfo) -> str:
     return getattr(zone, "key", None) or dt.datetime.now(zone).tzname() or "local"
 
 
+def stored_utc(when: dt.datetime) -> dt.datetime:
+    """A stored time as an aware one: SQLite hands back naive datetimes, and they are UTC."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
+
+
 def site_date(when: dt.datetime, zone: dt.tzinfo) -> dt.date:
     """The site's calendar day at the instant `when` (naive means UTC, as stored)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(zone).date()
+    return stored_utc(when).astimezone(zone).date()
 
 
 def day_window(day: dt.date, zone: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
@@ -47,7 +50,5 @@ def day_window(day: dt.date, zone: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]
 
 def local_time(when: dt.datetime, zone: dt.tzinfo, fmt: str = "%b %d, %Y %H:%M") -> str:
     """`when` on the site's clock, with the zone's abbreviation (e.g. "Nov 22, 2026 20:30 CST")."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    local = when.astimezone(zone)
+    local = stored_utc(when).astimezone(zone)
     return f"{local.strftime(fmt)} {local.tzname()}"

@@ -39,6 +39,7 @@ from clarity_tui.payments.base import (
     to_epoch,
 )
 from clarity_tui.payments.cards import CardToken, ManualCard, SavedCard
+from clarity_tui.sitetime import stored_utc
 from db.models import SimGatewayObject, SimGatewayRequest, utcnow
 
 OUTCOMES = ("ok", "generic_decline", "insufficient_funds", "expired_card", "incorrect_cvc", "charge_decline")
@@ -98,7 +99,7 @@ class SimulatedGateway(PaymentGateway):
             try:
                 with self.db.write() as s:
                     prior = s.get(SimGatewayRequest, key)
-                    if prior is not None and utcnow() - _aware(prior.created_at) > IDEMPOTENCY_KEY_TTL:
+                    if prior is not None and utcnow() - stored_utc(prior.created_at) > IDEMPOTENCY_KEY_TTL:
                         s.delete(prior)  # pruned, as Stripe does
                         s.flush()
                         prior = None
@@ -404,7 +405,3 @@ class SimulatedGateway(PaymentGateway):
     def counts(self, kind: str) -> int:
         with self.db.read() as s:
             return len(s.exec(select(SimGatewayObject.id).where(SimGatewayObject.kind == kind)).all())
-
-
-def _aware(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when

@@ -654,9 +654,7 @@ class CustomerRecordScreen(Screen):
             return
         reader = self.app.devices.card_reader  # type: ignore[attr-defined]
         charge = " Its past-due period is charged on it." if m.status == MembershipStatus.PAST_DUE else ""
-        outcome = await self.app.push_screen_wait(DeviceActionScreen(
-            "Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
-            waiting=f"Ask the customer to tap, insert or swipe their new card…{charge} (Esc cancels)"))
+        outcome = await self.app.push_screen_wait(DeviceActionScreen.card_to_save(reader, charge))
         if not outcome.ok:
             self.notify(f"{outcome.error or 'Cancelled.'} Try the reader again, or key the card in.",
                         severity="warning", timeout=8)

@@ -143,6 +143,12 @@ class DeviceActionScreen(ModalScreen[DeviceOutcome[Any]]):
         self.waiting = waiting
         self.errors: list[DeviceError] = []
 
+    @classmethod
+    def card_to_save(cls, reader: Any, note: str = "") -> DeviceActionScreen:
+        """The customer presents a card on the reader, to keep on file (the sale, migration and record)."""
+        return cls("Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
+                   waiting=f"Ask the customer to tap, insert or swipe their card…{note} (Esc cancels)")
+
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, classes="dialog-title")

@@ -41,7 +41,7 @@ from clarity_tui.services.auth import verify_pin
 from clarity_tui.services.billing import BillingOutcome
 from clarity_tui.services.customers import ContactForm, ValidationFailed, display_phone
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from clarity_tui.services.legacy_match import plate_matches, shape_variants  # noqa: F401 - shape_variants re-exported
+from clarity_tui.services.legacy_match import plate_matches
 from clarity_tui.services.permissions import PermissionDenied
 from clarity_tui.services.plates import plate_match_score
 from clarity_tui.services.promotions import plan_subtotal
@@ -118,12 +118,8 @@ def _hint(phone: str | None) -> str:
     return f"•••-•••-{phone[-4:]}" if phone else "no phone"
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 def migrated_message(lm: LegacyMember, customer_number: str | None = None, zone: dt.tzinfo = dt.UTC) -> str:
-    when = local_time(_as_utc(lm.migrated_at), zone) if lm.migrated_at else "?"
+    when = local_time(lm.migrated_at, zone) if lm.migrated_at else "?"
     record = f" Open their customer record #{customer_number} instead." if customer_number else ""
     return (f"{lm.first_name} {lm.last_name} (legacy {lm.legacy_id}) was already migrated by "
             f"{lm.migrated_by or 'someone'} on terminal {lm.migrated_terminal or '?'} at {when}: a member is "
@@ -673,5 +669,5 @@ def _split_vehicle(desc: str | None) -> tuple[str | None, str | None, str | None
 
 __all__ = [
     "AlreadyMigrated", "BillingDate", "BillingDateInPast", "EmailReply", "LegacyCandidate", "MigrationError",
-    "MigrationService", "shape_variants",
+    "MigrationService",
 ]

@@ -25,12 +25,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlmodel import Session, select
 
 from clarity_tui.payments.base import PaymentGateway
 from clarity_tui.payments.errors import PaymentError
+from clarity_tui.sitetime import stored_utc
 from db.models import OrderState, Outbox, OutboxStatus, SalesOrder, utcnow
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Operation(Protocol):
     def apply(self, session: Session, entry: Outbox, result: dict[str, Any]) -> None: ...
 
 
+@runtime_checkable
 class Recoverable(Operation, Protocol):
     """An operation that moves money or starts billing, so must never act twice: it can find the
     effect of an earlier attempt at the gateway when the idempotency key may have expired."""
@@ -57,8 +59,7 @@ class Recoverable(Operation, Protocol):
 
 def key_may_have_expired(entry: Outbox, now: dt.datetime) -> bool:
     """Sent before (this is a replay), and longer ago than the gateway keeps keys."""
-    created = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=dt.UTC)
-    return entry.attempts > 1 and now - created > KEY_TRUSTED_FOR
+    return entry.attempts > 1 and now - stored_utc(entry.created_at) > KEY_TRUSTED_FOR
 
 
 class OrderHooks(Protocol):
@@ -161,7 +162,7 @@ class OutboxProcessor:
             self._observe("before_call", entry)
             try:
                 outcome = None
-                if hasattr(op, "recover") and key_may_have_expired(entry, utcnow()):
+                if isinstance(op, Recoverable) and key_may_have_expired(entry, utcnow()):
                     outcome = op.recover(self.db, self.gateway, entry)
                     if outcome is not None:
                         log.warning("outbox %s %s: the earlier attempt took effect; recorded, not repeated",

@@ -47,7 +47,7 @@ from clarity_tui.services.customers import ContactForm, CustomerError, CustomerS
 from clarity_tui.services.plates import InvalidPlate, validate_plate
 from clarity_tui.services.promotions import check as check_promotion
 from clarity_tui.services.promotions import find_code, plan_subtotal, price_with
-from clarity_tui.sitetime import local_time
+from clarity_tui.sitetime import local_time, stored_utc
 from db.models import (
     OPEN_ORDER_STATES,
     Customer,
@@ -217,10 +217,6 @@ def _vehicle_desc(v: Vehicle) -> str:
     return " ".join(x for x in (v.colour, v.make, v.model) if x) or "Unknown vehicle"
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 class SaleService:
     """Every step of a sale at the lane. `terminal` owns the orders it opens."""
 
@@ -260,7 +256,7 @@ class SaleService:
                 if existing is not None:
                     if existing.terminal == self.terminal and self._same_operator(existing):
                         return self._view(s, existing)
-                    if existing.state in EDITABLE and utcnow() - _as_utc(existing.updated_at) > STALE_AFTER:
+                    if existing.state in EDITABLE and utcnow() - stored_utc(existing.updated_at) > STALE_AFTER:
                         self._cancel_row(s, existing, "order.taken_over", {"by": self.terminal})
                         s.flush()
                     else:
@@ -310,7 +306,7 @@ class SaleService:
                       .order_by(col(SalesOrder.id).desc())).first()
 
     def _busy(self, s: Session, other: SalesOrder, vs: VehicleSession) -> OrderBusy:
-        since = local_time(_as_utc(other.created_at), self.zone, "%H:%M")
+        since = local_time(other.created_at, self.zone, "%H:%M")
         money_moving = other.state in (OrderState.PAYMENT_PENDING, OrderState.PAID)
         what = "is taking the payment for" if money_moving else "is already selling a membership to"
         if other.terminal == self.terminal:

@@ -22,9 +22,6 @@ from clarity_tui.screens.checkout_shared.terms import DECLINED, TermsScreen
 from clarity_tui.services.sales import OrderView
 from db.models import OrderState
 
-SHARED_STEPS = ("summary", "terms", "signature", "pay")
-
-
 class CheckoutFlow:
     TITLE = "Checkout"
     NOUN = "order"  # "the <noun> is cancelled"

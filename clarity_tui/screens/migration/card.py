@@ -122,9 +122,8 @@ class CardOnFileScreen(Screen[OrderView | str]):
     async def _read_card(self) -> None:
         reader = self.app.devices.card_reader  # type: ignore[attr-defined]
         try:
-            outcome = await self.app.push_screen_wait(DeviceActionScreen(
-                "Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
-                waiting="Ask the customer to tap, insert or swipe their card… nothing is charged today. (Esc cancels)"))
+            outcome = await self.app.push_screen_wait(
+                DeviceActionScreen.card_to_save(reader, " Nothing is charged today."))
             if not outcome.ok:
                 self._say(f"{outcome.error or 'Cancelled.'} Try the reader again (R), or key the card in (K).",
                           "error")

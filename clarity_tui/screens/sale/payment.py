@@ -201,9 +201,7 @@ class PaymentScreen(Screen[OrderView | str]):
     @work(exclusive=True, group="payment-reader", exit_on_error=False)
     async def _read_card(self) -> None:
         reader = self.app.devices.card_reader  # type: ignore[attr-defined]
-        outcome = await self.app.push_screen_wait(DeviceActionScreen(
-            "Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
-            waiting="Ask the customer to tap, insert or swipe their card on the reader… (Esc cancels)"))
+        outcome = await self.app.push_screen_wait(DeviceActionScreen.card_to_save(reader))
         if not outcome.ok:
             self._failed(f"{outcome.error or 'Cancelled.'} Choose another way to pay, or try the reader again (R).")
             return
