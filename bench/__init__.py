@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Modules that register benchmarks, in the order `python -m bench` runs them.
-MODULES = ("bench.startup", "bench.latency", "bench.seed", "bench.search", "bench.load", "bench.legacy_import")
+MODULES = ("bench.startup", "bench.latency", "bench.seed", "bench.search", "bench.load", "bench.legacy_import",
+           "bench.money_race")
 
 
 @dataclass(frozen=True)

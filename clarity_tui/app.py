@@ -217,21 +217,29 @@ class ClarityApp(App[None]):
             self._start_support()
         self.open_devices()
         self.replay_outbox()
+        self.set_interval(self.settings.payments.replay_every_seconds, self._replay_due, name="outbox-replay")
         if self.scenario is not None:
             self.run_simulator()
 
+    def _replay_due(self) -> None:
+        self.replay_outbox(due_only=True)
+
     @work(thread=True, exclusive=True, group="outbox", exit_on_error=False)
-    def replay_outbox(self) -> None:
-        """Finish gateway calls a crash or a dropped network left pending (same idempotency keys)."""
+    def replay_outbox(self, due_only: bool = False) -> None:
+        """Finish gateway calls a crash or a dropped network left pending (same idempotency keys).
+
+        At start-up every pending row; then, on the timer, the rows whose backoff has passed."""
         from clarity_tui.payments import make_gateway
         from clarity_tui.services.billing import BillingService
 
         try:
-            BillingService(self.db, make_gateway(self.settings, self.db)).processor.replay_pending()
+            billing = BillingService(self.db, make_gateway(self.settings, self.db),
+                                     backoff_first=self.settings.payments.replay_every_seconds)
+            billing.processor.replay_pending(due_only=due_only)
             # Sales paid before a crash but not yet activated: vehicles on the membership, session member (issue 5).
             from clarity_tui.services.sales import SaleService
 
-            SaleService.for_app(self).recover()
+            SaleService.for_app(self).recover(replay=False)
         except Exception as exc:  # noqa: BLE001 - the network may still be down: try again later
             log.warning("outbox replay failed: %s", exc)
 

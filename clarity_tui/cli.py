@@ -45,7 +45,24 @@ def _open_db(settings):  # noqa: ANN001, ANN202
     return open_database(settings)
 
 
-@click.group(invoke_without_command=True)
+class OneLineErrors(click.Group):
+    """A mistyped command or value is one line on stderr and exit code 2, like every other refusal
+    (click's default prints the usage block first)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=OneLineErrors, invoke_without_command=True)
 @click.option("--db", "db_url", envvar="CLARITY_DATABASE_URL", help="Database URL (sqlite:///path or postgresql://...).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="CLARITY_CONFIG", help="Settings TOML file.")
 @click.option("--simulate", is_flag=True, help="Simulator mode: demo database, simulated devices and gateway.")

@@ -91,3 +91,47 @@ def register(cli: click.Group) -> None:
         finally:
             db.dispose()
         click.echo(f"The {gateway.name} payment gateway is reachable.")
+
+    @payments.command("refund")
+    @click.argument("order_id", type=click.IntRange(1, 2**31 - 1))
+    @click.option("--amount", default=None, help="Dollars to refund, e.g. 12.50 (default: all that is left).")
+    @click.option("--manager", required=True, help="The manager's name (as on the PIN pad).")
+    @click.option("--pin", prompt="Manager PIN", hide_input=True, envvar="CLARITY_MANAGER_PIN",
+                  help="The manager's PIN (prompted; or CLARITY_MANAGER_PIN).")
+    @click.pass_context
+    @friendly_errors
+    def payments_refund(ctx: click.Context, order_id: int, amount: str | None, manager: str, pin: str) -> None:
+        """Refund an order through the outbox (its own key; never more than was paid). Managers only."""
+        from clarity_tui.payments.errors import PaymentError
+        from clarity_tui.services.billing import BillingService
+        from clarity_tui.services.membership_actions import ActionRefused, MembershipActions
+        from clarity_tui.services.operators import OperatorService, SignInError
+        from clarity_tui.services.permissions import PermissionDenied
+
+        from clarity_tui.services.membership_actions import dollars_to_cents
+
+        cents = None
+        if amount is not None:
+            cents = dollars_to_cents(amount)
+            if cents is None:
+                click.echo(f"Error: --amount {amount!r} is not an amount of money: write it like 12.50.", err=True)
+                sys.exit(2)
+        settings, db, gateway = _gateway_and_db(ctx)
+        try:
+            operators = OperatorService(db, settings.terminal_id or "cli")
+            match = [c for c in operators.choices() if c.name.casefold() == manager.casefold()]
+            if not match:
+                raise ActionRefused(f"No operator is named {manager!r}: use the name shown on the PIN pad.")
+            signed = operators.sign_in(match[0].id, pin)
+            try:
+                outcome = MembershipActions(BillingService(db, gateway, signed.actor,
+                                                           currency=settings.payments.currency)).refund(
+                    signed.actor, order_id, cents, reason="refund from the command line")
+            finally:
+                operators.sign_out(signed.shift_id, "cli")
+        except (ActionRefused, PermissionDenied, SignInError, PaymentError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        finally:
+            db.dispose()
+        click.echo(outcome.message if outcome.queued else f"Refund of order {order_id} sent to the {gateway.name} gateway.")

@@ -83,12 +83,28 @@ class StripeConfig(BaseModel):
     # order goes to "pending sync"; the outbox retries, not the SDK.
     timeout_seconds: float = 20.0
     max_network_retries: int = 0
+    # Card present at the lane (issue 12; README "PCI scope"). With a Stripe Terminal reader the first
+    # payment is taken on the reader (a card_present PaymentIntent that saves the card for renewals).
+    card_present_first_payment: bool = True
+    # Keyed entry when the card cannot be read: "auto" = on the reader (MOTO) when moto_enabled, else
+    # a Stripe-hosted page sent by text message; "raw" sends the number from this terminal and needs
+    # raw_card_data_access (PCI SAQ D).
+    keyed_entry: Literal["auto", "reader_moto", "hosted_page", "raw"] = "auto"
+    # Stripe enabled MOTO (mail/telephone order) keyed entry on this account's readers.
+    moto_enabled: bool = False
+    # Stripe granted this account raw card data access: only then may a keyed number leave this process.
+    raw_card_data_access: bool = False
+    # Where the hosted card page sends the customer when they are done (required by Stripe Checkout).
+    hosted_page_success_url: str = ""
 
 
 class PaymentsConfig(BaseModel):
     gateway: Literal["simulated", "stripe"] = "simulated"
     stripe: StripeConfig = Field(default_factory=StripeConfig)
     currency: str = "usd"
+    # The running app sends due outbox rows this often; a failing row backs off from this
+    # interval, doubling up to 5 minutes.
+    replay_every_seconds: float = Field(default=30.0, gt=0)
 
 
 class SmtpConfig(BaseModel):

@@ -131,6 +131,7 @@ def build_devices(
                 if config.driver == "stripe_terminal":
                     context["stripe_client"] = stripe_client or _stripe_client(settings)
                     context["terminal_reader_id"] = settings.payments.stripe.terminal_reader_id
+                    context["moto_enabled"] = settings.payments.stripe.moto_enabled
             if kind == "plate_reader" and db is not None:
                 context["record_plate"] = plate_recorder(db, settings.terminal_id)
             built[kind] = create_device(kind, config, **context)

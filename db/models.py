@@ -146,6 +146,15 @@ class VehicleSession(SQLModel, table=True):
     version: int = 1
 
 
+# One open session per car (migration 0006): a read in another lane moves the open session
+# instead of opening a second one, and two cameras posting at once cannot both insert
+# (services/sessions.py catches the clash and moves the winner's session).
+OPEN_SESSION_STATES = (SessionStatus.WAITING.value, SessionStatus.IN_SERVICE.value)
+OPEN_PLATE_INDEX = "ux_vehicle_session_open_plate"
+_open_session = VehicleSession.__table__.c.status.in_(OPEN_SESSION_STATES)  # type: ignore[attr-defined]
+Index(OPEN_PLATE_INDEX, VehicleSession.plate_normalized, unique=True, sqlite_where=_open_session, postgresql_where=_open_session)
+
+
 # --- customers ----------------------------------------------------------------
 
 
@@ -214,9 +223,12 @@ class Plan(SQLModel, table=True):
     interval: str = Field(default="month", max_length=8)
     benefits: Optional[list[str]] = _json()
     active: bool = True
-    # Family plans cover several vehicles; extra vehicles cost extra.
+    # Family plans: the price covers `max_vehicles`; each extra vehicle costs extra, up to
+    # `vehicle_limit` vehicles in all (None: max_vehicles, or DEFAULT_VEHICLE_LIMIT when extras
+    # cost money; see services/plan_pricing.py). Never unlimited.
     max_vehicles: int = 1
     extra_vehicle_price_cents: int = 0
+    vehicle_limit: Optional[int] = None
     gateway_product_id: Optional[str] = Field(default=None, max_length=64)
     gateway_price_id: Optional[str] = Field(default=None, max_length=64)
 
@@ -235,6 +247,9 @@ class Membership(SQLModel, table=True):
     gateway_subscription_id: Optional[str] = Field(default=None, max_length=64)
     cancel_at_period_end: bool = False
     pending_sync: bool = False
+    # A downgrade waits for the next billing date: the plan it changes to, and when.
+    scheduled_plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
+    scheduled_plan_on: Optional[dt.date] = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     version: int = 1
@@ -311,6 +326,12 @@ class SalesOrder(SQLModel, table=True):
     lane_id: Optional[int] = Field(default=None, foreign_key="lane.id")
     gateway_payment_id: Optional[str] = Field(default=None, max_length=64)
     gateway_subscription_id: Optional[str] = Field(default=None, max_length=64)
+    # The first payment is taken on the card reader (card present) instead of a saved card.
+    card_present: bool = False
+    # Money given back so far (refunds done at the gateway).
+    refunded_cents: int = 0
+    # A plan change's plan before the change (the membership's plan moves on once it is done).
+    from_plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
     last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     updated_at: dt.datetime = Field(default_factory=utcnow)
@@ -493,6 +514,26 @@ class Outbox(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     done_at: Optional[dt.datetime] = None
+    # A replayer's lease: no other process sends this row until `claimed_until` has passed.
+    claimed_by: Optional[str] = Field(default=None, max_length=120)
+    claimed_until: Optional[dt.datetime] = None
+    # Backoff: a row that failed transiently is not retried before this time.
+    next_attempt_at: Optional[dt.datetime] = None
+    # The gateway cached a 5xx under the current key: look the object up, then use a new key.
+    key_poisoned: bool = False
+
+
+class VehicleClaim(SQLModel, table=True):
+    """One holder per vehicle: an order that reached its charge step, or the current membership
+    that order made. The primary key is the constraint two terminals cannot both pass."""
+
+    __tablename__ = "vehicle_claim"
+    vehicle_id: int = Field(foreign_key="vehicle.id", primary_key=True)
+    order_id: Optional[int] = Field(default=None, foreign_key="sales_order.id", index=True)
+    membership_id: Optional[int] = Field(default=None, foreign_key="membership.id", index=True)
+    terminal: Optional[str] = Field(default=None, max_length=64)
+    holder: str = Field(default="", max_length=160)
+    created_at: dt.datetime = Field(default_factory=utcnow)
 
 
 metadata = SQLModel.metadata

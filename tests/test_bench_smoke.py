@@ -45,7 +45,7 @@ def test_list_names_every_benchmark() -> None:
     proc = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert [line.split()[0] for line in proc.stdout.splitlines()] == ["startup", "latency", "seed", "search", "load",
-                                                                         "legacy_import"]
+                                                                         "legacy_import", "money_race"]
 
 
 def test_unknown_benchmark_is_a_clear_error() -> None:
@@ -144,3 +144,24 @@ def test_search_smoke_on_sqlite_and_postgres() -> None:
         for key in ("meets_p95_target", "meets_speedup_target", "meets_speedup_target_on_p95", "meets_target"):
             assert isinstance(figures[key], bool), (backend, key)
     assert _scratch_databases() <= before  # the benchmark dropped its scratch database
+
+
+def test_money_race_smoke_on_sqlite_and_postgres() -> None:
+    """Correctness, not timing: after the races and the SIGKILLs (and one restart), no charge is
+    doubled, lost or stranded, and no car has two open sessions or two current memberships."""
+    before = _scratch_databases()
+    result = _run_bench("money_race", "--smoke")["benchmarks"]["money_race"]
+    assert result["pairs"] >= 1 and result["pending_orders"] > 0 and result["crashing_sales"] > 0
+    for backend in ("sqlite", "postgres"):
+        figures = result[backend]
+        for key in ("orders", "gateway_charges", "double_charges", "lost_charges", "stranded_charges",
+                    "max_open_sessions_per_car", "max_current_memberships_per_car", "gateway_calls",
+                    "gateway_calls_per_step", "key_in_use_409s", "replays_per_s"):
+            assert key in figures, (backend, key)
+        assert _positive(figures["orders"]) and _positive(figures["gateway_charges"]), backend
+        money = {k: figures[k] for k in ("double_charges", "lost_charges", "stranded_charges")}
+        assert money == {"double_charges": 0, "lost_charges": 0, "stranded_charges": 0}, (backend, figures["examples"])
+        identity = {k: figures[k] for k in ("max_open_sessions_per_car", "max_current_memberships_per_car")}
+        assert identity == {"max_open_sessions_per_car": 1, "max_current_memberships_per_car": 1}, (backend, figures)
+        assert figures["phases"]["crashes"]["exits"].get("sigkill", 0) > 0, backend  # the crashes happened
+    assert _scratch_databases() <= before  # the benchmark dropped its scratch databases

@@ -37,6 +37,8 @@ class PlanSpec:
     price_cents: int
     interval: str = "month"
     currency: str = "usd"
+    # Family plans: each vehicle beyond those included is billed every period at this price.
+    extra_vehicle_price_cents: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class CouponSpec:
 class SyncedPlan:
     product_id: str
     price_id: str
+    # The extra vehicle's recurring price (a second subscription item, quantity N); None without extras.
+    extra_price_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class SubscriptionResult:
     cancel_at_period_end: bool = False
     paused: bool = False
     coupon_id: str | None = None
+    extra_vehicles: int = 0  # the quantity of the extra vehicle item
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ class PaymentGateway(ABC):
     # --- catalogue ---------------------------------------------------------
     @abstractmethod
     def sync_plan(self, plan: PlanSpec) -> SyncedPlan:
-        """Make sure a product and a recurring price (a Stripe plan) exist for this plan and price."""
+        """Make sure a product and a recurring price (a Stripe plan) exist for this plan and price, and
+        a second one for its extra vehicle when extras cost money."""
 
     @abstractmethod
     def sync_coupon(self, coupon: CouponSpec) -> str:
@@ -139,8 +145,10 @@ class PaymentGateway(ABC):
     @abstractmethod
     def create_subscription(self, customer_id: str, price_id: str, *, first_billing: dt.date | dt.datetime,
                             coupon_id: str | None = None, metadata: dict[str, str] | None = None,
+                            extra_price_id: str | None = None, extra_vehicles: int = 0,
                             idempotency_key: str) -> SubscriptionResult:
-        """Subscribe the customer; first invoice on `first_billing`; nothing charged today."""
+        """Subscribe the customer; first invoice on `first_billing`; nothing charged today. With
+        `extra_vehicles` > 0 a second item bills `extra_price_id` with that quantity every period."""
 
     @abstractmethod
     def charge(self, customer_id: str, payment_method_id: str, amount_cents: int, *, currency: str = "usd",
@@ -163,8 +171,11 @@ class PaymentGateway(ABC):
         """The refund of `payment_id` made with idempotency key `refund_key` (in its metadata), if any."""
 
     @abstractmethod
-    def change_plan(self, subscription_id: str, price_id: str, *, idempotency_key: str) -> SubscriptionResult:
-        """Upgrade or downgrade, with the gateway's proration."""
+    def change_plan(self, subscription_id: str, price_id: str, *, extra_price_id: str | None = None,
+                    extra_vehicles: int = 0, idempotency_key: str) -> SubscriptionResult:
+        """Bill these prices (base, and extra vehicles with their quantity) from the next invoice on,
+        on the same billing date, with no proration: the caller charges an upgrade's difference itself,
+        so the amount the customer saw is the amount charged."""
 
     @abstractmethod
     def pause(self, subscription_id: str, *, idempotency_key: str,
@@ -177,9 +188,145 @@ class PaymentGateway(ABC):
     def cancel_at_period_end(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionResult: ...
 
     @abstractmethod
+    def keep_subscription(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionResult:
+        """Undo a scheduled cancel (cancel_at_period_end back to false)."""
+
+    @abstractmethod
+    def pay_open_invoice(self, subscription_id: str, payment_method_id: str, *,
+                         idempotency_key: str) -> ChargeResult | None:
+        """Pay the subscription's open (past-due) invoice with this card: Stripe's own amount, with
+        extras, discounts and proration. None when nothing is open. Declines raise CardDeclined."""
+
+    @abstractmethod
     def refund(self, payment_id: str, *, amount_cents: int | None = None, idempotency_key: str) -> RefundResult: ...
 
     # --- diagnostics ----------------------------------------------------------
     @abstractmethod
     def check(self) -> None:
         """Raise GatewayUnavailable / GatewayAuthError when the gateway cannot be used."""
+
+    # --- card present at the lane (issue 12) ---------------------------------------------------------
+    # The first payment of a sale is taken on the card reader: a PaymentIntent the outbox creates with
+    # setup_future_usage=off_session, which the reader collects (card present; or MOTO, keyed on the
+    # reader). Stripe then keeps a reusable card for the renewals. Gateways without these raise
+    # GatewayRejected; both of ours implement them.
+
+    @property
+    def keyed_entry_allowed(self) -> bool:
+        """True when `tokenize_card` may be given a keyed card number from this process."""
+        return True
+
+    def create_card_present_payment(self, customer_id: str, amount_cents: int, *, currency: str = "usd",
+                                    metadata: dict[str, str] | None = None, moto: bool = False,
+                                    idempotency_key: str) -> CardPresentPayment:
+        """Create the PaymentIntent the reader collects (not yet paid): card_present (or card, for MOTO),
+        setup_future_usage=off_session, for this customer."""
+        raise self._unsupported("take a payment on the card reader")
+
+    def card_present_payment(self, payment_id: str, *, presented: CardToken | None = None,
+                             idempotency_key: str) -> CardPresentPayment:
+        """The payment after the reader's action: paid (with the reusable card) or not (with the decline).
+        `presented`: the card the reader read, for a gateway the reader does not report to itself."""
+        raise self._unsupported("take a payment on the card reader")
+
+    def cancel_card_present_payment(self, payment_id: str, *, idempotency_key: str) -> CardPresentPayment:
+        """Cancel a payment the reader did not complete, so it can never be paid later; a payment that
+        was paid meanwhile is returned as it is (never cancelled)."""
+        raise self._unsupported("take a payment on the card reader")
+
+    def find_card_present_payment(self, customer_id: str, order_key: str) -> CardPresentPayment | None:
+        """The customer's paid card-present payment made for `order_key` (metadata), if there is one."""
+        raise self._unsupported("take a payment on the card reader")
+
+    def create_hosted_card_page(self, customer_id: str, *, currency: str = "usd", success_url: str,
+                                metadata: dict[str, str] | None = None,
+                                idempotency_key: str) -> HostedCardPage:
+        """A gateway-hosted page where the customer enters their card on their own phone (saved, no charge)."""
+        raise self._unsupported("send a card page by text message")
+
+    def hosted_card_page(self, session_id: str) -> HostedCardPage:
+        """The hosted page's state; once complete, the card it saved on the customer."""
+        raise self._unsupported("send a card page by text message")
+
+    # Save a card on the reader without charging it (issue 12 item 1): a card_present SetupIntent the
+    # outbox creates for the customer, which the reader processes; Stripe attaches its reusable
+    # `generated_card` to that customer. Like the card-present payment, every step is the outbox's.
+
+    def create_card_present_setup(self, customer_id: str, *, metadata: dict[str, str] | None = None,
+                                  idempotency_key: str) -> CardPresentSetup:
+        """Create the SetupIntent the reader processes (card_present, usage=off_session, for this customer)."""
+        raise self._unsupported("save a card on the card reader")
+
+    def card_present_setup(self, setup_id: str, *, presented: CardToken | None = None,
+                           idempotency_key: str) -> CardPresentSetup:
+        """The SetupIntent after the reader's action: succeeded (with the generated card) or not (with the
+        decline). `presented`: the card the reader read, for a gateway the reader does not report to itself."""
+        raise self._unsupported("save a card on the card reader")
+
+    def cancel_card_present_setup(self, setup_id: str, *, idempotency_key: str) -> CardPresentSetup:
+        """Cancel a SetupIntent the reader did not complete; one that succeeded meanwhile is returned as it is."""
+        raise self._unsupported("save a card on the card reader")
+
+    def find_card_present_setup(self, customer_id: str, save_key: str) -> CardPresentSetup | None:
+        """The customer's succeeded card-present SetupIntent made for `save_key` (metadata), if there is one."""
+        raise self._unsupported("save a card on the card reader")
+
+    def _unsupported(self, what: str) -> Exception:
+        from clarity_tui.payments.errors import GatewayRejected
+
+        return GatewayRejected(f"The {self.name} payment gateway cannot {what}: take the card another way.")
+
+
+@dataclass(frozen=True)
+class CardPresentPayment:
+    """A payment taken on the card reader, as the gateway sees it."""
+
+    payment_id: str
+    amount_cents: int
+    status: str  # succeeded | requires_payment_method | requires_confirmation | processing | canceled ...
+    charge_id: str | None = None
+    # The reusable card for renewals: the charge's generated_card (card present) or the keyed card (MOTO).
+    payment_method_id: str | None = None
+    brand: str = "unknown"
+    last4: str = ""
+    exp_month: int = 0
+    exp_year: int = 0
+    decline_code: str | None = None
+    refunded_cents: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class HostedCardPage:
+    """A gateway-hosted page that saves a card (a Stripe Checkout Session in setup mode)."""
+
+    session_id: str
+    status: str  # open | complete | expired
+    url: str | None = None
+    payment_method_id: str | None = None
+    brand: str = "unknown"
+    last4: str = ""
+    exp_month: int = 0
+    exp_year: int = 0
+
+
+@dataclass(frozen=True)
+class CardPresentSetup:
+    """A card saved on the card reader (a card_present SetupIntent), as the gateway sees it."""
+
+    setup_id: str
+    status: str  # succeeded | requires_payment_method | processing | canceled ...
+    # The reusable card: the setup attempt's generated_card, attached to the SetupIntent's customer.
+    payment_method_id: str | None = None
+    brand: str = "unknown"
+    last4: str = ""
+    exp_month: int = 0
+    exp_year: int = 0
+    decline_code: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"

@@ -1,9 +1,14 @@
 """Payment errors: each carries a message an attendant can act on.
 
-`transient` errors (network down, gateway timeout, rate limit, gateway 5xx)
-leave the order resumable: the outbox keeps the step pending and replays it
-later with the same idempotency key. Everything else is final for that
-attempt (a declined card needs another card, a wrong key needs a technician).
+`transient` errors (network down, gateway timeout, rate limit, gateway 5xx,
+a key still in flight) leave the order resumable: the outbox keeps the step
+pending and replays it later. Everything else is final for that attempt (a
+declined card needs another card, a wrong key needs a technician).
+
+`cached_under_key` marks the one transient error that the same key cannot cure:
+the gateway stored a 5xx as the key's result, so every retry with that key gets
+the same 5xx back. Find out whether the step took effect (look the object up)
+and, if it did not, act again under a new key.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ class PaymentError(Exception):
 
     transient = False
     code = "payment_error"
+    # True: the gateway stored this error as the idempotency key's result (retrying that key replays it).
+    cached_under_key = False
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -48,6 +55,45 @@ class GatewayUnavailable(PaymentError):
 
     transient = True
     code = "gateway_unavailable"
+
+
+class KeyInUse(GatewayUnavailable):
+    """Another request with the same idempotency key is still executing (Stripe's 409 idempotency_key_in_use).
+
+    Transient, and nothing was stored under the key: retry the same key later. Stripe's
+    documentation: "If incoming parameters fail validation, or the request conflicts with another
+    request that's executing concurrently, we don't save the idempotent result because no API
+    endpoint initiates the execution. You can retry these requests." (docs.stripe.com/api/idempotent_requests)
+    """
+
+    code = "idempotency_key_in_use"
+
+
+class GatewayConflict(GatewayUnavailable):
+    """Any other 409 (the object is locked by another request, lock_timeout): retry later."""
+
+    code = "gateway_conflict"
+
+
+class GatewayServerError(GatewayUnavailable):
+    """The gateway answered 5xx. Transient, but the answer is cached under the idempotency key.
+
+    Stripe's documentation: "Stripe’s idempotency works by saving the resulting status code and body
+    of the first request made for any given idempotency key, regardless of whether it succeeds or
+    fails. Subsequent requests with the same key return the same result, including 500 errors."
+    (docs.stripe.com/api/idempotent_requests). So retrying the same key returns this error again:
+    look the object up (the step may or may not have taken effect), then act under a new key.
+    `replayed` is True when the gateway said this answer is a replay (`Idempotent-Replayed: true`).
+    """
+
+    code = "gateway_server_error"
+    cached_under_key = True
+
+    def __init__(self, message: str = "The payment gateway had a problem; the order will retry shortly.", *,
+                 status: int = 500, replayed: bool = False, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.replayed = replayed
 
 
 class GatewayAuthError(PaymentError):

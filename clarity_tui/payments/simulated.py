@@ -10,17 +10,25 @@ Used in simulator mode. Outcomes match Stripe's, driven by the card:
   4000000000000127 incorrect CVC, 4000000000000341 declines when charged;
   any other valid number is approved.
 Idempotency is Stripe's: the same key with the same parameters returns the
-stored result (or the same decline) and never charges twice; the same key with
-other parameters raises IdempotencyConflict. Set `online = False` to simulate
-the network being down (GatewayUnavailable).
+stored result (or the same decline, or the same 5xx) and never charges twice; the
+same key with other parameters raises IdempotencyConflict; a key still executing
+in another process raises KeyInUse; keys are forgotten after 24 hours.
+Set `online = False` to simulate the network being down (GatewayUnavailable).
+
+Fault injection, seen by every process on the same database: `inject_fault()`
+makes the next calls of an operation answer 5xx (cached under their key), lose
+the answer after the effect (the caller sees GatewayUnavailable), or take longer.
+`call_latency` (or CLARITY_SIM_GATEWAY_LATENCY, seconds) slows every call inside
+its in-flight window, to widen races in benchmarks; `on_in_flight(operation, key)`
+is called inside that window too (tests hold a key in flight with it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
+import os
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -39,113 +47,39 @@ from clarity_tui.payments.base import (
     to_epoch,
 )
 from clarity_tui.payments.cards import CardToken, ManualCard, SavedCard
-from clarity_tui.sitetime import stored_utc
-from db.models import SimGatewayObject, SimGatewayRequest, utcnow
+from clarity_tui.payments.sim_store import (
+    FAULT_KIND,
+    IDEMPOTENCY_KEY_TTL,
+    OUTCOMES,
+    SAVE_DECLINES,
+    TEST_CARDS,
+    SimulatedStore,
+    _Declined,
+    outcome_of_token,
+    sim_token,
+)
+from clarity_tui.payments.simulated_in_person import SimulatedInPerson
+from db.models import SimGatewayObject
 
-OUTCOMES = ("ok", "generic_decline", "insufficient_funds", "expired_card", "incorrect_cvc", "charge_decline")
-SAVE_DECLINES = {"generic_decline", "insufficient_funds", "expired_card", "incorrect_cvc"}
-# Like Stripe, an idempotency key is forgotten after a day: the same key then acts again.
-IDEMPOTENCY_KEY_TTL = dt.timedelta(hours=24)
-TEST_CARDS = {
-    "4000000000000002": "generic_decline",
-    "4000000000009995": "insufficient_funds",
-    "4000000000000069": "expired_card",
-    "4000000000000127": "incorrect_cvc",
-    "4000000000000341": "charge_decline",
-}
-
-
-def sim_token(outcome: str = "ok") -> str:
-    """A simulated reader's payment method id that leads to `outcome`."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown simulated card outcome {outcome!r}; one of {OUTCOMES}")
-    return f"pm_sim_{outcome}_{secrets.token_hex(6)}"
-
-
-def outcome_of_token(token: str) -> str:
-    rest = token.removeprefix("pm_sim_")
-    for outcome in sorted(OUTCOMES, key=len, reverse=True):
-        if rest.startswith(outcome):
-            return outcome
-    return "ok"
-
-
-class _Declined(Exception):
-    def __init__(self, code: str) -> None:
-        self.code = code
-
-
-class SimulatedGateway(PaymentGateway):
+# A key marked in flight by a process that died (never stored an answer) may be taken over after this.
+IN_FLIGHT_LEASE = dt.timedelta(seconds=30)
+LATENCY_ENV = "CLARITY_SIM_GATEWAY_LATENCY"
+class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
     name = "simulated"
 
-    def __init__(self, db: Any, *, currency: str = "usd") -> None:
+    def __init__(self, db: Any, *, currency: str = "usd", call_latency: float | None = None,
+                 in_flight_lease: float | None = None) -> None:
         self.db = db
         self.currency = currency
         self.online = True
-
-    # --- plumbing ---------------------------------------------------------------------
-    def _check_online(self) -> None:
-        if not self.online:
-            raise E.GatewayUnavailable(
-                "Cannot reach the payment gateway (simulated network down). The order is kept and will sync "
-                "when the network is back."
-            )
-
-    def _idempotent(self, operation: str, key: str, params: dict[str, Any], run) -> dict[str, Any]:  # noqa: ANN001
-        """Run `run(session)` once per key; replay its stored response (or decline) afterwards."""
-        self._check_online()
-        digest = hashlib.sha256(json.dumps([operation, params], sort_keys=True, default=str).encode()).hexdigest()
-        for _ in range(3):
+        if call_latency is None:
             try:
-                with self.db.write() as s:
-                    prior = s.get(SimGatewayRequest, key)
-                    if prior is not None and utcnow() - stored_utc(prior.created_at) > IDEMPOTENCY_KEY_TTL:
-                        s.delete(prior)  # pruned, as Stripe does
-                        s.flush()
-                        prior = None
-                    if prior is None:
-                        try:
-                            response = {"ok": run(s)}
-                        except _Declined as d:
-                            response = {"declined": d.code}
-                        s.add(SimGatewayRequest(idempotency_key=key, operation=operation, request_hash=digest,
-                                                response=response))
-                    elif prior.request_hash != digest:
-                        raise E.IdempotencyConflict(
-                            "The gateway saw this step before with other details; it was not repeated. "
-                            "Ask a technician."
-                        )
-                    else:
-                        response = prior.response or {}
-                break
-            except IntegrityError:  # another terminal stored the same key first: read its result
-                continue
-        if "declined" in response:
-            raise E.declined(response["declined"])
-        return response["ok"]
-
-    @staticmethod
-    def _new_id(prefix: str) -> str:
-        return f"{prefix}_sim_{secrets.token_hex(8)}"
-
-    @staticmethod
-    def _put(s: Session, obj_id: str, kind: str, data: dict[str, Any], customer: str | None = None) -> dict:
-        row = s.get(SimGatewayObject, obj_id)
-        if row is None:
-            row = SimGatewayObject(id=obj_id, kind=kind, customer=customer, data=data)
-        else:
-            row.data, row.updated_at = data, utcnow()
-            if customer is not None:
-                row.customer = customer
-        s.add(row)
-        return data
-
-    @staticmethod
-    def _get(s: Session, obj_id: str, kind: str) -> dict[str, Any]:
-        row = s.get(SimGatewayObject, obj_id)
-        if row is None or row.kind != kind:
-            raise E.GatewayRejected(f"The payment gateway has no {kind.replace('_', ' ')} {obj_id}.")
-        return dict(row.data or {})
+                call_latency = float(os.environ.get(LATENCY_ENV) or 0)
+            except ValueError:
+                call_latency = 0.0
+        self.call_latency = max(0.0, call_latency)
+        self.in_flight_lease = IN_FLIGHT_LEASE if in_flight_lease is None else dt.timedelta(seconds=in_flight_lease)
+        self.on_in_flight: Callable[[str, str], None] | None = None
 
     # --- customers and cards --------------------------------------------------------------------
     def ensure_customer(self, info: CustomerInfo, *, idempotency_key: str) -> str:
@@ -256,21 +190,32 @@ class SimulatedGateway(PaymentGateway):
         self._check_online()
         product_id = f"clarity-{plan.code}".lower()
         price_id = f"clarity-{plan.code}-{plan.price_cents}-{plan.interval}".lower()
-        with self.db.write() as s:
-            if s.get(SimGatewayObject, product_id) is None:
-                self._put(s, product_id, "product", {"name": plan.name})
-            if s.get(SimGatewayObject, price_id) is None:
-                self._put(s, price_id, "plan", {"product": product_id, "amount": plan.price_cents,
-                                                "currency": plan.currency, "interval": plan.interval})
-        return SyncedPlan(product_id, price_id)
+        extra_id = (f"clarity-{plan.code}-extra-{plan.extra_vehicle_price_cents}-{plan.interval}".lower()
+                    if plan.extra_vehicle_price_cents > 0 else None)
+        objects = [(product_id, "product", {"name": plan.name})] + [
+            (pid, "plan", {"product": product_id, "amount": amount, "currency": plan.currency,
+                           "interval": plan.interval})
+            for pid, amount in ((price_id, plan.price_cents), (extra_id, plan.extra_vehicle_price_cents))
+            if pid is not None]
+        self._create_missing(objects)
+        return SyncedPlan(product_id, price_id, extra_id)
+
+    def _create_missing(self, objects: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Catalogue objects by fixed id, created once: a terminal that loses the race to create one
+        (PostgreSQL: a unique violation) finds it made, as Stripe answers `resource_already_exists`."""
+        for obj_id, kind, data in objects:
+            try:
+                with self.db.write() as s:
+                    if s.get(SimGatewayObject, obj_id) is None:
+                        self._put(s, obj_id, kind, data)
+            except IntegrityError:
+                continue
 
     def sync_coupon(self, coupon: CouponSpec) -> str:
         self._check_online()
         cid = f"clarity-{coupon.code}".lower()
-        with self.db.write() as s:
-            if s.get(SimGatewayObject, cid) is None:
-                self._put(s, cid, "coupon", {"percent_off": coupon.percent_off,
-                                             "amount_off": coupon.amount_off_cents, "duration": coupon.duration})
+        self._create_missing([(cid, "coupon", {"percent_off": coupon.percent_off,
+                                               "amount_off": coupon.amount_off_cents, "duration": coupon.duration})])
         return cid
 
     # --- subscriptions and money ----------------------------------------------------------------
@@ -280,18 +225,29 @@ class SimulatedGateway(PaymentGateway):
             subscription_id=sub_id, status=d["status"], plan_price_id=d["plan"],
             trial_end=dt.datetime.fromtimestamp(d["trial_end"], dt.UTC) if d.get("trial_end") else None,
             cancel_at_period_end=d.get("cancel_at_period_end", False), paused=bool(d.get("pause_collection")),
-            coupon_id=d.get("coupon"),
+            coupon_id=d.get("coupon"), extra_vehicles=int((d.get("extra") or {}).get("quantity") or 0),
         )
+
+    @staticmethod
+    def _extra_item(extra_price_id: str | None, extra_vehicles: int) -> dict[str, Any] | None:
+        """The extra vehicle item (None without extras), as Stripe's second subscription item."""
+        if extra_vehicles < 0 or (extra_vehicles and not extra_price_id):
+            raise E.GatewayRejected("Extra vehicles need the plan's extra vehicle price.")
+        return {"plan": extra_price_id, "quantity": extra_vehicles} if extra_vehicles else None
 
     def create_subscription(self, customer_id: str, price_id: str, *, first_billing: dt.date | dt.datetime,
                             coupon_id: str | None = None, metadata: dict[str, str] | None = None,
+                            extra_price_id: str | None = None, extra_vehicles: int = 0,
                             idempotency_key: str) -> SubscriptionResult:
         params = {"customer": customer_id, "plan": price_id, "trial_end": to_epoch(first_billing),
-                  "coupon": coupon_id, "metadata": metadata or {}}
+                  "coupon": coupon_id, "metadata": metadata or {},
+                  "extra": self._extra_item(extra_price_id, extra_vehicles)}
 
         def run(s: Session) -> dict:
             self._get(s, customer_id, "customer")
             self._get(s, price_id, "plan")
+            if params["extra"]:
+                self._get(s, params["extra"]["plan"], "plan")
             if coupon_id:
                 self._get(s, coupon_id, "coupon")
             sub_id = self._new_id("sub")
@@ -359,14 +315,20 @@ class SimulatedGateway(PaymentGateway):
                 raise E.GatewayRejected("That membership's subscription is already cancelled.")
             if "plan" in changes:
                 self._get(s, changes["plan"], "plan")
+            if changes.get("extra"):
+                self._get(s, changes["extra"]["plan"], "plan")
             sub.update(changes)
             self._put(s, subscription_id, "subscription", sub)
             return sub
 
         return self._sub_result(subscription_id, self._idempotent(op, key, {"sub": subscription_id, **changes}, run))
 
-    def change_plan(self, subscription_id: str, price_id: str, *, idempotency_key: str) -> SubscriptionResult:
-        return self._update_sub("subscription.change_plan", subscription_id, idempotency_key, {"plan": price_id})
+    def change_plan(self, subscription_id: str, price_id: str, *, extra_price_id: str | None = None,
+                    extra_vehicles: int = 0, idempotency_key: str) -> SubscriptionResult:
+        # No proration and the same billing date: the next invoice bills the new prices.
+        return self._update_sub("subscription.change_plan", subscription_id, idempotency_key,
+                                {"plan": price_id, "extra": self._extra_item(extra_price_id, extra_vehicles),
+                                 "proration_behavior": "none"})
 
     def pause(self, subscription_id: str, *, idempotency_key: str,
               resumes_at: dt.date | None = None) -> SubscriptionResult:
@@ -380,9 +342,52 @@ class SimulatedGateway(PaymentGateway):
         return self._update_sub("subscription.cancel", subscription_id, idempotency_key,
                                 {"cancel_at_period_end": True})
 
+    def keep_subscription(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionResult:
+        return self._update_sub("subscription.keep", subscription_id, idempotency_key,
+                                {"cancel_at_period_end": False})
+
+    def open_invoice(self, subscription_id: str, amount_cents: int) -> str:
+        """Test and simulator hook: a renewal failed, so the subscription is past due with this
+        invoice open (what Stripe's billing engine does when a renewal charge fails)."""
+        with self.db.write() as s:
+            sub = self._get(s, subscription_id, "subscription")
+            in_id = self._new_id("in")
+            self._put(s, in_id, "invoice", {"subscription": subscription_id, "amount_due": amount_cents,
+                                            "status": "open"}, sub["customer"])
+            sub["status"], sub["latest_invoice"] = "past_due", in_id
+            self._put(s, subscription_id, "subscription", sub)
+            return in_id
+
+    def pay_open_invoice(self, subscription_id: str, payment_method_id: str, *,
+                         idempotency_key: str) -> ChargeResult | None:
+        params = {"sub": subscription_id, "pm": payment_method_id}
+
+        def run(s: Session) -> dict | None:
+            sub = self._get(s, subscription_id, "subscription")
+            inv_id = sub.get("latest_invoice")
+            inv = self._get(s, inv_id, "invoice") if inv_id else None
+            if inv is None or inv["status"] != "open":
+                return None
+            pm = self._pm(s, payment_method_id)
+            if pm["outcome"] != "ok":
+                raise _Declined("generic_decline" if pm["outcome"] == "charge_decline" else pm["outcome"])
+            pi_id = self._new_id("pi")
+            self._put(s, pi_id, "payment_intent", {"customer": sub["customer"], "payment_method": payment_method_id,
+                                                   "amount": inv["amount_due"], "status": "succeeded",
+                                                   "refunded": 0, "invoice": inv_id,
+                                                   "metadata": {"invoice": inv_id}}, sub["customer"])
+            inv["status"], inv["payment_intent"] = "paid", pi_id
+            self._put(s, inv_id, "invoice", inv)
+            sub["status"] = "active"
+            self._put(s, subscription_id, "subscription", sub)
+            return {"id": pi_id, "amount": inv["amount_due"]}
+
+        r = self._idempotent("invoice.pay", idempotency_key, params, run)
+        return None if r is None else ChargeResult(r["id"], r["amount"], "succeeded", r["id"].replace("pi_", "ch_", 1))
+
     def refund(self, payment_id: str, *, amount_cents: int | None = None, idempotency_key: str) -> RefundResult:
         def run(s: Session) -> dict:
-            pi = self._get(s, payment_id, "payment_intent")
+            pi = self._get(s, payment_id, "payment_intent", lock=True)
             if pi["status"] != "succeeded":
                 raise E.GatewayRejected("Cannot refund a failed payment.")
             left = pi["amount"] - pi.get("refunded", 0)
@@ -405,3 +410,6 @@ class SimulatedGateway(PaymentGateway):
     def counts(self, kind: str) -> int:
         with self.db.read() as s:
             return len(s.exec(select(SimGatewayObject.id).where(SimGatewayObject.kind == kind)).all())
+
+
+__all__ = ["FAULT_KIND", "IDEMPOTENCY_KEY_TTL", "OUTCOMES", "SimulatedGateway", "outcome_of_token", "sim_token"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,86 +34,29 @@ from clarity_tui.payments.base import (
     to_epoch,
 )
 from clarity_tui.payments.cards import CardToken, ManualCard, SavedCard
+from clarity_tui.payments.stripe_errors import install_log_redaction, map_stripe_error
+from clarity_tui.payments.stripe_in_person import StripeInPerson, _val
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_CARD_FIELD = re.compile(r"(card(?:\[|%5B)(?:number|cvc)(?:\]|%5D)=)[^&\s\"']*", re.IGNORECASE)
 
 
-class _RedactCardData(logging.Filter):
-    """The SDK logs request bodies at DEBUG ("Post details"): blank card fields."""
+# The extra vehicle's subscription item (and plan) carry this in their metadata.
+EXTRA_ITEM, EXTRA_VEHICLE = "clarity_item", "extra_vehicle"
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        if "card" in msg.lower():
-            redacted = _CARD_FIELD.sub(r"\1[REDACTED]", msg)
-            if redacted != msg:
-                record.msg, record.args = redacted, None
-        return True
+RAW_CARD_DATA_REFUSED = (
+    "Keyed card numbers cannot be sent to Stripe from this terminal (the account has no raw card data "
+    "access). Take the card on the reader, key it on the reader (MOTO), or text the customer a secure link."
+)
 
 
-def install_log_redaction() -> None:
-    logger = logging.getLogger("stripe")
-    if not any(isinstance(f, _RedactCardData) for f in logger.filters):
-        logger.addFilter(_RedactCardData())
-
-
-def map_stripe_error(exc: Exception) -> E.PaymentError:
-    """Turn an SDK exception into a PaymentError with an actionable message."""
-    if isinstance(exc, stripe.CardError):
-        err = exc.error
-        decline = getattr(err, "decline_code", None) if err else None
-        code = exc.code or (getattr(err, "code", None) if err else None)
-        if code == "expired_card" or decline == "expired_card":
-            return E.CardExpired()
-        if code in ("incorrect_cvc", "invalid_cvc"):
-            return E.declined("incorrect_cvc")
-        if code in ("incorrect_number", "invalid_number"):
-            return E.declined("incorrect_number")
-        return E.declined(decline or "generic_decline")
-    if isinstance(exc, stripe.APIConnectionError):
-        return E.GatewayUnavailable(
-            "Cannot reach the payment gateway (network down or timed out). The order is kept and will "
-            "sync when the network is back."
-        )
-    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
-        return E.GatewayAuthError(
-            "The payment gateway refused our API key: ask a technician to check payments.stripe.api_key."
-        )
-    if isinstance(exc, stripe.RateLimitError):
-        return E.GatewayUnavailable("The payment gateway is busy (rate limited): the order will retry shortly.")
-    if isinstance(exc, stripe.IdempotencyError):
-        return E.IdempotencyConflict(
-            "The gateway saw this step before with other details; it was not repeated. Ask a technician."
-        )
-    if isinstance(exc, stripe.InvalidRequestError):
-        return E.GatewayRejected(f"The payment gateway refused the request: {exc.user_message or exc}.")
-    if isinstance(exc, stripe.APIError):
-        status = getattr(exc, "http_status", None) or 0
-        if status >= 500 or status == 0:
-            return E.GatewayUnavailable("The payment gateway had a problem; the order will retry shortly.")
-        if status == 402:
-            return E.declined(getattr(exc, "code", None))
-        return E.GatewayRejected(f"The payment gateway refused the request: {exc.user_message or exc}.")
-    if isinstance(exc, stripe.StripeError):
-        return E.PaymentError(f"Payment gateway error: {exc.user_message or exc}.")
-    raise exc
-
-
-def _val(obj: Any, name: str, default: Any = None) -> Any:
-    try:
-        value = obj[name]
-    except (KeyError, TypeError, IndexError):
-        return default
-    return default if value is None else value
-
-
-class StripeGateway(PaymentGateway):
+class StripeGateway(StripeInPerson, PaymentGateway):
     name = "stripe"
 
     def __init__(self, api_key: str, *, api_base: str | None = None, http_client: Any = None,
-                 timeout: float = 30.0, max_network_retries: int = 0, currency: str = "usd") -> None:
+                 timeout: float = 30.0, max_network_retries: int = 0, currency: str = "usd",
+                 raw_card_data_access: bool = False) -> None:
         if not api_key:
             raise E.GatewayAuthError(
                 "No Stripe API key is set: ask a technician to set payments.stripe.api_key (CLARITY_PAYMENTS__STRIPE__API_KEY)."
@@ -127,12 +69,15 @@ class StripeGateway(PaymentGateway):
             kwargs["base_addresses"] = {"api": api_base}
         self.client = stripe.StripeClient(api_key, **kwargs)
         self.currency = currency
+        # payments.stripe.raw_card_data_access: the account may send keyed card numbers through the API.
+        self.raw_card_data_access = raw_card_data_access
 
     @classmethod
     def from_settings(cls, settings: Any, **kw: Any) -> StripeGateway:
         cfg = settings.payments.stripe
         return cls(cfg.api_key, api_base=cfg.api_base, timeout=cfg.timeout_seconds,
-                   max_network_retries=cfg.max_network_retries, currency=settings.payments.currency, **kw)
+                   max_network_retries=cfg.max_network_retries, currency=settings.payments.currency,
+                   raw_card_data_access=cfg.raw_card_data_access, **kw)
 
     # --- plumbing -------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, key: str | None = None, **params: Any) -> T:
@@ -158,6 +103,10 @@ class StripeGateway(PaymentGateway):
         return self._call(self.v1.customers.create, key=idempotency_key, **params).id
 
     def tokenize_card(self, card: ManualCard, *, idempotency_key: str) -> CardToken:
+        if not self.raw_card_data_access:
+            # Stripe refuses raw card numbers from accounts without "raw card data" access, and sending
+            # them puts this terminal in PCI SAQ D scope: only an explicit setting allows it.
+            raise E.PaymentError(RAW_CARD_DATA_REFUSED, code="raw_card_data_disabled")
         pm = self._call(
             self.v1.payment_methods.create, key=idempotency_key, type="card",
             card={"number": card.number, "exp_month": card.exp_month, "exp_year": card.exp_year, "cvc": card.cvc},
@@ -222,15 +171,27 @@ class StripeGateway(PaymentGateway):
                        metadata={"clarity_plan": plan.code})
         except stripe.StripeError as exc:
             raise map_stripe_error(exc) from None
+        self._ensure_plan(price_id, product_id, plan.price_cents, plan, plan.name, {"clarity_plan": plan.code})
+        extra_id = None
+        if plan.extra_vehicle_price_cents > 0:
+            extra_id = self.extra_plan_id(plan)
+            self._ensure_plan(extra_id, product_id, plan.extra_vehicle_price_cents, plan,
+                              f"{plan.name}: extra vehicle", {"clarity_plan": plan.code, EXTRA_ITEM: EXTRA_VEHICLE})
+        return SyncedPlan(product_id, price_id, extra_id)
+
+    @staticmethod
+    def extra_plan_id(plan: PlanSpec) -> str:
+        return f"clarity-{plan.code}-extra-{plan.extra_vehicle_price_cents}-{plan.interval}".lower()
+
+    def _ensure_plan(self, plan_id: str, product_id: str, amount: int, plan: PlanSpec, nickname: str,
+                     metadata: dict[str, str]) -> None:
         try:
-            self.v1.plans.retrieve(price_id)
+            self.v1.plans.retrieve(plan_id)
         except stripe.InvalidRequestError:
-            self._call(self.v1.plans.create, key=f"plan:{price_id}", id=price_id, product=product_id,
-                       amount=plan.price_cents, currency=plan.currency, interval=plan.interval,
-                       nickname=plan.name, metadata={"clarity_plan": plan.code})
+            self._call(self.v1.plans.create, key=f"plan:{plan_id}", id=plan_id, product=product_id, amount=amount,
+                       currency=plan.currency, interval=plan.interval, nickname=nickname, metadata=metadata)
         except stripe.StripeError as exc:
             raise map_stripe_error(exc) from None
-        return SyncedPlan(product_id, price_id)
 
     @staticmethod
     def coupon_id(coupon: CouponSpec) -> str:
@@ -255,27 +216,44 @@ class StripeGateway(PaymentGateway):
         return cid
 
     # --- subscriptions and money ---------------------------------------------------------
-    def _sub_result(self, sub: Any, coupon_id: str | None = None) -> SubscriptionResult:
+    @staticmethod
+    def _items(sub: Any) -> tuple[Any, Any]:
+        """(base item, extra vehicle item): the extra one is marked in its metadata."""
         items = _val(sub, "items")
-        price_id = ""
-        if items is not None and items.data:
-            item = items.data[0]
-            price = _val(item, "price") or _val(item, "plan")
-            price_id = _val(price, "id", "") if price is not None else ""
+        data = list(items.data) if items is not None else []
+        extra = next((i for i in data if _val(_val(i, "metadata", {}), EXTRA_ITEM) == EXTRA_VEHICLE), None)
+        base = next((i for i in data if i is not extra), None)
+        return base, extra
+
+    def _sub_result(self, sub: Any, coupon_id: str | None = None) -> SubscriptionResult:
+        base, extra = self._items(sub)
+        price = (_val(base, "price") or _val(base, "plan")) if base is not None else None
+        price_id = _val(price, "id", "") if price is not None else ""
         trial_end = _val(sub, "trial_end")
         return SubscriptionResult(
             subscription_id=sub.id, status=_val(sub, "status", "unknown"), plan_price_id=price_id,
             trial_end=dt.datetime.fromtimestamp(trial_end, dt.UTC) if trial_end else None,
             cancel_at_period_end=bool(_val(sub, "cancel_at_period_end", False)),
             paused=bool(_val(sub, "pause_collection")), coupon_id=coupon_id,
+            extra_vehicles=int(_val(extra, "quantity", 0)) if extra is not None else 0,
         )
+
+    @staticmethod
+    def _extra_item(extra_price_id: str | None, extra_vehicles: int) -> dict[str, Any]:
+        if extra_vehicles < 0 or (extra_vehicles and not extra_price_id):
+            raise E.GatewayRejected("Extra vehicles need the plan's extra vehicle price.")
+        return {"plan": extra_price_id, "quantity": extra_vehicles, "metadata": {EXTRA_ITEM: EXTRA_VEHICLE}}
 
     def create_subscription(self, customer_id: str, price_id: str, *, first_billing: dt.date | dt.datetime,
                             coupon_id: str | None = None, metadata: dict[str, str] | None = None,
+                            extra_price_id: str | None = None, extra_vehicles: int = 0,
                             idempotency_key: str) -> SubscriptionResult:
+        items: list[dict[str, Any]] = [{"plan": price_id}]
+        if extra_vehicles:  # the family's extra vehicles, billed every period with the base price
+            items.append(self._extra_item(extra_price_id, extra_vehicles))
         params: dict[str, Any] = {
             "customer": customer_id,
-            "items": [{"plan": price_id}],
+            "items": items,
             "trial_end": to_epoch(first_billing),
             "proration_behavior": "none",
             "metadata": metadata or {},
@@ -316,11 +294,25 @@ class StripeGateway(PaymentGateway):
                 return self._sub_result(sub, None)
         return None
 
-    def change_plan(self, subscription_id: str, price_id: str, *, idempotency_key: str) -> SubscriptionResult:
+    def change_plan(self, subscription_id: str, price_id: str, *, extra_price_id: str | None = None,
+                    extra_vehicles: int = 0, idempotency_key: str) -> SubscriptionResult:
+        # proration_behavior: "Determines how to handle prorations when the billing cycle changes (e.g.,
+        # when switching plans, resetting billing_cycle_anchor=now, or starting a trial), or if an item's
+        # quantity changes." and `none`: "Disable creating prorations in this request." (API reference,
+        # update a subscription). We charge an upgrade's difference ourselves (the amount the customer
+        # saw), and Stripe prorates nothing while a subscription is in its trial (a sale's paid first
+        # period, a migrated member's kept date). billing_cycle_anchor is left out: it moves only when
+        # set to `now` or when the interval changes, which plan changes refuse.
         sub = self._call(self.v1.subscriptions.retrieve, subscription_id)
-        item_id = sub["items"].data[0].id
-        sub = self._call(self.v1.subscriptions.update, subscription_id, key=idempotency_key,
-                         items=[{"id": item_id, "plan": price_id}], proration_behavior="create_prorations")
+        base, extra = self._items(sub)
+        items: list[dict[str, Any]] = [{"id": base.id, "plan": price_id}]
+        if extra_vehicles:
+            wanted = self._extra_item(extra_price_id, extra_vehicles)
+            items.append({"id": extra.id, **wanted} if extra is not None else wanted)
+        elif extra is not None:
+            items.append({"id": extra.id, "deleted": True})
+        sub = self._call(self.v1.subscriptions.update, subscription_id, key=idempotency_key, items=items,
+                         proration_behavior="none")
         return self._sub_result(sub)
 
     def pause(self, subscription_id: str, *, idempotency_key: str,
@@ -342,6 +334,30 @@ class StripeGateway(PaymentGateway):
         sub = self._call(self.v1.subscriptions.update, subscription_id, key=idempotency_key, cancel_at_period_end=True)
         return self._sub_result(sub)
 
+    def keep_subscription(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionResult:
+        sub = self._call(self.v1.subscriptions.update, subscription_id, key=idempotency_key, cancel_at_period_end=False)
+        return self._sub_result(sub)
+
+    def pay_open_invoice(self, subscription_id: str, payment_method_id: str, *,
+                         idempotency_key: str) -> ChargeResult | None:
+        # "Stripe automatically creates and then attempts to collect payment on invoices for
+        # customers on subscriptions"; a past-due one is paid with POST /v1/invoices/:id/pay and
+        # `payment_method` ("A PaymentMethod to be charged. The PaymentMethod must be the ID of a
+        # PaymentMethod belonging to the customer associated with the invoice being paid.").
+        sub = self._call(self.v1.subscriptions.retrieve, subscription_id)
+        latest = _val(sub, "latest_invoice")
+        if not latest:
+            return None
+        invoice = self._call(self.v1.invoices.retrieve, latest if isinstance(latest, str) else latest.id)
+        if _val(invoice, "status") != "open":
+            return None
+        paid = self._call(self.v1.invoices.pay, invoice.id, key=idempotency_key, payment_method=payment_method_id)
+        if _val(paid, "status") != "paid":
+            raise E.declined("generic_decline")
+        pi = _val(paid, "payment_intent")
+        pi_id = pi if isinstance(pi, str) else _val(pi, "id", invoice.id)
+        return ChargeResult(pi_id, int(_val(paid, "amount_paid", 0)), "succeeded", _val(paid, "charge"))
+
     def refund(self, payment_id: str, *, amount_cents: int | None = None, idempotency_key: str) -> RefundResult:
         # The key goes in the metadata too: a replay after the key expired finds this refund by it.
         params: dict[str, Any] = {"payment_intent": payment_id, "metadata": {"refund_key": idempotency_key}}
@@ -358,3 +374,5 @@ class StripeGateway(PaymentGateway):
 
     def check(self) -> None:
         self._call(self.v1.customers.list, limit=1)
+
+    # --- card present at the lane (issue 12) -----------------------------------------------------------

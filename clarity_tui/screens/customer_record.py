@@ -64,6 +64,8 @@ class CustomerRecordScreen(Screen):
         Binding("ctrl+n", "new", "New", id="record.new", tooltip="Add to the current tab"),
         Binding("f4", "edit", "Edit", id="record.edit", tooltip="Edit the highlighted row"),
         Binding("f8", "delete", "Delete", id="record.delete", tooltip="Delete or remove the highlighted row"),
+        Binding("ctrl+g", "refund", "Refund", id="record.refund", show=False,
+                tooltip="Give money back on the membership's payment (managers)"),
         Binding("f5", "tab(-1)", "Prev tab", show=False, id="record.prev_tab"),
         Binding("f6", "tab(1)", "Next tab", show=False, id="record.next_tab"),
     ]
@@ -129,6 +131,8 @@ class CustomerRecordScreen(Screen):
                     yield Button("Reader", id="membership-reader", variant="primary",
                                  tooltip="The member's new card, from the card reader")
                     yield Button("Key in", id="membership-card", tooltip="The member's new card, keyed in by hand")
+                    yield Button("Refund ^G", id="membership-refund", action="screen.refund",
+                                 tooltip="Give money back on the membership's payment (managers)")
             with TabPane("Web Login", id="tab-web"):
                 yield Static("", id="web-detail")
                 with Horizontal(classes="tab-buttons"):
@@ -194,7 +198,8 @@ class CustomerRecordScreen(Screen):
             from clarity_tui.payments import make_gateway
 
             self._gateway = make_gateway(app.settings, app.db)  # type: ignore[attr-defined]
-        return CustomerService.from_settings(app.db, app.settings, gateway=self._gateway)  # type: ignore[attr-defined]
+        return CustomerService.from_settings(app.db, app.settings, gateway=self._gateway,  # type: ignore[attr-defined]
+                                             today=app.today)  # type: ignore[attr-defined]
 
     # --- loading --------------------------------------------------------------------------------
 
@@ -304,16 +309,19 @@ class CustomerRecordScreen(Screen):
         record = self.record
         card = next((c for c in record.cards if c.is_default), None) if record else None
         lines = [
-            f"Vehicles ({len(m.vehicles)}/{m.max_vehicles}): " + ("; ".join(m.vehicles) or "-"),
+            f"Vehicles ({len(m.vehicles)}/{m.vehicle_limit}): " + ("; ".join(m.vehicles) or "-"),
             "Benefits: " + (", ".join(m.benefits) or "-"),
             f"Started {_date(m.started_on)} · card {card.brand} •••• {card.last4}" if card else f"Started {_date(m.started_on)} · no card on file",
         ]
+        if m.scheduled_change:
+            lines.append(f"Downgrade: {m.scheduled_change} (the next billing date).")
         if m.cancel_at_period_end:
             lines.append(f"Cancels at period end ({_date(m.expires_on)}).")
         if m.pending_sync:
             lines.append("⟳ Pending sync with the payment gateway.")
         detail.update("\n".join(lines))
         pause.label = "Resume" if m.status == MembershipStatus.PAUSED else "Pause"
+        self.query_one("#membership-cancel", Button).label = "Keep" if m.cancel_at_period_end else "Cancel"
 
     @on(DataTable.RowHighlighted, "#membership-table")
     def _membership_highlighted(self) -> None:
@@ -602,18 +610,35 @@ class CustomerRecordScreen(Screen):
         m = self._need_membership()
         if m is None or self.record is None:
             return
-        choices = [(f"{name} (tier {tier})", code) for code, name, tier in self.record.plans]
+        svc = self.service()  # each choice says what it costs today, before it is confirmed
+        choices = [(f"{name} · {svc.plan_change_preview(m.id, code)}", code) for code, name, _tier in self.record.plans]
         dialog = FormDialog(f"Change plan (now {m.plan_name})", [FieldSpec("plan", "New plan", "select", m.plan_code, choices)],
                             lambda v: self.service().change_plan(self.actor, m.id, m.version, v["plan"] or ""))
-        self._dialog(dialog, lambda direction: self.notify(f"Plan changed ({direction})."))
+        self._dialog(dialog, lambda direction: self.notify(
+            "Plan upgraded." if direction == "upgrade" else "Downgrade scheduled for the next billing date."))
 
     def _membership_cancel(self) -> None:
         m = self._need_membership()
         if m is None:
             return
+        if m.cancel_at_period_end:
+            self._confirm_then(f"Keep {m.plan_name}? The scheduled cancel is undone and billing goes on.",
+                               lambda svc: svc.keep_membership(self.actor, m.id, m.version),
+                               "The membership is kept: the cancel is undone.", yes="Keep it")
+            return
         self._confirm_then(f"Cancel {m.plan_name} at the end of the period ({_date(m.next_billing_on)})?",
                            lambda svc: svc.cancel_at_period_end(self.actor, m.id, m.version),
                            "Membership will cancel at period end.", yes="Cancel it")
+
+    def action_refund(self) -> None:
+        m = self._need_membership() if self._need_record() else None
+        if m is None:
+            return
+        dialog = FormDialog(f"Refund {m.plan_name} (managers only)", [
+            FieldSpec("amount", "Amount", placeholder="12.50, or empty for all that is left"),
+        ], lambda v: self.service().refund_membership(self.actor, m.id, v["amount"]), save_label="Refund")
+        self._dialog(dialog, lambda outcome: self.notify(
+            outcome.message if outcome.queued else "Refund sent to the payment gateway."))
 
     def _membership_expiry(self) -> None:
         m = self._need_membership()
@@ -654,7 +679,9 @@ class CustomerRecordScreen(Screen):
             return
         reader = self.app.devices.card_reader  # type: ignore[attr-defined]
         charge = " Its past-due period is charged on it." if m.status == MembershipStatus.PAST_DUE else ""
-        outcome = await self.app.push_screen_wait(DeviceActionScreen.card_to_save(reader, charge))
+        gateway = (await asyncio.to_thread(self.service)).gateway
+        outcome = await self.app.push_screen_wait(DeviceActionScreen.card_from_reader(
+            reader, self.app.db, gateway, customer_id=self.customer_id, membership_id=m.id, note=charge))  # type: ignore[attr-defined]
         if not outcome.ok:
             self.notify(f"{outcome.error or 'Cancelled.'} Try the reader again, or key the card in.",
                         severity="warning", timeout=8)

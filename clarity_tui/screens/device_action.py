@@ -149,6 +149,62 @@ class DeviceActionScreen(ModalScreen[DeviceOutcome[Any]]):
         return cls("Card reader", lambda: reader.collect_card_to_save(), cancel=reader.cancel,
                    waiting=f"Ask the customer to tap, insert or swipe their card…{note} (Esc cancels)")
 
+    @classmethod
+    def card_saved_on_reader(cls, reader: Any, db: Any, gateway: Any, *, customer_id: int | None,
+                             order_id: int | None = None, membership_id: int | None = None,
+                             note: str = "") -> DeviceActionScreen:
+        """The customer presents a card on the reader and it is saved on them through the payments outbox
+        (services.reader_card: a card_present SetupIntent). Runs like `payment_on_reader` (a worker thread,
+        the reader's action on the app's loop, so Esc cancels it); dismisses with the saved CardToken. A
+        refused save (declined, timed out: nothing was saved) offers Retry / Cancel like a reader error."""
+        from clarity_tui.payments.errors import PaymentError
+        from clarity_tui.services.card_present import pay_at_reader
+        from clarity_tui.services.reader_card import save_card_on_reader
+
+        async def call() -> Any:
+            try:
+                return await pay_at_reader(reader, save_card_on_reader, db, gateway, reader, customer_id=customer_id,
+                                           order_id=order_id, membership_id=membership_id)
+            except PaymentError as exc:
+                raise DeviceError(str(exc), code=exc.code) from exc
+
+        return cls("Card reader", call, cancel=reader.cancel,
+                   waiting=f"Ask the customer to tap, insert or swipe their card…{note} (Esc cancels)")
+
+    @classmethod
+    def card_from_reader(cls, reader: Any, db: Any, gateway: Any, *, customer_id: int | None,
+                         order_id: int | None = None, membership_id: int | None = None,
+                         note: str = "") -> DeviceActionScreen:
+        """A card to keep on file: saved through the outbox with Stripe and a Stripe Terminal reader
+        (`card_saved_on_reader`), otherwise read as before (`card_to_save`); the result is a CardToken."""
+        from clarity_tui.services.reader_card import saves_card_on_reader
+
+        if saves_card_on_reader(gateway, reader):
+            return cls.card_saved_on_reader(reader, db, gateway, customer_id=customer_id, order_id=order_id,
+                                            membership_id=membership_id, note=note)
+        return cls.card_to_save(reader, note)
+
+    @classmethod
+    def payment_on_reader(cls, reader: Any, pay: Callable[..., Any], *args: Any, amount: str = "",
+                          moto: bool | None = None) -> DeviceActionScreen:
+        """The first payment, card present: `pay(*args)` (e.g. SaleService.pay) runs in a worker thread
+        while the customer is at `reader`; the reader's action runs on the app's loop, so Esc cancels it
+        (nothing is charged). Dismisses with a DeviceOutcome whose result is what `pay` returned, or the
+        exception it raised (a refused step: show its message)."""
+        from clarity_tui.services.card_present import pay_at_reader
+
+        async def call() -> Any:
+            try:
+                return await pay_at_reader(reader, pay, *args, moto=moto)
+            except Exception as exc:  # noqa: BLE001 - a refused step: the flow shows its message
+                return exc
+
+        what = f" {amount}" if amount else ""
+        ask = ("Key the card in on the reader" if moto else
+               f"Ask the customer to tap, insert or swipe their card on the reader to pay{what}")
+        return cls("Card reader", call, cancel=reader.cancel,
+                   waiting=f"{ask}… The card is kept for the monthly renewals. (Esc cancels)")
+
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, classes="dialog-title")

@@ -23,15 +23,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from clarity_tui.payments.base import CouponSpec, CustomerInfo, PaymentGateway, PlanSpec
-from clarity_tui.payments.cards import CardToken, ManualCard
+from clarity_tui.payments.base import PaymentGateway
+from clarity_tui.payments.cards import ManualCard
 from clarity_tui.payments.errors import GatewayRejected, PaymentError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.outbox import Operation, OutboxProcessor, RunResult, enqueue, make_key
+from clarity_tui.services.card_present import enqueue_charge
+from clarity_tui.services.membership_actions import on_row_failed, refunds_in_flight
+from clarity_tui.services.outbox import BACKOFF_FIRST, OutboxProcessor, enqueue, lease_is_live, make_key
+from clarity_tui.services.billing_steps import (
+    CHARGE_OPERATIONS,
+    OPERATIONS,
+    SETTLE_OPERATIONS,
+    attempt_suffix,
+    charged_cents,
+    promotion_coupon,
+)
+from clarity_tui.services.plan_pricing import add_months, extra_vehicles, limit_problem, money, plan_spec
 from clarity_tui.services.promotions import plan_subtotal, price_with
+from clarity_tui.services.vehicle_claims import claim_vehicles, holder_label, refusal_after_conflict, release_order
 from db.models import (
     Customer,
     Membership,
@@ -40,6 +53,7 @@ from db.models import (
     OrderKind,
     OrderState,
     Outbox,
+    OutboxStatus,
     PaymentMethod,
     Plan,
     Promotion,
@@ -48,15 +62,6 @@ from db.models import (
 )
 
 DONE_STATES = {OrderState.COMPLETED, OrderState.CANCELLED}
-
-
-def add_months(day: dt.date, months: int = 1) -> dt.date:
-    """Same day N months later, clamped to the month's end (Jan 31 -> Feb 28/29)."""
-    import calendar
-
-    y, m = divmod(day.month - 1 + months, 12)
-    year, month = day.year + y, m + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def next_period(day: dt.date, interval: str) -> dt.date:
@@ -79,210 +84,16 @@ class BillingOutcome:
         return self.state == OrderState.PENDING_SYNC
 
 
-# --- outbox operations --------------------------------------------------------------
-
-
-def _order(s: Session, entry: Outbox) -> SalesOrder:
-    return s.get(SalesOrder, entry.order_id)
-
-
-class EnsureCustomer:
-    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        with db.read() as s:
-            c = s.get(Customer, entry.payload["customer_id"])
-            if c.gateway_customer_id:
-                return {"gateway_customer_id": c.gateway_customer_id, "existing": True}
-            info = CustomerInfo(c.customer_number, f"{c.first_name} {c.last_name}".strip(), c.email, c.phone_e164)
-        return {"gateway_customer_id": gateway.ensure_customer(info, idempotency_key=entry.idempotency_key)}
-
-    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        c = s.get(Customer, entry.payload["customer_id"])
-        c.gateway_customer_id = result["gateway_customer_id"]
-        c.updated_at = utcnow()
-        s.add(c)
-
-
-class SaveCard:
-    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        with db.read() as s:
-            pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
-            cus = s.get(Customer, pm.customer_id).gateway_customer_id
-            token = CardToken(pm.gateway_token, pm.brand, pm.last4, pm.exp_month, pm.exp_year)
-        saved = gateway.save_card(cus, token, idempotency_key=entry.idempotency_key)
-        return {"payment_method_id": saved.payment_method_id, "brand": saved.brand, "last4": saved.last4,
-                "exp_month": saved.exp_month, "exp_year": saved.exp_year}
-
-    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
-        for other in s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == pm.customer_id,
-                                                        PaymentMethod.id != pm.id)).all():
-            if other.is_default:
-                other.is_default = False
-                s.add(other)
-        pm.brand, pm.last4 = result["brand"] or pm.brand, result["last4"] or pm.last4
-        pm.exp_month, pm.exp_year = result["exp_month"] or pm.exp_month, result["exp_year"] or pm.exp_year
-        pm.is_default = True
-        s.add(pm)
-
-
-class Charge:
-    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        with db.read() as s:
-            order = _order(s, entry)
-            pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
-        r = gateway.charge(cus, pm.gateway_token, entry.payload["amount_cents"],
-                           currency=entry.payload.get("currency", "usd"),
-                           metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key},
-                           idempotency_key=entry.idempotency_key)
-        return {"payment_id": r.payment_id, "charge_id": r.charge_id, "amount_cents": r.amount_cents}
-
-    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
-        with db.read() as s:
-            order = _order(s, entry)
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
-        found = gateway.find_charge(cus, order.idempotency_key)
-        if found is None:
-            return None
-        return {"payment_id": found.payment_id, "charge_id": found.charge_id, "amount_cents": found.amount_cents}
-
-    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        order = _order(s, entry)
-        order.gateway_payment_id = result["payment_id"]
-        s.add(order)
-
-
-class CreateSubscription:
-    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        p = entry.payload
-        with db.read() as s:
-            order = _order(s, entry)
-            plan = s.get(Plan, order.plan_id)
-            promo = s.get(Promotion, p["promotion_id"]) if p.get("promotion_id") else None
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
-            spec = PlanSpec(plan.code, plan.name, plan.price_cents, plan.interval, p.get("currency", "usd"))
-            coupon = promotion_coupon(promo, p.get("currency", "usd")) if promo else None
-        synced = gateway.sync_plan(spec)
-        coupon_id = gateway.sync_coupon(coupon) if coupon else None
-        r = gateway.create_subscription(
-            cus, synced.price_id, first_billing=dt.date.fromisoformat(p["first_billing"]), coupon_id=coupon_id,
-            metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key},
-            idempotency_key=entry.idempotency_key)
-        return {"subscription_id": r.subscription_id, "status": r.status, "product_id": synced.product_id,
-                "price_id": synced.price_id, "coupon_id": coupon_id}
-
-    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
-        with db.read() as s:
-            order = _order(s, entry)
-            plan = s.get(Plan, order.plan_id)
-            promo = s.get(Promotion, entry.payload["promotion_id"]) if entry.payload.get("promotion_id") else None
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
-            product_id, price_id = plan.gateway_product_id, plan.gateway_price_id
-            coupon_id = promo.gateway_coupon_id if promo else None
-        found = gateway.find_subscription(cus, order.idempotency_key)
-        if found is None:
-            return None
-        return {"subscription_id": found.subscription_id, "status": found.status, "product_id": product_id,
-                "price_id": found.plan_price_id or price_id, "coupon_id": found.coupon_id or coupon_id}
-
-    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        order = _order(s, entry)
-        order.gateway_subscription_id = result["subscription_id"]
-        s.add(order)
-        if order.membership_id:
-            m = s.get(Membership, order.membership_id)
-            m.gateway_subscription_id = result["subscription_id"]
-            s.add(m)
-        plan = s.get(Plan, order.plan_id)
-        if result.get("product_id") and result.get("price_id"):  # a recovered result may not know them
-            plan.gateway_product_id, plan.gateway_price_id = result["product_id"], result["price_id"]
-            s.add(plan)
-        if result.get("coupon_id") and entry.payload.get("promotion_id"):
-            promo = s.get(Promotion, entry.payload["promotion_id"])
-            promo.gateway_coupon_id = result["coupon_id"]
-            s.add(promo)
-
-
-class MembershipCall:
-    """pause / resume / cancel at period end / change plan / refund on an existing membership."""
-
-    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
-        # Only a refund moves money; pausing, resuming, cancelling or changing plan twice is harmless.
-        if entry.operation != "payment.refund":
-            return None
-        found = gateway.find_refund(entry.payload["payment_id"], entry.idempotency_key)
-        return None if found is None else {"refund_id": found.refund_id, "amount_cents": found.amount_cents}
-
-    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        p, key = entry.payload, entry.idempotency_key
-        if entry.operation == "payment.refund":
-            r = gateway.refund(p["payment_id"], amount_cents=p.get("amount_cents"), idempotency_key=key)
-            return {"refund_id": r.refund_id, "amount_cents": r.amount_cents}
-        with db.read() as s:
-            m = s.get(Membership, p["membership_id"])
-            sub = m.gateway_subscription_id
-            plan = s.get(Plan, p["plan_id"]) if p.get("plan_id") else None
-        if not sub:
-            raise GatewayRejected("This membership has no gateway subscription yet: sync it first.")
-        if entry.operation == "subscription.pause":
-            r = gateway.pause(sub, idempotency_key=key,
-                              resumes_at=dt.date.fromisoformat(p["resumes_at"]) if p.get("resumes_at") else None)
-        elif entry.operation == "subscription.resume":
-            r = gateway.resume(sub, idempotency_key=key)
-        elif entry.operation == "subscription.cancel":
-            r = gateway.cancel_at_period_end(sub, idempotency_key=key)
-        else:
-            synced = gateway.sync_plan(PlanSpec(plan.code, plan.name, plan.price_cents, plan.interval,
-                                                p.get("currency", "usd")))
-            r = gateway.change_plan(sub, synced.price_id, idempotency_key=key)
-        return {"subscription_id": r.subscription_id, "status": r.status}
-
-    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        p = entry.payload
-        if entry.operation == "payment.refund":
-            return
-        m = s.get(Membership, p["membership_id"])
-        if entry.operation == "subscription.pause":
-            m.status = MembershipStatus.PAUSED
-        elif entry.operation == "subscription.resume":
-            m.status = MembershipStatus.ACTIVE
-        elif entry.operation == "subscription.cancel":
-            m.cancel_at_period_end = True
-        else:
-            m.plan_id = p["plan_id"]
-        m.updated_at = utcnow()
-        m.version += 1
-        s.add(m)
-
-
-def promotion_coupon(promo: Promotion, currency: str = "usd") -> CouponSpec:
-    if promo.kind == "percent_off":
-        return CouponSpec(promo.code, percent_off=promo.value, currency=currency)
-    return CouponSpec(promo.code, amount_off_cents=promo.value, currency=currency)
-
-
-OPERATIONS: dict[str, Operation] = {
-    "customer.ensure": EnsureCustomer(),
-    "card.save": SaveCard(),
-    "payment.charge": Charge(),
-    "subscription.create": CreateSubscription(),
-    "subscription.pause": MembershipCall(),
-    "subscription.resume": MembershipCall(),
-    "subscription.cancel": MembershipCall(),
-    "subscription.change_plan": MembershipCall(),
-    "payment.refund": MembershipCall(),
-}
-
-
 class BillingService:
     """Money steps for orders; the sale (issue 5) and migration (issue 6) flows call these."""
 
-    def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor | None = None, *, currency: str = "usd") -> None:
+    def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor | None = None, *, currency: str = "usd",
+                 backoff_first: float = BACKOFF_FIRST) -> None:
         self.db = db
         self.gateway = gateway
         self.actor = actor or Actor.system("billing")
         self.currency = currency
-        self.processor = OutboxProcessor(db, gateway, OPERATIONS, hooks=self)
+        self.processor = OutboxProcessor(db, gateway, OPERATIONS, hooks=self, backoff_first=backoff_first)
 
     # --- cards --------------------------------------------------------------------------------
     def add_manual_card(self, order_id: int, number: str, expiry: str | tuple[int, int], cvc: str) -> PaymentMethod:
@@ -340,19 +151,40 @@ class BillingService:
         return self.outcome(order_id)
 
     def _start(self, order_id: int, *, kind: str, anchor: dt.date | None, today: dt.date | None) -> BillingOutcome:
-        today = today or dt.date.today()
+        try:
+            early = self._record_steps(order_id, kind=kind, anchor=anchor, today=today or dt.date.today())
+        except (IntegrityError, OperationalError) as exc:
+            # Another terminal's order claimed one of the cars in the same instant (PostgreSQL: a
+            # unique violation, or a deadlock the server broke). Any other database error is not ours.
+            if isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) != "40P01":
+                raise
+            with self.db.read() as s:
+                raise refusal_after_conflict(s, order_id) from None
+        if early is not None:
+            return early
+        self.processor.run_order(order_id, wait=5.0)
+        self.run_settlements(order_id)
+        return self.outcome(order_id)
+
+    def _record_steps(self, order_id: int, *, kind: str, anchor: dt.date | None,
+                      today: dt.date) -> BillingOutcome | None:
+        """Claim the cars and write the order's outbox rows, in one transaction."""
         with self.db.write() as s:
             order = s.get(SalesOrder, order_id)
             if order is None:
                 raise GatewayRejected(f"Order {order_id} does not exist.")
-            if order.state in DONE_STATES:
+            if order.state in DONE_STATES or (order.state == OrderState.PENDING_SYNC and order.membership_id):
                 return self._outcome(order)
+            present = bool(order.card_present) and anchor is None  # the card is taken on the reader
             missing = [n for n, v in (("customer", order.customer_id), ("plan", order.plan_id),
-                                      ("card", order.payment_method_id)) if v is None]
+                                      ("card", order.payment_method_id or (present or None))) if v is None]
             if missing:
                 raise GatewayRejected(f"The order has no {' or '.join(missing)} yet: complete that step first.")
             before = audit.snapshot(order)
             plan = s.get(Plan, order.plan_id)
+            problem = limit_problem(plan, len(order.vehicle_ids or []))
+            if problem:
+                raise GatewayRejected(f"{problem} Remove vehicles first. Nothing was charged.")
             promo = s.get(Promotion, order.promotion_id) if order.promotion_id else None
             customer = s.get(Customer, order.customer_id)
             if anchor is None:
@@ -370,30 +202,39 @@ class BillingService:
             order.kind = kind
             order.next_billing_on = first_billing
             self._ensure_membership(s, order, kind, first_billing, today)
+            claim_vehicles(s, order, holder_label(s, order))
             k = order.idempotency_key
-            pm = s.get(PaymentMethod, order.payment_method_id)
+            # After a final failure (a decline) the next try is a new attempt with new keys: the
+            # gateway answers an old key with its old decline, and a step must never run without
+            # the steps before it.
+            attempt = attempt_suffix(s, order.id)
+            pm = s.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
             if not customer.gateway_customer_id:
                 enqueue(s, order_id=order.id, operation="customer.ensure", payload={"customer_id": customer.id},
                         idempotency_key=make_key(k, "customer"))
-            enqueue(s, order_id=order.id, operation="card.save", payload={"payment_method_row_id": pm.id},
-                    idempotency_key=make_key(k, "card", pm.gateway_token))
-            if order.due_today_cents > 0:
+            if present:
+                if not order.gateway_payment_id:
+                    enqueue_charge(s, order, currency=self.currency)  # its generated card pays the renewals
+            else:
+                enqueue(s, order_id=order.id, operation="card.save", payload={"payment_method_row_id": pm.id},
+                        idempotency_key=make_key(k, "card", pm.gateway_token + attempt))
+            if not present and order.due_today_cents > 0 and not order.gateway_payment_id:  # taken already: never again
                 enqueue(s, order_id=order.id, operation="payment.charge",
                         payload={"payment_method_row_id": pm.id, "amount_cents": order.due_today_cents,
                                  "currency": self.currency},
-                        idempotency_key=make_key(k, "charge", pm.gateway_token))
+                        idempotency_key=make_key(k, "charge", pm.gateway_token + attempt))
             # A sale's promotion is spent on today's charge; a migration's on its first invoice.
             sub_promo = promo.id if (promo and anchor is not None) else None
             enqueue(s, order_id=order.id, operation="subscription.create",
                     payload={"first_billing": first_billing.isoformat(), "promotion_id": sub_promo,
-                             "currency": self.currency},
-                    idempotency_key=make_key(k, "subscription"))
+                             "currency": self.currency,
+                             "extra_vehicles": extra_vehicles(plan, max(1, len(order.vehicle_ids or [])))},
+                    idempotency_key=make_key(k, "subscription", attempt or None))
             order.state, order.last_error, order.updated_at = OrderState.PAYMENT_PENDING, None, utcnow()
             s.add(order)
             audit.record(s, self.actor, f"order.{kind}.billing_started", "sales_order", order.id,
                          before=before, after=audit.snapshot(order))
-        self.processor.run_order(order_id)
-        return self.outcome(order_id)
+        return None
 
     def _ensure_membership(self, s: Session, order: SalesOrder, kind: str, first_billing: dt.date,
                            today: dt.date) -> None:
@@ -425,69 +266,98 @@ class BillingService:
         return BillingOutcome(order.id, order.state, order.last_error, order.state == OrderState.PENDING_SYNC)
 
     def cancel_order(self, order_id: int) -> BillingOutcome:
-        """Abandon an unfinished order (e.g. after a decline): nothing left pending, membership cancelled."""
+        """Abandon an unfinished order (e.g. after a decline): nothing left pending, membership
+        cancelled, cars released. Before saying nothing was charged it asks the outbox what was
+        really sent: a charge that went through is refunded automatically, and one whose answer
+        was lost is looked up at the gateway (and refunded if it happened). The outcome's message
+        says which."""
         with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
+            order = s.get(SalesOrder, order_id, with_for_update=True)
             if order.state == OrderState.CANCELLED:
                 return self._outcome(order)  # already done: a second tap changes nothing
-            if order.state == OrderState.COMPLETED:
+            if order.state == OrderState.COMPLETED or order.gateway_subscription_id:
                 raise GatewayRejected("A completed order cannot be cancelled here: refund or cancel the membership.")
-            if order.gateway_subscription_id or order.gateway_payment_id:
-                raise GatewayRejected("Money already moved for this order: refund it instead of cancelling.")
-            for row in s.exec(select(Outbox).where(Outbox.order_id == order_id, Outbox.status == "pending")).all():
-                row.status, row.last_error = "failed", "order cancelled"
-                s.add(row)
+            # Locked: a replayer's claim either committed before (and is seen here) or waits for this
+            # transaction and then finds the rows no longer pending.
+            rows = s.exec(select(Outbox).where(Outbox.order_id == order_id).order_by(Outbox.id)
+                          .with_for_update()).all()
+            if any(r.status == OutboxStatus.PENDING and lease_is_live(r, utcnow()) for r in rows):
+                raise GatewayRejected("The payment is being taken right now: wait for the reader or the screen "
+                                      "to finish, then cancel.")
+            unsure = [r for r in rows if r.operation in CHARGE_OPERATIONS and r.status == OutboxStatus.PENDING
+                      and r.attempts > 0]
+            for row in rows:
+                if row.status == OutboxStatus.PENDING:
+                    row.status, row.last_error = OutboxStatus.FAILED, "order cancelled"
+                    s.add(row)
             before = audit.snapshot(order)
-            order.state, order.updated_at = OrderState.CANCELLED, utcnow()
-            if order.membership_id:
-                m = s.get(Membership, order.membership_id)
+            note = self._settle(s, order, unsure, "order cancelled")
+            order.state, order.last_error, order.updated_at = OrderState.CANCELLED, note, utcnow()
+            self._end_membership(s, order)
+            s.add(order)
+            audit.record(s, self.actor, "order.cancel", "sales_order", order.id, before=before,
+                         after=audit.snapshot(order))
+        self.run_settlements(order_id)
+        with self.db.write() as s:
+            order = s.get(SalesOrder, order_id)
+            lookup = s.exec(select(Outbox).where(Outbox.operation == "payment.refund_if_charged",
+                                                 Outbox.status == OutboxStatus.DONE)).all()
+            for row in lookup:
+                if row.payload.get("order_id") == order_id:  # the gateway answered: say what it found
+                    amount = int((row.result or {}).get("amount_cents") or 0)
+                    order.last_error = (f"The {money(amount)} charge that reached the bank is refunded automatically."
+                                        if amount else None)
+                    s.add(order)
+            return self._outcome(order)
+
+    def _settle(self, s: Session, order: SalesOrder, unsure: list[Outbox], reason: str) -> str | None:
+        """Queue the refund of whatever the order took (or may have taken); the attendant's words."""
+        k = order.idempotency_key
+        if order.gateway_payment_id:
+            # What is still ours to give back: a manager may have refunded part of it already.
+            amount = charged_cents(s, order) - (order.refunded_cents or 0) - refunds_in_flight(s, order.id)
+            if amount <= 0:
+                return None
+            enqueue(s, order_id=None, operation="payment.refund",
+                    payload={"payment_id": order.gateway_payment_id, "amount_cents": amount, "order_id": order.id,
+                             "reason": reason, "chain": f"{k}:settle"},
+                    idempotency_key=make_key(k, "auto-refund"))
+            audit.record(s, self.actor, "order.refund_automatic", "sales_order", order.id,
+                         after={"amount_cents": amount, "reason": reason})
+            return f"The {money(amount)} charge is refunded automatically."
+        if unsure:
+            enqueue(s, order_id=None, operation="payment.refund_if_charged",
+                    payload={"order_id": order.id, "reason": reason, "chain": f"{k}:settle"},
+                    idempotency_key=make_key(k, "refund-if-charged"))
+            audit.record(s, self.actor, "order.refund_if_charged", "sales_order", order.id, after={"reason": reason})
+            return ("The card may have been charged just before the network dropped: the charge is looked up and "
+                    "refunded automatically.")
+        return None
+
+    def run_settlements(self, order_id: int) -> None:
+        """Send the order's automatic refunds now (the app's timer retries them if the network is down)."""
+        with self.db.read() as s:
+            ids = [r.id for r in s.exec(select(Outbox).where(Outbox.status == OutboxStatus.PENDING,
+                                                             col(Outbox.order_id).is_(None),
+                                                             col(Outbox.operation).in_(SETTLE_OPERATIONS)))
+                   if (r.payload or {}).get("order_id") == order_id]
+        if ids:
+            self.processor.run_rows(ids)
+
+    def _end_membership(self, s: Session, order: SalesOrder) -> None:
+        release_order(s, order.id)
+        if order.membership_id and order.kind == OrderKind.PLAN_CHANGE:
+            m = s.get(Membership, order.membership_id)
+            m.pending_sync = False  # the plan did not change: the membership goes on as it was
+            s.add(m)
+        elif order.membership_id:
+            m = s.get(Membership, order.membership_id)
+            if m.status != MembershipStatus.CANCELLED:
                 m.status, m.pending_sync = MembershipStatus.CANCELLED, False
                 s.add(m)
                 if order.promotion_id:
                     # The use was counted when the membership was made; no sale, so the code gets it back.
                     _count_redemption(s, order.promotion_id, -1)
-            s.add(order)
-            audit.record(s, self.actor, "order.cancel", "sales_order", order.id, before=before,
-                         after=audit.snapshot(order))
-            return self._outcome(order)
-
-    # --- membership changes ------------------------------------------------------------------------
-    def _membership_call(self, operation: str, membership_id: int, idempotency_key: str,
-                         **payload: Any) -> RunResult:
-        with self.db.write() as s:
-            m = s.get(Membership, membership_id)
-            if m is None:
-                raise GatewayRejected(f"Membership {membership_id} does not exist.")
-            enqueue(s, order_id=None, operation=operation,
-                    payload={"membership_id": membership_id, "currency": self.currency, **payload},
-                    idempotency_key=idempotency_key)
-            audit.record(s, self.actor, operation, "membership", membership_id, after=payload or None)
-        return self.processor.run_order(None)
-
-    def pause(self, membership_id: int, *, idempotency_key: str, resumes_at: dt.date | None = None) -> RunResult:
-        return self._membership_call("subscription.pause", membership_id, idempotency_key,
-                                     resumes_at=resumes_at.isoformat() if resumes_at else None)
-
-    def resume(self, membership_id: int, *, idempotency_key: str) -> RunResult:
-        return self._membership_call("subscription.resume", membership_id, idempotency_key)
-
-    def cancel_at_period_end(self, membership_id: int, *, idempotency_key: str) -> RunResult:
-        return self._membership_call("subscription.cancel", membership_id, idempotency_key)
-
-    def change_plan(self, membership_id: int, plan_id: int, *, idempotency_key: str) -> RunResult:
-        return self._membership_call("subscription.change_plan", membership_id, idempotency_key, plan_id=plan_id)
-
-    def refund(self, order_id: int, *, amount_cents: int | None = None, idempotency_key: str | None = None) -> RunResult:
-        with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
-            if not order.gateway_payment_id:
-                raise GatewayRejected("Nothing was charged on this order, so there is nothing to refund.")
-            key = idempotency_key or make_key(order.idempotency_key, "refund", str(amount_cents))
-            enqueue(s, order_id=None, operation="payment.refund",
-                    payload={"payment_id": order.gateway_payment_id, "amount_cents": amount_cents,
-                             "order_id": order_id}, idempotency_key=key)
-            audit.record(s, self.actor, "order.refund", "sales_order", order_id, after={"amount_cents": amount_cents})
-        return self.processor.run_order(None)
 
     # --- outbox hooks ----------------------------------------------------------------------------------
     def on_synced(self, s: Session, order_id: int) -> None:
@@ -506,6 +376,19 @@ class BillingService:
         audit.record(s, self.actor, "order.completed", "sales_order", order.id, before=before,
                      after=audit.snapshot(order))
 
+    def on_late_result(self, s: Session, row: Outbox, result: dict[str, Any]) -> None:
+        """A charge that went through after its order was cancelled: recorded, then refunded."""
+        if row.operation not in CHARGE_OPERATIONS or not result.get("payment_id") or row.order_id is None:
+            return
+        order = s.get(SalesOrder, row.order_id, with_for_update=True)
+        order.gateway_payment_id = order.gateway_payment_id or result["payment_id"]
+        note = self._settle(s, order, [], "charged after the order was cancelled")
+        order.last_error = note
+        s.add(order)
+
+    def on_row_failed(self, s: Session, row: Outbox, error: PaymentError) -> None:
+        on_row_failed(s, row, error)
+
     def on_pending_sync(self, s: Session, order_id: int, error: PaymentError) -> None:
         order = s.get(SalesOrder, order_id)
         if order.state in (OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC):
@@ -520,10 +403,25 @@ class BillingService:
     def on_failed(self, s: Session, order_id: int, entry: Outbox, error: PaymentError) -> None:
         order = s.get(SalesOrder, order_id)
         before = audit.snapshot(order)
+        if order.gateway_payment_id and entry.operation not in CHARGE_OPERATIONS:
+            # The money was taken and a later step failed for good: never keep it stranded.
+            note = self._settle(s, order, [], f"{entry.operation} failed: {error}")
+            order.state, order.updated_at = OrderState.CANCELLED, utcnow()
+            order.last_error = f"{error} {note}"
+            self._end_membership(s, order)
+            s.add(order)
+            audit.record(s, self.actor, "order.failed_after_charge", "sales_order", order.id, before=before,
+                         after={"step": entry.operation, "error": str(error)})
+            return
         # Back to the payment step: the attendant can take another card (new keys) or cancel.
         order.state, order.last_error, order.updated_at = OrderState.PAYMENT_PENDING, str(error), utcnow()
         s.add(order)
-        if order.membership_id:
+        release_order(s, order.id)
+        if order.membership_id and order.kind == OrderKind.PLAN_CHANGE:
+            m = s.get(Membership, order.membership_id)
+            m.pending_sync = False  # the plan change did not happen: the membership is as it was
+            s.add(m)
+        elif order.membership_id:
             m = s.get(Membership, order.membership_id)
             m.status = MembershipStatus.PAST_DUE
             s.add(m)
@@ -538,7 +436,7 @@ def sync_plans(db: Any, gateway: PaymentGateway, currency: str = "usd") -> list[
         plans = list(s.exec(select(Plan).where(Plan.active)).all())
         promos = list(s.exec(select(Promotion).where(Promotion.active)).all())
     for plan in plans:
-        synced = gateway.sync_plan(PlanSpec(plan.code, plan.name, plan.price_cents, plan.interval, currency))
+        synced = gateway.sync_plan(plan_spec(plan, currency))
         with db.write() as s:
             row = s.get(Plan, plan.id)
             row.gateway_product_id, row.gateway_price_id = synced.product_id, synced.price_id

@@ -92,16 +92,18 @@ HOLD_TTL = dt.timedelta(minutes=15)
 _LANES_SQL = "SELECT id, name, kind FROM lane WHERE active = {true} ORDER BY position, id"
 _SESSIONS_SQL = """
 SELECT s.id, s.lane_id, s.plate, s.make, s.model, s.colour, s.arrived_at, s.status, s.held_by, s.held_at,
-       s.confidence, s.customer_id, s.legacy_member_id, c.first_name, c.last_name
+       s.confidence, s.customer_id, s.legacy_member_id, c.first_name, c.last_name, s.vehicle_id
 FROM vehicle_session s
 LEFT JOIN customer c ON c.id = s.customer_id
 WHERE s.status IN ('waiting', 'in_service') {only}
 ORDER BY s.arrived_at, s.id
 """
+# The badge is the car's, not the customer's: a member's second car that no membership covers
+# is not MEMBER.
 _MEMBERSHIPS_SQL = """
-SELECT m.customer_id, m.status, m.pending_sync, p.name
-FROM membership m JOIN plan p ON p.id = m.plan_id
-WHERE m.customer_id IN ({ids})
+SELECT mv.vehicle_id, m.status, m.pending_sync, p.name
+FROM membership m JOIN plan p ON p.id = m.plan_id JOIN membership_vehicle mv ON mv.membership_id = m.id
+WHERE mv.vehicle_id IN ({ids})
 """
 
 
@@ -124,18 +126,18 @@ def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = Non
         sql = sql.replace("WHERE s.status IN ('waiting', 'in_service') {only}", "WHERE s.id IN ({only})")
         only = ",".join(str(int(i)) for i in session_ids)
     rows = _fetch(conn, sql.format(only=only))
-    customer_ids = sorted({r[11] for r in rows if r[11] is not None})
+    vehicle_ids = sorted({r[15] for r in rows if r[15] is not None})
     best: dict[int, tuple[str, bool, str]] = {}
-    if customer_ids:
-        for customer_id, status, pending_sync, plan_name in _fetch(conn, _MEMBERSHIPS_SQL.format(ids=",".join(map(str, customer_ids)))):
-            current = best.get(customer_id)
+    if vehicle_ids:
+        for vehicle_id, status, pending_sync, plan_name in _fetch(conn, _MEMBERSHIPS_SQL.format(ids=",".join(map(str, vehicle_ids)))):
+            current = best.get(vehicle_id)
             if current is None or membership_rank(status) < membership_rank(current[0]):
-                best[customer_id] = (status, bool(pending_sync), plan_name)
+                best[vehicle_id] = (status, bool(pending_sync), plan_name)
     now = now or dt.datetime.now(dt.UTC)
     bubbles = []
     for (sid, lane_id, plate, make, model, colour, arrived_at, status, held_by, held_at, confidence,
-         customer_id, legacy_id, first, last) in rows:
-        membership = best.get(customer_id) if customer_id is not None else None
+         customer_id, legacy_id, first, last, vehicle_id) in rows:
+        membership = best.get(vehicle_id) if vehicle_id is not None and customer_id is not None else None
         m_status = membership[0] if membership else None
         if held_by and held_at is not None and now - as_utc(held_at) > HOLD_TTL:
             held_by = None

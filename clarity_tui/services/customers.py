@@ -17,15 +17,14 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from clarity_tui.payments.base import CustomerInfo, PaymentGateway, PlanSpec
-from clarity_tui.payments.cards import CardToken, ManualCard
-from clarity_tui.payments.errors import PaymentError
+from clarity_tui.payments.base import PaymentGateway
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import hash_pin, verify_pin
@@ -36,6 +35,16 @@ from clarity_tui.services.identity import (
     normalize_email,
     normalize_phone,
 )
+from clarity_tui.services.customer_input import (  # the record's refusals, re-exported from here
+    CustomerError,
+    InUse,
+    NotFound,
+    StaleRecord,
+    ValidationFailed,
+    parse_date,
+    parse_int,
+)
+from clarity_tui.services.customer_memberships import CustomerMemberships
 from clarity_tui.services.mailer import Mailer
 from clarity_tui.services.permissions import Permission, PermissionDenied, require
 from db.engine import Database
@@ -79,31 +88,6 @@ CONTACT_FIELDS = ["first_name", "last_name", "phone_e164", "email", "address_lin
                   "city", "region", "postal_code", "country", "question_answers"]
 RESET_TOKEN_HOURS = 24
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{2,119}$")
-
-
-# --- errors ------------------------------------------------------------------------
-
-
-class CustomerError(Exception):
-    """A refused change; str() says what happened and what to do."""
-
-
-class NotFound(CustomerError, LookupError):
-    pass
-
-
-class ValidationFailed(CustomerError, ValueError):
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = errors
-        super().__init__(" ".join(errors.values()))
-
-
-class StaleRecord(CustomerError):
-    pass
-
-
-class InUse(CustomerError):
-    pass
 
 
 # --- views -------------------------------------------------------------------------
@@ -162,6 +146,9 @@ class MembershipInfo:
     vehicles: tuple[str, ...]
     benefits: tuple[str, ...]
     max_vehicles: int
+    # A downgrade waiting for the next billing date: "changes to Basic Wash Club on 2026-12-14".
+    scheduled_change: str | None = None
+    vehicle_limit: int = 1
 
 
 @dataclass(frozen=True)
@@ -235,33 +222,6 @@ def display_phone(e164: str | None, site_region: str = "US") -> str:
 # --- parsing helpers --------------------------------------------------------------------
 
 
-def parse_date(text: str | dt.date | None, what: str, errors: dict[str, str], key: str) -> dt.date | None:
-    if text is None or isinstance(text, dt.date):
-        return text
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        errors[key] = f"{what} '{text}' is not a date: use YYYY-MM-DD (for example 2026-12-31)."
-        return None
-
-
-def parse_int(text: str | int, what: str, errors: dict[str, str], key: str, minimum: int = 0) -> int:
-    if isinstance(text, int):
-        value = text
-    else:
-        try:
-            value = int(str(text).strip())
-        except ValueError:
-            errors[key] = f"{what} '{text}' is not a whole number."
-            return minimum
-    if value < minimum:
-        errors[key] = f"{what} must be at least {minimum}."
-    return value
-
-
 def _reset_token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -269,19 +229,22 @@ def _reset_token_digest(token: str) -> str:
 # --- the service -------------------------------------------------------------------------
 
 
-class CustomerService:
+class CustomerService(CustomerMemberships):
     def __init__(self, db: Database, *, phone_region: str = "US", gateway: PaymentGateway | None = None,
-                 mailer: Mailer | None = None, reset_url: str = "https://example.invalid/reset-password") -> None:
+                 mailer: Mailer | None = None, reset_url: str = "https://example.invalid/reset-password",
+                 today: Callable[[], dt.date] | None = None) -> None:
         self.db = db
+        self.today = today or dt.date.today  # the site's day: plan changes and scheduled downgrades
         self.phone_region = phone_region
         self.gateway = gateway
         self.mailer = mailer
         self.reset_url = reset_url
 
     @classmethod
-    def from_settings(cls, db: Database, settings: Any, gateway: PaymentGateway | None = None) -> "CustomerService":
+    def from_settings(cls, db: Database, settings: Any, gateway: PaymentGateway | None = None,
+                      today: Callable[[], dt.date] | None = None) -> "CustomerService":
         return cls(db, phone_region=settings.site.phone_region, gateway=gateway, mailer=Mailer(settings.smtp),
-                   reset_url=settings.smtp.reset_url)
+                   reset_url=settings.smtp.reset_url, today=today)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -343,14 +306,23 @@ class CustomerService:
         out = []
         rows = s.exec(select(Membership, Plan).join(Plan, col(Plan.id) == Membership.plan_id)
                       .where(Membership.customer_id == customer_id).order_by(col(Membership.id))).all()
+        from clarity_tui.services.membership_actions import effective_plan_id
+        from clarity_tui.services.plan_changes import scheduled_note
+        from clarity_tui.services.plan_pricing import vehicle_limit
+
         for m, plan in rows:
             vehicles = s.exec(select(Vehicle).join(MembershipVehicle, col(MembershipVehicle.vehicle_id) == Vehicle.id)
                               .where(MembershipVehicle.membership_id == m.id).order_by(col(Vehicle.id))).all()
+            # A downgrade whose date has passed shows as done, before the billing sync applies it.
+            plan = s.get(Plan, effective_plan_id(m, self.today())) or plan
+            scheduled = s.get(Plan, m.scheduled_plan_id) if m.scheduled_plan_id and plan.id != m.scheduled_plan_id \
+                else None
             out.append(MembershipInfo(
                 m.id, plan.code, plan.name, plan.tier, m.status, m.started_on, m.expires_on, m.next_billing_on,  # type: ignore[arg-type]
                 m.cancel_at_period_end, m.pending_sync, m.version, m.gateway_subscription_id,
                 tuple(" ".join(x for x in (v.plate, v.colour, v.make, v.model) if x) for v in vehicles),
                 tuple(plan.benefits or ()), plan.max_vehicles,
+                scheduled_note(scheduled.name, m.scheduled_plan_on) if scheduled else None, vehicle_limit(plan),
             ))
         # Current memberships first.
         order = {MembershipStatus.ACTIVE: 0, MembershipStatus.PAST_DUE: 1, MembershipStatus.PAUSED: 2}
@@ -572,168 +544,6 @@ class CustomerService:
             before = audit.snapshot(rel, ["id", "customer_id", "related_customer_id", "kind"])
             s.delete(rel)
             audit.record(s, actor, "relationship.removed", "customer", rel.customer_id, before=before)
-
-    # --- memberships -----------------------------------------------------------------------------------
-
-    def _membership(self, s: Session, membership_id: int, expected_version: int | None, *, lock: bool = True) -> Membership:
-        m = s.get(Membership, membership_id, with_for_update=lock or None)
-        if m is None:
-            raise NotFound(f"Membership {membership_id} no longer exists: reload the record.")
-        if expected_version is not None and m.version != expected_version:
-            raise self._stale(s, "membership", membership_id, "This membership")
-        return m
-
-    def set_expiration(self, actor: Actor, membership_id: int, expected_version: int, expires_on: str | dt.date | None) -> None:
-        require(actor, Permission.EXPIRATION)
-        errors: dict[str, str] = {}
-        date = parse_date(expires_on, "Expiration date", errors, "expires_on")
-        if errors:
-            raise ValidationFailed(errors)
-        with self.db.write() as s:
-            m = self._membership(s, membership_id, expected_version)
-            if date is not None and date < m.started_on:
-                raise ValidationFailed({"expires_on": f"The expiration date cannot be before the start date ({m.started_on})."})
-            before = audit.snapshot(m, ["expires_on"])
-            m.expires_on = date
-            m.version += 1
-            m.updated_at = utcnow()
-            audit.record(s, actor, "membership.expiration_set", "membership", m.id, before=before, after=audit.snapshot(m, ["expires_on"]))
-
-    def _gateway_step(self, m: Membership, action: str, call) -> Any:  # noqa: ANN001
-        """Run a gateway call for a gateway-billed membership (outside any DB transaction)."""
-        if not m.gateway_subscription_id:
-            return None
-        if self.gateway is None:
-            raise CustomerError("This membership is billed through the payment gateway, and no gateway is configured "
-                                "on this terminal: check the payments settings.")
-        key = f"membership:{m.id}:{action}:v{m.version}"
-        try:
-            return call(m.gateway_subscription_id, key)
-        except PaymentError as exc:
-            raise CustomerError(f"The payment gateway refused to {action.replace('_', ' ')}: {exc} Nothing was changed.") from exc
-
-    def _apply_membership(self, actor: Actor, membership_id: int, version: int, action: str, allowed_from: set[str],
-                          gateway_call, change) -> None:  # noqa: ANN001
-        """Check, call the gateway, then apply `change(m, plan_or_none)` with an audit row."""
-        require(actor, Permission.MEMBERSHIP)
-        with self.db.read() as s:
-            m = self._membership(s, membership_id, version, lock=False)
-            if m.status not in allowed_from:
-                raise CustomerError(f"A {m.status.replace('_', ' ')} membership cannot be {action.replace('_', ' ')}d.")
-        result = self._gateway_step(m, action, gateway_call) if gateway_call else None
-        with self.db.write() as s:
-            m2 = self._membership(s, membership_id, version)
-            fields = ["status", "plan_id", "cancel_at_period_end", "expires_on"]
-            before = audit.snapshot(m2, fields)
-            change(s, m2, result)
-            m2.version += 1
-            m2.updated_at = utcnow()
-            audit.record(s, actor, f"membership.{action}", "membership", m2.id, before=before,
-                         after={**(audit.snapshot(m2, fields) or {}), "gateway": bool(result)})
-
-    def pause_membership(self, actor: Actor, membership_id: int, version: int) -> None:
-        def change(_s: Session, m: Membership, _r: Any) -> None:
-            m.status = MembershipStatus.PAUSED
-
-        self._apply_membership(actor, membership_id, version, "pause", {MembershipStatus.ACTIVE},
-                               lambda sub, key: self.gateway.pause(sub, idempotency_key=key), change)  # type: ignore[union-attr]
-
-    def resume_membership(self, actor: Actor, membership_id: int, version: int) -> None:
-        def change(_s: Session, m: Membership, _r: Any) -> None:
-            m.status = MembershipStatus.ACTIVE
-
-        self._apply_membership(actor, membership_id, version, "resume", {MembershipStatus.PAUSED},
-                               lambda sub, key: self.gateway.resume(sub, idempotency_key=key), change)  # type: ignore[union-attr]
-
-    def cancel_at_period_end(self, actor: Actor, membership_id: int, version: int) -> None:
-        def change(_s: Session, m: Membership, _r: Any) -> None:
-            m.cancel_at_period_end = True
-            m.expires_on = m.next_billing_on or m.expires_on
-
-        self._apply_membership(actor, membership_id, version, "cancel", {MembershipStatus.ACTIVE, MembershipStatus.PAUSED, MembershipStatus.PAST_DUE},
-                               lambda sub, key: self.gateway.cancel_at_period_end(sub, idempotency_key=key), change)  # type: ignore[union-attr]
-
-    def change_plan(self, actor: Actor, membership_id: int, version: int, plan_code: str) -> str:
-        """Upgrade or downgrade; returns "upgrade" or "downgrade"."""
-        require(actor, Permission.MEMBERSHIP)
-        with self.db.read() as s:
-            m = self._membership(s, membership_id, version, lock=False)
-            plan = s.exec(select(Plan).where(Plan.code == plan_code, Plan.active == True)).first()  # noqa: E712
-            current = s.get(Plan, m.plan_id)
-            if plan is None:
-                raise ValidationFailed({"plan": "Choose one of the plans on sale."})
-            if plan.id == m.plan_id:
-                raise ValidationFailed({"plan": f"The membership is already on {plan.name}."})
-            vehicles = len(s.exec(select(MembershipVehicle).where(MembershipVehicle.membership_id == membership_id)).all())
-            if vehicles > plan.max_vehicles:
-                raise ValidationFailed({"plan": f"{plan.name} covers {plan.max_vehicles} vehicle(s) and this membership has {vehicles}: "
-                                                "remove vehicles first."})
-        direction = "upgrade" if (plan.tier, plan.price_cents) > (current.tier, current.price_cents) else "downgrade"  # type: ignore[union-attr]
-
-        def call(sub: str, key: str) -> Any:
-            assert self.gateway is not None
-            price_id = plan.gateway_price_id
-            if not price_id:
-                synced = self.gateway.sync_plan(PlanSpec(plan.code, plan.name, plan.price_cents, plan.interval))
-                price_id = synced.price_id
-                with self.db.write() as ws:
-                    p = ws.get(Plan, plan.id)
-                    p.gateway_product_id, p.gateway_price_id = synced.product_id, synced.price_id  # type: ignore[union-attr]
-            return self.gateway.change_plan(sub, price_id, idempotency_key=key)
-
-        def change(_s: Session, m2: Membership, _r: Any) -> None:
-            m2.plan_id = plan.id  # type: ignore[assignment]
-
-        self._apply_membership(actor, membership_id, version, direction,
-                               {MembershipStatus.ACTIVE, MembershipStatus.PAUSED, MembershipStatus.PAST_DUE}, call, change)
-        return direction
-
-    def update_card(self, actor: Actor, membership_id: int, version: int, card: CardToken | ManualCard) -> PaymentMethod:
-        """Save a new card as the member's default through the gateway; a past-due member's
-        period is then charged on it and the membership becomes active again."""
-        require(actor, Permission.MEMBERSHIP)
-        if self.gateway is None:
-            raise CustomerError("No payment gateway is configured on this terminal: check the payments settings.")
-        gw = self.gateway
-        with self.db.read() as s:
-            m = self._membership(s, membership_id, version, lock=False)
-            c = self._customer(s, m.customer_id)
-            plan = s.get(Plan, m.plan_id)
-        # Each card attempt gets its own keys (a declined card followed by another must not
-        # replay the first); the charge is keyed by membership version and saved card.
-        base = f"membership:{m.id}:card:v{m.version}:{secrets.token_hex(4)}"
-        try:
-            gw_customer = c.gateway_customer_id or gw.ensure_customer(
-                CustomerInfo(c.customer_number, f"{c.first_name} {c.last_name}".strip(), c.email, c.phone_e164),
-                idempotency_key=f"customer:{c.customer_number}:ensure")
-            token = gw.tokenize_card(card, idempotency_key=f"{base}:token") if isinstance(card, ManualCard) else card
-            saved = gw.save_card(gw_customer, token, idempotency_key=f"{base}:save", make_default=True)
-            charged = None
-            if m.status == MembershipStatus.PAST_DUE and plan is not None:
-                charged = gw.charge(gw_customer, saved.payment_method_id, plan.price_cents,
-                                    metadata={"membership": str(m.id), "reason": "past_due"},
-                                    idempotency_key=f"membership:{m.id}:past_due:v{m.version}:{saved.payment_method_id}")
-        except PaymentError as exc:
-            raise CustomerError(f"The card was not saved: {exc}") from exc
-        with self.db.write() as s:
-            m2 = self._membership(s, membership_id, version)
-            c2 = self._customer(s, m2.customer_id)
-            c2.gateway_customer_id = gw_customer
-            for pm in s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == c2.id, PaymentMethod.is_default == True)):  # noqa: E712
-                pm.is_default = False
-            pm = PaymentMethod(customer_id=c2.id, gateway=gw.name, gateway_token=saved.payment_method_id, brand=saved.brand,  # type: ignore[arg-type]
-                               last4=saved.last4, exp_month=saved.exp_month, exp_year=saved.exp_year, is_default=True)
-            s.add(pm)
-            before = audit.snapshot(m2, ["status"])
-            if charged is not None:
-                m2.status = MembershipStatus.ACTIVE
-            m2.version += 1
-            m2.updated_at = utcnow()
-            s.flush()
-            audit.record(s, actor, "membership.card_updated", "membership", m2.id, before=before,
-                         after={"status": m2.status, "card": f"{saved.brand} {saved.last4}", "payment_method_id": pm.id,
-                                "charged_cents": charged.amount_cents if charged else 0})
-            return pm
 
     # --- web login ------------------------------------------------------------------------------------
 

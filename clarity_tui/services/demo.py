@@ -17,6 +17,7 @@ from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import hash_pin
 from clarity_tui.services.identity import customer_search_keys
+from clarity_tui.services.memberships import CURRENT_STATUSES
 from clarity_tui.services.plates import normalize_plate
 from db.engine import Database
 from db.models import (
@@ -36,6 +37,7 @@ from db.models import (
     Role,
     TermsVersion,
     Vehicle,
+    VehicleClaim,
     utcnow,
 )
 
@@ -55,12 +57,13 @@ VEHICLES = [
     ("Kia", "Sorento"), ("Ram", "1500"), ("Mazda", "CX-5"), ("Audi", "A4"), ("Volkswagen", "Jetta"),
 ]
 COLOURS = ["White", "Black", "Silver", "Grey", "Blue", "Red", "Green", "Beige", "Brown"]
+DEMO_VEHICLE_LIMIT = 5  # the family plan: 3 included, up to 5 with extras
 PLAN_SPECS = [
     # code, name, tier, price, benefits, max_vehicles, extra vehicle price
     ("BASIC", "Basic Wash Club", 1, 1999, ["Exterior wash", "Spot-free rinse", "Free vacuums"], 1, 0),
     ("DELUXE", "Deluxe Wash Club", 2, 2999, ["Everything in Basic", "Underbody flush", "Triple foam", "Tire shine"], 1, 0),
     ("ULTIMATE", "Ultimate Wash Club", 3, 3999, ["Everything in Deluxe", "Ceramic seal", "Rain repellent", "Priority lane"], 1, 0),
-    ("FAMILY", "Family Ultimate", 3, 5999, ["Ultimate for up to 3 vehicles", "Each extra vehicle $15"], 3, 1500),
+    ("FAMILY", "Family Ultimate", 3, 5999, ["Everything in Ultimate", "For the whole family"], 3, 1500),
 ]
 OPERATORS = [("Alex Attendant", Role.ATTENDANT, "123456"), ("Morgan Manager", Role.MANAGER, "654321"),
              ("Taylor Tech", Role.TECHNICIAN, "111111"), ("Sam Support", Role.SUPPORT, "999999")]
@@ -98,7 +101,8 @@ def ensure_reference_data(s: Session) -> dict[str, Plan]:
     plans = {p.code: p for p in s.exec(select(Plan))}
     for code, name, tier, price, benefits, max_vehicles, extra in PLAN_SPECS:
         if code not in plans:
-            plan = Plan(code=code, name=name, tier=tier, price_cents=price, benefits=benefits, max_vehicles=max_vehicles, extra_vehicle_price_cents=extra)
+            plan = Plan(code=code, name=name, tier=tier, price_cents=price, benefits=benefits, max_vehicles=max_vehicles,
+                        extra_vehicle_price_cents=extra, vehicle_limit=DEMO_VEHICLE_LIMIT if extra else None)
             s.add(plan)
             plans[code] = plan
     if s.exec(select(func.count()).select_from(Promotion)).one() == 0:
@@ -177,6 +181,8 @@ def seed_demo(db: Database, customers: int = 200, legacy: int = 100, seed: int =
                 s.flush()
                 for v in vehicles[: plan.max_vehicles]:
                     s.add(MembershipVehicle(membership_id=m.id, vehicle_id=v.id))
+                    if status in CURRENT_STATUSES:  # the car is this member's: no other sale may take it
+                        s.add(VehicleClaim(vehicle_id=v.id, membership_id=m.id, holder=f"{c.first_name} {c.last_name}"))
         legacy_existing = s.exec(select(func.count()).select_from(LegacyMember)).one()
         for j in range(legacy_existing, legacy):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)

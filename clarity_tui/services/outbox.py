@@ -1,20 +1,25 @@
 """The payments outbox: gateway calls recorded before they are made, replayed until done.
 
-A service writes outbox rows in the same transaction as the order step that
-needs them. After commit, `OutboxProcessor.run_order()` executes them in order:
-  1. count the attempt (commit),
-  2. call the gateway with the row's idempotency key,
+A service writes outbox rows in the same transaction as the local change that needs them.
+After commit, `OutboxProcessor.run_order()` (an order's rows, in order) or `run_rows()` (rows
+of no order: membership actions, refunds) executes them:
+  1. claim the row with a lease (owner, expiry) and count the attempt (commit). On
+     PostgreSQL the candidate row is locked `FOR UPDATE SKIP LOCKED`; on SQLite the claim is a
+     conditional UPDATE under `BEGIN IMMEDIATE`. No two processes ever send the same step at once;
+     a lease left by a dead process (same host, pid gone) or an expired one is taken over;
+  2. call the gateway with the row's idempotency key;
   3. in one transaction: apply the result to our rows and mark the row done.
-A crash anywhere in between leaves the row pending; replaying it sends the same
-key, so the gateway returns the first result instead of acting twice. Gateways forget
-keys after a day (Stripe: 24 hours), so a row replayed later than KEY_TRUSTED_FOR first
-asks the gateway whether its earlier attempt took effect (`Operation.recover`, by the
-order key in the metadata) and records that result instead of calling again.
-Transient errors (network down, timeout) leave the row pending and the order
-"pending sync"; final errors (a decline) mark the row failed.
+A crash anywhere in between leaves the row pending; replaying it sends the same key, so the
+gateway returns the first result instead of acting twice. Gateways forget keys after a day
+(Stripe: 24 hours), so a row replayed later than KEY_TRUSTED_FOR first asks the gateway whether
+its earlier attempt took effect (`Recoverable.recover`, by the order key in the metadata).
+Stripe also caches a 5xx under its key: such a row is marked `key_poisoned`, and its next attempt
+looks the object up first and, if nothing took effect, sends under a fresh key.
+Transient errors (network down, timeout, 409 key in use, 5xx) leave the row pending with a
+backoff; final errors (a decline) mark the row failed.
 
-The app calls `replay_pending()` at start-up and periodically (see
-`start_replay_thread()`), so orders sync when the network returns.
+The running app replays due rows on a timer (`App.replay_outbox`, every REPLAY_EVERY seconds);
+`clarity-tui payments replay` does it once. One stuck order never blocks the others.
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import threading
+import os
+import secrets
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from clarity_tui.payments.base import PaymentGateway
 from clarity_tui.payments.errors import PaymentError
@@ -39,6 +48,13 @@ log = logging.getLogger(__name__)
 NOT_RUN = "not run: an earlier step of this order failed"
 # Stripe keeps an idempotency key for 24 hours; an hour's margin for clocks and slow replays.
 KEY_TRUSTED_FOR = dt.timedelta(hours=23)
+# A replayer holds a row this long at most: longer than a gateway call's timeout and than the
+# card reader's wait for the customer (a card-present payment is one row).
+LEASE = dt.timedelta(minutes=5)
+CLAIM_POLL = 0.05
+BACKOFF_FIRST, BACKOFF_MAX = 30, 5 * 60
+# The running app looks for due rows this often.
+REPLAY_EVERY = 30.0
 
 
 class Operation(Protocol):
@@ -110,7 +126,7 @@ def order_settled(session: Session, order_id: int) -> bool:
 @dataclass
 class RunResult:
     order_id: int | None
-    status: str  # "synced" | "pending_sync" | "failed" | "idle"
+    status: str  # "synced" | "pending_sync" | "failed" | "idle" | "busy" (another replayer has it)
     error: PaymentError | None = None
     done: list[str] = field(default_factory=list)
 
@@ -119,68 +135,136 @@ class RunResult:
         return None if self.error is None else str(self.error)
 
 
+def _owner_alive(owner: str | None) -> bool:
+    """A lease owner is `host:pid:token`. On this host, a pid that is gone holds nothing."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's terminal: trust its lease until it expires
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lease_is_live(row: Outbox, now: dt.datetime) -> bool:
+    """Another replayer is sending this row now: its lease has not run out and its process lives."""
+    return (row.claimed_until is not None and stored_utc(row.claimed_until) > now
+            and _owner_alive(row.claimed_by))
+
+
+def backoff(attempts: int, first: float = BACKOFF_FIRST) -> dt.timedelta:
+    """30 s, 1 min, 2 min, ... at most 5 minutes between tries of one row: a site back online syncs soon."""
+    return dt.timedelta(seconds=min(BACKOFF_MAX, first * 2 ** max(0, attempts - 1)))
+
+
 class OutboxProcessor:
     def __init__(self, db: Any, gateway: PaymentGateway, operations: dict[str, Operation],
-                 hooks: OrderHooks | None = None) -> None:
+                 hooks: OrderHooks | None = None, *, lease: dt.timedelta = LEASE,
+                 backoff_first: float = BACKOFF_FIRST) -> None:
         self.db = db
         self.gateway = gateway
         self.operations = operations
         self.hooks = hooks
+        self.lease = lease
+        self.backoff_first = backoff_first
         # Observers called at each step (point, entry): tests use them to crash on purpose.
         self.observers: list[Callable[[str, Outbox], None]] = []
-        self._lock = threading.Lock()
 
     def _observe(self, point: str, entry: Outbox) -> None:
         for fn in self.observers:
             fn(point, entry)
 
-    def _pending(self, order_id: int | None) -> list[Outbox]:
+    # --- claiming ---------------------------------------------------------------------------
+    def _claim(self, row_id: int, owner: str) -> Outbox | str:
+        """Lease the row for `owner`. Returns the claimed row, or why not: "done" (not pending any
+        more) or "busy" (another live replayer holds it)."""
+        now = utcnow()
+        with self.db.write() as s:
+            q = select(Outbox).where(Outbox.id == row_id)
+            if not self.db.is_sqlite:
+                q = q.with_for_update(skip_locked=True)
+            row = s.exec(q).first()
+            if row is None:
+                return "busy" if not self.db.is_sqlite else "done"
+            if row.status != OutboxStatus.PENDING:
+                return "done"
+            if lease_is_live(row, now):
+                return "busy"
+            # Conditional on what we just read, so the claim holds even without the row lock.
+            claimed = s.exec(update(Outbox).where(
+                col(Outbox.id) == row_id, col(Outbox.status) == OutboxStatus.PENDING,
+                col(Outbox.attempts) == row.attempts,
+            ).values(claimed_by=owner, claimed_until=now + self.lease, attempts=row.attempts + 1,
+                     updated_at=now)).rowcount
+            if claimed != 1:
+                return "busy"
+            s.expire(row)
+            s.refresh(row)
+            return row
+
+    def _release(self, s: Session, row: Outbox) -> None:
+        row.claimed_by = row.claimed_until = None
+
+    @staticmethod
+    def _new_owner() -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    def _next_row(self, order_id: int | None, row_ids: list[int] | None) -> Outbox | None:
         with self.db.read() as s:
             q = select(Outbox).where(Outbox.status == OutboxStatus.PENDING)
-            q = q.where(Outbox.order_id == order_id) if order_id is not None else q.where(Outbox.order_id.is_(None))
-            return list(s.exec(q.order_by(Outbox.id)).all())
+            if row_ids is not None:
+                q = q.where(col(Outbox.id).in_(row_ids))
+            else:
+                q = q.where(Outbox.order_id == order_id)
+            return s.exec(q.order_by(Outbox.id)).first()
 
-    def run_order(self, order_id: int | None) -> RunResult:
-        """Execute the order's pending rows in order; stop at the first error."""
-        with self._lock:
-            return self._run_order(order_id)
+    # --- running --------------------------------------------------------------------------------
+    def run_order(self, order_id: int | None, *, wait: float = 0.0) -> RunResult:
+        """Execute the order's pending rows in order; stop at the first error. A row another
+        replayer is sending is waited for up to `wait` seconds, then left to it."""
+        if order_id is None:
+            with self.db.read() as s:
+                ids = list(s.exec(select(Outbox.id).where(Outbox.status == OutboxStatus.PENDING,
+                                                          col(Outbox.order_id).is_(None))).all())
+            return self.run_rows(ids, wait=wait)
+        return self._run(order_id, None, wait)
 
-    def _run_order(self, order_id: int | None) -> RunResult:
+    def run_rows(self, row_ids: list[int], *, wait: float = 0.0) -> RunResult:
+        """Execute these rows (of no order), oldest first; stop at the first error."""
+        return self._run(None, list(row_ids), wait)
+
+    def _run(self, order_id: int | None, row_ids: list[int] | None, wait: float) -> RunResult:
         result = RunResult(order_id, "idle")
-        for entry in self._pending(order_id):
-            op = self.operations.get(entry.operation)
-            if op is None:
-                raise KeyError(f"no outbox operation registered for {entry.operation!r}")
-            with self.db.write() as s:
-                row = s.get(Outbox, entry.id)
-                if row is None or row.status != OutboxStatus.PENDING:
-                    continue  # another terminal finished it meanwhile
-                row.attempts += 1
-                row.updated_at = utcnow()
-                s.add(row)
-            entry.attempts += 1
-            self._observe("before_call", entry)
+        owner = self._new_owner()
+        deadline = time.monotonic() + wait
+        while True:
+            entry = self._next_row(order_id, row_ids)
+            if entry is None:
+                break
+            claimed = self._claim(entry.id, owner)
+            if claimed == "done":
+                continue
+            if claimed == "busy":
+                if time.monotonic() < deadline:
+                    time.sleep(CLAIM_POLL)  # product code, not a test: another terminal is sending it
+                    continue
+                result.status = "busy"
+                return result
             try:
-                outcome = None
-                if isinstance(op, Recoverable) and key_may_have_expired(entry, utcnow()):
-                    outcome = op.recover(self.db, self.gateway, entry)
-                    if outcome is not None:
-                        log.warning("outbox %s %s: the earlier attempt took effect; recorded, not repeated",
-                                    entry.operation, entry.idempotency_key)
-                if outcome is None:
-                    outcome = op.execute(self.db, self.gateway, entry)
-            except PaymentError as exc:
-                return self._on_error(result, entry, exc)
-            self._observe("after_call", entry)
-            with self.db.write() as s:
-                row = s.get(Outbox, entry.id)
-                if row.status == OutboxStatus.PENDING:
-                    op.apply(s, row, outcome)
-                    row.status, row.result, row.last_error = OutboxStatus.DONE, outcome, None
-                    row.done_at = row.updated_at = utcnow()
-                    s.add(row)
-            result.done.append(entry.operation)
-            self._observe("after_done", entry)
+                error = self._send(claimed, owner)
+            except BaseException:
+                self._release_after_crash(claimed.id, owner)  # the row stays pending for the next replay
+                raise
+            if error is not None:
+                return self._on_error(result, claimed, error, row_ids)
+            result.done.append(claimed.operation)
+            self._observe("after_done", claimed)
         if order_id is not None and self.hooks is not None:
             with self.db.write() as s:
                 if order_settled(s, order_id):
@@ -188,67 +272,131 @@ class OutboxProcessor:
         result.status = "synced" if result.done else "idle"
         return result
 
-    def _on_error(self, result: RunResult, entry: Outbox, exc: PaymentError) -> RunResult:
+    def _send(self, entry: Outbox, owner: str) -> PaymentError | None:
+        """Call the gateway for a claimed row and record the result with the row done."""
+        op = self.operations.get(entry.operation)
+        if op is None:
+            raise KeyError(f"no outbox operation registered for {entry.operation!r}")
+        self._observe("before_call", entry)
+        try:
+            outcome = self._call(op, entry)
+        except PaymentError as exc:
+            return exc
+        self._observe("after_call", entry)
+        with self.db.write() as s:
+            row = s.get(Outbox, entry.id, with_for_update=True)
+            if row.status == OutboxStatus.PENDING and row.claimed_by == owner:
+                op.apply(s, row, outcome)
+                row.status, row.result, row.last_error = OutboxStatus.DONE, outcome, None
+                row.done_at = row.updated_at = utcnow()
+                row.key_poisoned, row.next_attempt_at = False, None
+                self._release(s, row)
+                s.add(row)
+            else:
+                # The gateway acted, but the row was settled meanwhile (its order cancelled): the
+                # result is kept and handed to the hooks, never dropped with the money in it.
+                log.error("outbox %s %s: the gateway acted after the row was %s", entry.operation,
+                          entry.idempotency_key, row.status)
+                row.result = outcome
+                s.add(row)
+                if self.hooks is not None and hasattr(self.hooks, "on_late_result"):
+                    self.hooks.on_late_result(s, row, outcome)
+        return None
+
+    def _release_after_crash(self, row_id: int, owner: str) -> None:
+        try:
+            with self.db.write() as s:
+                s.exec(update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.claimed_by) == owner)
+                       .values(claimed_by=None, claimed_until=None))
+        except Exception:  # noqa: BLE001 - the database may be what failed: the lease then expires
+            log.warning("outbox row %s: could not release its claim", row_id)
+
+    def _call(self, op: Operation, entry: Outbox) -> dict[str, Any]:
+        """The gateway call, or what an earlier attempt already did there."""
+        unsure = entry.key_poisoned or key_may_have_expired(entry, utcnow())
+        if unsure and isinstance(op, Recoverable):
+            found = op.recover(self.db, self.gateway, entry)
+            if found is not None:
+                log.warning("outbox %s %s: the earlier attempt took effect; recorded, not repeated",
+                            entry.operation, entry.idempotency_key)
+                return found
+        if entry.key_poisoned:
+            # The gateway answers this key with its cached 5xx for ever, and nothing took effect:
+            # a fresh key (recorded before it is used) is the only way forward.
+            entry = self._rotate_key(entry)
+        return op.execute(self.db, self.gateway, entry)
+
+    def _rotate_key(self, entry: Outbox) -> Outbox:
+        with self.db.write() as s:
+            row = s.get(Outbox, entry.id)
+            payload = dict(row.payload or {})
+            payload["prior_keys"] = [*payload.get("prior_keys", []), row.idempotency_key]
+            row.payload = payload
+            row.idempotency_key = make_key(payload["prior_keys"][0], f"retry{len(payload['prior_keys'])}")
+            row.key_poisoned = False
+            s.add(row)
+            s.flush()
+            s.refresh(row)
+            return row
+
+    def _on_error(self, result: RunResult, entry: Outbox, exc: PaymentError,
+                  chain: list[int] | None = None) -> RunResult:
         result.error = exc
         with self.db.write() as s:
             row = s.get(Outbox, entry.id)
             row.last_error, row.updated_at = str(exc), utcnow()
+            self._release(s, row)
             if exc.transient:
                 result.status = "pending_sync"
+                row.next_attempt_at = utcnow() + backoff(row.attempts, self.backoff_first)
+                row.key_poisoned = row.key_poisoned or bool(getattr(exc, "cached_under_key", False))
                 if entry.order_id is not None and self.hooks is not None:
                     self.hooks.on_pending_sync(s, entry.order_id, exc)
             else:
                 result.status = "failed"
                 row.status = OutboxStatus.FAILED
-                later = s.exec(select(Outbox).where(Outbox.order_id == entry.order_id, Outbox.id > entry.id,
-                                                    Outbox.status == OutboxStatus.PENDING)).all()
-                for other in later if entry.order_id is not None else []:
+                later_q = select(Outbox).where(Outbox.id > entry.id, Outbox.status == OutboxStatus.PENDING)
+                later_q = (later_q.where(Outbox.order_id == entry.order_id) if entry.order_id is not None
+                           else later_q.where(col(Outbox.id).in_(chain or [])))
+                for other in s.exec(later_q).all():
                     other.status, other.last_error = OutboxStatus.FAILED, NOT_RUN
                     s.add(other)
-                if entry.order_id is not None and self.hooks is not None:
-                    self.hooks.on_failed(s, entry.order_id, row, exc)
+                if self.hooks is not None:
+                    if entry.order_id is not None:
+                        self.hooks.on_failed(s, entry.order_id, row, exc)
+                    elif hasattr(self.hooks, "on_row_failed"):
+                        self.hooks.on_row_failed(s, row, exc)
             s.add(row)
         log.info("outbox %s %s: %s", entry.operation, result.status, exc.code)
         return result
 
-    def replay_pending(self) -> list[RunResult]:
-        """Replay every pending row (start-up, and whenever the network may be back)."""
+    def replay_pending(self, *, due_only: bool = False) -> list[RunResult]:
+        """Replay every pending row: each order in turn, then each chain of rows of no order (a
+        card update's steps). With `due_only` (the app's timer) a unit whose first pending row is
+        still in its backoff waits. A stuck unit (busy at another replayer, or failing) is skipped,
+        never waited for, so one stuck order never blocks the others."""
+        now = utcnow()
+        units: dict[tuple[str, Any], list[Outbox]] = {}
         with self.db.read() as s:
-            wanted = set(s.exec(select(Outbox.order_id).where(Outbox.status == OutboxStatus.PENDING)).all())
+            for row in s.exec(select(Outbox).where(Outbox.status == OutboxStatus.PENDING).order_by(Outbox.id)):
+                unit = (("order", row.order_id) if row.order_id is not None
+                        else ("chain", (row.payload or {}).get("chain") or f"row-{row.id}"))
+                units.setdefault(unit, []).append(row)
             # Orders whose last step finished but which were not marked complete (a crash in between).
-            wanted |= set(s.exec(select(Outbox.order_id).join(SalesOrder, SalesOrder.id == Outbox.order_id).where(
-                SalesOrder.state.in_([OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC]))).all())
-            orders = sorted(wanted, key=lambda x: (x is None, x or 0))
+            for order_id in s.exec(select(Outbox.order_id).join(SalesOrder, SalesOrder.id == Outbox.order_id).where(
+                    col(SalesOrder.state).in_([OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC]))).all():
+                units.setdefault(("order", order_id), [])
         results = []
-        for order_id in orders:
-            r = self.run_order(order_id)
-            if r.status == "idle" and r.error is None:
+        for (kind, ident), rows in sorted(units.items(), key=lambda u: (u[0][0] != "order", str(u[0][1]).zfill(12))):
+            first = rows[0] if rows else None
+            if due_only and first is not None and first.next_attempt_at is not None \
+                    and stored_utc(first.next_attempt_at) > now:
                 continue
-            results.append(r)
-            if r.error is not None and r.error.transient:
-                break  # still offline: try again next time
+            r = self.run_order(ident) if kind == "order" else self.run_rows([row.id for row in rows])
+            if r.status != "idle" or r.error is not None:
+                results.append(r)
         return results
 
     def pending_count(self) -> int:
         with self.db.read() as s:
             return len(s.exec(select(Outbox.id).where(Outbox.status == OutboxStatus.PENDING)).all())
-
-
-def start_replay_thread(processor: OutboxProcessor, interval: float = 30.0) -> Callable[[], None]:
-    """Replay now and every `interval` seconds in a daemon thread; returns a stop function.
-
-    The app can call this at start-up (or run `processor.replay_pending` from a
-    Textual `set_interval` + thread worker instead)."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while True:
-            try:
-                processor.replay_pending()
-            except Exception:  # never let a replay problem kill the thread
-                log.exception("outbox replay failed")
-            if stop.wait(interval):
-                return
-
-    threading.Thread(target=loop, name="outbox-replay", daemon=True).start()
-    return stop.set

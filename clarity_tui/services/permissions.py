@@ -12,6 +12,7 @@ Permission matrix (✓ allowed, · refused):
 | membership.manage         |     ✓     |    ✓    |    ✓    |     ·      |
 |   (pause/resume, plan change, cancel at period end, update card)          |
 | membership.expiration     |     ·     |    ✓    |    ·    |     ·      |
+| payment.refund            |     ·     |    ✓    |    ·    |     ·      |
 | weblogin.manage           |     ✓     |    ✓    |    ✓    |     ·      |
 | touchpoint.edit           |     ✓     |    ✓    |    ✓    |     ·      |
 | benefit.edit              |     ·     |    ✓    |    ✓    |     ·      |
@@ -40,6 +41,7 @@ class Permission(StrEnum):
     RELATIONSHIP = "relationship.edit"
     MEMBERSHIP = "membership.manage"
     EXPIRATION = "membership.expiration"
+    REFUND = "payment.refund"
     WEB_LOGIN = "weblogin.manage"
     TOUCHPOINT = "touchpoint.edit"
     BENEFIT = "benefit.edit"
@@ -57,6 +59,7 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.RELATIONSHIP: frozenset({_A, _M, _S}),
     Permission.MEMBERSHIP: frozenset({_A, _M, _S}),
     Permission.EXPIRATION: frozenset({_M}),
+    Permission.REFUND: frozenset({_M}),
     Permission.WEB_LOGIN: frozenset({_A, _M, _S}),
     Permission.TOUCHPOINT: frozenset({_A, _M, _S}),
     Permission.BENEFIT: frozenset({_M, _S}),
@@ -72,6 +75,7 @@ _WHAT = {
     Permission.RELATIONSHIP: "change related customers",
     Permission.MEMBERSHIP: "change memberships",
     Permission.EXPIRATION: "change membership expiration dates",
+    Permission.REFUND: "refund payments",
     Permission.WEB_LOGIN: "manage web logins",
     Permission.TOUCHPOINT: "change touchpoints",
     Permission.BENEFIT: "change account benefits",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, func, select
 
 from clarity_tui.payments.errors import PromotionInvalid
+from clarity_tui.services.plan_pricing import subtotal
 from db.models import Plan, Promotion, PromotionKind, utcnow
 
 
@@ -42,8 +43,7 @@ def price_with(promotion: Promotion | None, subtotal_cents: int) -> Price:
 
 
 def plan_subtotal(plan: Plan, vehicles: int = 1) -> int:
-    extra = max(0, vehicles - max(1, plan.max_vehicles))
-    return plan.price_cents + extra * plan.extra_vehicle_price_cents
+    return subtotal(plan, vehicles)
 
 
 def find_code(session: Session, code: str) -> Promotion | None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +42,20 @@ from clarity_tui.payments.errors import PaymentError, PromotionInvalid
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingOutcome, BillingService, next_period
-from clarity_tui.services.customers import ContactForm, CustomerError, CustomerService
+from clarity_tui.services.customers import ContactForm, CustomerService
+from clarity_tui.services.memberships import CURRENT_STATUSES
+from clarity_tui.services.plan_changes import PlanChangeRefused, PlanChanges, check as check_plan_change, order_quote
+from clarity_tui.services.plan_pricing import full_message, itemised, money, vehicle_limit
+from clarity_tui.services.sale_views import (  # the sale's read side, re-exported from here
+    CardOption,
+    OrderView,
+    PayResult,
+    PlanOption,
+    VehicleOption,
+    _plan_option,
+    _vehicle_desc,
+)
+from clarity_tui.services.vehicle_claims import release_order
 from clarity_tui.services.plates import InvalidPlate, validate_plate
 from clarity_tui.services.promotions import check as check_promotion
 from clarity_tui.services.promotions import find_code, plan_subtotal, price_with
@@ -71,7 +83,6 @@ from db.models import Signature as SignatureRow
 
 # A draft nobody touched for this long may be taken over by another terminal.
 STALE_AFTER = dt.timedelta(minutes=15)
-CURRENT_STATUSES = (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.PAUSED)
 EDITABLE = (OrderState.DRAFT, OrderState.CHECKOUT, OrderState.TERMS)
 TERMS_HOW = {"read_to_end": "The customer read the terms to the end",
              "presented": "The attendant confirmed the terms were presented"}
@@ -89,134 +100,6 @@ class OrderTaken(SaleError):
     """This order is no longer ours (cancelled, taken over, or finished elsewhere)."""
 
 
-# --- views ---------------------------------------------------------------------------------
-
-
-def money(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
-
-
-@dataclass(frozen=True)
-class PlanOption:
-    id: int
-    code: str
-    name: str
-    tier: int
-    price_cents: int
-    interval: str
-    benefits: tuple[str, ...]
-    max_vehicles: int
-    extra_vehicle_price_cents: int
-    # "current", "upgrade", "downgrade", or "" when the customer has no current membership.
-    relation: str = ""
-
-    @property
-    def price_label(self) -> str:
-        return f"{money(self.price_cents)}/{'yr' if self.interval == 'year' else 'mo'}"
-
-
-@dataclass(frozen=True)
-class CardOption:
-    id: int
-    brand: str
-    last4: str
-    exp_month: int
-    exp_year: int
-    is_default: bool
-
-    @property
-    def label(self) -> str:
-        return f"{self.brand.title()} •••• {self.last4}, exp {self.exp_month:02d}/{self.exp_year % 100:02d}"
-
-
-@dataclass(frozen=True)
-class VehicleOption:
-    id: int
-    plate: str
-    description: str
-    # The membership (plan name and holder) the vehicle is already on, if any.
-    on_membership: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.plate}  {self.description}".strip()
-
-
-@dataclass(frozen=True)
-class OrderView:
-    id: int
-    kind: str
-    state: str
-    version: int
-    session_id: int | None
-    terminal: str | None
-    plate: str | None
-    session_vehicle: str
-    customer_id: int | None
-    customer_name: str | None
-    customer_number: str | None
-    phone: str | None
-    email: str | None
-    plan: PlanOption | None
-    current_plan: PlanOption | None
-    current_membership_id: int | None
-    vehicles: tuple[VehicleOption, ...]
-    cards: tuple[CardOption, ...]
-    payment_method_id: int | None
-    promotion_code: str | None
-    promotion_description: str | None
-    subtotal_cents: int
-    discount_cents: int
-    due_today_cents: int
-    next_billing_on: dt.date | None
-    last_error: str | None
-    membership_id: int | None
-    terms_accepted_how: str | None
-    signature_id: int | None
-    activated: bool
-    pending_sync: bool = False
-    legacy_member_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def card(self) -> CardOption | None:
-        return next((c for c in self.cards if c.id == self.payment_method_id), None)
-
-    @property
-    def is_plan_change(self) -> bool:
-        return self.kind == OrderKind.PLAN_CHANGE
-
-    @property
-    def finished(self) -> bool:
-        return self.activated or self.state in (OrderState.CANCELLED, OrderState.FAILED)
-
-
-@dataclass(frozen=True)
-class PayResult:
-    """How paying ended: completed (maybe pending sync), or declined with the gateway's message."""
-
-    state: str
-    message: str | None
-    activated: bool
-
-    @property
-    def ok(self) -> bool:
-        return self.activated
-
-    @property
-    def pending_sync(self) -> bool:
-        return self.state == OrderState.PENDING_SYNC
-
-
-def _plan_option(p: Plan, relation: str = "") -> PlanOption:
-    return PlanOption(p.id, p.code, p.name, p.tier, p.price_cents, p.interval, tuple(p.benefits or ()),  # type: ignore[arg-type]
-                      p.max_vehicles, p.extra_vehicle_price_cents, relation)
-
-
-def _vehicle_desc(v: Vehicle) -> str:
-    return " ".join(x for x in (v.colour, v.make, v.model) if x) or "Unknown vehicle"
-
-
 class SaleService:
     """Every step of a sale at the lane. `terminal` owns the orders it opens."""
 
@@ -231,7 +114,7 @@ class SaleService:
         self.today = today or dt.date.today
         self.zone = zone  # the site's clock, for times shown to the attendant
         self.billing = BillingService(db, gateway, actor, currency=currency)
-        self.customers = CustomerService(db, phone_region=phone_region, gateway=gateway)
+        self.customers = CustomerService(db, phone_region=phone_region, gateway=gateway, today=self.today)
 
     @classmethod
     def for_app(cls, app: Any) -> SaleService:
@@ -358,12 +241,17 @@ class SaleService:
         order.plan_id = plan.id
         order.kind = OrderKind.PLAN_CHANGE if current is not None else OrderKind.SALE
         order.membership_id = current.id if current is not None else None
+        order.from_plan_id = current.plan_id if current is not None else None
         if current is not None:
             order.promotion_id = None  # promotions are for new memberships
-            # The plan change keeps the member's vehicles.
+            # The plan change keeps the member's vehicles: a plan without room for them is refused.
             ids = [mv.vehicle_id for mv in s.exec(select(MembershipVehicle)
                                                   .where(MembershipVehicle.membership_id == current.id))]
             order.vehicle_ids = sorted(set(ids) | set(order.vehicle_ids or []))
+            try:
+                check_plan_change(current, s.get(Plan, current.plan_id), plan, max(1, len(ids)))  # type: ignore[arg-type]
+            except PlanChangeRefused as exc:
+                raise SaleError(str(exc)) from exc
         self._limit_vehicles(order, plan)
         self._touch(s, order, OrderState.DRAFT)
         audit.record(s, self.actor, "order.plan", "sales_order", order.id, before=before,
@@ -371,8 +259,9 @@ class SaleService:
 
     @staticmethod
     def _limit_vehicles(order: SalesOrder, plan: Plan) -> None:
-        if plan.extra_vehicle_price_cents == 0 and len(order.vehicle_ids or []) > plan.max_vehicles:
-            order.vehicle_ids = list(order.vehicle_ids or [])[: plan.max_vehicles]
+        """A new membership keeps the first vehicles the plan takes (the session's car comes first)."""
+        if len(order.vehicle_ids or []) > vehicle_limit(plan):
+            order.vehicle_ids = list(order.vehicle_ids or [])[: vehicle_limit(plan)]
 
     # --- the customer ------------------------------------------------------------------------
 
@@ -464,9 +353,8 @@ class SaleService:
                 raise SaleError("Choose the plan and the customer before adding vehicles.")
             plan = s.get(Plan, order.plan_id)
             ids = list(order.vehicle_ids or [])
-            if plan.extra_vehicle_price_cents == 0 and len(ids) >= plan.max_vehicles:  # type: ignore[union-attr]
-                raise SaleError(f"{plan.name} covers {plan.max_vehicles} vehicle(s): choose the Family plan "  # type: ignore[union-attr]
-                                "to add more.")
+            if len(ids) >= vehicle_limit(plan):  # type: ignore[arg-type]
+                raise SaleError(full_message(plan))  # type: ignore[arg-type]
             customer = s.get(Customer, order.customer_id)
             region = ""
             if order.session_id:
@@ -568,8 +456,6 @@ class SaleService:
         with self.db.write() as s:
             order = self._editable(s, order_id)
             missing = [what for what, v in (("a plan", order.plan_id), ("a customer", order.customer_id)) if v is None]
-            if order.kind != OrderKind.PLAN_CHANGE and order.payment_method_id is None:
-                missing.append("a card")
             if missing:
                 raise SaleError(f"The sale needs {' and '.join(missing)} before checkout.")
             if not order.vehicle_ids:
@@ -577,10 +463,10 @@ class SaleService:
             plan = s.get(Plan, order.plan_id)
             vehicles = len(order.vehicle_ids)
             if order.kind == OrderKind.PLAN_CHANGE:
-                current = s.get(Membership, order.membership_id)
-                order.subtotal_cents = plan_subtotal(plan, vehicles)  # type: ignore[arg-type]
-                order.discount_cents = order.due_today_cents = 0
-                order.next_billing_on = current.next_billing_on if current else None  # type: ignore[union-attr]
+                # An upgrade's prorated difference, fixed here: the amount shown before Agree is charged.
+                q = order_quote(s, order, self.today())
+                order.subtotal_cents, order.discount_cents = q.new_subtotal_cents, 0
+                order.due_today_cents, order.next_billing_on = q.due_today_cents, q.next_billing_on
             else:
                 promo = s.get(Promotion, order.promotion_id) if order.promotion_id else None
                 if promo is not None:
@@ -594,6 +480,9 @@ class SaleService:
                 order.subtotal_cents, order.discount_cents = price.subtotal_cents, price.discount_cents
                 order.due_today_cents = price.total_cents
                 order.next_billing_on = next_period(self.today(), plan.interval)  # type: ignore[union-attr]
+            if order.payment_method_id is None and not order.card_present and (
+                    order.kind != OrderKind.PLAN_CHANGE or order.due_today_cents):
+                raise SaleError("The sale needs a card before checkout.")
             self._touch(s, order, OrderState.CHECKOUT)
             audit.record(s, self.actor, "order.reviewed", "sales_order", order.id,
                          after=audit.snapshot(order, ["subtotal_cents", "discount_cents", "due_today_cents",
@@ -691,7 +580,9 @@ class SaleService:
             kind, state = order.kind, order.state
         if kind == OrderKind.PLAN_CHANGE:
             if state != OrderState.COMPLETED:
-                self._change_plan(order_id)
+                outcome = self._change_plan(order_id)
+                if not (outcome.completed or outcome.pending_sync):
+                    return PayResult(outcome.state, outcome.message, False)
         elif state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING):
             outcome: BillingOutcome = self.billing.start_sale(order_id, today=self.today())
             if not (outcome.completed or outcome.pending_sync):
@@ -714,25 +605,16 @@ class SaleService:
             before = audit.snapshot(m, ["status"])
             m.status, m.updated_at = MembershipStatus.CANCELLED, utcnow()
             s.add(m)
+            release_order(s, order_id)
             audit.record(s, self.actor, "membership.not_started", "membership", m.id, before=before,
                          after={"status": MembershipStatus.CANCELLED, "reason": reason})
 
-    def _change_plan(self, order_id: int) -> None:
-        with self.db.read() as s:
-            order = s.get(SalesOrder, order_id)
-            m = s.get(Membership, order.membership_id)  # type: ignore[union-attr]
-            plan = s.get(Plan, order.plan_id)  # type: ignore[union-attr]
+    def _change_plan(self, order_id: int) -> BillingOutcome:
+        """An upgrade's difference is charged, then the gateway changes the prices (plan_changes.py)."""
         try:
-            self.customers.change_plan(self.actor, m.id, m.version, plan.code)  # type: ignore[union-attr, arg-type]
-        except CustomerError as exc:
+            return PlanChanges(self.billing, self.today).start(order_id)
+        except (PlanChangeRefused, PaymentError) as exc:
             raise SaleError(str(exc)) from exc
-        with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
-            before = audit.snapshot(order, ["state"])
-            order.state, order.completed_at = OrderState.COMPLETED, utcnow()  # type: ignore[union-attr]
-            self._touch(s, order)  # type: ignore[arg-type]
-            audit.record(s, self.actor, "order.completed", "sales_order", order_id, before=before,
-                         after={"state": OrderState.COMPLETED, "kind": OrderKind.PLAN_CHANGE})
 
     def _check_vehicles_free(self, s: Session, order: SalesOrder) -> None:
         for vid in order.vehicle_ids or []:
@@ -779,14 +661,14 @@ class SaleService:
                                 "pending_sync": order.state == OrderState.PENDING_SYNC})
             return True
 
-    def recover(self) -> list[int]:
-        """Start-up: replay gateway steps left pending, then activate every paid, signed, unactivated order.
-
-        Returns the ids of the orders activated now."""
-        try:
-            self.billing.processor.replay_pending()
-        except PaymentError:
-            pass  # still offline: those orders stay pending sync and are activated below
+    def recover(self, *, replay: bool = True) -> list[int]:
+        """Start-up: replay gateway steps left pending (unless the caller just did), then activate
+        every paid, signed, unactivated order. Returns the ids of the orders activated now."""
+        if replay:
+            try:
+                self.billing.processor.replay_pending()
+            except PaymentError:
+                pass  # still offline: those orders stay pending sync and are activated below
         with self.db.read() as s:
             ids = list(s.exec(
                 select(SalesOrder.id).join(OrderProgress, col(OrderProgress.order_id) == SalesOrder.id)
@@ -910,7 +792,8 @@ class SaleService:
             current = s.get(Membership, order.membership_id)
         elif current is not None and current.id == order.membership_id:
             current = None  # the membership this sale created is not "the current plan" to compare with
-        cur_plan = s.get(Plan, current.plan_id) if current else None
+        # A plan change names the plan it changed from, also once the membership has moved on.
+        cur_plan = s.get(Plan, order.from_plan_id or current.plan_id) if current else None  # type: ignore[union-attr]
         relation = ""
         if plan is not None and cur_plan is not None:
             relation = "current" if plan.id == cur_plan.id else (
@@ -931,18 +814,20 @@ class SaleService:
         progress = s.get(OrderProgress, order.id)
         membership = s.get(Membership, order.membership_id) if order.membership_id else None
         subtotal, discount, due = order.subtotal_cents, order.discount_cents, order.due_today_cents
-        if order.state in EDITABLE and plan is not None:
+        next_billing = order.next_billing_on
+        effective = None
+        if order.kind == OrderKind.PLAN_CHANGE and plan is not None and current is not None:
+            q = order_quote(s, order, self.today())
+            if order.state in EDITABLE:  # live while the order is put together; review fixes it
+                subtotal, discount, due, next_billing = q.new_subtotal_cents, 0, q.due_today_cents, q.next_billing_on
+            effective = next_billing if relation == "downgrade" else self.today()
+        elif order.state in EDITABLE and plan is not None:
             # Live price while the order is still being put together.
             subtotal = plan_subtotal(plan, max(1, len(vehicles)))
-            if order.kind == OrderKind.PLAN_CHANGE:
-                discount, due = 0, 0
-            else:
-                price = price_with(promo, subtotal)
-                discount, due = price.discount_cents, price.total_cents
-        next_billing = order.next_billing_on
+            price = price_with(promo, subtotal)
+            discount, due = price.discount_cents, price.total_cents
         if next_billing is None and plan is not None:
-            next_billing = (current.next_billing_on if order.kind == OrderKind.PLAN_CHANGE and current
-                            else next_period(self.today(), plan.interval))
+            next_billing = next_period(self.today(), plan.interval)
         return OrderView(
             id=order.id, kind=order.kind, state=order.state, version=order.version,  # type: ignore[arg-type]
             session_id=order.session_id, terminal=order.terminal,
@@ -964,8 +849,26 @@ class SaleService:
             signature_id=progress.signature_id if progress else None,
             activated=bool(progress and progress.activated_at),
             pending_sync=bool(membership and membership.pending_sync and order.state == OrderState.PENDING_SYNC),
-            legacy_member_id=order.legacy_member_id,
+            legacy_member_id=order.legacy_member_id, card_present=bool(order.card_present),
+            price_text=itemised(plan, max(1, len(vehicles))) if plan else "", change_effective_on=effective,
+            vehicle_note=self._left_off(s, order, plan, vehicles) if plan else None,
         )
+
+    @staticmethod
+    def _left_off(s: Session, order: SalesOrder, plan: Plan, vehicles: list[VehicleOption]) -> str | None:
+        """A migrated member's legacy plates beyond what the plan takes (the order keeps the first ones)."""
+        if order.kind != OrderKind.MIGRATION or not order.legacy_member_id:
+            return None
+        from db.models import LegacyMemberPlate
+        from clarity_tui.services.plates import normalize_plate
+
+        on = {normalize_plate(v.plate) for v in vehicles}
+        left = [p.plate_raw for p in s.exec(select(LegacyMemberPlate).where(
+            LegacyMemberPlate.legacy_member_id == order.legacy_member_id)) if p.plate_normalized not in on]
+        if not left or len(vehicles) < vehicle_limit(plan):
+            return None
+        return (f"{plan.name} takes at most {vehicle_limit(plan)} vehicle(s): {', '.join(left)} from the old "
+                "system is not covered.")
 
 
 __all__ = [

@@ -7,12 +7,14 @@ terminal sees the same thing.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from clarity_tui.services import audit
@@ -27,9 +29,10 @@ from clarity_tui.services.board_view import (
     read_bubbles,
 )
 from clarity_tui.services.legacy_match import best_unmigrated_match
-from clarity_tui.services.plates import InvalidPlate, normalize_plate, validate_plate
+from clarity_tui.services.plates import normalize_plate, validate_plate
 from db.engine import Database
 from db.models import (
+    OPEN_PLATE_INDEX,
     Customer,
     Lane,
     LegacyMember,
@@ -45,6 +48,8 @@ from db.models import (
 from hardware.plate_reader import PlateEvent
 
 ACTIVE_SESSION_STATES = (SessionStatus.WAITING, SessionStatus.IN_SERVICE)
+
+log = logging.getLogger(__name__)
 
 
 class UnknownLane(ValueError):
@@ -121,52 +126,36 @@ class SessionService:
     # --- plate reads -----------------------------------------------------------
 
     def record_plate_read(self, event: PlateEvent, actor: Actor) -> int:
-        """Turn a plate read into a session (one transaction). Returns the session id.
+        """Turn a plate read into the car's session (one transaction). Returns the session id.
 
-        A vehicle already waiting in the same lane is not duplicated: the camera
-        often reads the same car twice.
+        One open session per car: a read of a car that already has one moves it to this
+        lane (the car drove on) and keeps its customer, holds and orders. A read in the
+        same lane changes nothing: cameras read the same car many times. Two cameras
+        posting the same car at once are settled by the unique index on open plates:
+        the loser's insert fails, and its retry moves the winner's session.
         """
-        try:
-            plate = validate_plate(event.plate)
-        except InvalidPlate:
-            raise
-        with self.db.write() as s:
-            lane_id = self.lane_ids_by_key(s).get(event.lane.lower())
-            if lane_id is None:
-                raise UnknownLane(f"No lane or camera called '{event.lane}': check the lane/camera mapping in the settings.")
-            dup = s.exec(
-                select(VehicleSession).where(
-                    VehicleSession.lane_id == lane_id,
-                    VehicleSession.plate_normalized == plate,
-                    col(VehicleSession.status).in_(ACTIVE_SESSION_STATES),
-                )
-            ).first()
-            if dup is not None:
-                return dup.id  # type: ignore[return-value]
-            vehicle = s.exec(select(Vehicle).where(Vehicle.plate_normalized == plate)).first()
-            legacy_id = None
-            if vehicle is None or vehicle.customer_id is None:
-                # Exact, or what a misread of a legacy plate looks like: the bubble shows LEGACY
-                # either way, and the customer confirms with "That's Me" (issue 6).
-                legacy_id = best_unmigrated_match(s, plate)
-            row = VehicleSession(
-                lane_id=lane_id,
-                plate=event.plate.strip().upper(),
-                plate_region=event.region,
-                plate_normalized=plate,
-                make=event.make or (vehicle.make if vehicle else None),
-                model=event.model or (vehicle.model if vehicle else None),
-                colour=event.colour or (vehicle.colour if vehicle else None),
-                confidence=event.confidence,
-                image_ref=event.image_ref,
-                customer_id=vehicle.customer_id if vehicle else None,
-                vehicle_id=vehicle.id if vehicle else None,
-                legacy_member_id=legacy_id,
-            )
-            s.add(row)
-            s.flush()
-            audit.record(s, actor, "session.created", "vehicle_session", row.id, after=audit.snapshot(row, ["lane_id", "plate", "customer_id", "legacy_member_id"]))
-            return row.id  # type: ignore[return-value]
+        plate = validate_plate(event.plate)
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            try:
+                with self.db.write() as s:
+                    lane_id = self.lane_ids_by_key(s).get(event.lane.lower())
+                    if lane_id is None:
+                        raise UnknownLane(f"No lane or camera called '{event.lane}': check the lane/camera mapping in the settings.")
+                    # FOR UPDATE (PostgreSQL): concurrent moves queue, so no version bump is lost.
+                    current = s.exec(
+                        select(VehicleSession)
+                        .where(VehicleSession.plate_normalized == plate, col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))
+                        .with_for_update()
+                    ).first()
+                    if current is not None:
+                        _move(s, current, lane_id, event, actor)
+                        return current.id  # type: ignore[return-value]
+                    return _open(s, plate, lane_id, event, actor)
+            except IntegrityError as exc:
+                if attempt == _READ_ATTEMPTS or not _is_open_plate_clash(exc):
+                    raise
+                log.info("plate %s: another camera opened its session first; moving that one", plate)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def set_status(self, session_id: int, status: SessionStatus, actor: Actor) -> None:
         with self.db.write() as s:
@@ -265,20 +254,84 @@ class SessionService:
         with self.db.read() as s:
             return s.exec(select(func.count()).select_from(VehicleSession).where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))).one()
 
-    def expire_stale(self, older_than: dt.timedelta, actor: Actor, status: SessionStatus = SessionStatus.ABANDONED) -> int:
+    def expire_stale(self, older_than: dt.timedelta, actor: Actor, status: SessionStatus = SessionStatus.ABANDONED,
+                     *, keep_lane_kind: str | None = None) -> int:
         """Close sessions older than `older_than` that no terminal holds (keeps the board honest).
 
-        Abandoned by default (the car left unseen); the simulator passes DONE for cars it washed."""
+        Abandoned by default (the car left unseen); the simulator passes DONE for cars it washed,
+        and keeps the ones still at the pre-gate (`keep_lane_kind`)."""
         cutoff = utcnow() - older_than
         with self.db.write() as s:
-            rows = s.exec(
-                select(VehicleSession).where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES), VehicleSession.arrived_at < cutoff, or_(col(VehicleSession.held_by).is_(None)))
-            ).all()
+            query = select(VehicleSession).where(
+                col(VehicleSession.status).in_(ACTIVE_SESSION_STATES), VehicleSession.arrived_at < cutoff, or_(col(VehicleSession.held_by).is_(None))
+            )
+            if keep_lane_kind is not None:
+                query = query.join(Lane, Lane.id == VehicleSession.lane_id).where(Lane.kind != keep_lane_kind)
+            rows = s.exec(query).all()
             for row in rows:
                 row.status = status
                 row.closed_at = utcnow()
                 audit.record(s, actor, f"session.{status}", "vehicle_session", row.id)
             return len(rows)
+
+
+# A lost insert race is retried once the winner has committed; more than a couple of
+# rounds would mean the car's session keeps closing and reopening under us.
+_READ_ATTEMPTS = 3
+
+
+def _is_open_plate_clash(exc: IntegrityError) -> bool:
+    # PostgreSQL names the index, SQLite the column.
+    message = str(exc.orig)
+    return OPEN_PLATE_INDEX in message or "vehicle_session.plate_normalized" in message
+
+
+def _open(s: Session, plate: str, lane_id: int, event: PlateEvent, actor: Actor) -> int:
+    vehicle = s.exec(select(Vehicle).where(Vehicle.plate_normalized == plate)).first()
+    legacy_id = None
+    if vehicle is None or vehicle.customer_id is None:
+        # Exact, or what a misread of a legacy plate looks like: the bubble shows LEGACY
+        # either way, and the customer confirms with "That's Me" (issue 6).
+        legacy_id = best_unmigrated_match(s, plate)
+    row = VehicleSession(
+        lane_id=lane_id,
+        plate=event.plate.strip().upper(),
+        plate_region=event.region,
+        plate_normalized=plate,
+        make=event.make or (vehicle.make if vehicle else None),
+        model=event.model or (vehicle.model if vehicle else None),
+        colour=event.colour or (vehicle.colour if vehicle else None),
+        confidence=event.confidence,
+        image_ref=event.image_ref,
+        customer_id=vehicle.customer_id if vehicle else None,
+        vehicle_id=vehicle.id if vehicle else None,
+        legacy_member_id=legacy_id,
+    )
+    s.add(row)
+    s.flush()  # the unique index speaks here if another camera got in first
+    audit.record(s, actor, "session.created", "vehicle_session", row.id, after=audit.snapshot(row, ["lane_id", "plate", "customer_id", "legacy_member_id"]))
+    return row.id  # type: ignore[return-value]
+
+
+def _move(s: Session, row: VehicleSession, lane_id: int, event: PlateEvent, actor: Actor) -> None:
+    """The car was read in another lane: same session there, with the surer of the two reads' details."""
+    if row.lane_id == lane_id:
+        return
+    changes: dict[str, Any] = {"lane_id": lane_id}
+    surer = event.confidence > row.confidence
+    for name, value in (("make", event.make), ("model", event.model), ("colour", event.colour)):
+        if value and (surer or not getattr(row, name)):
+            changes[name] = value
+    if surer:
+        changes.update(plate=event.plate.strip().upper(), confidence=event.confidence)
+        if event.image_ref:
+            changes["image_ref"] = event.image_ref
+    changes = {name: value for name, value in changes.items() if getattr(row, name) != value}
+    before = audit.snapshot(row, list(changes))
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.version += 1
+    audit.record(s, actor, "session.moved", "vehicle_session", row.id, before=before, after=audit.snapshot(row, list(changes)))
 
 
 __all__ = [

@@ -10,9 +10,9 @@
     legacy = 0.2
     unknown = 0.2
 
-    [lanes]                 # relative weights per lane name
-    "Pre-Gate" = 1
-    "Lane 1" = 2
+    [lanes]                 # relative weights per lane name: the wash lane a car drives on to
+    "Lane 1" = 2            # after the pre-gate (and the pre-gate it arrives at, if several)
+    "Lane 2" = 1
 """
 
 from __future__ import annotations

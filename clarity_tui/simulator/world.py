@@ -1,7 +1,9 @@
-"""Where simulated vehicles come from: member cars, legacy members' cars, and strangers.
+"""Where simulated vehicles come from (member cars, legacy members' cars, strangers) and where they go.
 
 Arrivals go through hardware.plate_reader.SimulatedPlateReader and then the
-same SessionService.record_plate_read that a real camera webhook uses.
+same SessionService.record_plate_read that a real camera webhook uses. A car
+is read at the pre-gate, then at the wash lane it drives on to (the same
+session moves), then leaves through the tunnel (done): one session per car.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+from dataclasses import replace
 
 from sqlmodel import col, select
 
@@ -18,15 +21,32 @@ from clarity_tui.services.demo import COLOURS, VEHICLES, random_plate
 from clarity_tui.services.sessions import SessionService
 from clarity_tui.simulator.scenario import Scenario
 from db.engine import Database
-from db.models import Lane, LegacyMember, LegacyMemberPlate, SessionStatus, Vehicle
+from db.models import (
+    OPEN_SESSION_STATES,
+    Lane,
+    LaneKind,
+    LegacyMember,
+    LegacyMemberPlate,
+    SessionStatus,
+    Vehicle,
+    VehicleSession,
+    utcnow,
+)
 from hardware.plate_reader import PlateEvent
 from hardware.plate_reader.simulated import SimulatedPlateReader
 
 log = logging.getLogger(__name__)
 
+# The share of its time on site a simulated car spends waiting at the pre-gate.
+PRE_GATE_SHARE = 1 / 3
+
 
 class VehiclePool:
-    """Picks the next arriving vehicle according to the scenario's mix."""
+    """Picks the next arriving vehicle according to the scenario's mix.
+
+    Cars arrive at the pre-gate (a wash lane where the site has none); the lane weights
+    pick the wash lane a car drives on to, and the pre-gate among several.
+    """
 
     def __init__(self, db: Database, scenario: Scenario, rng: random.Random) -> None:
         self.scenario = scenario
@@ -44,8 +64,17 @@ class VehiclePool:
             ]
             lanes = list(s.exec(select(Lane).where(Lane.active == True).order_by(Lane.position)))  # noqa: E712
         weights = scenario.lanes
-        self.lane_names = [lane.name for lane in lanes]
-        self.lane_weights = [weights.get(lane.name, 1.0) for lane in lanes]
+        self.gates = [(lane.name, weights.get(lane.name, 1.0)) for lane in lanes if lane.kind == LaneKind.PRE_GATE]
+        self.wash_lanes = [(lane.name, weights.get(lane.name, 1.0)) for lane in lanes if lane.kind != LaneKind.PRE_GATE]
+
+    def _pick(self, lanes: list[tuple[str, float]]) -> str:
+        return self.rng.choices([name for name, _ in lanes], [weight for _, weight in lanes])[0]
+
+    def arrival_lane(self) -> str:
+        return self._pick(self.gates or self.wash_lanes)
+
+    def wash_lane(self) -> str:
+        return self._pick(self.wash_lanes)
 
     def __call__(self) -> PlateEvent:
         mix = self.scenario.mix
@@ -57,7 +86,7 @@ class VehiclePool:
         if sum(weights) == 0:
             weights[2] = 1
         kind = self.rng.choices(kinds, weights)[0]
-        lane = self.rng.choices(self.lane_names, self.lane_weights)[0]
+        lane = self.arrival_lane()
         confidence = round(self.rng.uniform(0.86, 0.99), 2)
         if kind == "member":
             plate, make, model, colour = self.rng.choice(self.members)
@@ -81,30 +110,78 @@ def build_camera(db: Database, scenario: Scenario) -> SimulatedPlateReader:
     )
 
 
+class Traffic:
+    """What cars do after arriving: wait at the pre-gate, drive on to a wash lane (read there by
+    its camera, which moves the same session), and leave through the tunnel (the session is done)."""
+
+    def __init__(self, sessions: SessionService, pool: VehiclePool, terminal: str) -> None:
+        self.sessions = sessions
+        self.pool = pool
+        self.camera = Actor.system("plate-camera", terminal)
+        self.tunnel = Actor.system("simulated-tunnel", terminal)
+
+    def drive_on(self, event: PlateEvent) -> None:
+        """The car that `event` read at the pre-gate is read again at a wash lane."""
+        if self.pool.gates and self.pool.wash_lanes:
+            _record(self.sessions, replace(event, lane=self.pool.wash_lane()), self.camera)
+
+    def drive_on_waiting(self, waited: dt.timedelta) -> int:
+        """Cars that have waited at the pre-gate this long drive on. Read from the database, so a car
+        an attendant already sent away stays gone, and cars from an earlier run move too."""
+        if not (self.pool.gates and self.pool.wash_lanes):
+            return 0
+        cutoff = utcnow() - waited
+        with self.sessions.db.read() as s:
+            waiting = s.exec(
+                select(VehicleSession)
+                .join(Lane, Lane.id == VehicleSession.lane_id)
+                .where(Lane.kind == LaneKind.PRE_GATE, col(VehicleSession.status).in_(OPEN_SESSION_STATES),
+                       VehicleSession.arrived_at < cutoff)
+                .order_by(col(VehicleSession.arrived_at))
+            ).all()
+        for row in waiting:
+            _record(self.sessions, PlateEvent(plate=row.plate, lane=self.pool.wash_lane(), region=row.plate_region,
+                                              confidence=row.confidence, make=row.make, model=row.model, colour=row.colour),
+                    self.camera)
+        return len(waiting)
+
+    def leave(self, dwell: dt.timedelta) -> int:
+        """Cars past the gate that nobody is serving leave `dwell` after they arrived."""
+        keep = LaneKind.PRE_GATE if self.pool.wash_lanes else None
+        return self.sessions.expire_stale(dwell, self.tunnel, SessionStatus.DONE, keep_lane_kind=keep)
+
+
 async def run_camera(db: Database, camera: SimulatedPlateReader, terminal: str, initial: int = 0,
                      dwell: dt.timedelta | None = None) -> None:
-    """Feed camera reads into sessions until cancelled, and send washed cars on their way. DB writes run in a thread."""
+    """Feed camera reads into sessions until cancelled, and move cars along. DB writes run in a thread."""
     sessions = SessionService(db)
     actor = Actor.system("plate-camera", terminal)
+    pool = camera.source
+    traffic = Traffic(sessions, pool, terminal) if isinstance(pool, VehiclePool) else None
     await camera.open()
-    tunnel = asyncio.create_task(_tunnel_exit(sessions, dwell, terminal)) if dwell else None
+    moving = asyncio.create_task(_move_along(traffic, dwell)) if traffic and dwell else None
     try:
-        for _ in range(initial):
-            await asyncio.to_thread(_record, sessions, camera.next_event(), actor)
+        for i in range(initial):
+            event = camera.next_event()
+            await asyncio.to_thread(_record, sessions, event, actor)
+            if traffic is not None and i % 2 == 1:  # half the first cars are in the lanes already
+                await asyncio.to_thread(traffic.drive_on, event)
         async for event in camera.events():
             await asyncio.to_thread(_record, sessions, event, actor)
     finally:
-        if tunnel is not None:
-            tunnel.cancel()
+        if moving is not None:
+            moving.cancel()
         await camera.close()
 
 
-async def _tunnel_exit(sessions: SessionService, dwell: dt.timedelta, terminal: str) -> None:
-    """The simulated tunnel: cars nobody is serving leave after `dwell`, so the demo board never fills up."""
-    actor = Actor.system("simulated-tunnel", terminal)
+async def _move_along(traffic: Traffic, dwell: dt.timedelta) -> None:
+    """Cars drive on after a share of `dwell` at the pre-gate and leave after `dwell`, so the demo
+    board keeps moving and never fills up."""
+    waited = dwell * PRE_GATE_SHARE
     while True:
-        await asyncio.sleep(min(30.0, dwell.total_seconds() / 4))
-        await asyncio.to_thread(sessions.expire_stale, dwell, actor, SessionStatus.DONE)
+        await asyncio.sleep(min(10.0, waited.total_seconds() / 4))
+        await asyncio.to_thread(traffic.drive_on_waiting, waited)
+        await asyncio.to_thread(traffic.leave, dwell)
 
 
 def _record(sessions: SessionService, event: PlateEvent, actor: Actor) -> None:

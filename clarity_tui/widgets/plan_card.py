@@ -48,9 +48,8 @@ class PlanCard(Vertical, can_focus=True):
         yield Label(p.name, classes="plan-name")
         yield Label(f"{p.price_label}  tier {p.tier}", classes="plan-price")
         yield Label(RELATION_LABELS.get(p.relation, " "), classes="plan-relation")
-        benefits = list(p.benefits)
-        if p.max_vehicles > 1:
-            benefits.append(f"Up to {p.max_vehicles} vehicles")
+        # "3 vehicles included", "Extra vehicle $15.00/mo", "Up to 5 vehicles": the limit the sale enforces.
+        benefits = [*p.benefits, *p.vehicle_terms]
         yield Static("\n".join(f"• {b}" for b in benefits), classes="plan-benefits", markup=False)
 
     def action_pick(self) -> None:

@@ -37,6 +37,28 @@ class PaymentResult:
     status: str = "succeeded"
 
 
+@dataclass(frozen=True)
+class ReaderPayment:
+    """The reader finished its action on a PaymentIntent the gateway created (server-driven flow).
+
+    `card` is what the reader read, for gateways that do not learn it from the reader themselves
+    (the simulated one); a Stripe Terminal reader reports straight to Stripe and leaves it None."""
+
+    payment_intent_id: str
+    card: CardToken | None = None
+    moto: bool = False
+
+
+@dataclass(frozen=True)
+class ReaderSetup:
+    """The reader finished its action on a SetupIntent the gateway created (a card saved, no charge).
+
+    `card` is what the reader read, for gateways that do not learn it from the reader themselves."""
+
+    setup_intent_id: str
+    card: CardToken | None = None
+
+
 # Machine codes and what the attendant should do about each.
 ERROR_MESSAGES: dict[str, str] = {
     "declined": "Card declined: ask for another card.",
@@ -47,11 +69,14 @@ ERROR_MESSAGES: dict[str, str] = {
     "offline": "Reader offline: check its power and network, then Retry.",
     "busy": "Reader busy with another action: wait a moment or cancel it on the reader, then Retry.",
     "cancelled": "Cancelled: nothing was charged.",
+    "authentication_required": "The card needs the customer's PIN: ask them to insert the card and enter the PIN on "
+                               "the reader, then Retry.",
+    "unsupported": "This card reader cannot do that: take the card another way.",
     "error": "Card reader problem: Retry, or take the payment another way.",
 }
 
 # A retry on the same card makes sense for these; the others need another card or a fix.
-RETRYABLE = frozenset({"timeout", "card_removed", "offline", "busy", "error"})
+RETRYABLE = frozenset({"timeout", "card_removed", "offline", "busy", "error", "authentication_required"})
 
 
 class CardReaderError(DeviceError):
@@ -90,3 +115,36 @@ class CardReader(Device, abc.ABC):
     @abc.abstractmethod
     async def cancel(self) -> None:
         """Abort the action in progress (the awaiting call raises CardReaderError code "cancelled")."""
+
+    # --- server-driven payments (the gateway creates the PaymentIntent; the reader collects it) ---
+
+    @property
+    def supports_payment_intents(self) -> bool:
+        """True when `process_payment_intent` works on this reader."""
+        return False
+
+    @property
+    def supports_moto(self) -> bool:
+        """True when the reader can take a card keyed on its own screen (mail/telephone order)."""
+        return False
+
+    async def process_payment_intent(self, payment_intent_id: str, *, moto: bool = False,
+                                     save_card: bool = True) -> ReaderPayment:
+        """Collect the payment of a PaymentIntent the gateway created: the customer taps, inserts or
+        swipes (or, with `moto`, the attendant keys the card on the reader). Returns when the reader's
+        action has succeeded; raises CardReaderError otherwise (the PaymentIntent is left to the caller).
+        `save_card`: the intent saves the card for later payments (the customer agreed to it)."""
+        raise CardReaderError("unsupported", f"The {self.driver_name} card reader cannot take a payment started "
+                                             "by the gateway: take the card another way.")
+
+    @property
+    def supports_setup_intents(self) -> bool:
+        """True when `process_setup_intent` works on this reader."""
+        return False
+
+    async def process_setup_intent(self, setup_intent_id: str) -> ReaderSetup:
+        """Collect the card of a SetupIntent the gateway created, to save it without charging: the customer
+        taps, inserts or swipes. Returns when the reader's action has succeeded; raises CardReaderError
+        otherwise (the SetupIntent is left to the caller)."""
+        raise CardReaderError("unsupported", f"The {self.driver_name} card reader cannot save a card started "
+                                             "by the gateway: take the card another way.")

@@ -16,7 +16,14 @@ from enum import StrEnum
 from typing import Any
 
 from hardware.base import DeviceState
-from hardware.card_reader.base import CardReader, CardReaderError, CardToken, PaymentResult
+from hardware.card_reader.base import (
+    CardReader,
+    CardReaderError,
+    CardToken,
+    PaymentResult,
+    ReaderPayment,
+    ReaderSetup,
+)
 
 
 class Outcome(StrEnum):
@@ -184,3 +191,28 @@ class SimulatedCardReader(CardReader):
         card = await self._present_card()
         token = await asyncio.to_thread(self._token, card)
         return PaymentResult(f"pi_sim_{secrets.token_hex(8)}", amount_cents, currency.lower(), token)
+
+    # --- a gateway's PaymentIntent (the simulated gateway learns the card from the returned token) ---
+
+    @property
+    def supports_payment_intents(self) -> bool:
+        return True
+
+    @property
+    def supports_moto(self) -> bool:
+        return True
+
+    async def process_payment_intent(self, payment_intent_id: str, *, moto: bool = False,
+                                     save_card: bool = True) -> ReaderPayment:
+        card = await self._present_card()
+        token = await asyncio.to_thread(self._token, card)
+        return ReaderPayment(payment_intent_id, token, moto)
+
+    @property
+    def supports_setup_intents(self) -> bool:
+        return True
+
+    async def process_setup_intent(self, setup_intent_id: str) -> ReaderSetup:
+        card = await self._present_card()
+        token = await asyncio.to_thread(self._token, card)
+        return ReaderSetup(setup_intent_id, token)

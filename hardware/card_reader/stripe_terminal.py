@@ -6,6 +6,14 @@ action -> the SetupIntent's latest attempt gives `generated_card`, a reusable
 Charge: PaymentIntent (card_present) -> process_payment_intent -> poll -> the
 PaymentIntent's latest charge gives the card details.
 Abort: cancel_action on the reader, then cancel the intent.
+Collect a gateway's SetupIntent (`process_setup_intent`): a card saved at the lane is a card_present
+SetupIntent the payments outbox creates for the customer (`card_present.save`); the reader only
+processes it and waits, and the caller reads the generated card from the SetupIntent.
+`collect_card_to_save` (its own SetupIntent) stays for the hardware test screen and CLI.
+Collect a gateway's PaymentIntent (`process_payment_intent`): the first payment of a sale is a
+card_present PaymentIntent the payments outbox creates (with setup_future_usage, so Stripe keeps a
+reusable `generated_card`); the reader only processes it and waits, and the caller reads the result
+from the PaymentIntent. With `moto` the attendant keys the card on the reader (an account feature).
 
 The SDK is blocking, so each flow runs in a worker thread (asyncio.to_thread).
 """
@@ -19,7 +27,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hardware.base import DeviceState
-from hardware.card_reader.base import CardReader, CardReaderError, CardToken, PaymentResult
+from hardware.card_reader.base import (
+    CardReader,
+    CardReaderError,
+    CardToken,
+    PaymentResult,
+    ReaderPayment,
+    ReaderSetup,
+)
 
 if TYPE_CHECKING:
     import stripe
@@ -43,6 +58,10 @@ ACTION_FAILURES: dict[str, str] = {
     "canceled": "cancelled",
     "terminal_reader_timeout": "timeout",
     "terminal_reader_offline": "offline",
+    # The issuer wants the cardholder verified: on a reader that means the PIN.
+    "authentication_required": "authentication_required",
+    "offline_pin_required": "authentication_required",
+    "online_or_offline_pin_required": "authentication_required",
 }
 
 
@@ -53,6 +72,8 @@ class StripeTerminalReader(CardReader):
     poll_interval: float = 1.0
     # Give up (cancel_action, then "timeout") when the reader action is still running after this.
     action_timeout: float = 120.0
+    # The account has MOTO (keyed entry on the reader) enabled by Stripe: payments.stripe.moto_enabled.
+    moto_enabled: bool = False
     driver_name: str = field(init=False, default="stripe_terminal")
 
     def __post_init__(self) -> None:
@@ -74,6 +95,7 @@ class StripeTerminalReader(CardReader):
             reader_id=reader_id,
             poll_interval=float(options.get("poll_interval", 1.0)),
             action_timeout=float(options.get("action_timeout", 120.0)),
+            moto_enabled=bool(options.get("moto", context.get("moto_enabled", False))),
         )
 
     @property
@@ -162,6 +184,64 @@ class StripeTerminalReader(CardReader):
                 details.brand, details.last4, int(details.exp_month), int(details.exp_year),
             )
             return PaymentResult(intent.id, int(intent.amount), intent.currency, token, status=intent.status)
+
+    # --- a gateway's PaymentIntent --------------------------------------------------------------
+
+    @property
+    def supports_payment_intents(self) -> bool:
+        return True
+
+    @property
+    def supports_moto(self) -> bool:
+        return self.moto_enabled
+
+    async def process_payment_intent(self, payment_intent_id: str, *, moto: bool = False,
+                                     save_card: bool = True) -> ReaderPayment:
+        if moto and not self.moto_enabled:
+            raise CardReaderError("unsupported", "Keyed entry on the reader (MOTO) is not enabled for this Stripe "
+                                                 "account: text the customer a secure link instead.")
+        return await asyncio.to_thread(self._process_payment_intent, payment_intent_id, moto, save_card)
+
+    def _process_payment_intent(self, payment_intent_id: str, moto: bool, save_card: bool) -> ReaderPayment:
+        with self._action():
+            config: dict[str, Any] = {}
+            if save_card:
+                # "For PaymentIntents that specify setup_future_usage, then allow_redisplay must also be
+                # passed before collecting card details." (Stripe changelog 2024-09-30.acacia)
+                config["allow_redisplay"] = "always"
+            if moto:
+                # "use process_payment_intent to process the payment, setting process_config[moto] to
+                # true. ... the reader prompts you for the cardholder's card number, CVC, expiration
+                # date, and postal code." (docs.stripe.com/terminal/features/mail-telephone-orders/payments)
+                config["moto"] = True
+            params: dict[str, Any] = {"payment_intent": payment_intent_id}
+            if config:
+                params["process_config"] = config
+            self._call(lambda: self.client.v1.terminal.readers.process_payment_intent(self.reader_id, params))
+            # The PaymentIntent is the caller's (the payments outbox cancels it): on abort only the
+            # reader's action is cancelled here.
+            self._wait_for_action(lambda: None)
+            return ReaderPayment(payment_intent_id, None, moto)
+
+    # --- a gateway's SetupIntent (a card saved on the reader through the payments outbox) ---------------
+
+    @property
+    def supports_setup_intents(self) -> bool:
+        return True
+
+    async def process_setup_intent(self, setup_intent_id: str) -> ReaderSetup:
+        return await asyncio.to_thread(self._process_setup_intent, setup_intent_id)
+
+    def _process_setup_intent(self, setup_intent_id: str) -> ReaderSetup:
+        with self._action():
+            # process_setup_intent: "allow_redisplay enum Required. This field indicates whether this payment
+            # method can be shown again to its customer in a checkout flow." (API reference)
+            self._call(lambda: self.client.v1.terminal.readers.process_setup_intent(
+                self.reader_id, {"setup_intent": setup_intent_id, "allow_redisplay": "always"}))
+            # The SetupIntent is the caller's (the payments outbox cancels it): on abort only the reader's
+            # action is cancelled here.
+            self._wait_for_action(lambda: None)
+            return ReaderSetup(setup_intent_id, None)
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -76,3 +77,24 @@ def smtp_server() -> Iterator[SmtpSink]:
     controller.start()
     yield sink
     controller.stop()
+
+
+def billed_membership(demo_db, gw, status=None, membership=None):  # noqa: ANN001, ANN202
+    """A membership with a real (simulated-gateway) subscription and card behind it."""
+    from clarity_tui.payments.base import CustomerInfo, PlanSpec
+
+    from sqlmodel import select
+
+    from db.models import Customer, Membership
+
+    with demo_db.read() as s:
+        m = membership or s.exec(select(Membership).where(Membership.status == status).order_by(Membership.id)).first()
+    cus = gw.ensure_customer(CustomerInfo(f"C-test-{m.id}"), idempotency_key=f"t:cus:{m.id}")
+    price = gw.sync_plan(PlanSpec("BASIC", "Basic", 1999)).price_id
+    sub = gw.create_subscription(cus, price, first_billing=dt.date.today() + dt.timedelta(days=10),
+                                 idempotency_key=f"t:sub:{m.id}")
+    with demo_db.write() as s:
+        row = s.get(Membership, m.id)
+        row.gateway_subscription_id = sub.subscription_id
+        s.get(Customer, row.customer_id).gateway_customer_id = cus
+    return m, sub.subscription_id

@@ -357,9 +357,13 @@ async def test_past_due_member_pays_with_a_new_card_on_the_reader(settings, demo
     from tests.sale.conftest import fast_devices
     from tests.sale.uiflow import devices_ready
 
+    from clarity_tui.payments.simulated import SimulatedGateway
+    from tests.customers.conftest import billed_membership
+
+    gw = SimulatedGateway(demo_db)
+    m, sub = billed_membership(demo_db, gw, MembershipStatus.PAST_DUE)
+    invoice = gw.open_invoice(sub, 1999)  # the renewal Stripe could not collect
     with demo_db.read() as s:
-        m = s.exec(select(Membership).where(Membership.status == MembershipStatus.PAST_DUE)
-                   .order_by(Membership.id)).first()
         cards_before = len(s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == m.customer_id)).all())
     app = make_app(fast_devices(settings), demo_db, actor=ATTENDANT)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -383,3 +387,51 @@ async def test_past_due_member_pays_with_a_new_card_on_the_reader(settings, demo
         cards = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == m.customer_id)).all()
         assert len(cards) == cards_before + 1 and [c.is_default for c in cards].count(True) == 1
         assert s.get(Membership, m.id).status == MembershipStatus.ACTIVE
+    assert gw.counts("payment_intent") == 1  # the open invoice, paid once: no separate charge
+    with demo_db.read() as s:
+        from db.models import SimGatewayObject
+
+        assert s.get(SimGatewayObject, invoice).data["status"] == "paid"
+
+
+async def test_a_manager_refunds_from_the_record_and_an_attendant_cannot(settings, demo_db) -> None:  # noqa: ANN001
+    """Refund (ctrl+g or the button) on the Membership tab: the manager's goes to the gateway with its
+    own key; more than was paid is refused with the amount left; an attendant is told no."""
+    from clarity_tui.payments.cards import CardToken
+    from clarity_tui.payments.simulated import SimulatedGateway, sim_token
+    from clarity_tui.services.billing import BillingService
+    from db.models import SalesOrder, SimGatewayObject
+    from tests.payments.conftest import new_order
+
+    billing = BillingService(demo_db, SimulatedGateway(demo_db))
+    order_id = new_order(demo_db, "BASIC", customer_number="C100000")
+    billing.attach_card_token(order_id, CardToken(sim_token("ok"), "visa", "4242", 12, 2030))
+    assert billing.start_sale(order_id).completed
+    with demo_db.read() as s:
+        order = s.get(SalesOrder, order_id)
+        customer_id, paid = order.customer_id, order.due_today_cents
+    for actor in (ATTENDANT, MANAGER):
+        app = make_app(settings, demo_db, actor=actor)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_record(pilot, customer_id)
+            await to_tab(pilot, "tab-membership")
+            await pilot.press("ctrl+g")
+            d = await dialog(pilot)
+            if actor is ATTENDANT:
+                await fill(pilot, d, amount="1.00")
+                await pilot.press("f2")
+                await wait_until(pilot, lambda: "refund" in str(d.query_one("#form-error", Static).render()).lower()
+                                 or any("refund" in n.message.lower() for n in app._notifications), "the refusal")
+                continue
+            await fill(pilot, d, amount=f"{paid / 100 + 1:.2f}")
+            await pilot.press("f2")
+            await wait_until(pilot, lambda: "more than was paid" in str(d.query_one("#form-error", Static).render()),
+                             "more than was paid")
+            await fill(pilot, d, amount="5.00")
+            await save_dialog(pilot)
+            await wait_until(pilot, lambda: any("Refund sent" in n.message for n in app._notifications), "sent")
+            assert screen.is_attached
+    with demo_db.read() as s:
+        order = s.get(SalesOrder, order_id)
+        assert order.refunded_cents == 500
+        assert s.get(SimGatewayObject, order.gateway_payment_id).data["refunded"] == 500

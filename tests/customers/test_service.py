@@ -20,8 +20,8 @@ from clarity_tui.services.customers import (
 )
 from clarity_tui.services.mailer import MailError, Mailer
 from clarity_tui.services.permissions import MATRIX, Permission, PermissionDenied, allowed
-from db.models import AuditLog, Membership, MembershipStatus, PasswordReset, Role, WebLogin
-from tests.customers.conftest import ATTENDANT, MANAGER, SUPPORT, TECHNICIAN
+from db.models import AuditLog, Customer, Membership, MembershipStatus, PasswordReset, Role, SimGatewayObject, WebLogin
+from tests.customers.conftest import ATTENDANT, MANAGER, SUPPORT, TECHNICIAN, billed_membership
 
 
 def audits(db, action: str) -> list[AuditLog]:  # noqa: ANN001
@@ -158,43 +158,89 @@ def test_pause_resume_plan_change_and_cancel_at_period_end(demo_db) -> None:  # 
         svc.pause_membership(TECHNICIAN, m.id, info.version)
 
 
-def test_gateway_billed_membership_calls_the_gateway(demo_db) -> None:  # noqa: ANN001
-    from clarity_tui.payments.base import CustomerInfo, PlanSpec
+def test_gateway_billed_membership_goes_through_the_outbox_and_waits_for_the_network(demo_db) -> None:  # noqa: ANN001
+    from clarity_tui.services.billing import BillingService
+    from db.models import Outbox
 
     gw = SimulatedGateway(demo_db)
-    m = _membership(demo_db, MembershipStatus.ACTIVE)
-    cus = gw.ensure_customer(CustomerInfo("C-test"), idempotency_key="t:cus")
-    price = gw.sync_plan(PlanSpec("BASIC", "Basic", 1999)).price_id
-    sub = gw.create_subscription(cus, price, first_billing=dt.date.today() + dt.timedelta(days=10), idempotency_key="t:sub")
-    with demo_db.write() as s:
-        row = s.get(Membership, m.id)
-        row.gateway_subscription_id = sub.subscription_id
+    m, sub = billed_membership(demo_db, gw, MembershipStatus.ACTIVE)
     svc = CustomerService(demo_db, gateway=gw)
     svc.pause_membership(ATTENDANT, m.id, m.version)
+    assert _sim_sub(demo_db, sub)["pause_collection"] is not None
     gw.online = False
-    with pytest.raises(CustomerError, match="refused to resume.*Nothing was changed"):
-        svc.resume_membership(ATTENDANT, m.id, m.version + 1)
-    assert _membership(demo_db, MembershipStatus.PAUSED).id == m.id
+    outcome = svc.resume_membership(ATTENDANT, m.id, m.version + 1)
+    assert outcome.queued and "sent when the network is back" in outcome.message
+    with demo_db.read() as s:
+        row = s.get(Membership, m.id)
+        assert (row.status, row.pending_sync) == (MembershipStatus.PAUSED, True)  # not resumed until the gateway says so
+        pending = s.exec(select(Outbox).where(Outbox.status == "pending")).all()
+        assert [r.operation for r in pending] == ["subscription.resume"]
     gw.online = True
-    svc.resume_membership(ATTENDANT, m.id, m.version + 1)
-    assert audits(demo_db, "membership.resume")[-1].after["gateway"] is True
+    assert [r.status for r in BillingService(demo_db, gw).processor.replay_pending()] == ["synced"]
+    with demo_db.read() as s:
+        row = s.get(Membership, m.id)
+        assert (row.status, row.pending_sync) == (MembershipStatus.ACTIVE, False)
+    assert _sim_sub(demo_db, sub)["pause_collection"] is None
+    # Undo a scheduled cancel, through the outbox too.
+    svc.cancel_at_period_end(ATTENDANT, m.id, m.version + 2)
+    assert _sim_sub(demo_db, sub)["cancel_at_period_end"] is True
+    svc.keep_membership(ATTENDANT, m.id, m.version + 3)
+    assert _sim_sub(demo_db, sub)["cancel_at_period_end"] is False
+    with demo_db.read() as s:
+        row = s.get(Membership, m.id)
+        assert (row.cancel_at_period_end, row.expires_on) == (False, None)
+    # A final refusal changes nothing and says so.
+    with demo_db.write() as s:
+        obj = s.get(SimGatewayObject, sub)
+        obj.data = {**obj.data, "status": "canceled"}
+    with pytest.raises(CustomerError, match="refused to pause.*Nothing was changed"):
+        svc.pause_membership(ATTENDANT, m.id, m.version + 4)
+    with demo_db.read() as s:
+        row = s.get(Membership, m.id)
+        assert (row.status, row.pending_sync) == (MembershipStatus.ACTIVE, False)
     without = CustomerService(demo_db)
     with pytest.raises(CustomerError, match="no gateway is configured"):
-        without.pause_membership(ATTENDANT, m.id, m.version + 2)
+        without.pause_membership(ATTENDANT, m.id, m.version + 5)
 
 
-def test_update_card_of_a_past_due_member_charges_and_reactivates(demo_db) -> None:  # noqa: ANN001
-    svc = CustomerService(demo_db, gateway=SimulatedGateway(demo_db))
-    m = _membership(demo_db, MembershipStatus.PAST_DUE)
+def _sim_sub(demo_db, sub_id):  # noqa: ANN001, ANN202
+    with demo_db.read() as s:
+        return dict(s.get(SimGatewayObject, sub_id).data)
+
+
+def test_past_due_member_new_card_pays_the_open_invoice_once_and_becomes_default(demo_db) -> None:  # noqa: ANN001
+    gw = SimulatedGateway(demo_db)
+    m, sub = billed_membership(demo_db, gw, MembershipStatus.PAST_DUE)
+    invoice = gw.open_invoice(sub, 2345)  # the renewal failed: Stripe's invoice, extras and proration included
+    svc = CustomerService(demo_db, gateway=gw)
     with pytest.raises(CustomerError, match="not saved"):
         svc.update_card(ATTENDANT, m.id, m.version, ManualCard.parse("4000000000000002", "12/30", "123"))
-    pm = svc.update_card(ATTENDANT, m.id, m.version, ManualCard.parse("4242 4242 4242 4242", "12/30", "123"))
+    charges_before = gw.counts("payment_intent")
+    pm = svc.update_card(ATTENDANT, m.id, m.version + 1, ManualCard.parse("4242 4242 4242 4242", "12/30", "123"))
     assert (pm.last4, pm.is_default) == ("4242", True) and pm.gateway_token.startswith("pm_")
+    # One payment: the open invoice, for the invoice's amount. No separate PaymentIntent.
+    assert gw.counts("payment_intent") == charges_before + 1
+    with demo_db.read() as s:
+        assert s.get(SimGatewayObject, invoice).data["status"] == "paid"
+        pis = [o.data for o in s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "payment_intent"))]
+    assert [p["amount"] for p in pis if p.get("invoice") == invoice] == [2345]
     rec = svc.record(m.customer_id)
     assert next(x for x in rec.memberships if x.id == m.id).status == MembershipStatus.ACTIVE
     assert [c.last4 for c in rec.cards if c.is_default] == ["4242"]
-    row = audits(demo_db, "membership.card_updated")[-1]
-    assert "4242424242424242" not in str(row.after) and row.after["charged_cents"] > 0
+    row = audits(demo_db, "invoice.pay.done")[-1]
+    assert "4242424242424242" not in str(audits(demo_db, "membership.card_updated")) and row.after["charged_cents"] == 2345
+
+
+def test_a_declined_invoice_payment_keeps_the_member_past_due_and_the_old_default(demo_db) -> None:  # noqa: ANN001
+    gw = SimulatedGateway(demo_db)
+    m, sub = billed_membership(demo_db, gw, MembershipStatus.PAST_DUE)
+    gw.open_invoice(sub, 1999)
+    svc = CustomerService(demo_db, gateway=gw)
+    with pytest.raises(CustomerError, match="saved but not charged"):
+        svc.update_card(ATTENDANT, m.id, m.version, ManualCard.parse("4000000000000341", "12/30", "123"))
+    rec = svc.record(m.customer_id)
+    assert next(x for x in rec.memberships if x.id == m.id).status == MembershipStatus.PAST_DUE
+    assert not [c for c in rec.cards if c.is_default and c.last4 == "0341"]
 
 
 def test_web_login_password_hash_and_random_password(demo_db) -> None:  # noqa: ANN001

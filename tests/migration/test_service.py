@@ -131,12 +131,13 @@ def test_misread_plates_get_the_legacy_badge_at_arrival(legacy: Legacy) -> None:
     assert arrive("BOS 51", "Lane 2") is Badge.LEGACY  # one character missed
     assert arrive("BOS 5122", "Pre-Gate") is Badge.LEGACY  # one extra
     assert arrive("QQQ 7777") is Badge.NEW  # nobody's
-    # Once Bo is migrated, his plate's look-alikes are nobody's legacy record any more.
+    # Once Bo is migrated, his plate's look-alikes are nobody's legacy record any more (a car
+    # not yet on site: "B0S 5I2" still has its open session, and a read of it would move that).
     with legacy.db.write() as s:
         bo = s.get(LegacyMember, legacy.bo_id)
         bo.migrated_at = utcnow()
         s.add(bo)
-    assert arrive("B0S 5I2", "Lane 1") is Badge.NEW
+    assert arrive("BO5 5I2", "Lane 1") is Badge.NEW
 
 
 def test_fuzzy_plate_match_ranks_candidates_and_phone_search(legacy: Legacy) -> None:

@@ -103,9 +103,11 @@ class Recorded:
 
 
 # What localstripe cannot take, dropped before forwarding (the exact request is recorded first).
+# It implements one subscription item only ("Not implemented" for two): the family's extra vehicle
+# item (items[1]) is asserted from the recording.
 _UNSUPPORTED = {
-    "/v1/subscriptions": ("discounts",),
-    "/v1/subscriptions/{id}": ("discounts", "pause_collection", "proration_behavior"),
+    "/v1/subscriptions": ("discounts", "items[1]"),
+    "/v1/subscriptions/{id}": ("discounts", "pause_collection", "proration_behavior", "items[1]"),
 }
 
 
@@ -162,7 +164,8 @@ def recorder() -> RecordingClient:
 def stripe_gateway(localstripe: LocalStripe, recorder: RecordingClient):  # noqa: ANN201
     from clarity_tui.payments.stripe_gateway import StripeGateway
 
-    return StripeGateway(API_KEY, api_base=localstripe.url, http_client=recorder)
+    # Keyed test cards go to localstripe: the account "has" raw card data access (issue 12).
+    return StripeGateway(API_KEY, api_base=localstripe.url, http_client=recorder, raw_card_data_access=True)
 
 
 def new_order(db, plan: str = "BASIC", promo: str | None = None, customer_number: str = "C100000",  # noqa: ANN001
@@ -191,3 +194,35 @@ def sim_billing(demo_db):  # noqa: ANN001, ANN201
     from clarity_tui.services.billing import BillingService
 
     return BillingService(demo_db, SimulatedGateway(demo_db))
+
+
+# --- gateway contract helpers (tests/payments/test_gateway_contract.py) ----------------------------------------
+def localstripe_config(server: LocalStripe, method: str, path: str, payload: dict | None = None,
+                       timeout: float = 10) -> tuple[int, Any]:
+    """A call to the test-only /_config endpoints of localstripe_server.py: (status, decoded JSON)."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    req = urllib.request.Request(server.url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def localstripe_fault(server: LocalStripe, path: str, **spec: Any) -> str:
+    """Inject a fault for the next POSTs to `path` (status, times, delay, hold, drop, after_effect); its id."""
+    status, body = localstripe_config(server, "POST", "/_config/faults", {"path": path, **spec})
+    assert status == 200, body
+    return body["id"]
+
+
+@pytest.fixture
+def sim_file_db(sqlite_url: str):  # noqa: ANN201
+    """A migrated SQLite file (no demo data), for the simulated gateway and other processes on it."""
+    from clarity_tui.config import Settings
+    from clarity_tui.services.bootstrap import open_database
+
+    db = open_database(Settings(database_url=sqlite_url))
+    yield db
+    db.dispose()

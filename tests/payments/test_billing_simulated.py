@@ -9,6 +9,9 @@ from sqlmodel import select
 
 from clarity_tui.payments.simulated import sim_token
 from clarity_tui.services.billing import add_months
+from clarity_tui.services.membership_actions import ActionRefused, MembershipActions
+from clarity_tui.services.permissions import PermissionDenied
+from tests.customers.conftest import ATTENDANT, MANAGER
 from db.models import Customer, Membership, Outbox, PaymentMethod, Promotion, SalesOrder, SimGatewayObject
 from tests.payments.conftest import new_order
 
@@ -138,23 +141,36 @@ def test_membership_changes_and_refund(demo_db, sim_billing) -> None:
     assert sim_billing.start_sale(order_id).completed
     order = load(demo_db, SalesOrder, order_id)
     mid = order.membership_id
-    assert sim_billing.pause(mid, idempotency_key="m:pause").status == "synced"
+    actions = MembershipActions(sim_billing)
+
+    def version() -> int:
+        return load(demo_db, Membership, mid).version
+
+    assert actions.change(MANAGER, mid, version(), "subscription.pause", {"active"}, "paused").status == "done"
     assert load(demo_db, Membership, mid).status == "paused"
-    assert sim_billing.resume(mid, idempotency_key="m:resume").status == "synced"
+    assert actions.change(MANAGER, mid, version(), "subscription.resume", {"paused"}, "resumed").status == "done"
     assert load(demo_db, Membership, mid).status == "active"
     with demo_db.read() as s:
         ultimate = s.exec(select(Plan).where(Plan.code == "ULTIMATE")).one()
-    assert sim_billing.change_plan(mid, ultimate.id, idempotency_key="m:up").status == "synced"
-    assert sim_billing.cancel_at_period_end(mid, idempotency_key="m:cancel").status == "synced"
+    actions.change(MANAGER, mid, version(), "subscription.change_plan", {"active"}, "changed", plan_id=ultimate.id)
+    actions.change(MANAGER, mid, version(), "subscription.cancel", {"active"}, "cancelled")
     m = load(demo_db, Membership, mid)
     assert (m.plan_id, m.cancel_at_period_end) == (ultimate.id, True)
     with demo_db.read() as s:
         sub = s.get(SimGatewayObject, m.gateway_subscription_id).data
     assert sub["plan"] == "clarity-ultimate-3999-month" and sub["cancel_at_period_end"]
-    assert sim_billing.refund(order_id, amount_cents=500).status == "synced"
-    assert sim_billing.refund(order_id, amount_cents=500).status == "idle"  # same key: done already
+    assert actions.refund(MANAGER, order_id, 500).status == "done"
+    with pytest.raises(ActionRefused, match="more than was paid"):
+        actions.refund(MANAGER, order_id, order.due_today_cents)
+    with pytest.raises(PermissionDenied):
+        actions.refund(ATTENDANT, order_id, 100)
     with demo_db.read() as s:
         assert s.get(SimGatewayObject, order.gateway_payment_id).data["refunded"] == 500
+    assert load(demo_db, SalesOrder, order_id).refunded_cents == 500
+    assert actions.refund(MANAGER, order_id).status == "done"  # the rest
+    assert load(demo_db, SalesOrder, order_id).refunded_cents == order.due_today_cents
+    with pytest.raises(ActionRefused, match="already been refunded in full"):
+        actions.refund(MANAGER, order_id, 100)
 
 
 def test_manual_card_saved_as_token_only(demo_db, sim_billing) -> None:
@@ -270,7 +286,7 @@ def test_a_partial_refund_replayed_a_day_late_is_not_paid_twice(demo_db, sim_bil
 
     sim_billing.processor.observers.append(die_after_the_refund)
     with pytest.raises(Crash):
-        sim_billing.refund(order_id, amount_cents=500)
+        MembershipActions(sim_billing).refund(MANAGER, order_id, 500)
     sim_billing.processor.observers.clear()
     with demo_db.write() as s:  # a day and an hour offline: the gateway forgot the key
         for row in s.exec(select(Outbox).where(Outbox.operation == "payment.refund")).all():

@@ -44,7 +44,7 @@ def stripe_demo_db(sqlite_url):  # noqa: ANN001, ANN201
 
 def prepared_order(db, api_base: str) -> int:  # noqa: ANN001
     order_id = new_order(db, "DELUXE")
-    service = BillingService(db, StripeGateway(API_KEY, api_base=api_base))
+    service = BillingService(db, StripeGateway(API_KEY, api_base=api_base, raw_card_data_access=True))
     service.add_manual_card(order_id, "4242424242424242", f"12/{FUTURE % 100}", "123")
     return order_id
 
@@ -109,7 +109,7 @@ def test_timeout_leaves_order_resumable(localstripe, demo_db) -> None:
     import socket
 
     order_id = new_order(demo_db, "BASIC")
-    good = BillingService(demo_db, StripeGateway(API_KEY, api_base=localstripe.url))
+    good = BillingService(demo_db, StripeGateway(API_KEY, api_base=localstripe.url, raw_card_data_access=True))
     good.add_manual_card(order_id, "4242424242424242", f"12/{FUTURE % 100}", "123")
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -127,7 +127,8 @@ def test_migration_through_stripe_anchored_with_coupon(localstripe, recorder, de
 
     anchor = dt.date.today() + dt.timedelta(days=9)
     order_id = new_order(demo_db, "ULTIMATE", promo="ULTIMATE10", kind="migration")
-    service = BillingService(demo_db, StripeGateway(API_KEY, api_base=localstripe.url, http_client=recorder))
+    service = BillingService(demo_db, StripeGateway(API_KEY, api_base=localstripe.url, http_client=recorder,
+                                                    raw_card_data_access=True))
     service.add_manual_card(order_id, "4242424242424242", f"12/{FUTURE % 100}", "123")
     assert service.start_migration(order_id, anchor).completed
     assert localstripe.list("charges") == []  # nothing charged today

@@ -135,7 +135,7 @@ def test_change_pause_resume_cancel_refund(stripe_gateway, localstripe, recorder
     changed = gw.change_plan(sub.subscription_id, ultimate.price_id, idempotency_key="o7:upgrade")
     assert changed.plan_price_id == ultimate.price_id
     upgrade = recorder.calls("POST", f"/v1/subscriptions/{sub.subscription_id}")[-1]
-    assert upgrade.params["proration_behavior"] == "create_prorations"
+    assert upgrade.params["proration_behavior"] == "none"  # the upgrade's difference is charged by us (issue 12)
     assert upgrade.params["items[0][plan]"] == ultimate.price_id
     resume_on = dt.date.today() + dt.timedelta(days=40)
     assert gw.pause(sub.subscription_id, idempotency_key="o7:pause", resumes_at=resume_on).paused

@@ -346,7 +346,7 @@ async def test_member_upgrade_through_the_ui(settings, lanes: Lanes) -> None:  #
         await at(pilot, "payment")
         await pilot.press("f5")
         await at(pilot, "checkout-summary")
-        assert "(upgrade) from" in text_of(app, "#summary-table")
+        assert "(upgrade from " in text_of(app, "#summary-table")
         await pilot.press("enter")
         await _sign_and_agree(pilot)
         await at(pilot, "confirmation")

@@ -62,33 +62,44 @@ def long_date(day: dt.date | None) -> str:
 
 
 def order_lines(view: OrderView, *, charged: bool = False) -> Table:
-    """The order as label/value rows: plan, vehicles, customer, card, price, discount, due today, next bill."""
+    """The order as label/value rows: plan, vehicles, customer, card, price (itemised), discount, due today,
+    next bill. The words come from the order view (services), so every screen says the same."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     plan = view.plan
     if plan is not None:
-        note = {"upgrade": "  (upgrade)", "downgrade": "  (downgrade)"}.get(plan.relation, "")
-        if view.is_plan_change and view.current_plan is not None:
-            note += f" from {view.current_plan.name}"
+        note = ""
+        if view.is_plan_change and view.current_plan is not None and plan.relation in ("upgrade", "downgrade"):
+            note = f"  ({plan.relation} from {view.current_plan.name})"
         table.add_row("Plan", f"{plan.name} · {plan.price_label}{note}")
     table.add_row("Vehicles", "\n".join(v.label for v in view.vehicles) or "-")
+    if view.vehicle_note:
+        table.add_row("Not covered", Text(view.vehicle_note, style="yellow"))
     if view.customer_name:
         table.add_row("Customer", f"{view.customer_name}  #{view.customer_number}")
     card = view.card
     table.add_row("Card", card.label if card else ("card on file" if view.is_plan_change else "-"))
-    table.add_row("Price", money(view.subtotal_cents) + ("/mo" if plan and plan.interval == "month" else ""))
+    table.add_row("Price", view.price_text or money(view.subtotal_cents))
     if view.discount_cents:
         table.add_row("Discount", Text(f"-{money(view.discount_cents)}  {view.promotion_code}"
                                        + (f" ({view.promotion_description})" if view.promotion_description else ""),
                                        style="green"))
     due_label = "Charged today" if charged else "Due today"
-    due = money(view.due_today_cents)
-    if view.is_plan_change:
-        due += "  (the plan changes now; the new price applies from the next billing date)"
-    elif view.kind == "migration":
-        due += "  (no charge today; the billing date is kept)"
-    table.add_row(due_label, Text(due, style="bold"))
+    table.add_row(due_label, Text(money(view.due_today_cents) + due_note(view), style="bold"))
     if plan is not None:
         table.add_row("Next billing", f"{long_date(view.next_billing_on)} · {money(view.subtotal_cents)}")
     return table
+
+
+def due_note(view: OrderView) -> str:
+    """Why today's amount is what it is (a plan change, a migration)."""
+    if view.is_plan_change and view.plan is not None:
+        if view.plan.relation == "downgrade":
+            return f"  ({view.plan.name} from {long_date(view.change_effective_on)}, the next billing date)"
+        if view.due_today_cents:
+            return f"  (the upgrade, prorated to {long_date(view.next_billing_on)})"
+        return "  (the plan changes now; the new price from the next billing date)"
+    if view.kind == "migration":
+        return "  (no charge today; the billing date is kept)"
+    return ""

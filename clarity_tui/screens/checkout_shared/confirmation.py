@@ -9,7 +9,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
-from clarity_tui.screens.checkout_shared.common import FLOW_CSS, banner, order_lines
+from clarity_tui.screens.checkout_shared.common import FLOW_CSS, banner, long_date, order_lines
 from clarity_tui.services.sales import OrderView
 
 
@@ -31,14 +31,16 @@ class ConfirmationScreen(Screen[None]):
         yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(v, "Done"), classes="flow-banner")
         if v.is_plan_change:
-            title = f"✔ {v.customer_name} is now on {v.plan.name if v.plan else 'the new plan'}."
+            new, old = v.plan.name if v.plan else "the new plan", v.current_plan.name if v.current_plan else "the old plan"
+            title = (f"✔ {v.customer_name} changes from {old} to {new} on {long_date(v.change_effective_on)}."
+                     if v.plan and v.plan.relation == "downgrade" else f"✔ {v.customer_name} is now on {new} (was {old}).")
         elif v.kind == "migration":
             title = f"✔ {v.customer_name}'s membership is migrated."
         else:
             title = f"✔ Membership active: {v.plan.name if v.plan else ''} for {v.customer_name}."
         yield Static(title, id="confirm-title", markup=False)
         with VerticalScroll(id="confirm-body"):
-            yield Static(order_lines(v, charged=not v.is_plan_change), id="confirm-table")
+            yield Static(order_lines(v, charged=True), id="confirm-table")
         note = ("⟳ The payment gateway could not be reached: the membership is active and will sync "
                 "automatically when the network is back." if v.pending_sync else
                 "The session bubble now shows MEMBER. Every step is in the audit log.")

@@ -42,11 +42,14 @@ class CheckoutFlow:
     def _fail(self, message: str) -> None:
         self.app.notify(message, title=self.TITLE, severity="error", timeout=self.FAIL_TIMEOUT)
 
-    async def _abandon(self, view: OrderView) -> None:
+    async def _abandon(self, view: OrderView) -> str | None:
+        """Cancel the order; returns what the cancel found at the gateway (a refund on its way), if anything."""
         try:
-            await self._call(self.service.cancel, view.id)
+            cancelled = await self._call(self.service.cancel, view.id)
         except USER_ERRORS:
-            pass  # already finished or taken over elsewhere: nothing of ours to cancel
+            return None  # already finished or taken over elsewhere: nothing of ours to cancel
+        return getattr(cancelled, "last_error", None) if getattr(cancelled, "state", None) == OrderState.CANCELLED \
+            else None
 
     @staticmethod
     def signed(view: OrderView) -> bool:
@@ -55,9 +58,23 @@ class CheckoutFlow:
 
     async def _leave_signed(self, view: OrderView) -> None:
         """Back out of the card step after signing: the order is abandoned, and the attendant told."""
-        await self._abandon(view)
-        self.app.notify(f"The {self.NOUN} is cancelled: {self.NOTHING_DONE}.", title=self.TITLE,
+        settled = await self._abandon(view)
+        # Only the outbox knows whether money moved: a refund on its way is said as such.
+        self.app.notify(f"The {self.NOUN} is cancelled: {settled or self.NOTHING_DONE + '.'}", title=self.TITLE,
                         severity="warning", timeout=8)
+
+    async def _pay_on_reader(self, view: OrderView) -> Any:
+        """Card present: the customer pays on the reader; Esc cancels there and nothing is charged.
+        Ends like ProcessingScreen: the PayResult, or the message of a refused step."""
+        from clarity_tui.screens.device_action import DeviceActionScreen
+        from clarity_tui.services.sales import money
+
+        reader = self.app.devices.card_reader  # type: ignore[attr-defined]
+        outcome = await self.app.push_screen_wait(DeviceActionScreen.payment_on_reader(
+            reader, self.service.pay, view.id, amount=money(view.due_today_cents)))
+        if not outcome.ok:
+            return f"{outcome.error or 'Cancelled on the reader'}: nothing was charged."
+        return str(outcome.result) if isinstance(outcome.result, Exception) else outcome.result
 
     async def _finish(self, view: OrderView) -> OrderView:
         await self.app.push_screen_wait(ConfirmationScreen(view))
@@ -84,5 +101,7 @@ class CheckoutFlow:
         if step == "signature":
             return await app.push_screen_wait(SignatureScreen(view, service))
         if step == "pay":
+            if view.card_present:
+                return await self._pay_on_reader(view)
             return await app.push_screen_wait(ProcessingScreen(view, service))
         raise AssertionError(f"unknown step {step}")

@@ -123,7 +123,9 @@ class CardOnFileScreen(Screen[OrderView | str]):
         reader = self.app.devices.card_reader  # type: ignore[attr-defined]
         try:
             outcome = await self.app.push_screen_wait(
-                DeviceActionScreen.card_to_save(reader, " Nothing is charged today."))
+                DeviceActionScreen.card_from_reader(reader, self.service.db, self.service.billing.gateway,
+                                                    customer_id=self.view.customer_id, order_id=self.view.id,
+                                                    note=" Nothing is charged today."))
             if not outcome.ok:
                 self._say(f"{outcome.error or 'Cancelled.'} Try the reader again (R), or key the card in (K).",
                           "error")

@@ -53,7 +53,7 @@ class SaleFlow(CheckoutFlow):
         if step == "customer":
             return view.customer_id is None
         if step == "vehicles":
-            return bool(view.plan and view.plan.max_vehicles > 1)
+            return bool(view.plan and view.plan.vehicle_limit > 1)  # room for more than one vehicle
         return True
 
     async def run(self) -> OrderView | None:

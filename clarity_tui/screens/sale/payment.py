@@ -3,6 +3,11 @@
 The saved default card is preselected: Enter continues with it. Alternatives: another saved
 card, a new card from the reader (R), or manual keyed entry (K) as the fallback. The promotion
 or referral code is validated as it is typed, with the discounted price shown.
+
+With Stripe and a Stripe Terminal reader (issue 12) R takes the card on the reader when paying
+(after Agree: a card-present payment that keeps the card for renewals) instead of saving it now,
+and K keys it on the reader (MOTO) or texts the customer a Stripe-hosted card page; the number
+is sent from this terminal only with raw card data access (README "PCI scope").
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ from textual.widgets.option_list import Option
 from clarity_tui.payments.errors import PromotionInvalid
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner, long_date
 from clarity_tui.screens.device_action import MODAL_CSS, DeviceActionScreen
+from clarity_tui.services.card_present import keyed_entry_mode, mark_card_present, takes_first_payment_on_reader
+from clarity_tui.services.hosted_card import HostedCardError, HostedCardService
 from clarity_tui.services.sales import OrderView, SaleService, money
 
 READER, KEYED = "reader", "keyed"
 PROMO_DEBOUNCE = 0.25
+READER_LABELS = {False: "New card from the reader · R", True: "Card on the reader when paying · R"}
+KEYED_LABELS = {"local": "Key in a card by hand · K", "raw": "Key in a card by hand · K",
+                "reader_moto": "Key the card in on the reader when paying · K",
+                "hosted_page": "Text the customer a secure card link · K"}
 
 
 class PaymentScreen(Screen[OrderView | str]):
@@ -56,14 +67,22 @@ class PaymentScreen(Screen[OrderView | str]):
         self.notice = notice
         self._debounce: Timer | None = None
         self._busy = False
+        # Stripe + Stripe Terminal: the card is taken on the reader when paying; how a card is keyed.
+        self._on_reader = False
+        self._keyed = "local"
 
     def compose(self) -> ComposeResult:
         v = self.view
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        settings = self.app.settings  # type: ignore[attr-defined]
+        devices = getattr(self.app, "devices", None)
+        reader = devices.card_reader if devices is not None else None
+        self._on_reader = takes_first_payment_on_reader(settings, self.service.gateway, reader)
+        self._keyed = keyed_entry_mode(settings, self.service.gateway, reader)
+        yield Header(show_clock=settings.ui.show_clock, icon="≋")
         yield Static(banner(v, "Payment") + (f" · {v.plan.name}" if v.plan else ""), classes="flow-banner")
         options = [Option(f"{c.label}{'  (default)' if c.is_default else ''}", id=f"card-{c.id}") for c in v.cards]
-        options.append(Option("New card from the reader · R", id=READER))
-        options.append(Option("Key in a card by hand · K", id=KEYED))
+        options.append(Option(READER_LABELS[self._on_reader], id=READER))
+        options.append(Option(KEYED_LABELS[self._keyed], id=KEYED))
         yield OptionList(*options, id="pay-options")
         with Horizontal(id="promo-row"):
             yield Label("Promo / referral code")
@@ -89,11 +108,14 @@ class PaymentScreen(Screen[OrderView | str]):
 
     @staticmethod
     def _price_text(v: OrderView) -> str:
+        if v.is_plan_change and v.plan is not None and v.plan.relation == "downgrade":
+            return (f"Due today {money(v.due_today_cents)} · {v.plan.name} from {long_date(v.change_effective_on)} "
+                    f"(the next billing date): {v.price_text}")
         if v.is_plan_change:
-            return (f"Plan change: {money(v.subtotal_cents)}/mo from {long_date(v.next_billing_on)}; "
-                    "nothing is charged today.")
+            return (f"Due today {money(v.due_today_cents)} (the upgrade, to {long_date(v.next_billing_on)}) · "
+                    f"then {v.price_text}")
         discount = f"  (-{money(v.discount_cents)} {v.promotion_code})" if v.discount_cents else ""
-        return (f"Due today {money(v.due_today_cents)}{discount} · then {money(v.subtotal_cents)}/mo "
+        return (f"Due today {money(v.due_today_cents)}{discount} · then {v.price_text} "
                 f"from {long_date(v.next_billing_on)}")
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -196,12 +218,27 @@ class PaymentScreen(Screen[OrderView | str]):
         if self._busy:
             return
         self._busy = True
-        self._read_card()
+        if self._on_reader:
+            self._card_at_pay_time(moto=False)
+        else:
+            self._read_card()
+
+    @work(thread=True, exclusive=True, group="payment", exit_on_error=False)
+    def _card_at_pay_time(self, moto: bool) -> None:
+        """Nothing is read now: after Agree the customer pays on the reader (or the attendant keys it there)."""
+        try:
+            mark_card_present(self.service.db, self.view.id, self.service.actor, moto=moto)
+            view = self.service.order(self.view.id)
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, view)
 
     @work(exclusive=True, group="payment-reader", exit_on_error=False)
     async def _read_card(self) -> None:
         reader = self.app.devices.card_reader  # type: ignore[attr-defined]
-        outcome = await self.app.push_screen_wait(DeviceActionScreen.card_to_save(reader))
+        outcome = await self.app.push_screen_wait(DeviceActionScreen.card_from_reader(
+            reader, self.service.db, self.service.gateway, customer_id=self.view.customer_id, order_id=self.view.id))
         if not outcome.ok:
             self._failed(f"{outcome.error or 'Cancelled.'} Choose another way to pay, or try the reader again (R).")
             return
@@ -216,7 +253,14 @@ class PaymentScreen(Screen[OrderView | str]):
     async def action_keyed(self) -> None:
         if self._busy:
             return
-        view = await self.app.push_screen_wait(ManualCardScreen(self.view, self.service))
+        if self._keyed == "reader_moto":
+            self._busy = True
+            self._card_at_pay_time(moto=True)
+            return
+        if self._keyed == "hosted_page":
+            view = await self.app.push_screen_wait(HostedCardScreen(self.view, self.service))
+        else:
+            view = await self.app.push_screen_wait(ManualCardScreen(self.view, self.service))
         if isinstance(view, OrderView):
             self.dismiss(view)
 
@@ -318,3 +362,116 @@ class ManualCardScreen(ModalScreen[OrderView | None]):
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:
         {"cancel": self.action_cancel, "save": self.action_save}[event.button.id or ""]()
+
+
+class HostedCardScreen(ModalScreen[OrderView | None]):
+    """Keyed entry without raw card data: the customer gets a Stripe-hosted card page by text message
+    and types the card on their own phone; the lane polls until the page is complete."""
+
+    DEFAULT_CSS = "HostedCardScreen {" + MODAL_CSS + """
+        & > Vertical { width: 64; }
+        .card-row { height: 3; }
+        .card-row Label { width: 14; padding: 1 1 0 0; }
+        .card-row Input { width: 1fr; }
+        #hosted-status { height: auto; }
+        #hosted-status.-error { color: $error; }
+    }"""
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="hosted_card.cancel", tooltip="Back to the payment methods"),
+        Binding("f5", "send", "Send link", id="hosted_card.send", tooltip="Text the secure card link"),
+    ]
+
+    def __init__(self, view: OrderView, service: SaleService) -> None:
+        super().__init__(id="hosted-card")
+        self.view = view
+        self.service = service
+        self._busy = False
+        self._poll: Timer | None = None
+
+    def _hosted(self) -> HostedCardService:
+        from clarity_tui.messaging import make_sms_provider
+
+        settings = self.app.settings  # type: ignore[attr-defined]
+        sms = getattr(self.app, "sms", None) or make_sms_provider(settings)
+        return HostedCardService.from_settings(self.service.db, settings, self.service.gateway, sms, self.service.actor)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Text a secure card link", classes="dialog-title")
+            with Horizontal(classes="card-row"):
+                yield Label("Mobile")
+                yield Input(placeholder="blank: the number on file", id="hosted-phone", max_length=24)
+            yield Static("The customer types the card on their own phone, on Stripe's page; it never "
+                         "passes through this terminal.", id="hosted-status", markup=False)
+            with Horizontal():
+                yield Button("Cancel · Esc", id="cancel")
+                yield Button("Send link · F5", id="send", variant="success")
+
+    def on_mount(self) -> None:
+        self.query_one("#hosted-phone", Input).focus()
+
+    def _status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#hosted-status", Static)
+        status.update(text)
+        status.set_class(error, "-error")
+
+    @on(Input.Submitted, "#hosted-phone")
+    def _submitted(self) -> None:
+        self.action_send()
+
+    def action_send(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        self._status("Sending the link…")
+        self._send(self.query_one("#hosted-phone", Input).value.strip() or None)
+
+    @work(thread=True, exclusive=True, group="hosted-card", exit_on_error=False)
+    def _send(self, phone: str | None) -> None:
+        try:
+            link = self._hosted().send_link(self.view.id, phone)
+        except (HostedCardError, *USER_ERRORS) as exc:
+            self.app.call_from_thread(self._send_failed, str(exc))
+            return
+        self.app.call_from_thread(self._sent, link.to_hint)
+
+    def _send_failed(self, message: str) -> None:
+        self._busy = False
+        self._status(message, True)
+
+    def _sent(self, hint: str) -> None:
+        self._status(f"Link sent to {hint}. Waiting for the customer to add their card… (F5 sends it again)")
+        self._busy = False
+        interval = float(self.app.settings.messaging.poll_interval_seconds)  # type: ignore[attr-defined]
+        if self._poll is None:
+            self._poll = self.set_interval(interval, self._check)
+
+    @work(thread=True, exclusive=True, group="hosted-card-poll", exit_on_error=False)
+    def _check(self) -> None:
+        try:
+            status = self._hosted().check(self.view.id)
+            view = self.service.order(self.view.id) if status.complete else None
+        except (HostedCardError, *USER_ERRORS) as exc:
+            self.app.call_from_thread(self._status, str(exc), True)
+            return
+        self.app.call_from_thread(self._checked, status, view)
+
+    def _checked(self, status, view: OrderView | None) -> None:  # noqa: ANN001
+        if status.complete and view is not None:
+            self._stop()
+            self.dismiss(view)
+        elif status.message:
+            self._status(status.message, status.state == "expired")
+
+    def _stop(self) -> None:
+        if self._poll is not None:
+            self._poll.stop()
+            self._poll = None
+
+    def action_cancel(self) -> None:
+        self._stop()
+        self.dismiss(None)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"cancel": self.action_cancel, "send": self.action_send}[event.button.id or ""]()

@@ -12,7 +12,7 @@ from textual.widgets import Button, Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
-from clarity_tui.services.sales import OrderView, SaleService, VehicleOption, money
+from clarity_tui.services.sales import OrderView, SaleService, VehicleOption
 
 
 class FamilyVehiclesScreen(Screen[OrderView | str]):
@@ -73,10 +73,7 @@ class FamilyVehiclesScreen(Screen[OrderView | str]):
             options.highlighted = min(highlighted or 0, len(garage) - 1)
         plan = view.plan
         if plan is not None:
-            extra = max(0, len(view.vehicles) - plan.max_vehicles)
-            text = (f"{len(view.vehicles)} vehicle(s) · {plan.max_vehicles} included"
-                    + (f" + {extra} × {money(plan.extra_vehicle_price_cents)}" if extra else "")
-                    + f" · {money(view.subtotal_cents)}/mo")
+            text = f"{len(view.vehicles)} of at most {plan.vehicle_limit} vehicles · {view.price_text}"
             self.query_one("#family-price", Static).update(text)
 
     def _say(self, text: str, error: bool = False) -> None:

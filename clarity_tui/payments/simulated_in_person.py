@@ -1,0 +1,235 @@
+"""The simulated gateway in person: card-present PaymentIntents and the hosted card page.
+
+A mixin of SimulatedGateway (split from simulated.py to keep each module to one job), on the store's
+`_idempotent`, `_put`, `_get` and `_pm`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from sqlmodel import Session
+
+from clarity_tui.payments import errors as E
+from clarity_tui.payments.base import CardPresentPayment, CardPresentSetup, HostedCardPage
+from clarity_tui.payments.cards import CardToken
+from clarity_tui.payments.sim_store import SAVE_DECLINES, outcome_of_token
+
+
+class SimulatedInPerson:
+    db: Any
+    _idempotent: Any
+    _put: Any
+    _get: Any
+    _pm: Any
+    _new_id: Any
+    _check_online: Any
+
+    # --- card present at the lane (issue 12) -----------------------------------------------------------
+    # Like Stripe: the PaymentIntent is created first (requires_payment_method), the reader collects it,
+    # then it is paid and a reusable card is made from the presented one and attached to the customer
+    # (`generated_card`; for MOTO the keyed card itself). The simulated reader cannot report to this
+    # gateway by itself, so the card it read comes in as `presented`.
+
+    @staticmethod
+    def _card_present_result(pi_id: str, d: dict[str, Any]) -> CardPresentPayment:
+        from clarity_tui.payments.base import CardPresentPayment
+
+        paid = d.get("status") == "succeeded"
+        return CardPresentPayment(
+            payment_id=pi_id, amount_cents=int(d.get("amount") or 0), status=d.get("status", "unknown"),
+            charge_id=pi_id.replace("pi_", "ch_", 1) if paid else None, payment_method_id=d.get("reusable"),
+            brand=d.get("brand", "unknown"), last4=d.get("last4", ""), exp_month=int(d.get("exp_month") or 0),
+            exp_year=int(d.get("exp_year") or 0), decline_code=d.get("decline"),
+            refunded_cents=int(d.get("refunded") or 0),
+        )
+
+    def create_card_present_payment(self, customer_id: str, amount_cents: int, *, currency: str = "usd",
+                                    metadata: dict[str, str] | None = None, moto: bool = False,
+                                    idempotency_key: str) -> CardPresentPayment:
+        params = {"customer": customer_id, "amount": amount_cents, "currency": currency, "metadata": metadata or {},
+                  "moto": moto, "setup_future_usage": "off_session"}
+
+        def run(s: Session) -> dict:
+            if amount_cents <= 0:
+                raise E.GatewayRejected("A payment on the reader must be more than zero.")
+            self._get(s, customer_id, "customer")
+            pi_id = self._new_id("pi")
+            data = {**params, "card_present": True, "status": "requires_payment_method", "refunded": 0}
+            self._put(s, pi_id, "payment_intent", data, customer_id)
+            return {"id": pi_id, **data}
+
+        r = self._idempotent("payment_intent.create_card_present", idempotency_key, params, run)
+        return self._card_present_result(r["id"], r)
+
+    def card_present_payment(self, payment_id: str, *, presented: CardToken | None = None,
+                             idempotency_key: str) -> CardPresentPayment:
+        if presented is None:
+            self._check_online()
+            with self.db.read() as s:
+                return self._card_present_result(payment_id, self._get(s, payment_id, "payment_intent"))
+
+        def run(s: Session) -> dict:
+            pi = self._get(s, payment_id, "payment_intent")
+            if pi.get("status") != "requires_payment_method":
+                return {"id": payment_id, **pi}  # paid or cancelled already: the reader changes nothing
+            pm = self._pm(s, presented)
+            pi.update(brand=pm["brand"], last4=pm["last4"], exp_month=pm["exp_month"], exp_year=pm["exp_year"])
+            if pm["outcome"] in SAVE_DECLINES | {"charge_decline"}:
+                pi["decline"] = "generic_decline" if pm["outcome"] == "charge_decline" else pm["outcome"]
+            else:
+                customer = pi["customer"]
+                if pi.get("moto"):
+                    reusable = pm.pop("id")
+                else:
+                    reusable = f"pm_sim_{pm['outcome']}_gen{secrets.token_hex(5)}"
+                    pm.pop("id")
+                self._put(s, reusable, "payment_method", {**pm, "customer": customer}, customer)
+                pi.update(status="succeeded", payment_method=presented.payment_method_id, reusable=reusable,
+                          decline=None)
+            self._put(s, payment_id, "payment_intent", pi)
+            return {"id": payment_id, **pi}
+
+        r = self._idempotent("payment_intent.process", idempotency_key,
+                             {"pi": payment_id, "pm": presented.payment_method_id}, run)
+        return self._card_present_result(payment_id, r)
+
+    def cancel_card_present_payment(self, payment_id: str, *, idempotency_key: str) -> CardPresentPayment:
+        def run(s: Session) -> dict:
+            pi = self._get(s, payment_id, "payment_intent")
+            if pi.get("status") not in ("succeeded", "canceled"):
+                pi["status"] = "canceled"
+                self._put(s, payment_id, "payment_intent", pi)
+            return {"id": payment_id, **pi}
+
+        self._idempotent("payment_intent.cancel", idempotency_key, {"pi": payment_id}, run)
+        # The stored answer may be older than the payment: report its state now.
+        return self.card_present_payment(payment_id, idempotency_key=idempotency_key)
+
+    def find_card_present_payment(self, customer_id: str, order_key: str) -> CardPresentPayment | None:
+        for pi_id, d in self._objects("payment_intent", customer_id):
+            if (d.get("card_present") and d.get("status") == "succeeded"
+                    and (d.get("metadata") or {}).get("order_key") == order_key
+                    and int(d.get("refunded") or 0) < int(d.get("amount") or 0)):  # a refunded one is undone
+                return self._card_present_result(pi_id, d)
+        return None
+
+    # --- save a card on the reader (a card_present SetupIntent) -------------------------------------------
+    # Like Stripe: the SetupIntent is created for the customer first, the reader processes it, then a
+    # reusable card is made from the presented one and attached to the customer (`generated_card`).
+
+    @staticmethod
+    def _card_present_setup_result(seti_id: str, d: dict[str, Any]) -> CardPresentSetup:
+        from clarity_tui.payments.base import CardPresentSetup
+
+        done = d.get("status") == "succeeded"
+        return CardPresentSetup(
+            setup_id=seti_id, status=d.get("status", "unknown"), payment_method_id=d.get("reusable") if done else None,
+            brand=d.get("brand", "unknown"), last4=d.get("last4", ""), exp_month=int(d.get("exp_month") or 0),
+            exp_year=int(d.get("exp_year") or 0), decline_code=d.get("decline"),
+        )
+
+    def create_card_present_setup(self, customer_id: str, *, metadata: dict[str, str] | None = None,
+                                  idempotency_key: str) -> CardPresentSetup:
+        params = {"customer": customer_id, "metadata": metadata or {}, "usage": "off_session"}
+
+        def run(s: Session) -> dict:
+            self._get(s, customer_id, "customer")
+            seti_id = self._new_id("seti")
+            data = {**params, "card_present": True, "status": "requires_payment_method"}
+            self._put(s, seti_id, "setup_intent", data, customer_id)
+            return {"id": seti_id, **data}
+
+        r = self._idempotent("setup_intent.create_card_present", idempotency_key, params, run)
+        return self._card_present_setup_result(r["id"], r)
+
+    def card_present_setup(self, setup_id: str, *, presented: CardToken | None = None,
+                           idempotency_key: str) -> CardPresentSetup:
+        if presented is None:
+            self._check_online()
+            with self.db.read() as s:
+                return self._card_present_setup_result(setup_id, self._get(s, setup_id, "setup_intent"))
+
+        def run(s: Session) -> dict:
+            seti = self._get(s, setup_id, "setup_intent")
+            if seti.get("status") != "requires_payment_method":
+                return {"id": setup_id, **seti}  # saved or cancelled already: the reader changes nothing
+            pm = self._pm(s, presented)
+            seti.update(brand=pm["brand"], last4=pm["last4"], exp_month=pm["exp_month"], exp_year=pm["exp_year"])
+            today = dt.date.today()
+            expired = bool(pm["exp_year"]) and (pm["exp_year"], pm["exp_month"]) < (today.year, today.month)
+            if pm["outcome"] in SAVE_DECLINES or expired:
+                seti["decline"] = "expired_card" if expired else pm["outcome"]
+            else:
+                customer = seti["customer"]
+                reusable = f"pm_sim_{pm['outcome']}_gen{secrets.token_hex(5)}"
+                pm.pop("id")
+                self._put(s, reusable, "payment_method", {**pm, "customer": customer}, customer)
+                seti.update(status="succeeded", payment_method=presented.payment_method_id, reusable=reusable,
+                            decline=None)
+            self._put(s, setup_id, "setup_intent", seti)
+            return {"id": setup_id, **seti}
+
+        r = self._idempotent("setup_intent.process", idempotency_key,
+                             {"seti": setup_id, "pm": presented.payment_method_id}, run)
+        return self._card_present_setup_result(setup_id, r)
+
+    def cancel_card_present_setup(self, setup_id: str, *, idempotency_key: str) -> CardPresentSetup:
+        def run(s: Session) -> dict:
+            seti = self._get(s, setup_id, "setup_intent")
+            if seti.get("status") not in ("succeeded", "canceled"):
+                seti["status"] = "canceled"
+                self._put(s, setup_id, "setup_intent", seti)
+            return {"id": setup_id, **seti}
+
+        self._idempotent("setup_intent.cancel", idempotency_key, {"seti": setup_id}, run)
+        # The stored answer may be older than the SetupIntent: report its state now.
+        return self.card_present_setup(setup_id, idempotency_key=idempotency_key)
+
+    def find_card_present_setup(self, customer_id: str, save_key: str) -> CardPresentSetup | None:
+        for seti_id, d in self._objects("setup_intent", customer_id):
+            if (d.get("card_present") and d.get("status") == "succeeded"
+                    and (d.get("metadata") or {}).get("save_key") == save_key):
+                return self._card_present_setup_result(seti_id, d)
+        return None
+
+    def create_hosted_card_page(self, customer_id: str, *, currency: str = "usd", success_url: str,
+                                metadata: dict[str, str] | None = None,
+                                idempotency_key: str) -> HostedCardPage:
+        params = {"customer": customer_id, "currency": currency, "success_url": success_url,
+                  "metadata": metadata or {}}
+
+        def run(s: Session) -> dict:
+            self._get(s, customer_id, "customer")
+            sid = self._new_id("cs")
+            data = {**params, "status": "open", "url": f"https://pay.simulated.invalid/setup/{sid}"}
+            self._put(s, sid, "checkout_session", data, customer_id)
+            return {"id": sid, **data}
+
+        r = self._idempotent("checkout.session.create", idempotency_key, params, run)
+        return self.hosted_card_page(r["id"])
+
+    def hosted_card_page(self, session_id: str) -> HostedCardPage:
+        from clarity_tui.payments.base import HostedCardPage
+
+        self._check_online()
+        with self.db.read() as s:
+            d = self._get(s, session_id, "checkout_session")
+            pm = self._get(s, d["payment_method"], "payment_method") if d.get("payment_method") else {}
+        return HostedCardPage(session_id, d["status"], d.get("url"), d.get("payment_method"),
+                              pm.get("brand", "unknown"), pm.get("last4", ""), int(pm.get("exp_month") or 0),
+                              int(pm.get("exp_year") or 0))
+
+    def complete_hosted_card_page(self, session_id: str, card: CardToken) -> None:
+        """The customer filled in the hosted page on their phone (the simulator and tests): the card is
+        saved on the page's customer, and the page is complete."""
+        with self.db.write() as s:
+            d = self._get(s, session_id, "checkout_session")
+            outcome = outcome_of_token(card.payment_method_id) if card.payment_method_id.startswith("pm_sim_") else "ok"
+            self._put(s, card.payment_method_id, "payment_method",
+                      {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
+                       "exp_year": card.exp_year, "outcome": outcome, "customer": d["customer"]}, d["customer"])
+            d.update(status="complete", payment_method=card.payment_method_id)
+            self._put(s, session_id, "checkout_session", d)

@@ -1,0 +1,239 @@
+"""The order's outbox operations: what each billing step sends to the gateway, and records.
+
+Split from billing.py (which keeps the BillingService that writes these rows): one class per step,
+each with `execute` (the gateway call, with the row's key), `apply` (our rows, in the transaction
+that marks the row done) and, where money moves, `recover` (find an earlier attempt by the order key).
+OPERATIONS maps every operation name the outbox may meet to its class.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from clarity_tui.payments.base import CouponSpec, CustomerInfo, PaymentGateway
+from clarity_tui.payments.cards import CardToken
+from clarity_tui.services import audit
+from clarity_tui.services.actor import Actor
+from clarity_tui.services.card_present import CARD_PRESENT_CHARGE, CARD_PRESENT_OPERATIONS
+from clarity_tui.services.hosted_card import HOSTED_CARD_OPERATIONS
+from clarity_tui.services.membership_actions import ACTION_OPERATIONS, make_default
+from clarity_tui.services.outbox import NOT_RUN, Operation
+from clarity_tui.services.plan_pricing import extra_vehicles, plan_spec
+from clarity_tui.services.reader_card import READER_CARD_OPERATIONS
+from db.models import (
+    Customer,
+    Membership,
+    Outbox,
+    OutboxStatus,
+    PaymentMethod,
+    Plan,
+    Promotion,
+    SalesOrder,
+    utcnow,
+)
+
+
+def _order(s: Session, entry: Outbox) -> SalesOrder:
+    return s.get(SalesOrder, entry.order_id)
+
+
+class EnsureCustomer:
+    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
+        with db.read() as s:
+            c = s.get(Customer, entry.payload["customer_id"])
+            if c.gateway_customer_id:
+                return {"gateway_customer_id": c.gateway_customer_id, "existing": True}
+            info = CustomerInfo(c.customer_number, f"{c.first_name} {c.last_name}".strip(), c.email, c.phone_e164)
+        return {"gateway_customer_id": gateway.ensure_customer(info, idempotency_key=entry.idempotency_key)}
+
+    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
+        c = s.get(Customer, entry.payload["customer_id"])
+        c.gateway_customer_id = result["gateway_customer_id"]
+        c.updated_at = utcnow()
+        s.add(c)
+
+
+class SaveCard:
+    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
+        with db.read() as s:
+            pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
+            cus = s.get(Customer, pm.customer_id).gateway_customer_id
+            token = CardToken(pm.gateway_token, pm.brand, pm.last4, pm.exp_month, pm.exp_year)
+        saved = gateway.save_card(cus, token, idempotency_key=entry.idempotency_key,
+                                  make_default=entry.payload.get("make_default", True))
+        return {"payment_method_id": saved.payment_method_id, "brand": saved.brand, "last4": saved.last4,
+                "exp_month": saved.exp_month, "exp_year": saved.exp_year}
+
+    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
+        pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
+        pm.brand, pm.last4 = result["brand"] or pm.brand, result["last4"] or pm.last4
+        pm.exp_month, pm.exp_year = result["exp_month"] or pm.exp_month, result["exp_year"] or pm.exp_year
+        s.add(pm)
+        if entry.payload.get("make_default", True):
+            make_default(s, pm.id)
+
+
+class Charge:
+    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
+        with db.read() as s:
+            order = _order(s, entry)
+            pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
+            cus = s.get(Customer, order.customer_id).gateway_customer_id
+        r = gateway.charge(cus, pm.gateway_token, entry.payload["amount_cents"],
+                           currency=entry.payload.get("currency", "usd"),
+                           metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key},
+                           idempotency_key=entry.idempotency_key)
+        return {"payment_id": r.payment_id, "charge_id": r.charge_id, "amount_cents": r.amount_cents}
+
+    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
+        with db.read() as s:
+            order = _order(s, entry)
+            cus = s.get(Customer, order.customer_id).gateway_customer_id
+        found = gateway.find_charge(cus, order.idempotency_key)
+        if found is None:
+            return None
+        return {"payment_id": found.payment_id, "charge_id": found.charge_id, "amount_cents": found.amount_cents}
+
+    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
+        order = _order(s, entry)
+        order.gateway_payment_id = result["payment_id"]
+        s.add(order)
+
+
+class CreateSubscription:
+    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
+        p = entry.payload
+        with db.read() as s:
+            order = _order(s, entry)
+            plan = s.get(Plan, order.plan_id)
+            promo = s.get(Promotion, p["promotion_id"]) if p.get("promotion_id") else None
+            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            spec = plan_spec(plan, p.get("currency", "usd"))
+            coupon = promotion_coupon(promo, p.get("currency", "usd")) if promo else None
+            # Rows from before family billing have no count: the order's vehicles say it.
+            extra = int(p.get("extra_vehicles", extra_vehicles(plan, len(order.vehicle_ids or []))))
+        synced = gateway.sync_plan(spec)
+        coupon_id = gateway.sync_coupon(coupon) if coupon else None
+        r = gateway.create_subscription(
+            cus, synced.price_id, first_billing=dt.date.fromisoformat(p["first_billing"]), coupon_id=coupon_id,
+            metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key},
+            extra_price_id=synced.extra_price_id, extra_vehicles=extra, idempotency_key=entry.idempotency_key)
+        return {"subscription_id": r.subscription_id, "status": r.status, "product_id": synced.product_id,
+                "price_id": synced.price_id, "coupon_id": coupon_id}
+
+    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
+        with db.read() as s:
+            order = _order(s, entry)
+            plan = s.get(Plan, order.plan_id)
+            promo = s.get(Promotion, entry.payload["promotion_id"]) if entry.payload.get("promotion_id") else None
+            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            product_id, price_id = plan.gateway_product_id, plan.gateway_price_id
+            coupon_id = promo.gateway_coupon_id if promo else None
+        found = gateway.find_subscription(cus, order.idempotency_key)
+        if found is None:
+            return None
+        return {"subscription_id": found.subscription_id, "status": found.status, "product_id": product_id,
+                "price_id": found.plan_price_id or price_id, "coupon_id": found.coupon_id or coupon_id}
+
+    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
+        order = _order(s, entry)
+        order.gateway_subscription_id = result["subscription_id"]
+        s.add(order)
+        if order.membership_id:
+            m = s.get(Membership, order.membership_id)
+            m.gateway_subscription_id = result["subscription_id"]
+            s.add(m)
+        plan = s.get(Plan, order.plan_id)
+        if result.get("product_id") and result.get("price_id"):  # a recovered result may not know them
+            plan.gateway_product_id, plan.gateway_price_id = result["product_id"], result["price_id"]
+            s.add(plan)
+        if result.get("coupon_id") and entry.payload.get("promotion_id"):
+            promo = s.get(Promotion, entry.payload["promotion_id"])
+            promo.gateway_coupon_id = result["coupon_id"]
+            s.add(promo)
+
+
+class RefundIfCharged:
+    """A cancelled order whose charge was sent but never answered: look it up, refund it if it happened.
+
+    Its own refund is looked for first (by every key the row has used), so a replay after a lost
+    answer, a cached 5xx or a day offline never refunds twice."""
+
+    def _found(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> tuple[Any, dict[str, Any] | None]:
+        with db.read() as s:
+            order = s.get(SalesOrder, entry.payload["order_id"])
+            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            key = order.idempotency_key
+        charge = gateway.find_charge(cus, key) if cus else None
+        if charge is None:
+            return None, {"payment_id": None, "amount_cents": 0, "refund_id": None}
+        for refund_key in [*(entry.payload.get("prior_keys") or []), entry.idempotency_key]:
+            done = gateway.find_refund(charge.payment_id, refund_key)
+            if done is not None:
+                return charge, {"payment_id": charge.payment_id, "amount_cents": done.amount_cents,
+                                "refund_id": done.refund_id}
+        return charge, None
+
+    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
+        charge, known = self._found(db, gateway, entry)
+        if known is not None:
+            return known
+        r = gateway.refund(charge.payment_id, amount_cents=charge.amount_cents, idempotency_key=entry.idempotency_key)
+        return {"payment_id": charge.payment_id, "amount_cents": r.amount_cents, "refund_id": r.refund_id}
+
+    def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
+        charge, known = self._found(db, gateway, entry)
+        return known if charge is not None else None
+
+    def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
+        order_id = entry.payload["order_id"]
+        if result.get("payment_id"):
+            s.exec(update(SalesOrder).where(col(SalesOrder.id) == order_id).values(
+                gateway_payment_id=func.coalesce(col(SalesOrder.gateway_payment_id), result["payment_id"]),
+                refunded_cents=col(SalesOrder.refunded_cents) + int(result["amount_cents"])))
+        audit.record(s, Actor.system("outbox"), "order.refunded" if result.get("payment_id") else "order.nothing_charged",
+                     "sales_order", order_id, after=result)
+
+
+# Steps that take the first payment, and the refunds that settle a cancelled or failed order.
+CHARGE_OPERATIONS = ("payment.charge", CARD_PRESENT_CHARGE)
+SETTLE_OPERATIONS = ("payment.refund", "payment.refund_if_charged")
+
+
+def attempt_suffix(s: Session, order_id: int) -> str:
+    """"" for an order's first attempt, "#2", "#3"... after each step that failed for good."""
+    failed = s.exec(select(Outbox.id).where(Outbox.order_id == order_id, Outbox.status == OutboxStatus.FAILED,
+                                            col(Outbox.last_error).not_in([NOT_RUN, "order cancelled"]))).all()
+    return f"#{len(failed) + 1}" if failed else ""
+
+
+def charged_cents(s: Session, order: SalesOrder) -> int:
+    """What the gateway took for the order: the result of the charge row that made its payment."""
+    for row in s.exec(select(Outbox).where(Outbox.order_id == order.id,
+                                           col(Outbox.operation).in_(CHARGE_OPERATIONS))):
+        if (row.result or {}).get("payment_id") == order.gateway_payment_id:
+            return int(row.result.get("amount_cents") or 0)
+    return order.due_today_cents
+
+
+def promotion_coupon(promo: Promotion, currency: str = "usd") -> CouponSpec:
+    if promo.kind == "percent_off":
+        return CouponSpec(promo.code, percent_off=promo.value, currency=currency)
+    return CouponSpec(promo.code, amount_off_cents=promo.value, currency=currency)
+
+
+OPERATIONS: dict[str, Operation] = {
+    "customer.ensure": EnsureCustomer(),
+    "card.save": SaveCard(),
+    "payment.charge": Charge(),
+    "subscription.create": CreateSubscription(),
+    "payment.refund_if_charged": RefundIfCharged(),
+    **ACTION_OPERATIONS,
+    **CARD_PRESENT_OPERATIONS,
+    **HOSTED_CARD_OPERATIONS,
+    **READER_CARD_OPERATIONS,
+}
