@@ -236,6 +236,9 @@ class ClarityApp(App[None]):
             billing = BillingService(self.db, make_gateway(self.settings, self.db),
                                      backoff_first=self.settings.payments.replay_every_seconds)
             billing.processor.replay_pending(due_only=due_only)
+            from clarity_tui.services.membership_actions import apply_due_plan_changes
+
+            apply_due_plan_changes(self.db, self.today())
             # Sales paid before a crash but not yet activated: vehicles on the membership, session member (issue 5).
             from clarity_tui.services.sales import SaleService
 

@@ -77,11 +77,29 @@ def _membership_local_change(s: Session, operation: str, m: Membership, payload:
 
 
 def effective_plan_id(m: Membership, today: dt.date) -> int:
-    """The plan the member is on today: a scheduled downgrade counts from its date. (Applying it to
-    `plan_id` when the date passes is the billing sync's job; until then, readers use this.)"""
+    """The plan the member is on today: a scheduled downgrade counts from its date (between that date
+    and the next `apply_due_plan_changes`, readers use this)."""
     if m.scheduled_plan_id and m.scheduled_plan_on and today >= m.scheduled_plan_on:
         return m.scheduled_plan_id
     return m.plan_id
+
+
+def apply_due_plan_changes(db: Any, today: dt.date) -> list[int]:
+    """Downgrades whose date has come take effect here (the gateway already bills the new price from
+    that date): plan_id moves to the scheduled plan, with an audit row. Returns the memberships changed.
+    The running app calls it with each outbox pass."""
+    with db.write() as s:
+        due = s.exec(select(Membership).where(col(Membership.scheduled_plan_id).is_not(None),
+                                              col(Membership.scheduled_plan_on) <= today)).all()
+        for m in due:
+            before = {"plan_id": m.plan_id}
+            m.plan_id, m.scheduled_plan_id, m.scheduled_plan_on = m.scheduled_plan_id, None, None
+            m.version += 1
+            m.updated_at = utcnow()
+            s.add(m)
+            audit.record(s, Actor.system("billing"), "membership.plan_changed", "membership", m.id, before=before,
+                         after={"plan_id": m.plan_id, "reason": "scheduled downgrade"})
+        return [m.id for m in due]
 
 
 class SubscriptionStep:

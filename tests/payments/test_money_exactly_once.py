@@ -256,3 +256,42 @@ async def test_the_pending_sync_badge_clears_by_itself_when_the_network_is_back(
     with demo_db.read() as s:
         assert s.get(SalesOrder, order_id).state == "completed"
     assert gw.counts("payment_intent") == 1
+
+
+def test_stripe_past_due_recovery_pays_the_open_invoice_with_the_new_card() -> None:
+    """`invoices.pay` with `payment_method` (Stripe's amount, no separate PaymentIntent), exact requests."""
+    from clarity_tui.payments.stripe_gateway import StripeGateway
+    from tests.hardware.stripe_replay import ReplayHTTPClient, Step
+
+    sub = {"id": "sub_1", "object": "subscription", "status": "past_due", "latest_invoice": "in_1",
+           "items": {"object": "list", "data": []}}
+    http = ReplayHTTPClient([
+        Step("GET", "/v1/subscriptions/sub_1", {}, sub),
+        Step("GET", "/v1/invoices/in_1", {}, {"id": "in_1", "object": "invoice", "status": "open", "amount_due": 2345}),
+        Step("POST", "/v1/invoices/in_1/pay", {"payment_method": "pm_new"},
+             {"id": "in_1", "object": "invoice", "status": "paid", "amount_paid": 2345, "payment_intent": "pi_9",
+              "charge": "ch_9"}),
+    ])
+    paid = StripeGateway("sk_test_replay", http_client=http).pay_open_invoice("sub_1", "pm_new",
+                                                                              idempotency_key="membership-1:invoice")
+    assert (paid.payment_id, paid.amount_cents) == ("pi_9", 2345)
+    assert http.recorded[-1].headers.get("Idempotency-Key") == "membership-1:invoice"
+    assert not [r for r in http.recorded if r.path == "/v1/payment_intents"]  # no separate charge
+
+
+def test_one_stuck_order_never_blocks_the_others(demo_db) -> None:  # noqa: ANN001
+    gw = SimulatedGateway(demo_db)
+    billing = BillingService(demo_db, gw)
+    gw.online = False
+    stuck, fine = (_order_for_car(demo_db, f"C10002{i}", _new_car(demo_db, f"STK-00{i}")) for i in (1, 2))
+    assert billing.start_sale(stuck).pending_sync and billing.start_sale(fine).pending_sync
+    gw.online = True
+    # The first order replayed (the lower id) gets a 500 at the gateway; the order after it must still go.
+    with demo_db.read() as s:
+        stuck_customer = s.get(SalesOrder, stuck).customer_id
+    gw.inject_fault("customer.create", status=500, times=1)
+    results = {r.order_id: r.status for r in billing.processor.replay_pending()}
+    assert results == {stuck: "pending_sync", fine: "synced"}
+    with demo_db.read() as s:
+        assert s.get(SalesOrder, fine).state == "completed" and s.get(SalesOrder, stuck).state == "pending_sync"
+        assert s.get(Customer, stuck_customer).gateway_customer_id is None

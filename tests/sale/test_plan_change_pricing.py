@@ -190,6 +190,14 @@ def test_downgrade_takes_effect_at_the_next_billing_date(lanes: Lanes) -> None:
     info = next(x for x in record.memberships if x.id == mid)
     assert (info.plan_name, info.scheduled_change) == ("Ultimate Wash Club",
                                                        f"changes to Basic Wash Club on {add_months(TODAY).isoformat()}")
+    # The day before nothing moves; on the date the downgrade takes effect here too (the app's outbox pass).
+    from clarity_tui.services.membership_actions import apply_due_plan_changes
+
+    assert apply_due_plan_changes(db, add_months(TODAY) - dt.timedelta(days=1)) == []
+    assert apply_due_plan_changes(db, add_months(TODAY)) == [mid]
+    with db.read() as s:
+        m = s.get(Membership, mid)
+        assert (m.plan_id, m.scheduled_plan_id) == (plan_id(db, "BASIC"), None)
 
 
 def test_upgrade_of_a_migrated_member_from_the_record(lanes: Lanes) -> None:
