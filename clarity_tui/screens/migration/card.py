@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
 from clarity_tui.screens.device_action import MODAL_CSS, DeviceActionScreen
-from clarity_tui.screens.sale.payment import ManualCardScreen
+from clarity_tui.screens.sale.card_entry import ManualCardScreen
 from clarity_tui.services.migration import BillingDate, MigrationService
 from clarity_tui.services.sales import OrderView, money
 
