@@ -32,7 +32,7 @@ from clarity_tui.payments.errors import GatewayRejected, PaymentError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.card_present import enqueue_charge
-from clarity_tui.services.membership_actions import on_row_failed, refunds_in_flight
+from clarity_tui.services.membership_actions import card_row, on_row_failed, refunds_in_flight
 from clarity_tui.services.outbox import BACKOFF_FIRST, OutboxProcessor, enqueue, lease_is_live, make_key
 from clarity_tui.services.billing_steps import (
     CHARGE_OPERATIONS,
@@ -113,15 +113,7 @@ class BillingService:
             order = s.get(SalesOrder, order_id)
             if order.customer_id is None:
                 raise GatewayRejected("Choose the customer before taking a card.")
-            pm = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == order.customer_id,
-                                                    PaymentMethod.gateway_token == token.payment_method_id)).first()
-            if pm is None:
-                pm = PaymentMethod(customer_id=order.customer_id, gateway=self.gateway.name,
-                                   gateway_token=token.payment_method_id, brand=token.brand or "unknown",
-                                   last4=(token.last4 or "")[-4:], exp_month=int(token.exp_month or 0),
-                                   exp_year=int(token.exp_year or 0))
-                s.add(pm)
-                s.flush()
+            pm = card_row(s, order.customer_id, self.gateway.name, token)
             order.payment_method_id = pm.id
             order.updated_at = utcnow()
             s.add(order)

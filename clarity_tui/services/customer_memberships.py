@@ -78,7 +78,9 @@ class CustomerMemberships:
             billed = bool(m.gateway_subscription_id)
         if billed and self.gateway is None:
             self._actions()  # raises the "no gateway" message
-        actions = self._actions() if self.gateway is not None else _LocalActions(self.db)
+        from clarity_tui.services.membership_actions import MembershipActions
+
+        actions = self._actions() if self.gateway is not None else MembershipActions(None, db=self.db)
         try:
             return actions.change(actor, membership_id, version, operation, allowed_from, what, **payload)
         except StaleMembership:
@@ -177,20 +179,3 @@ class CustomerMemberships:
             raise CustomerError(str(exc)) from exc
         with self.db.read() as s:
             return s.get(PaymentMethod, outcome.payment_method_id)
-
-
-class _LocalActions:
-    """Memberships no gateway bills (demo or hand-made data) change locally, the same way."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def change(self, actor: Actor, membership_id: int, version: int, operation: str, allowed_from: set[str],
-               what: str, **payload: Any) -> Any:
-        from clarity_tui.payments.simulated import SimulatedGateway
-        from clarity_tui.services.billing import BillingService
-        from clarity_tui.services.membership_actions import MembershipActions
-
-        # No subscription, so no gateway call is made: the simulated gateway is never reached.
-        return MembershipActions(BillingService(self.db, SimulatedGateway(self.db))).change(
-            actor, membership_id, version, operation, allowed_from, what, **payload)

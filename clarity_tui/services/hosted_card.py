@@ -32,8 +32,9 @@ from clarity_tui.payments.base import PaymentGateway
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.identity import InvalidPhone, normalize_phone
+from clarity_tui.services.membership_actions import card_row
 from clarity_tui.services.outbox import Operation, OutboxProcessor, enqueue, make_key
-from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder, utcnow
+from db.models import Customer, Outbox, OutboxStatus, SalesOrder, utcnow
 
 HOSTED_CARD_PAGE = "card.hosted_page"
 
@@ -191,15 +192,7 @@ class HostedCardService:
         """The page's card becomes the order's card (saved on the customer, made the default at billing)."""
         with self.db.write() as s:
             order = s.get(SalesOrder, order_id)
-            pm = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == order.customer_id,
-                                                    PaymentMethod.gateway_token == page.payment_method_id)).first()
-            if pm is None:
-                pm = PaymentMethod(customer_id=order.customer_id, gateway=self.gateway.name,
-                                   gateway_token=page.payment_method_id, brand=page.brand or "unknown",
-                                   last4=(page.last4 or "")[-4:], exp_month=int(page.exp_month or 0),
-                                   exp_year=int(page.exp_year or 0))
-                s.add(pm)
-                s.flush()
+            pm = card_row(s, order.customer_id, self.gateway.name, page)
             if order.payment_method_id != pm.id:
                 order.payment_method_id = pm.id
                 order.card_present = False

@@ -181,6 +181,19 @@ class Refund:
                             "reason": entry.payload.get("reason")})
 
 
+def card_row(s: Session, customer_id: int, gateway_name: str, card: Any) -> PaymentMethod:
+    """The customer's PaymentMethod row for this gateway token (brand, last 4, expiry only), made once."""
+    pm = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == customer_id,
+                                            PaymentMethod.gateway_token == card.payment_method_id)).first()
+    if pm is None:
+        pm = PaymentMethod(customer_id=customer_id, gateway=gateway_name, gateway_token=card.payment_method_id,
+                           brand=card.brand or "unknown", last4=(card.last4 or "")[-4:],
+                           exp_month=int(card.exp_month or 0), exp_year=int(card.exp_year or 0))
+        s.add(pm)
+        s.flush()
+    return pm
+
+
 def make_default(s: Session, payment_method_row_id: int) -> None:
     pm = s.get(PaymentMethod, payment_method_row_id)
     for other in s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == pm.customer_id,
@@ -216,10 +229,11 @@ def on_row_failed(s: Session, row: Outbox, error: PaymentError) -> None:
 class MembershipActions:
     """The membership actions of the customer record, and refunds. `billing` is a BillingService."""
 
-    def __init__(self, billing: Any) -> None:
+    def __init__(self, billing: Any, *, db: Any = None) -> None:
+        # No billing: memberships no gateway bills (demo or hand-made data) change locally only.
         self.billing = billing
-        self.db = billing.db
-        self.gateway: PaymentGateway = billing.gateway
+        self.db = db if db is not None else billing.db
+        self.gateway: PaymentGateway | None = billing.gateway if billing is not None else None
 
     def _load(self, s: Session, membership_id: int, version: int) -> Membership:
         m = s.get(Membership, membership_id, with_for_update=True)
@@ -286,11 +300,7 @@ class MembershipActions:
         with self.db.write() as s:
             m = self._load(s, membership_id, version)
             c = s.get(Customer, m.customer_id)
-            pm = PaymentMethod(customer_id=c.id, gateway=self.gateway.name, gateway_token=card.payment_method_id,
-                               brand=card.brand or "unknown", last4=(card.last4 or "")[-4:],
-                               exp_month=int(card.exp_month or 0), exp_year=int(card.exp_year or 0))
-            s.add(pm)
-            s.flush()
+            pm = card_row(s, c.id, self.gateway.name, card)
             chain = {"chain": membership_chain(m.id)}  # after the membership's earlier steps, in order
             rows = []
             if not c.gateway_customer_id:
