@@ -16,7 +16,7 @@ from typing import Any
 
 # Modules that register benchmarks, in the order `python -m bench` runs them.
 MODULES = ("bench.startup", "bench.latency", "bench.seed", "bench.search", "bench.load", "bench.legacy_import",
-           "bench.money_race")
+           "bench.money_race", "bench.billing_sync")
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,18 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.signal import Signal
 
+from clarity_tui.app_billing import BillingMixin
+from clarity_tui.app_workstack import WorkStackMixin
 from clarity_tui.bootconfig import BootConfig
+from clarity_tui.crash_guard import CrashGuard
+from clarity_tui.db_stack import database_stack_loaded, import_database_stack, import_worker_stack
 from clarity_tui.messages import DatabaseChanged
+from clarity_tui.screen_open import ScreenOpenGuard, screen_is_open
 from clarity_tui.screens.board import BoardScreen
 from clarity_tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 from clarity_tui.services.board_view import LaneView, read_board
+from clarity_tui.support_palette import SupportGuard
+from clarity_tui.typeahead import TypeaheadMixin  # issue 14: keys typed ahead land where they belong
 from db.changefeed import ChangeFeed, open_change_feed
 
 if TYPE_CHECKING:  # the heavy modules load after the first paint
@@ -43,14 +50,15 @@ log = logging.getLogger(__name__)
 _PROCESS_START = time.perf_counter()
 
 
-class ClarityApp(App[None]):
+class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, BillingMixin, SupportGuard, App[None]):  # SupportGuard: no file writes over SSH
     # Absolute, so subclasses elsewhere (tests, bench) find the stylesheet too.
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     TITLE = "Clarity"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Leave Clarity"),
-        Binding("f10", "command_palette", "Menu", id="app.menu", tooltip="Open the command palette"),
+        # Ctrl+P too (the README's key): Textual adds its own ctrl+p only when no binding runs the palette.
+        Binding("f10,ctrl+p", "command_palette", "Menu", id="app.menu", tooltip="Open the command palette"),
         Binding("f9", "hardware", "Hardware", id="app.hardware", tooltip="Devices: status and tests"),
         Binding("f7,ctrl+f", "search_customers", "Search", id="app.search_customers", tooltip="Search customers"),
         # Site (issue 8): operators, shifts, audit trail, end-of-shift report.
@@ -58,6 +66,8 @@ class ClarityApp(App[None]):
         Binding("ctrl+w", "shifts", "Who's on", show=False, id="app.shifts", tooltip="Who is signed in where"),
         Binding("ctrl+u", "audit", "Audit", show=False, id="app.audit", tooltip="Browse the audit trail"),
         Binding("ctrl+e", "shift_report", "Report", show=False, id="app.report", tooltip="End-of-shift report"),
+        Binding("ctrl+k", "operators", "Operators", show=False, id="app.operators",
+                tooltip="Managers: add operators, set PINs, unlock, disable"),
     ]
 
     def __init__(
@@ -170,6 +180,7 @@ class ClarityApp(App[None]):
     def _boot(self) -> None:
         """Everything the first paint did not need: Settings, ORM, schema check, devices, simulator."""
         try:
+            import_database_stack()  # first, on this thread alone: the PIN pad's workers wait for it
             from clarity_tui.config import load_settings
             from clarity_tui.services.bootstrap import open_database
 
@@ -181,9 +192,10 @@ class ClarityApp(App[None]):
                 from clarity_tui.services.demo import seed_demo
                 from clarity_tui.simulator.scenario import Scenario
 
-                seed_demo(db)
+                seed_demo(db, gateway=settings.payments.gateway == "simulated")
                 scenario = scenario or Scenario()
             devices = self._build_devices(settings, scenario, db)
+            import_worker_stack()  # before the outbox and billing workers start, which import it at once
         except Exception as exc:  # noqa: BLE001 - shown to the person, then exit
             self.call_from_thread(self._boot_failed, exc)
             return
@@ -201,10 +213,25 @@ class ClarityApp(App[None]):
         self.db_changed.publish(None)
 
     def _boot_failed(self, exc: Exception) -> None:
-        # The CLI prints it as one line once the screen is gone (see cli.run_app).
-        self._boot_error = str(exc)
+        # The CLI prints it as one line once the screen is gone (see cli.run_app). A database that is
+        # damaged, full, unreachable or another program's gets the same calm line as in the CLI.
+        from db.errors import as_problem
+
+        self._boot_error = " ".join(str(as_problem(exc) or exc).split())
         self._booted.set()
         self.exit(return_code=2)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # A database problem that surfaces later (a damaged page, a full disk) ends the app like a failed
+        # boot: one calm line and exit code 2, not a traceback. Anything else is a bug: it is logged and
+        # the attendant gets a calm error screen (CrashGuard, clarity_tui/crash_guard.py).
+        from db.errors import as_problem
+
+        problem = as_problem(error)
+        if problem is None:
+            super()._handle_exception(error)
+        else:
+            self._boot_failed(problem)
 
     @property
     def boot_error(self) -> str | None:
@@ -216,35 +243,9 @@ class ClarityApp(App[None]):
         if self.support_user is not None:
             self._start_support()
         self.open_devices()
-        self.replay_outbox()
-        self.set_interval(self.settings.payments.replay_every_seconds, self._replay_due, name="outbox-replay")
+        self._start_billing()
         if self.scenario is not None:
             self.run_simulator()
-
-    def _replay_due(self) -> None:
-        self.replay_outbox(due_only=True)
-
-    @work(thread=True, exclusive=True, group="outbox", exit_on_error=False)
-    def replay_outbox(self, due_only: bool = False) -> None:
-        """Finish gateway calls a crash or a dropped network left pending (same idempotency keys).
-
-        At start-up every pending row; then, on the timer, the rows whose backoff has passed."""
-        from clarity_tui.payments import make_gateway
-        from clarity_tui.services.billing import BillingService
-
-        try:
-            billing = BillingService(self.db, make_gateway(self.settings, self.db),
-                                     backoff_first=self.settings.payments.replay_every_seconds)
-            billing.processor.replay_pending(due_only=due_only)
-            from clarity_tui.services.membership_actions import apply_due_plan_changes
-
-            apply_due_plan_changes(self.db, self.today())
-            # Sales paid before a crash but not yet activated: vehicles on the membership, session member (issue 5).
-            from clarity_tui.services.sales import SaleService
-
-            SaleService.for_app(self).recover(replay=False)
-        except Exception as exc:  # noqa: BLE001 - the network may still be down: try again later
-            log.warning("outbox replay failed: %s", exc)
 
     def today(self) -> dt.date:
         """The site's calendar day now (settings.site.timezone), not UTC's."""
@@ -294,6 +295,7 @@ class ClarityApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._end_shift_now("exit")
+        self._stop_billing()
         if self._feed is not None:
             self._feed.close()
         if self.devices is not None:
@@ -328,6 +330,8 @@ class ClarityApp(App[None]):
 
         if isinstance(self.screen, CustomerSearchScreen):
             self.screen.query_one("#search-box").focus()
+        elif screen_is_open(self, "customer-search"):
+            self.notify("Customer search is open under this screen: Esc goes back to it.", timeout=4)
         else:
             self.push_screen(CustomerSearchScreen())
 
@@ -366,13 +370,22 @@ class ClarityApp(App[None]):
         if self._db is not None:
             from clarity_tui.services.sessions import SessionService
 
-            return SessionService(self._db).board(self.now())
+            return SessionService(self._db, self.entitlement_policy).board(self.now())
         from db.rawconnect import connect_raw, is_sqlite_url
 
-        with self._raw_lock:
-            if self._raw_conn is None:
-                self._raw_conn = connect_raw(self.boot.database_url)
-            return read_board(self._raw_conn, is_sqlite_url(self.boot.database_url), self.now())
+        try:
+            with self._raw_lock:
+                if self._raw_conn is None:
+                    self._raw_conn = connect_raw(self.boot.database_url)
+                return read_board(self._raw_conn, is_sqlite_url(self.boot.database_url), self.now(),
+                                  self.entitlement_policy)
+        except Exception as exc:
+            from db.errors import as_problem
+
+            # The boot starts after the first paint: a damaged file must not leave the PIN pad up for ever.
+            if as_problem(exc) is not None:
+                self.call_later(self._boot_failed, exc)
+            raise
 
     def on_database_changed(self, _: DatabaseChanged) -> None:
         self.db_changed.publish(None)
@@ -427,59 +440,6 @@ class ClarityApp(App[None]):
         self.notify(f"Signed in: {result.actor.name} ({result.actor.role})", timeout=3)
         self.signed_in.publish(result.actor)
 
-    def _enter_operator_stack(self, operator_id: int) -> None:
-        """The same operator signing back in finds their screens as they left them (the pad only
-        covered them). Another operator gets the bare board: the previous operator's open session
-        is parked (its order stays open in the database) and reopened when they sign in again."""
-        owner = self._stack_owner
-        if owner is not None and owner != operator_id and len(self.screen_stack) > 1:
-            self._park_work(owner)
-        self._stack_owner = operator_id
-        parked = self._parked.pop(operator_id, None)
-        if parked is not None and len(self.screen_stack) <= 1:
-            self.run_worker(self._resume_work(operator_id, parked), group="resume", exit_on_error=False)
-
-    def _park_work(self, owner: int) -> None:
-        from clarity_tui.screens.session_detail import SessionDetailScreen
-
-        sessions = [s.session_id for s in self.screen_stack if isinstance(s, SessionDetailScreen)]
-        if sessions:
-            self._parked[owner] = sessions[-1]
-        while len(self.screen_stack) > 1:
-            self.pop_screen()
-
-    async def _resume_work(self, operator_id: int, session_id: int) -> None:
-        import asyncio
-
-        from clarity_tui.screens.session_detail import SessionDetailScreen
-
-        order = await asyncio.to_thread(self._open_order_of, operator_id, session_id)
-        detail = SessionDetailScreen(session_id)
-        await self.push_screen(detail)
-        if order is not None:
-            order_id, kind = order
-            if kind == "migration":
-                from clarity_tui.screens.migration import start_migration
-
-                start_migration(detail, session_id)
-            else:
-                from clarity_tui.screens.sale import start_sale
-
-                start_sale(detail, session_id)
-            self.notify(f"Your order #{order_id} for this vehicle is back where you left it.", timeout=5)
-
-    def _open_order_of(self, operator_id: int, session_id: int) -> tuple[int, str] | None:
-        """This terminal's open order (id, kind) for the session, if this operator started it."""
-        from sqlmodel import col, select
-
-        from db.models import OPEN_ORDER_STATES, SalesOrder
-
-        with self.db.read() as s:
-            row = s.exec(select(SalesOrder.id, SalesOrder.kind).where(
-                SalesOrder.session_id == session_id, SalesOrder.operator_id == operator_id,
-                SalesOrder.terminal == self.settings.terminal_id, col(SalesOrder.state).in_(OPEN_ORDER_STATES))).first()
-            return (row[0], row[1]) if row else None
-
     def action_sign_out(self, reason: str = "signout") -> None:
         if not (self.require_signin and self._shift_id and not self._awaiting_signin):
             if self.support_user is None and not self.require_signin:
@@ -501,6 +461,10 @@ class ClarityApp(App[None]):
 
         if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollUp, events.MouseScrollDown)):
             self._last_activity = self.now()
+            if self._boot_started and not database_stack_loaded():
+                # A key during the boot's imports: its handler may import the database stack on this
+                # thread too. Wait for the boot worker's import (once, briefly); the key is kept.
+                import_database_stack()
         await super().on_event(event)
 
     def _idle_tick(self) -> None:
@@ -577,6 +541,18 @@ class ClarityApp(App[None]):
         if not isinstance(self.screen, ReportScreen):
             self.push_screen(ReportScreen())
 
+    @work(group="operators", exit_on_error=False)
+    async def action_operators(self) -> None:
+        """Managers: the Operators screen. Anyone else is offered a manager's PIN in place."""
+        from clarity_tui.screens.operators import OperatorsScreen
+        from clarity_tui.widgets.manager_pin import manager_approval
+
+        if screen_is_open(self, "operators") or screen_is_open(self, "manager-pin"):
+            return  # open already, or its PIN is being asked (not exclusive: that would orphan the PIN pad)
+        manager = await manager_approval(self, "operators.manage", why="Open Operators: add, set PINs, unlock, disable.")
+        if manager is not None:
+            self.push_screen(OperatorsScreen(manager))
+
     # --- command palette -------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -587,6 +563,8 @@ class ClarityApp(App[None]):
         yield SystemCommand("Operators: who is signed in", "Shifts: who is signed in at which terminal (Ctrl+W)", self.action_shifts)
         yield SystemCommand("Audit trail", "Every change: who, where, when, before and after; filter it (Ctrl+U)", self.action_audit)
         yield SystemCommand("End-of-shift report", "Memberships sold and migrated, promotions, declines, pending syncs; CSV (Ctrl+E)", self.action_shift_report)
+        yield SystemCommand("Operators: manage", "Managers: add operators, set PINs, unlock, disable (Ctrl+K)", self.action_operators)
+        yield from self.billing_commands()
         from clarity_tui.screens.session_detail import SessionDetailScreen
 
         if isinstance(screen, SessionDetailScreen):

@@ -12,20 +12,39 @@ import click
 from clarity_tui import __version__
 
 
+def known_problem(exc: BaseException) -> str | None:
+    """The one-line message for a known problem (bad settings or scenario; a database that is
+    unreachable, damaged, another program's, full...), or None for anything else (a bug: let it show).
+
+    The one place the CLI turns exceptions into one-line errors: friendly_errors (per command) and
+    OneLineErrors (every command, and the app's exit) both use it; db.errors.as_problem does the databases."""
+    from clarity_tui.config import ConfigError
+    from clarity_tui.simulator.scenario import ScenarioError
+    from db.errors import as_problem
+
+    if isinstance(exc, (ConfigError, ScenarioError)):
+        return str(exc)
+    problem = as_problem(exc)
+    return str(problem) if problem is not None else None
+
+
+def _fail_one_line(message: str) -> None:
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    sys.exit(2)
+
+
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Known problems become one line on stderr and exit code 2: never a traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from clarity_tui.config import ConfigError
-        from clarity_tui.simulator.scenario import ScenarioError
-        from db.errors import DatabaseProblem
-
         try:
             return fn(*args, **kwargs)
-        except (DatabaseProblem, ScenarioError, ConfigError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
+        except Exception as exc:
+            message = known_problem(exc)
+            if message is None:
+                raise
+            _fail_one_line(message)
 
     return wrapper
 
@@ -53,12 +72,18 @@ class OneLineErrors(click.Group):
         kwargs["standalone_mode"] = False
         try:
             result = super().main(*args, **kwargs)
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(1)
+        except click.exceptions.Abort:  # Ctrl+C at a prompt, or a prompt whose input ended (a script)
+            click.echo("Error: aborted, nothing was changed (a prompt got no answer).", err=True)
+            sys.exit(2)
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
+        except Exception as exc:
+            # Commands without @friendly_errors, and errors raised outside them: the same one line.
+            message = known_problem(exc)
+            if message is None:
+                raise
+            _fail_one_line(message)
         sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -102,7 +127,7 @@ def run_app(scenario: str | None = None) -> None:
             from clarity_tui.services.demo import seed_demo
             from clarity_tui.simulator.scenario import Scenario
 
-            seed_demo(db)
+            seed_demo(db, gateway=settings.payments.gateway == "simulated")
             loaded = loaded or Scenario()
         from clarity_tui.app import ClarityApp
 
@@ -135,7 +160,7 @@ def simulate(ctx: click.Context, scenario: str | None, headless: bool, duration:
     settings = _settings(ctx)
     loaded = load_scenario(scenario)
     db = _open_db(settings)
-    seed_demo(db)
+    seed_demo(db, gateway=settings.payments.gateway == "simulated")
     camera = build_camera(db, loaded)
 
     async def main() -> None:
@@ -215,7 +240,10 @@ def demo_seed(ctx: click.Context, customers: int, legacy: int | None, db_url: st
         if customers <= 5000:
             from clarity_tui.services.demo import seed_demo
 
-            summary = seed_demo(database, customers=customers, legacy=legacy if legacy is not None else customers // 2)
+            # With the simulated gateway the members are real subscriptions there, so `payments clock
+            # advance` renews them.
+            summary = seed_demo(database, customers=customers, legacy=legacy if legacy is not None else customers // 2,
+                                gateway=settings.payments.gateway == "simulated")
             click.echo(f"demo data: {summary.customers} customers, {summary.legacy_members} legacy members"
                        f"{'' if summary.created else ' (already there)'}")
         else:
@@ -231,7 +259,7 @@ def demo_seed(ctx: click.Context, customers: int, legacy: int | None, db_url: st
 
 # Command groups that live in their own modules (each exposes register(cli)).
 COMMAND_MODULES = ("clarity_tui.cli_hardware", "clarity_tui.cli_payments", "clarity_tui.cli_customers",
-                   "clarity_tui.cli_site", "clarity_tui.cli_legacy")
+                   "clarity_tui.cli_site", "clarity_tui.cli_legacy", "clarity_tui.cli_operators")
 
 
 def _register_command_modules() -> None:

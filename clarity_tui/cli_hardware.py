@@ -38,34 +38,92 @@ class Check:
     name: str
     ok: bool
     detail: str
+    # ok, but worth a look: a simulated device or provider on a site that is not in simulator mode.
+    warning: bool = False
+
+
+# Short timeouts for the checks that reach other hosts: the doctor answers in seconds, not minutes.
+DOCTOR_TIMEOUT_SECONDS = 5.0
 
 
 # --- doctor ----------------------------------------------------------------------------
 
 
-def check_database(settings: Any) -> Check:
+@dataclass
+class DatabaseReport:
+    checks: list[Check]
+    database: Any = None  # an open db.engine.Database when the schema is usable (never upgraded here)
+    fatal: str | None = None  # a DatabaseProblem: the one line every command would print (exit 2)
+
+
+def _integrity(path: str) -> Check:
+    """`PRAGMA quick_check` over the whole file, whatever its size (opening checks small files only)."""
+    import sqlite3
+    import time
+
+    from db.errors import as_problem, corrupt
+    from db.rawconnect import quick_check, read_only_uri
+
+    started = time.perf_counter()
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
+        try:
+            problems = quick_check(conn, 5)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return Check("database integrity", False, str(as_problem(exc, where=path) or exc))
+    if problems:
+        return Check("database integrity", False, str(corrupt(path, "; ".join(problems[:3]))))
+    return Check("database integrity", True, f"PRAGMA quick_check: ok ({time.perf_counter() - started:.2f} s)")
+
+
+def check_database(settings: Any) -> DatabaseReport:
+    """The database line, and on SQLite the integrity line. A DatabaseProblem (unreachable, bad URL,
+    damaged, another program's...) is `fatal`: doctor then also prints it as the one-line error."""
+    import os
+
     from db import migrate
-    from db.engine import make_engine
+    from db.engine import Database, make_engine, shown_url
     from db.errors import DatabaseProblem
+    from db.rawconnect import sqlite_file
 
     url = settings.resolved_database_url()
-    shown = url.split("@")[-1] if "@" in url else url
+    shown = shown_url(url)
+    path = sqlite_file(url)
+    integrity: list[Check] = []
+    if path and os.path.isfile(path) and os.path.getsize(path) > 0:
+        integrity = [_integrity(path)]
+        if not integrity[0].ok:
+            return DatabaseReport([Check("database", False, f"{shown}: cannot be used (see the integrity line)"),
+                                   *integrity], fatal=integrity[0].detail)
     try:
         engine = make_engine(url)
-    except Exception as exc:  # noqa: BLE001 - a bad URL
-        return Check("database", False, f"{shown}: {exc}")
+    except DatabaseProblem as exc:
+        return DatabaseReport([Check("database", False, str(exc)), *integrity], fatal=str(exc))
     try:
         revision = migrate.check_revision(engine)
     except DatabaseProblem as exc:
-        return Check("database", False, f"{shown}: {exc}")
-    finally:
         engine.dispose()
+        return DatabaseReport([Check("database", False, str(exc)), *integrity], fatal=str(exc))
     head = migrate.head_revision()
+    if revision == head:
+        return DatabaseReport([Check("database", True, f"{shown}: schema {revision} (head)"), *integrity],
+                              Database(engine))
+    engine.dispose()
     if revision is None:
-        return Check("database", False, f"{shown}: empty (no schema): run `clarity-tui db upgrade`.")
-    if revision != head:
-        return Check("database", False, f"{shown}: schema {revision}, this version needs {head}: run `clarity-tui db upgrade`.")
-    return Check("database", True, f"{shown}: schema {revision} (head)")
+        return DatabaseReport([Check("database", False, f"{shown}: empty (no schema): run `clarity-tui db upgrade`."),
+                               *integrity])
+    return DatabaseReport([Check("database", False, f"{shown}: schema {revision}, this version needs {head}: run "
+                                 "`clarity-tui db upgrade`."), *integrity])
+
+
+def _simulated(settings: Any, check: Check, what: str) -> Check:
+    """A simulated driver or provider is right in simulator mode, and a warning anywhere else."""
+    if settings.simulate:
+        return check
+    return Check(check.name, check.ok, f"{check.detail}; WARNING: {what} is simulated but this site is not in "
+                 "simulator mode: set the real one in the settings", warning=check.ok)
 
 
 async def _check_devices(settings: Any) -> list[Check]:
@@ -85,6 +143,8 @@ async def _check_devices(settings: Any) -> list[Check]:
             checks.append(Check(label, False, error or status.reason or status.state.value))
         else:
             checks.append(Check(label, True, f"{device.port_description}: {status.state.value}"))
+        if device.driver_name == "simulated":
+            checks[-1] = _simulated(settings, checks[-1], f"the {DEVICE_LABELS[kind].lower()}")
         await device.close()
     return checks
 
@@ -108,30 +168,109 @@ def _check_receiver(label: str, reader: Any) -> Check:
             pass
         return Check(label, False, str(exc))
     reader.receiver.stop()
+    if not reader.receiver.auth.configured:
+        from hardware.plate_reader.http_receiver import NO_SECRET
+
+        return Check(label, False, f"{reader.port_description}: port free, but {NO_SECRET}")
     return Check(label, True, f"{reader.port_description}: port free, ready to listen")
 
 
-def check_gateway(settings: Any, timeout: float = 5.0) -> Check:
+def _short_timeouts(settings: Any, timeout: float) -> Any:
+    copy = settings.model_copy(deep=True)
+    copy.payments.stripe.timeout_seconds = min(copy.payments.stripe.timeout_seconds, timeout)
+    copy.payments.stripe.max_network_retries = 0
+    copy.messaging.twilio.timeout_seconds = min(copy.messaging.twilio.timeout_seconds, timeout)
+    return copy
+
+
+def check_gateway(settings: Any, database: Any, timeout: float = DOCTOR_TIMEOUT_SECONDS) -> Check:
+    """The gateway's own reachability check: the one `clarity-tui payments check` runs."""
+    from clarity_tui.payments import make_gateway
+    from clarity_tui.payments.errors import GatewayUnavailable, PaymentError
+
     payments = settings.payments
-    if payments.gateway != "stripe":
-        return Check("payment gateway", True, f"{payments.gateway}: nothing to reach")
-    if not payments.stripe.api_key:
-        return Check("payment gateway", False, "stripe: payments.stripe.api_key is not set.")
-    import stripe
-
-    from hardware.card_reader.stripe_terminal import make_stripe_client
-
-    client = make_stripe_client(payments.stripe.api_key, payments.stripe.api_base, timeout=timeout)
-    where = payments.stripe.api_base or "api.stripe.com"
+    where = f"{payments.gateway} at {payments.stripe.api_base or 'api.stripe.com'}" if payments.gateway == "stripe" \
+        else payments.gateway
+    if payments.gateway != "stripe" and database is None:
+        return Check("payment gateway", False, f"{where}: not checked: it keeps its data in the database, which is "
+                     "not usable (see the database line).")
     try:
-        client.v1.customers.list({"limit": 1})
-    except stripe.AuthenticationError:
-        return Check("payment gateway", False, f"stripe at {where}: the API key was rejected; check payments.stripe.api_key.")
-    except stripe.APIConnectionError:
-        return Check("payment gateway", False, f"stripe at {where}: unreachable; check the internet connection.")
-    except stripe.StripeError as exc:
-        return Check("payment gateway", False, f"stripe at {where}: {exc.user_message or exc}")
-    return Check("payment gateway", True, f"stripe at {where}: reachable, key accepted")
+        gateway = make_gateway(_short_timeouts(settings, timeout), database)
+        gateway.check()
+    except GatewayUnavailable as exc:
+        return Check("payment gateway", False, f"{where}: unreachable: {exc}")
+    except PaymentError as exc:
+        return Check("payment gateway", False, f"{where}: {exc}")
+    detail = f"{where}: reachable, key accepted" if payments.gateway == "stripe" else f"{where}: answers"
+    check = Check("payment gateway", True, detail)
+    return _simulated(settings, check, "the payment gateway") if payments.gateway == "simulated" else check
+
+
+def check_sms(settings: Any, timeout: float = DOCTOR_TIMEOUT_SECONDS) -> Check:
+    """The SMS provider: a poll for replies (reads, sends nothing) proves the address and the credentials."""
+    import datetime as dt
+
+    from clarity_tui.messaging import MessagingError, make_sms_provider
+
+    cfg = settings.messaging
+    if cfg.provider == "simulated":
+        return _simulated(settings, Check("sms provider", True, "simulated: no texts leave this terminal"),
+                          "the SMS provider")
+    where = f"{cfg.provider} at {cfg.twilio.api_base}"
+    try:
+        provider = make_sms_provider(_short_timeouts(settings, timeout))
+        provider.replies(cfg.twilio.from_number, dt.datetime.now(dt.UTC))
+    except MessagingError as exc:
+        return Check("sms provider", False, f"{where}: {exc}")
+    except ValueError as exc:  # an answer that is not the Messages API's JSON
+        return Check("sms provider", False, f"{where}: answered, but not like a Messages API ({exc}): check "
+                     "messaging.twilio.api_base.")
+    return Check("sms provider", True, f"{where}: reachable, credentials accepted")
+
+
+def check_mail(settings: Any, timeout: float = DOCTOR_TIMEOUT_SECONDS) -> Check:
+    """The mail server: connect, EHLO, STARTTLS and login as configured (no message is sent)."""
+    import smtplib
+    import ssl
+
+    cfg = settings.smtp
+    where = f"{cfg.host}:{cfg.port}"
+    if settings.simulate:  # services/mailer.make_mailer: simulator mode never sends email
+        return Check("mail server", True, "simulated (simulator mode): emails are kept and logged, nothing is sent")
+    if "smtp" not in settings.model_fields_set:
+        return Check("mail server", True, f"not configured: password-reset emails would go to {where}; set smtp.host "
+                     "(CLARITY_SMTP__HOST) to send them", warning=not settings.simulate)
+    try:
+        with smtplib.SMTP(cfg.host, cfg.port, timeout=min(cfg.timeout, timeout)) as smtp:
+            smtp.ehlo()
+            if cfg.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if cfg.username:
+                smtp.login(cfg.username, cfg.password or "")
+            smtp.noop()
+    except smtplib.SMTPAuthenticationError:
+        return Check("mail server", False, f"{where}: refused the login: check smtp.username / smtp.password.")
+    except (OSError, smtplib.SMTPException) as exc:
+        return Check("mail server", False, f"{where}: unreachable ({type(exc).__name__}: {exc}): check smtp.host / "
+                     "smtp.port and that the mail server is running.")
+    return Check("mail server", True, f"{where}: answers" + (" (login accepted)" if cfg.username else ""))
+
+
+def check_crash_log() -> Check:
+    """Where the lane app logs an error it recovered from (clarity_tui/crash_log.py); a crash is a warning."""
+    from clarity_tui.crash_log import crash_log_summary
+
+    count, detail = crash_log_summary()
+    return Check("crash log", True, detail, warning=count > 0)
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A dependency check never stops the others: an unexpected error is that check's FAIL line."""
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - reported, never raised
+        return Check(name, False, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 @click.command()
@@ -139,16 +278,32 @@ def check_gateway(settings: Any, timeout: float = 5.0) -> Check:
 @click.pass_context
 @_friendly
 def doctor(ctx: click.Context, as_json: bool) -> None:
-    """Check the database, every configured device and the payment gateway. Exits 1 on any failure."""
+    """Check the database (and its integrity), every device, the payment gateway, the SMS provider and the
+    mail server. Exits 1 on any failure, 2 when the database cannot be used at all (one line on stderr)."""
     settings = _settings(ctx)
-    checks = [check_database(settings), *asyncio.run(_check_devices(settings)), check_gateway(settings)]
+    report = check_database(settings)
+    try:
+        checks = [*report.checks, *asyncio.run(_check_devices(settings)),
+                  _guarded("payment gateway", lambda: check_gateway(settings, report.database)),
+                  _guarded("sms provider", lambda: check_sms(settings)),
+                  _guarded("mail server", lambda: check_mail(settings)),
+                  _guarded("crash log", check_crash_log)]
+    finally:
+        if report.database is not None:
+            report.database.dispose()
     ok = all(c.ok for c in checks)
+    warnings = any(c.warning for c in checks)
     if as_json:
-        click.echo(json.dumps({"ok": ok, "checks": [asdict(c) for c in checks]}, indent=2))
+        click.echo(json.dumps({"ok": ok, "warnings": warnings, "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         for c in checks:
-            click.echo(f"{'OK  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
-        click.echo("all good" if ok else "problems found: see FAIL lines")
+            click.echo(f"{'FAIL' if not c.ok else 'WARN' if c.warning else 'OK  '}  {c.name}: {c.detail}")
+        click.echo("problems found: see FAIL lines" if not ok else
+                   "all good, with warnings: see WARN lines" if warnings else "all good")
+    if report.fatal:
+        from clarity_tui.cli import _fail_one_line
+
+        _fail_one_line(report.fatal)
     sys.exit(0 if ok else 1)
 
 
@@ -295,17 +450,23 @@ def listen_plates(ctx: click.Context, port: int | None, host: str | None, durati
     from clarity_tui.cli import _open_db
     from clarity_tui.devices import plate_recorder
     from hardware.base import DeviceError
-    from hardware.plate_reader.http_receiver import PlateWebhookReceiver, parse_listen_address
+    from hardware.plate_reader.http_receiver import NO_SECRET, PlateWebhookReceiver, parse_listen_address, receiver_options
 
     settings = _settings(ctx)
-    conf_host, conf_port = parse_listen_address(settings.hardware.plate_reader.port)
+    options = dict(settings.hardware.plate_reader.options)
+    conf_host, conf_port = parse_listen_address(settings.hardware.plate_reader.port, str(options.pop("host", "127.0.0.1")))
+    try:
+        limits = receiver_options(options)  # the camera secrets, allow-list and limits
+    except ValueError as exc:
+        _fail(f"hardware.plate_reader.options: {exc}", "config", False)
+        return
     db = _open_db(settings)
 
     def show(event: Any, session_id: int | None) -> None:
         click.echo(f"{event.plate} at {event.lane} ({event.confidence:.0%}): session {session_id}")
 
     receiver = PlateWebhookReceiver(plate_recorder(db, settings.terminal_id), host or conf_host,
-                                    conf_port if port is None else port, on_event=show)
+                                    conf_port if port is None else port, on_event=show, **limits)
     try:
         receiver.start()
     except DeviceError as exc:
@@ -314,6 +475,8 @@ def listen_plates(ctx: click.Context, port: int | None, host: str | None, durati
         return
     cameras = ", ".join(f"{lane.camera_id} -> {lane.name}" for lane in settings.site.lanes if lane.camera_id)
     click.echo(f"listening on {receiver.url} (cameras: {cameras or 'none mapped'}); Ctrl-C stops", err=True)
+    if not receiver.auth.configured:
+        click.echo(f"WARNING: {NO_SECRET}", err=True)
     try:
         threading.Event().wait(duration)
     except KeyboardInterrupt:

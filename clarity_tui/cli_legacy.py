@@ -28,7 +28,8 @@ def register(cli: click.Group) -> None:
     def legacy_import(ctx: click.Context, file: str, mapping_file: str | None, dry_run: bool, as_json: bool) -> None:
         """Import (or re-import) a legacy member export (CSV). Safe to run again: it resumes and updates.
 
-        Rejected rows are listed with their line number and reason; the exit code is then 1."""
+        Rejected rows are listed with their line number and reason; the exit code is then 1 (a --dry-run
+        only reports them: 0)."""
         from clarity_tui.services.actor import Actor
         from clarity_tui.services.legacy_import import LegacyImporter, LegacyImportError, load_mapping
 
@@ -76,8 +77,12 @@ def register(cli: click.Group) -> None:
         finally:
             db.dispose()
         if output:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                write_export_csv(rows, fh)
+            try:
+                with open(output, "w", encoding="utf-8", newline="") as fh:
+                    write_export_csv(rows, fh)
+            except OSError as exc:
+                click.echo(f"Error: cannot write {output} ({exc.strerror or exc}): choose another --output.", err=True)
+                sys.exit(2)
             click.echo(f"{len(rows)} migrated member(s) written to {output}", err=True)
         else:
             write_export_csv(rows, sys.stdout)
@@ -87,7 +92,8 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     @friendly_errors
     def legacy_find(ctx: click.Context, text: str) -> None:
-        """Find legacy members by plate (tolerates camera misreads) or phone, best match first."""
+        """Find legacy members by plate (tolerates camera misreads) or phone, best match first, with their
+        legacy status and last billing date (a cancelled or terminated member needs a manager to migrate)."""
         from clarity_tui.payments.simulated import SimulatedGateway
         from clarity_tui.services.actor import Actor
         from clarity_tui.services.migration import MigrationError, MigrationService
@@ -108,4 +114,4 @@ def register(cli: click.Group) -> None:
             sys.exit(1)
         for c in found:
             state = "  MIGRATED" if c.migrated else ""
-            click.echo(f"{c.score:.1f}  {c.legacy_id:<12} {c.label}  ({c.match}){state}")
+            click.echo(f"{c.score:.1f}  {c.legacy_id:<12} {c.label} · {c.standing}  ({c.match}){state}")

@@ -35,13 +35,13 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     @friendly_errors
     def plans_sync(ctx: click.Context) -> None:
-        """Create products, prices (Stripe plans) and promotion coupons at the gateway; store their ids."""
+        """Create products, prices (Stripe plans), promotion coupons and the sales tax rate at the gateway."""
         from clarity_tui.payments.errors import PaymentError
         from clarity_tui.services.billing import sync_plans
 
         settings, db, gateway = _gateway_and_db(ctx)
         try:
-            rows = sync_plans(db, gateway, settings.payments.currency)
+            rows = sync_plans(db, gateway, settings.payments.currency, tax=settings.billing.tax)
         except PaymentError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
@@ -135,3 +135,8 @@ def register(cli: click.Group) -> None:
         finally:
             db.dispose()
         click.echo(outcome.message if outcome.queued else f"Refund of order {order_id} sent to the {gateway.name} gateway.")
+
+    from clarity_tui.cli_billing import register_billing
+
+    register_billing(payments)
+    from clarity_tui.cli_sim_clock import register_clock; register_clock(payments)  # noqa: E702, I001

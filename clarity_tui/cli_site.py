@@ -25,6 +25,18 @@ def ssh_identity(env: dict[str, str] | None = None) -> tuple[str, str]:
     return user, terminal
 
 
+def shell_actor(terminal: str | None) -> Any:
+    """Who runs `audit` and `report` on this machine: the OS user, as the site's owner (a manager's
+    reading rights). Whoever can run the CLI here can read the database itself (the SQLite file, or
+    the URL in the settings), so a PIN on a read would only pretend; remote support never gets this
+    far (its sshd ForceCommand runs `clarity-tui support`, where the support role is checked)."""
+    from clarity_tui.services.actor import Actor
+    from db.models import Role
+
+    user, _ = ssh_identity()
+    return Actor(f"{user} (shell)", Role.MANAGER, terminal)
+
+
 def register(cli: click.Group) -> None:
     from clarity_tui.cli import _open_db, _settings, friendly_errors
 
@@ -80,21 +92,26 @@ def register(cli: click.Group) -> None:
                             until=parse_since(until) if until else None, limit=limit)
         except AuditQueryError as exc:
             raise click.BadParameter(str(exc)) from None
-        database = _open_db(_settings(ctx))
+        settings = _settings(ctx)
+        database = _open_db(settings)
         try:
-            entries = query(database, f)
+            entries = query(database, f, actor=shell_actor(settings.terminal_id))
         finally:
             database.dispose()
         if as_json:
-            click.echo(json.dumps([e.as_json() for e in entries], indent=1, ensure_ascii=False))
+            # ensure_ascii: every control or format character an entry holds is a \uNNNN escape, never raw.
+            click.echo(json.dumps([e.as_json() for e in entries], indent=1, ensure_ascii=True))
             return
         if not entries:
             click.echo("no audit rows match")
             return
-        for e in entries:
+        from clarity_tui.services.text_safe import printable
+
+        for e in entries:  # names, plates and values came from people and files: never raw to the terminal
             what = f"{e.entity}#{e.entity_id}" if e.entity_id else e.entity
-            click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor} @ {e.terminal or '-'}  {e.action}  {what}  "
-                       f"{e.change_summary(80)}")
+            line = (f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor} @ {e.terminal or '-'}  {e.action}  {what}  "
+                    f"{e.change_summary(80)}")
+            click.echo(printable(line, None))
 
     @cli.command("report")
     @click.option("--shift", "shift_id", type=int, help="One shift (its id: see `clarity-tui audit --action operator.sign_in`).")
@@ -116,10 +133,12 @@ def register(cli: click.Group) -> None:
         zone = settings.site.zone
         database = _open_db(settings)
         try:
+            actor = shell_actor(settings.terminal_id)
             if shift_id is not None:
-                result = shift_report(database, shift_id)
+                result = shift_report(database, shift_id, actor=actor)
             else:
-                result = day_report(database, day.date() if day else site_date(dt.datetime.now(dt.UTC), zone), zone)
+                result = day_report(database, day.date() if day else site_date(dt.datetime.now(dt.UTC), zone), zone,
+                                    actor=actor)
         except ReportError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)

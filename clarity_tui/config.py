@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,9 +70,20 @@ class DeviceConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class SignaturePadConfig(DeviceConfig):
+    """The pad, and when a signature counts as finished so Agree comes on (issue 14): at least one
+    stroke of `min_points` pen points and `min_length` of travel (in pad widths; 0 turns a test off),
+    then the pen lifted for `settle_ms`, or the pad's own OK button. The driver's options may
+    override these per pad."""
+
+    min_points: int = Field(default=20, ge=0, le=5000)
+    min_length: float = Field(default=0.15, ge=0, le=20)
+    settle_ms: int = Field(default=400, ge=0, le=10_000)
+
+
 class HardwareConfig(BaseModel):
     card_reader: DeviceConfig = Field(default_factory=DeviceConfig)
-    signature_pad: DeviceConfig = Field(default_factory=DeviceConfig)
+    signature_pad: SignaturePadConfig = Field(default_factory=SignaturePadConfig)
     plate_reader: DeviceConfig = Field(default_factory=DeviceConfig)
 
 
@@ -105,6 +117,59 @@ class PaymentsConfig(BaseModel):
     # The running app sends due outbox rows this often; a failing row backs off from this
     # interval, doubling up to 5 minutes.
     replay_every_seconds: float = Field(default=30.0, gt=0)
+
+
+class TaxConfig(BaseModel):
+    """The site's sales tax (issue 13): on lane charges and, through the gateway's tax rates, on renewals."""
+
+    # "exclusive": added on top of the price; "inclusive": the price already holds it; "none": no tax.
+    behavior: Literal["none", "exclusive", "inclusive"] = "none"
+    # Percent, up to 4 decimal places (8.25 = 8.25%).
+    rate_percent: Decimal = Field(default=Decimal("0"), ge=0, le=50, decimal_places=4)
+    display_name: str = Field(default="Sales tax", min_length=1, max_length=50)
+
+    @property
+    def applies(self) -> bool:
+        return self.behavior != "none" and self.rate_percent > 0
+
+
+class WebhookConfig(BaseModel):
+    """The optional Stripe webhook receiver, for sites that can expose one (the sync loop needs none)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = Field(default=8790, ge=1, le=65535)
+    # The endpoint's signing secret (whsec_...): requests without a valid Stripe-Signature get 400.
+    signing_secret: str = ""
+    tolerance_seconds: int = Field(default=300, ge=1)
+
+
+class BillingConfig(BaseModel):
+    """The membership lifecycle (issue 13): what the billing engine tells us, and what the lane shows."""
+
+    # A member stays MEMBER this many days past the date they paid through (a renewal in flight).
+    grace_days: int = Field(default=3, ge=0, le=60)
+    # The sync loop pulls the gateway's events this often (one leader per site database).
+    sync_every_seconds: float = Field(default=60.0, gt=0)
+    # No successful sync for longer than this: the board shows a banner (entitlement already fails
+    # closed after the grace, because nothing moves `paid_through` on).
+    sync_stale_after_hours: float = Field(default=6.0, gt=0)
+    # Past-due text messages on these days after the first failed renewal, each with a card-update link.
+    dunning_days: list[int] = Field(default_factory=lambda: [1, 4, 11])
+    dunning_enabled: bool = True
+    # Where the gateway's card-update page sends the customer when they are done.
+    card_update_return_url: str = "https://example.invalid/account"
+    # The simulated gateway's billing clock: the share of renewals whose card fails.
+    simulated_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    tax: TaxConfig = Field(default_factory=TaxConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+
+    @field_validator("dunning_days")
+    @classmethod
+    def _days_ascending(cls, days: list[int]) -> list[int]:
+        if any(d < 0 for d in days) or sorted(set(days)) != days:
+            raise ValueError("dunning days must be distinct, ascending and not negative (e.g. [1, 4, 11])")
+        return days
 
 
 class SmtpConfig(BaseModel):
@@ -172,6 +237,7 @@ class Settings(BaseSettings):
     ui: UIConfig = Field(default_factory=UIConfig)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     messaging: MessagingConfig = Field(default_factory=MessagingConfig)
+    billing: BillingConfig = Field(default_factory=BillingConfig)
 
     @classmethod
     def settings_customise_sources(

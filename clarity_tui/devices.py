@@ -17,7 +17,7 @@ from hardware.base import Device, DeviceError, DeviceStatus
 from hardware.card_reader.base import CardReader
 from hardware.plate_reader.base import PlateEvent, PlateReader
 from hardware.registry import create_device
-from hardware.signature_pad.base import SignaturePad
+from hardware.signature_pad.base import FinishRule, SignaturePad
 from hardware.unavailable import UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -135,6 +135,10 @@ def build_devices(
             if kind == "plate_reader" and db is not None:
                 context["record_plate"] = plate_recorder(db, settings.terminal_id)
             built[kind] = create_device(kind, config, **context)
+            if kind == "signature_pad" and isinstance(built[kind], SignaturePad):
+                # When a signature is finished (Agree comes on): the settings, under the pad's own options.
+                built[kind].finish = FinishRule.from_options(  # type: ignore[attr-defined]
+                    config.options, FinishRule(config.min_points, config.min_length, config.settle_ms))
         except DeviceError as exc:
             built[kind] = UNAVAILABLE[kind](reason=str(exc), wanted_driver=config.driver)
     return DeviceSet(built["card_reader"], built["signature_pad"], built["plate_reader"])  # type: ignore[arg-type]

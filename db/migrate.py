@@ -8,10 +8,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from db.errors import DatabaseCorrupt, DatabaseProblem, DatabaseReadOnly, DatabaseUnreachable, SchemaTooNew
+from db.errors import DatabaseProblem, SchemaTooNew, as_problem, not_clarity, unreachable
+from db.rawconnect import foreign_tables
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -38,41 +39,46 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _where(engine: Engine) -> str:
+    if engine.dialect.name == "sqlite":
+        return str(engine.url.database or ":memory:")
+    return engine.url.render_as_string(hide_password=True)
+
+
 def explain(exc: BaseException, engine: Engine) -> DatabaseProblem:
     """Turn a driver error into a one-line message that names the fix."""
-    where = engine.url.render_as_string(hide_password=True)
+    where = _where(engine)
+    problem = as_problem(exc, where=where)
+    if problem is not None:
+        return problem
     text = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-    lowered = text.lower()
-    if engine.dialect.name == "sqlite":
-        if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-            return DatabaseCorrupt(
-                f"The database file {engine.url.database} is corrupt or not a Clarity database: "
-                "restore it from a backup, or move it aside to start a fresh one."
-            )
-        if "readonly" in lowered or "read-only" in lowered or "attempt to write" in lowered:
-            return DatabaseReadOnly(
-                f"The database file {engine.url.database} is read-only: give this user write "
-                "access, or point CLARITY_DATABASE_URL at a writable file."
-            )
-        if "unable to open" in lowered:
-            return DatabaseUnreachable(
-                f"Cannot open the database file {engine.url.database}: check the path and its folder's permissions."
-            )
     if isinstance(exc, OperationalError):
-        return DatabaseUnreachable(
-            f"Cannot reach the database at {where} ({text}): check that the server is running "
-            "and that CLARITY_DATABASE_URL / --db are right."
-        )
+        return unreachable(where, text)
     return DatabaseProblem(f"The database at {where} failed ({text}).")
 
 
+def refuse_foreign(conn: Connection, engine: Engine) -> None:
+    """Never add our tables to another program's database: NotAClarityDatabase if it holds tables
+    and none of Clarity's (see rawconnect.foreign_tables)."""
+    from sqlalchemy import inspect
+
+    others = foreign_tables(inspect(conn).get_table_names())
+    if others:
+        raise not_clarity(_where(engine), others)
+
+
 def check_revision(engine: Engine) -> str | None:
-    """Return the current revision; raise SchemaTooNew if it is from newer code."""
+    """Return the current revision; raise SchemaTooNew if it is from newer code, and
+    NotAClarityDatabase if the database is another program's."""
     try:
-        rev = current_revision(engine)
+        with engine.connect() as conn:
+            rev = MigrationContext.configure(conn).get_current_revision()
+            known = rev is not None and rev in known_revisions()
+            if not known:
+                refuse_foreign(conn, engine)
     except (OperationalError, DatabaseError) as exc:
         raise explain(exc, engine) from exc
-    if rev is not None and rev not in known_revisions():
+    if rev is not None and not known:
         raise SchemaTooNew(
             f"The database schema ({rev}) is newer than this version of clarity-tui "
             f"(knows up to {head_revision()}): upgrade clarity-tui on this terminal."
@@ -80,11 +86,23 @@ def check_revision(engine: Engine) -> str | None:
     return rev
 
 
+def _integrity_before_migrating(engine: Engine) -> None:
+    """A schema change rewrites tables: on SQLite, check the whole file first, whatever its size
+    (opening checks only files up to rawconnect.QUICK_CHECK_ON_OPEN_MAX_BYTES)."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if path and path != ":memory:":
+        from db.rawconnect import preflight_sqlite
+
+        preflight_sqlite(path, quick_check_max_bytes=None)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema; safe to call on every start (a no-op at head)."""
     rev = check_revision(engine)
     if rev == head_revision() and revision == "head":
         return
+    if rev is not None:
+        _integrity_before_migrating(engine)
     cfg = alembic_config()
     try:
         with engine.begin() as conn:

@@ -250,6 +250,11 @@ class Membership(SQLModel, table=True):
     # A downgrade waits for the next billing date: the plan it changes to, and when.
     scheduled_plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
     scheduled_plan_on: Optional[dt.date] = None
+    # The billing engine's view (issue 13): the date the member has paid through (the current period's
+    # end; the unpaid period's start while past due), the gateway's own status, and a pause's end.
+    paid_through: Optional[dt.date] = None
+    gateway_status: Optional[str] = Field(default=None, max_length=24)
+    resumes_on: Optional[dt.date] = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     version: int = 1
@@ -332,6 +337,8 @@ class SalesOrder(SQLModel, table=True):
     refunded_cents: int = 0
     # A plan change's plan before the change (the membership's plan moves on once it is done).
     from_plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
+    # Sales tax in `due_today_cents` (issue 13): added on top (exclusive) or included (inclusive).
+    tax_cents: int = 0
     last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     updated_at: dt.datetime = Field(default_factory=utcnow)
@@ -652,3 +659,11 @@ def plate_shape_sql(column: Any) -> Any:
 
 
 Index("ix_legacy_member_plate_shape", plate_shape_sql(LegacyMemberPlate.plate_normalized))
+# The same shape on the site's own vehicles (migration 0010): a misread of a current customer's
+# plate is found the same way (services/plate_lookalikes.py).
+Index("ix_vehicle_plate_shape", plate_shape_sql(Vehicle.plate_normalized))
+
+
+# The membership lifecycle's tables live in their own module; imported here so every user of
+# `db.models` (create_all, Alembic, the tests) sees one metadata.
+from db.models_billing import BillingSync, DunningMessage, GatewayEvent, MembershipPayment  # noqa: E402,F401

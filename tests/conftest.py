@@ -117,3 +117,4 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  #
     monkeypatch.setenv("CLARITY_CONFIG", str(empty_settings))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the crash log (clarity_tui/crash_log.py)

@@ -45,7 +45,7 @@ def test_list_names_every_benchmark() -> None:
     proc = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert [line.split()[0] for line in proc.stdout.splitlines()] == ["startup", "latency", "seed", "search", "load",
-                                                                         "legacy_import", "money_race"]
+                                                                         "legacy_import", "money_race", "billing_sync"]
 
 
 def test_unknown_benchmark_is_a_clear_error() -> None:
@@ -165,3 +165,12 @@ def test_money_race_smoke_on_sqlite_and_postgres() -> None:
         assert identity == {"max_open_sessions_per_car": 1, "max_current_memberships_per_car": 1}, (backend, figures)
         assert figures["phases"]["crashes"]["exits"].get("sigkill", 0) > 0, backend  # the crashes happened
     assert _scratch_databases() <= before  # the benchmark dropped its scratch databases
+
+
+def test_billing_sync_smoke_on_sqlite_and_postgres() -> None:
+    result = _run_bench("billing_sync", "--smoke")["benchmarks"]["billing_sync"]
+    for backend in ("sqlite", "postgres"):
+        figures = result[backend]
+        assert figures["gateway"]["renewals"] > 0 and figures["events_handled"].get("processed", 0) > 0
+        assert figures["idle_pass_s"] > 0 and figures["ratio_sync_to_idle"] is not None
+        assert figures["sessions_on_board"] > 0

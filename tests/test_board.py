@@ -139,8 +139,10 @@ async def test_session_inserted_by_another_connection_appears_without_a_key_pres
         await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen) and app.screen._lanes, "board loaded")
         assert bubble_ids(app) == []
         # Another terminal: its own engine and raw SQL, not our services.
+        # A writer takes the write lock at BEGIN, as Database.write() does: a deferred transaction that read
+        # first could not upgrade once the app's background billing pass had committed (SQLITE_BUSY_SNAPSHOT).
         other = make_engine(settings.resolved_database_url())
-        with other.begin() as conn:
+        with other.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
             lane_id = conn.execute(text("SELECT id FROM lane WHERE name = 'Lane 2'")).scalar_one()
             new_id = conn.execute(
                 text(

@@ -22,7 +22,7 @@ def make_app(settings: Settings, db: Database, *, fixed_clock: bool = False, **k
     return ClarityApp(settings=settings, db=db, **kw)
 
 
-async def wait_until(pilot: Pilot, predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+async def wait_until(pilot: Pilot, predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     """Let the app run until predicate() holds; fail with `what` if it never does."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from clarity_tui.payments.cards import CardToken, ManualCard, SavedCard
+from clarity_tui.payments.lifecycle import LifecycleGateway
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def to_epoch(when: dt.date | dt.datetime) -> int:
     return int(dt.datetime(when.year, when.month, when.day, 12, tzinfo=dt.UTC).timestamp())
 
 
-class PaymentGateway(ABC):
+class PaymentGateway(LifecycleGateway, ABC):
     """One payment gateway (Stripe or simulated). Raises PaymentError subclasses."""
 
     name: str = "abstract"
@@ -146,9 +148,10 @@ class PaymentGateway(ABC):
     def create_subscription(self, customer_id: str, price_id: str, *, first_billing: dt.date | dt.datetime,
                             coupon_id: str | None = None, metadata: dict[str, str] | None = None,
                             extra_price_id: str | None = None, extra_vehicles: int = 0,
-                            idempotency_key: str) -> SubscriptionResult:
+                            tax_rate_ids: Sequence[str] = (), idempotency_key: str) -> SubscriptionResult:
         """Subscribe the customer; first invoice on `first_billing`; nothing charged today. With
-        `extra_vehicles` > 0 a second item bills `extra_price_id` with that quantity every period."""
+        `extra_vehicles` > 0 a second item bills `extra_price_id` with that quantity every period.
+        `tax_rate_ids` (from `sync_tax_rate`): the subscription's default tax rates, on every renewal."""
 
     @abstractmethod
     def charge(self, customer_id: str, payment_method_id: str, amount_cents: int, *, currency: str = "usd",
@@ -330,3 +333,4 @@ class CardPresentSetup:
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+

@@ -3,6 +3,11 @@
 The base of SimulatedGateway (split from simulated.py: this is the plumbing every simulated call goes
 through; the gateway's operations stay in simulated.py). Objects and idempotency records live in our own
 database (`sim_gateway_object`, `sim_gateway_request`), so every process on the site sees the same gateway.
+
+Simulated time (issue 13): one clock row (`clock_sim`, kind `test_clock`, data {"frozen_time": epoch}), like
+a Stripe test clock, that only `advance_clock` (payments/sim_clock.py) moves. `clock_now()` is that time, and
+never earlier than the real time (a clock nobody advanced is the real now). Every date the simulated gateway
+reasons with (trial ends, periods, retries, pause ends, events' `created`, card expiry) is this clock's.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from clarity_tui.payments import errors as E
+from clarity_tui.payments.sim_events import emit, previous_attributes, render
 from clarity_tui.sitetime import stored_utc
 from db.models import SimGatewayObject, SimGatewayRequest, utcnow
 
@@ -53,6 +59,11 @@ def outcome_of_token(token: str) -> str:
 # Like Stripe, an idempotency key is forgotten after a day: the same key then acts again.
 IDEMPOTENCY_KEY_TTL = dt.timedelta(hours=24)
 FAULT_KIND = "_fault"  # SimGatewayObject rows that hold injected faults (every process sees them)
+CLOCK_ID, CLOCK_KIND = "clock_sim", "test_clock"  # the simulated clock's row
+
+
+def to_utc(epoch: int | float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC)
 
 
 class _Declined(Exception):
@@ -70,6 +81,29 @@ class SimulatedStore:
     on_in_flight: Callable[[str, str], None] | None
 
     # --- plumbing ---------------------------------------------------------------------
+    def clock_now(self) -> dt.datetime:
+        """The simulated gateway's time (UTC): the billing clock's, or the real now if that is later."""
+        with self.db.read() as s:
+            return self._now(s)
+
+    @staticmethod
+    def _now(s: Session) -> dt.datetime:
+        real = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        row = s.get(SimGatewayObject, CLOCK_ID)
+        frozen = int((row.data or {}).get("frozen_time") or 0) if row is not None and row.kind == CLOCK_KIND else 0
+        return max(real, to_utc(frozen)) if frozen else real
+
+    def _epoch(self, s: Session) -> int:
+        return int(self._now(s).timestamp())
+
+    def _emit(self, s: Session, type_: str, kind: str, obj_id: str, data: dict[str, Any], *,
+              before: dict[str, Any] | None = None, when: int | None = None) -> None:
+        """Queue the Stripe event `type_` about this object (stored when `s` commits; see sim_events).
+        `before`: the object's data before the change, for data.previous_attributes."""
+        obj = render(s, kind, obj_id, data)
+        previous = previous_attributes(render(s, kind, obj_id, before), obj) if before is not None else None
+        emit(s, type_, obj, created=self._epoch(s) if when is None else when, previous=previous)
+
     def _check_online(self) -> None:
         if not self.online:
             raise E.GatewayUnavailable(
@@ -272,6 +306,8 @@ class SimulatedStore:
     @staticmethod
     def _put(s: Session, obj_id: str, kind: str, data: dict[str, Any], customer: str | None = None) -> dict:
         row = s.get(SimGatewayObject, obj_id)
+        # A copy: a caller that changes its dict and puts it again must still be seen as a change.
+        data = json.loads(json.dumps(data))
         if row is None:
             row = SimGatewayObject(id=obj_id, kind=kind, customer=customer, data=data)
         else:

@@ -21,11 +21,18 @@ the answer after the effect (the caller sees GatewayUnavailable), or take longer
 `call_latency` (or CLARITY_SIM_GATEWAY_LATENCY, seconds) slows every call inside
 its in-flight window, to widen races in benchmarks; `on_in_flight(operation, key)`
 is called inside that window too (tests hold a key in flight with it).
+
+By job (issue 13): this module holds customers, cards, the catalogue (plans, coupons, tax rates) and
+one-off charges and refunds; subscriptions are in sim_subscriptions.py, invoices and the billing clock
+(`advance_clock`, `clock_now`) in sim_clock.py, the lifecycle reads (events, fresh objects) and the
+card-network and bank hooks in sim_lifecycle.py, Stripe's event and object shapes in sim_events.py.
+Every state change emits its Stripe event (`list_events`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -42,11 +49,12 @@ from clarity_tui.payments.base import (
     PaymentGateway,
     PlanSpec,
     RefundResult,
-    SubscriptionResult,
     SyncedPlan,
-    to_epoch,
 )
 from clarity_tui.payments.cards import CardToken, ManualCard, SavedCard
+from clarity_tui.payments.lifecycle import TaxRateSpec
+from clarity_tui.payments.sim_clock import SimulatedBilling
+from clarity_tui.payments.sim_lifecycle import SimulatedLifecycle
 from clarity_tui.payments.sim_store import (
     FAULT_KIND,
     IDEMPOTENCY_KEY_TTL,
@@ -58,13 +66,17 @@ from clarity_tui.payments.sim_store import (
     outcome_of_token,
     sim_token,
 )
+from clarity_tui.payments.sim_subscriptions import SimulatedSubscriptions
 from clarity_tui.payments.simulated_in_person import SimulatedInPerson
 from db.models import SimGatewayObject
 
 # A key marked in flight by a process that died (never stored an answer) may be taken over after this.
 IN_FLIGHT_LEASE = dt.timedelta(seconds=30)
 LATENCY_ENV = "CLARITY_SIM_GATEWAY_LATENCY"
-class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
+
+
+class SimulatedGateway(SimulatedSubscriptions, SimulatedBilling, SimulatedLifecycle, SimulatedInPerson,
+                       SimulatedStore, PaymentGateway):
     name = "simulated"
 
     def __init__(self, db: Any, *, currency: str = "usd", call_latency: float | None = None,
@@ -87,7 +99,9 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
 
         def run(s: Session) -> str:
             cid = self._new_id("cus")
-            self._put(s, cid, "customer", {**params, "default_payment_method": None})
+            data = {**params, "default_payment_method": None, "created": self._epoch(s)}
+            self._put(s, cid, "customer", data)
+            self._emit(s, "customer.created", "customer", cid, data)
             return cid
 
         return self._idempotent("customer.create", idempotency_key, params, run)
@@ -129,20 +143,27 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
             pm = self._pm(s, card)
             seti = self._new_id("seti")
             if pm["outcome"] in SAVE_DECLINES:
-                self._put(s, seti, "setup_intent", {"customer": customer_id, "payment_method": pm["id"],
-                                                    "status": "canceled"}, customer_id)
+                seti_data = {"customer": customer_id, "payment_method": pm["id"], "status": "canceled",
+                             "last_setup_error": {"code": "card_declined", "decline_code": pm["outcome"]}}
+                self._put(s, seti, "setup_intent", seti_data, customer_id)
+                self._emit(s, "setup_intent.setup_failed", "setup_intent", seti, seti_data)
                 raise _Declined(pm["outcome"])
-            today = dt.date.today()
+            today = self._now(s).date()
             if (pm["exp_year"], pm["exp_month"]) < (today.year, today.month) and pm["exp_year"]:
                 raise _Declined("expired_card")
-            self._put(s, seti, "setup_intent", {"customer": customer_id, "payment_method": pm["id"],
-                                                "status": "succeeded"}, customer_id)
+            seti_data = {"customer": customer_id, "payment_method": pm["id"], "status": "succeeded"}
+            self._put(s, seti, "setup_intent", seti_data, customer_id)
+            self._emit(s, "setup_intent.succeeded", "setup_intent", seti, seti_data)
             pm_id = pm.pop("id")
             pm["customer"] = customer_id
+            pm.setdefault("created", self._epoch(s))
             self._put(s, pm_id, "payment_method", pm, customer_id)
+            self._emit(s, "payment_method.attached", "payment_method", pm_id, pm)
             if make_default:
+                before = dict(cust)
                 cust["default_payment_method"] = pm_id
                 self._put(s, customer_id, "customer", cust)
+                self._emit(s, "customer.updated", "customer", customer_id, cust, before=before)
             return {"id": pm_id, **{k: pm[k] for k in ("brand", "last4", "exp_month", "exp_year")}}
 
         r = self._idempotent("setup_intent.confirm", idempotency_key, params, run)
@@ -165,8 +186,11 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
             pm = self._get(s, payment_method_id, "payment_method")
             if pm.get("customer") != customer_id:
                 raise E.GatewayRejected("That card is not saved on this customer.")
+            before = dict(cust)
             cust["default_payment_method"] = payment_method_id
             self._put(s, customer_id, "customer", cust)
+            if cust != before:
+                self._emit(s, "customer.updated", "customer", customer_id, cust, before=before)
 
         self._idempotent("customer.update", idempotency_key, {"c": customer_id, "pm": payment_method_id}, run)
 
@@ -174,31 +198,41 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
         def run(s: Session) -> None:
             pm = self._get(s, payment_method_id, "payment_method")
             owner = pm.get("customer")
+            before = dict(pm)
             pm["customer"] = None
             self._put(s, payment_method_id, "payment_method", pm)
             s.get(SimGatewayObject, payment_method_id).customer = None
             if owner:
+                self._emit(s, "payment_method.detached", "payment_method", payment_method_id, pm, before=before)
                 cust = self._get(s, owner, "customer")
                 if cust.get("default_payment_method") == payment_method_id:
+                    before = dict(cust)
                     cust["default_payment_method"] = None
                     self._put(s, owner, "customer", cust)
+                    self._emit(s, "customer.updated", "customer", owner, cust, before=before)
 
         self._idempotent("payment_method.detach", idempotency_key, {"pm": payment_method_id}, run)
 
     # --- catalogue ----------------------------------------------------------------------------
+    @staticmethod
+    def catalogue_ids(plan: PlanSpec) -> SyncedPlan:
+        """The fixed ids `sync_plan` gives a plan's product and prices."""
+        return SyncedPlan(f"clarity-{plan.code}".lower(),
+                          f"clarity-{plan.code}-{plan.price_cents}-{plan.interval}".lower(),
+                          f"clarity-{plan.code}-extra-{plan.extra_vehicle_price_cents}-{plan.interval}".lower()
+                          if plan.extra_vehicle_price_cents > 0 else None)
+
     def sync_plan(self, plan: PlanSpec) -> SyncedPlan:
         self._check_online()
-        product_id = f"clarity-{plan.code}".lower()
-        price_id = f"clarity-{plan.code}-{plan.price_cents}-{plan.interval}".lower()
-        extra_id = (f"clarity-{plan.code}-extra-{plan.extra_vehicle_price_cents}-{plan.interval}".lower()
-                    if plan.extra_vehicle_price_cents > 0 else None)
+        ids = self.catalogue_ids(plan)
+        product_id, price_id, extra_id = ids.product_id, ids.price_id, ids.extra_price_id
         objects = [(product_id, "product", {"name": plan.name})] + [
             (pid, "plan", {"product": product_id, "amount": amount, "currency": plan.currency,
                            "interval": plan.interval})
             for pid, amount in ((price_id, plan.price_cents), (extra_id, plan.extra_vehicle_price_cents))
             if pid is not None]
         self._create_missing(objects)
-        return SyncedPlan(product_id, price_id, extra_id)
+        return ids
 
     def _create_missing(self, objects: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Catalogue objects by fixed id, created once: a terminal that loses the race to create one
@@ -207,7 +241,8 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
             try:
                 with self.db.write() as s:
                     if s.get(SimGatewayObject, obj_id) is None:
-                        self._put(s, obj_id, kind, data)
+                        self._put(s, obj_id, kind, {**data, "created": self._epoch(s)})
+                        self._emit(s, f"{kind}.created", kind, obj_id, {**data, "created": self._epoch(s)})
             except IntegrityError:
                 continue
 
@@ -218,46 +253,16 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
                                                "amount_off": coupon.amount_off_cents, "duration": coupon.duration})])
         return cid
 
-    # --- subscriptions and money ----------------------------------------------------------------
-    @staticmethod
-    def _sub_result(sub_id: str, d: dict[str, Any]) -> SubscriptionResult:
-        return SubscriptionResult(
-            subscription_id=sub_id, status=d["status"], plan_price_id=d["plan"],
-            trial_end=dt.datetime.fromtimestamp(d["trial_end"], dt.UTC) if d.get("trial_end") else None,
-            cancel_at_period_end=d.get("cancel_at_period_end", False), paused=bool(d.get("pause_collection")),
-            coupon_id=d.get("coupon"), extra_vehicles=int((d.get("extra") or {}).get("quantity") or 0),
-        )
+    def sync_tax_rate(self, spec: TaxRateSpec) -> str:
+        self._check_online()
+        pct = format(spec.percentage.normalize(), "f")
+        key = f"{spec.display_name}|{pct}|{'inclusive' if spec.inclusive else 'exclusive'}"
+        txr = f"txr_clarity_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        self._create_missing([(txr, "tax_rate", {"display_name": spec.display_name, "percentage": pct,
+                                                 "inclusive": bool(spec.inclusive)})])
+        return txr
 
-    @staticmethod
-    def _extra_item(extra_price_id: str | None, extra_vehicles: int) -> dict[str, Any] | None:
-        """The extra vehicle item (None without extras), as Stripe's second subscription item."""
-        if extra_vehicles < 0 or (extra_vehicles and not extra_price_id):
-            raise E.GatewayRejected("Extra vehicles need the plan's extra vehicle price.")
-        return {"plan": extra_price_id, "quantity": extra_vehicles} if extra_vehicles else None
-
-    def create_subscription(self, customer_id: str, price_id: str, *, first_billing: dt.date | dt.datetime,
-                            coupon_id: str | None = None, metadata: dict[str, str] | None = None,
-                            extra_price_id: str | None = None, extra_vehicles: int = 0,
-                            idempotency_key: str) -> SubscriptionResult:
-        params = {"customer": customer_id, "plan": price_id, "trial_end": to_epoch(first_billing),
-                  "coupon": coupon_id, "metadata": metadata or {},
-                  "extra": self._extra_item(extra_price_id, extra_vehicles)}
-
-        def run(s: Session) -> dict:
-            self._get(s, customer_id, "customer")
-            self._get(s, price_id, "plan")
-            if params["extra"]:
-                self._get(s, params["extra"]["plan"], "plan")
-            if coupon_id:
-                self._get(s, coupon_id, "coupon")
-            sub_id = self._new_id("sub")
-            data = {**params, "status": "trialing", "cancel_at_period_end": False, "pause_collection": None}
-            self._put(s, sub_id, "subscription", data, customer_id)
-            return {"id": sub_id, **data}
-
-        r = self._idempotent("subscription.create", idempotency_key, params, run)
-        return self._sub_result(r["id"], r)
-
+    # --- money ----------------------------------------------------------------------------------------
     def charge(self, customer_id: str, payment_method_id: str, amount_cents: int, *, currency: str = "usd",
                metadata: dict[str, str] | None = None, idempotency_key: str) -> ChargeResult:
         params = {"customer": customer_id, "pm": payment_method_id, "amount": amount_cents,
@@ -270,10 +275,14 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
             pi_id = self._new_id("pi")
             if pm["outcome"] in SAVE_DECLINES | {"charge_decline"}:
                 code = "generic_decline" if pm["outcome"] == "charge_decline" else pm["outcome"]
-                self._put(s, pi_id, "payment_intent", {**params, "status": "requires_payment_method",
-                                                       "decline": code}, customer_id)
+                data = {**params, "status": "requires_payment_method", "decline": code, "created": self._epoch(s),
+                        "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": code}}
+                self._put(s, pi_id, "payment_intent", data, customer_id)
+                self._emit(s, "payment_intent.payment_failed", "payment_intent", pi_id, data)
                 raise _Declined(code)
-            self._put(s, pi_id, "payment_intent", {**params, "status": "succeeded", "refunded": 0}, customer_id)
+            data = {**params, "status": "succeeded", "refunded": 0, "created": self._epoch(s)}
+            self._put(s, pi_id, "payment_intent", data, customer_id)
+            self._emit(s, "payment_intent.succeeded", "payment_intent", pi_id, data)
             return {"id": pi_id, "status": "succeeded", "amount": amount_cents}
 
         r = self._idempotent("payment_intent.create", idempotency_key, params, run)
@@ -293,12 +302,6 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
                 return ChargeResult(pi_id, d["amount"], "succeeded", pi_id.replace("pi_", "ch_", 1))
         return None
 
-    def find_subscription(self, customer_id: str, order_key: str) -> SubscriptionResult | None:
-        for sub_id, d in self._objects("subscription", customer_id):
-            if d.get("status") != "canceled" and (d.get("metadata") or {}).get("order_key") == order_key:
-                return self._sub_result(sub_id, d)
-        return None
-
     def find_refund(self, payment_id: str, refund_key: str) -> RefundResult | None:
         self._check_online()
         with self.db.read() as s:
@@ -307,83 +310,6 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
                 if d.get("payment_intent") == payment_id and d.get("refund_key") == refund_key:
                     return RefundResult(row.id, payment_id, d["amount"], "succeeded")
         return None
-
-    def _update_sub(self, op: str, subscription_id: str, key: str, changes: dict[str, Any]) -> SubscriptionResult:
-        def run(s: Session) -> dict:
-            sub = self._get(s, subscription_id, "subscription")
-            if sub["status"] == "canceled":
-                raise E.GatewayRejected("That membership's subscription is already cancelled.")
-            if "plan" in changes:
-                self._get(s, changes["plan"], "plan")
-            if changes.get("extra"):
-                self._get(s, changes["extra"]["plan"], "plan")
-            sub.update(changes)
-            self._put(s, subscription_id, "subscription", sub)
-            return sub
-
-        return self._sub_result(subscription_id, self._idempotent(op, key, {"sub": subscription_id, **changes}, run))
-
-    def change_plan(self, subscription_id: str, price_id: str, *, extra_price_id: str | None = None,
-                    extra_vehicles: int = 0, idempotency_key: str) -> SubscriptionResult:
-        # No proration and the same billing date: the next invoice bills the new prices.
-        return self._update_sub("subscription.change_plan", subscription_id, idempotency_key,
-                                {"plan": price_id, "extra": self._extra_item(extra_price_id, extra_vehicles),
-                                 "proration_behavior": "none"})
-
-    def pause(self, subscription_id: str, *, idempotency_key: str,
-              resumes_at: dt.date | None = None) -> SubscriptionResult:
-        pause = {"behavior": "void", "resumes_at": to_epoch(resumes_at) if resumes_at else None}
-        return self._update_sub("subscription.pause", subscription_id, idempotency_key, {"pause_collection": pause})
-
-    def resume(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionResult:
-        return self._update_sub("subscription.resume", subscription_id, idempotency_key, {"pause_collection": None})
-
-    def cancel_at_period_end(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionResult:
-        return self._update_sub("subscription.cancel", subscription_id, idempotency_key,
-                                {"cancel_at_period_end": True})
-
-    def keep_subscription(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionResult:
-        return self._update_sub("subscription.keep", subscription_id, idempotency_key,
-                                {"cancel_at_period_end": False})
-
-    def open_invoice(self, subscription_id: str, amount_cents: int) -> str:
-        """Test and simulator hook: a renewal failed, so the subscription is past due with this
-        invoice open (what Stripe's billing engine does when a renewal charge fails)."""
-        with self.db.write() as s:
-            sub = self._get(s, subscription_id, "subscription")
-            in_id = self._new_id("in")
-            self._put(s, in_id, "invoice", {"subscription": subscription_id, "amount_due": amount_cents,
-                                            "status": "open"}, sub["customer"])
-            sub["status"], sub["latest_invoice"] = "past_due", in_id
-            self._put(s, subscription_id, "subscription", sub)
-            return in_id
-
-    def pay_open_invoice(self, subscription_id: str, payment_method_id: str, *,
-                         idempotency_key: str) -> ChargeResult | None:
-        params = {"sub": subscription_id, "pm": payment_method_id}
-
-        def run(s: Session) -> dict | None:
-            sub = self._get(s, subscription_id, "subscription")
-            inv_id = sub.get("latest_invoice")
-            inv = self._get(s, inv_id, "invoice") if inv_id else None
-            if inv is None or inv["status"] != "open":
-                return None
-            pm = self._pm(s, payment_method_id)
-            if pm["outcome"] != "ok":
-                raise _Declined("generic_decline" if pm["outcome"] == "charge_decline" else pm["outcome"])
-            pi_id = self._new_id("pi")
-            self._put(s, pi_id, "payment_intent", {"customer": sub["customer"], "payment_method": payment_method_id,
-                                                   "amount": inv["amount_due"], "status": "succeeded",
-                                                   "refunded": 0, "invoice": inv_id,
-                                                   "metadata": {"invoice": inv_id}}, sub["customer"])
-            inv["status"], inv["payment_intent"] = "paid", pi_id
-            self._put(s, inv_id, "invoice", inv)
-            sub["status"] = "active"
-            self._put(s, subscription_id, "subscription", sub)
-            return {"id": pi_id, "amount": inv["amount_due"]}
-
-        r = self._idempotent("invoice.pay", idempotency_key, params, run)
-        return None if r is None else ChargeResult(r["id"], r["amount"], "succeeded", r["id"].replace("pi_", "ch_", 1))
 
     def refund(self, payment_id: str, *, amount_cents: int | None = None, idempotency_key: str) -> RefundResult:
         def run(s: Session) -> dict:
@@ -394,11 +320,13 @@ class SimulatedGateway(SimulatedInPerson, SimulatedStore, PaymentGateway):
             amount = left if amount_cents is None else amount_cents
             if not 0 < amount <= left:
                 raise E.GatewayRejected(f"Refund amount must be between 0.01 and {left / 100:.2f}.")
+            before = dict(pi)
             pi["refunded"] = pi.get("refunded", 0) + amount
             self._put(s, payment_id, "payment_intent", pi)
             re_id = self._new_id("re")
-            self._put(s, re_id, "refund", {"payment_intent": payment_id, "amount": amount,
+            self._put(s, re_id, "refund", {"payment_intent": payment_id, "amount": amount, "created": self._epoch(s),
                                            "refund_key": idempotency_key}, pi.get("customer"))
+            self._emit(s, "charge.refunded", "charge", payment_id, pi, before=before)
             return {"id": re_id, "amount": amount}
 
         r = self._idempotent("refund.create", idempotency_key, {"pi": payment_id, "amount": amount_cents}, run)

@@ -6,7 +6,6 @@ A mixin of SimulatedGateway (split from simulated.py to keep each module to one 
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from typing import Any
 
@@ -26,6 +25,9 @@ class SimulatedInPerson:
     _pm: Any
     _new_id: Any
     _check_online: Any
+    _emit: Any
+    _epoch: Any
+    _now: Any
 
     # --- card present at the lane (issue 12) -----------------------------------------------------------
     # Like Stripe: the PaymentIntent is created first (requires_payment_method), the reader collects it,
@@ -57,8 +59,10 @@ class SimulatedInPerson:
                 raise E.GatewayRejected("A payment on the reader must be more than zero.")
             self._get(s, customer_id, "customer")
             pi_id = self._new_id("pi")
-            data = {**params, "card_present": True, "status": "requires_payment_method", "refunded": 0}
+            data = {**params, "card_present": True, "status": "requires_payment_method", "refunded": 0,
+                    "created": self._epoch(s)}
             self._put(s, pi_id, "payment_intent", data, customer_id)
+            self._emit(s, "payment_intent.created", "payment_intent", pi_id, data)
             return {"id": pi_id, **data}
 
         r = self._idempotent("payment_intent.create_card_present", idempotency_key, params, run)
@@ -79,6 +83,9 @@ class SimulatedInPerson:
             pi.update(brand=pm["brand"], last4=pm["last4"], exp_month=pm["exp_month"], exp_year=pm["exp_year"])
             if pm["outcome"] in SAVE_DECLINES | {"charge_decline"}:
                 pi["decline"] = "generic_decline" if pm["outcome"] == "charge_decline" else pm["outcome"]
+                pi["last_payment_error"] = {"type": "card_error", "code": "card_declined",
+                                            "decline_code": pi["decline"]}
+                event = "payment_intent.payment_failed"
             else:
                 customer = pi["customer"]
                 if pi.get("moto"):
@@ -87,9 +94,12 @@ class SimulatedInPerson:
                     reusable = f"pm_sim_{pm['outcome']}_gen{secrets.token_hex(5)}"
                     pm.pop("id")
                 self._put(s, reusable, "payment_method", {**pm, "customer": customer}, customer)
+                self._emit(s, "payment_method.attached", "payment_method", reusable, {**pm, "customer": customer})
                 pi.update(status="succeeded", payment_method=presented.payment_method_id, reusable=reusable,
-                          decline=None)
+                          decline=None, last_payment_error=None)
+                event = "payment_intent.succeeded"
             self._put(s, payment_id, "payment_intent", pi)
+            self._emit(s, event, "payment_intent", payment_id, pi)
             return {"id": payment_id, **pi}
 
         r = self._idempotent("payment_intent.process", idempotency_key,
@@ -102,6 +112,7 @@ class SimulatedInPerson:
             if pi.get("status") not in ("succeeded", "canceled"):
                 pi["status"] = "canceled"
                 self._put(s, payment_id, "payment_intent", pi)
+                self._emit(s, "payment_intent.canceled", "payment_intent", payment_id, pi)
             return {"id": payment_id, **pi}
 
         self._idempotent("payment_intent.cancel", idempotency_key, {"pi": payment_id}, run)
@@ -138,8 +149,9 @@ class SimulatedInPerson:
         def run(s: Session) -> dict:
             self._get(s, customer_id, "customer")
             seti_id = self._new_id("seti")
-            data = {**params, "card_present": True, "status": "requires_payment_method"}
+            data = {**params, "card_present": True, "status": "requires_payment_method", "created": self._epoch(s)}
             self._put(s, seti_id, "setup_intent", data, customer_id)
+            self._emit(s, "setup_intent.created", "setup_intent", seti_id, data)
             return {"id": seti_id, **data}
 
         r = self._idempotent("setup_intent.create_card_present", idempotency_key, params, run)
@@ -158,18 +170,22 @@ class SimulatedInPerson:
                 return {"id": setup_id, **seti}  # saved or cancelled already: the reader changes nothing
             pm = self._pm(s, presented)
             seti.update(brand=pm["brand"], last4=pm["last4"], exp_month=pm["exp_month"], exp_year=pm["exp_year"])
-            today = dt.date.today()
+            today = self._now(s).date()
             expired = bool(pm["exp_year"]) and (pm["exp_year"], pm["exp_month"]) < (today.year, today.month)
             if pm["outcome"] in SAVE_DECLINES or expired:
                 seti["decline"] = "expired_card" if expired else pm["outcome"]
+                event = "setup_intent.setup_failed"
             else:
                 customer = seti["customer"]
                 reusable = f"pm_sim_{pm['outcome']}_gen{secrets.token_hex(5)}"
                 pm.pop("id")
                 self._put(s, reusable, "payment_method", {**pm, "customer": customer}, customer)
+                self._emit(s, "payment_method.attached", "payment_method", reusable, {**pm, "customer": customer})
                 seti.update(status="succeeded", payment_method=presented.payment_method_id, reusable=reusable,
                             decline=None)
+                event = "setup_intent.succeeded"
             self._put(s, setup_id, "setup_intent", seti)
+            self._emit(s, event, "setup_intent", setup_id, seti)
             return {"id": setup_id, **seti}
 
         r = self._idempotent("setup_intent.process", idempotency_key,
@@ -182,6 +198,7 @@ class SimulatedInPerson:
             if seti.get("status") not in ("succeeded", "canceled"):
                 seti["status"] = "canceled"
                 self._put(s, setup_id, "setup_intent", seti)
+                self._emit(s, "setup_intent.canceled", "setup_intent", setup_id, seti)
             return {"id": setup_id, **seti}
 
         self._idempotent("setup_intent.cancel", idempotency_key, {"seti": setup_id}, run)
@@ -228,8 +245,10 @@ class SimulatedInPerson:
         with self.db.write() as s:
             d = self._get(s, session_id, "checkout_session")
             outcome = outcome_of_token(card.payment_method_id) if card.payment_method_id.startswith("pm_sim_") else "ok"
-            self._put(s, card.payment_method_id, "payment_method",
-                      {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month,
-                       "exp_year": card.exp_year, "outcome": outcome, "customer": d["customer"]}, d["customer"])
+            pm = {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year,
+                  "outcome": outcome, "customer": d["customer"], "created": self._epoch(s)}
+            self._put(s, card.payment_method_id, "payment_method", pm, d["customer"])
+            self._emit(s, "payment_method.attached", "payment_method", card.payment_method_id, pm)
             d.update(status="complete", payment_method=card.payment_method_id)
             self._put(s, session_id, "checkout_session", d)
+            self._emit(s, "checkout.session.completed", "checkout.session", session_id, d)

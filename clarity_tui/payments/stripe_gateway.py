@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import stripe
@@ -36,14 +36,18 @@ from clarity_tui.payments.base import (
 from clarity_tui.payments.cards import CardToken, ManualCard, SavedCard
 from clarity_tui.payments.stripe_errors import install_log_redaction, map_stripe_error
 from clarity_tui.payments.stripe_in_person import StripeInPerson, _val
+from clarity_tui.payments.stripe_lifecycle import EXTRA_ITEM, EXTRA_VEHICLE, StripeLifecycle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 
-# The extra vehicle's subscription item (and plan) carry this in their metadata.
-EXTRA_ITEM, EXTRA_VEHICLE = "clarity_item", "extra_vehicle"
+# Sent on every request (Stripe-Version), so shapes never change with an SDK upgrade (docs.stripe.com/sdks/
+# set-version). The last version before Basil (2025-03-31) moved `current_period_*` to subscription items and
+# dropped the invoice's `subscription`, `payment_intent`, `charge`, `tax`: the shapes read here and by localstripe.
+STRIPE_API_VERSION = "2025-02-24.acacia"
+# The extra vehicle's subscription item (and plan) carry EXTRA_ITEM: EXTRA_VEHICLE in their metadata.
 
 RAW_CARD_DATA_REFUSED = (
     "Keyed card numbers cannot be sent to Stripe from this terminal (the account has no raw card data "
@@ -51,7 +55,7 @@ RAW_CARD_DATA_REFUSED = (
 )
 
 
-class StripeGateway(StripeInPerson, PaymentGateway):
+class StripeGateway(StripeInPerson, StripeLifecycle, PaymentGateway):
     name = "stripe"
 
     def __init__(self, api_key: str, *, api_base: str | None = None, http_client: Any = None,
@@ -64,7 +68,8 @@ class StripeGateway(StripeInPerson, PaymentGateway):
         install_log_redaction()
         if http_client is None:
             http_client = stripe.new_default_http_client(timeout=timeout)
-        kwargs: dict[str, Any] = {"http_client": http_client, "max_network_retries": max_network_retries}
+        kwargs: dict[str, Any] = {"http_client": http_client, "max_network_retries": max_network_retries,
+                                  "stripe_version": STRIPE_API_VERSION}
         if api_base:
             kwargs["base_addresses"] = {"api": api_base}
         self.client = stripe.StripeClient(api_key, **kwargs)
@@ -247,7 +252,7 @@ class StripeGateway(StripeInPerson, PaymentGateway):
     def create_subscription(self, customer_id: str, price_id: str, *, first_billing: dt.date | dt.datetime,
                             coupon_id: str | None = None, metadata: dict[str, str] | None = None,
                             extra_price_id: str | None = None, extra_vehicles: int = 0,
-                            idempotency_key: str) -> SubscriptionResult:
+                            tax_rate_ids: Sequence[str] = (), idempotency_key: str) -> SubscriptionResult:
         items: list[dict[str, Any]] = [{"plan": price_id}]
         if extra_vehicles:  # the family's extra vehicles, billed every period with the base price
             items.append(self._extra_item(extra_price_id, extra_vehicles))
@@ -260,6 +265,8 @@ class StripeGateway(StripeInPerson, PaymentGateway):
         }
         if coupon_id:
             params["discounts"] = [{"coupon": coupon_id}]
+        if tax_rate_ids:
+            params["default_tax_rates"] = list(tax_rate_ids)
         sub = self._call(self.v1.subscriptions.create, key=idempotency_key, **params)
         return self._sub_result(sub, coupon_id)
 

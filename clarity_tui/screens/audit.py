@@ -1,4 +1,7 @@
-"""The audit trail: every change, who made it, where and when; filter by actor, action, entity, date."""
+"""The audit trail: every change, who made it, where and when; filter by actor, action, entity, date.
+
+audit.view is for managers and support: anyone else gets "Manager PIN" (F6, or the button) and reads
+the trail as the manager who approved with their PIN (widgets/manager_pin, issue 15)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,28 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Button, DataTable, Footer, Input, Static
+from clarity_tui.widgets.header import ClarityHeader
+
+
+# Column widths: who, what and where fit 80 columns; the change scrolls, and shows in full below.
+COLUMNS = (("When (UTC)", 11), ("Who @ where", 18), ("Action", 24), ("Entity", 15), ("Change", 40))
+
+
+def fit(text: str, width: int) -> str:
+    """Text cut to `width` with a visible "…": a cell is never cut silently."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def entity_cell(entity: str, entity_id: Any, width: int) -> str:
+    """'membership#115' in `width` columns: the name gives way ("memb…#115"), the id is never cut."""
+    if not entity_id:
+        return fit(entity, width)
+    tail = f"#{entity_id}"
+    if len(entity) + len(tail) <= width:
+        return entity + tail
+    room = width - len(tail)
+    return fit(entity, room) + tail if room >= 2 else fit(tail, width)
 
 
 class AuditScreen(Screen):
@@ -19,6 +43,8 @@ class AuditScreen(Screen):
         Binding("f5", "reload", "Refresh", id="audit.refresh", tooltip="Re-read the audit trail"),
         Binding("f3", "clear_filters", "Clear filters", id="audit.clear", tooltip="Show everything again"),
         Binding("f2", "focus_filters", "Filter", id="audit.filter", tooltip="Type a filter"),
+        Binding("f6", "manager_pin", "Manager PIN", id="audit.manager_pin",
+                tooltip="A manager approves with their PIN, and the trail opens"),
     ]
 
     DEFAULT_CSS = """
@@ -28,6 +54,8 @@ class AuditScreen(Screen):
         #audit-table { height: 1fr; }
         #audit-detail { height: 4; padding: 0 1; border-top: solid $panel; color: $text-muted; }
         #audit-detail.-error { color: $error; }
+        #audit-manager-pin { display: none; margin-left: 1; }
+        #audit-manager-pin.-shown { display: block; }
     }
     """
 
@@ -37,21 +65,23 @@ class AuditScreen(Screen):
     def __init__(self) -> None:
         super().__init__(id="audit")
         self._entries: dict[str, Any] = {}
+        self.viewer: Any = None  # the approving manager, after a Manager PIN
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="≋")
+        yield ClarityHeader(show_clock=False, icon="≋")
         with Horizontal(id="audit-filters"):
             for wid, placeholder in self.FILTERS:
                 yield Input(placeholder=placeholder, id=wid, compact=True)
         yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="audit-detail")
+        yield Button("Manager PIN · F6", id="audit-manager-pin", variant="warning", compact=True,
+                     action="screen.manager_pin")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "Audit trail"
         table = self.query_one(DataTable)
-        # Fixed widths so who, what and where fit 80 columns; the change scrolls, and shows in full below.
-        for label, width in (("When (UTC)", 11), ("Who @ where", 20), ("Action", 24), ("Entity", 13), ("Change", 40)):
+        for label, width in COLUMNS:
             table.add_column(label, width=width)
         self.app.db_changed.subscribe(self, lambda _: self.reload())  # type: ignore[attr-defined]
         self.query_one(DataTable).focus()
@@ -61,6 +91,34 @@ class AuditScreen(Screen):
         self.dismiss()
 
     def action_reload(self) -> None:
+        self.reload()
+
+    def _may_view(self) -> bool:
+        from clarity_tui.services.permissions import Permission, allowed
+
+        return self.viewer is not None or allowed(self.app.actor, Permission.AUDIT_VIEW)  # type: ignore[attr-defined]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "manager_pin":
+            return not self._may_view()  # only offered to whoever may not read the trail
+        return True
+
+    @work(exclusive=True, group="audit-approve", exit_on_error=False)
+    async def action_manager_pin(self) -> None:
+        from clarity_tui.widgets.manager_pin import manager_approval
+
+        if self._may_view():
+            return
+        manager = await manager_approval(self.app, "audit.view",
+                                         why="Open the audit trail: every change, who made it, where and when.")
+        if manager is None:
+            self.notify("Not approved by a manager: the audit trail stays closed.")
+            return
+        self.viewer = manager
+        self.sub_title = f"Audit trail · approved by {manager.name}"
+        self.query_one("#audit-manager-pin", Button).remove_class("-shown")
+        self.refresh_bindings()
+        self.query_one(DataTable).focus()
         self.reload()
 
     def action_focus_filters(self) -> None:
@@ -96,14 +154,27 @@ class AuditScreen(Screen):
         except AuditQueryError as exc:
             self._detail(str(exc), error=True)
             return
-        self._load(f)
+        self._load(f, self.viewer or self.app.actor)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
-    def _load(self, f: Any) -> None:
+    def _load(self, f: Any, actor: Any) -> None:
         from clarity_tui.services.audit_query import query
+        from clarity_tui.services.permissions import PermissionDenied
 
-        entries = query(self.app.db, f)  # type: ignore[attr-defined]
+        try:
+            entries = query(self.app.db, f, actor=actor)  # type: ignore[attr-defined]
+        except PermissionDenied as exc:  # audit.view: managers and support
+            self.app.call_from_thread(self._refused, str(exc))
+            return
         self.app.call_from_thread(self._show, entries, f.limit)
+
+    def _refused(self, message: str) -> None:
+        self.query_one(DataTable).clear()
+        self._entries = {}
+        self._detail(message, error=True)
+        if not self._may_view():
+            self.query_one("#audit-manager-pin", Button).add_class("-shown")
+            self._detail(f"{message} A manager can approve: Manager PIN (F6).", error=True)
 
     def _show(self, entries: list[Any], limit: int) -> None:
         table = self.query_one(DataTable)
@@ -112,8 +183,9 @@ class AuditScreen(Screen):
         for e in entries:
             key = str(e.id)
             self._entries[key] = e
-            what = f"{e.entity}#{e.entity_id}" if e.entity_id else e.entity
-            table.add_row(f"{e.at:%m-%d %H:%M}", f"{e.actor} @ {e.terminal or '-'}", e.action, what,
+            widths = dict(COLUMNS)
+            table.add_row(f"{e.at:%m-%d %H:%M}", fit(f"{e.actor} @ {e.terminal or '-'}", widths["Who @ where"]),
+                          fit(e.action, widths["Action"]), entity_cell(e.entity, e.entity_id, widths["Entity"]),
                           e.change_summary(40), key=key)
         more = f" (newest {limit}: narrow the filters)" if len(entries) >= limit else ""
         self._detail(f"{len(entries)} rows{more}. Enter on a row shows before and after." if entries
@@ -126,7 +198,8 @@ class AuditScreen(Screen):
         if entry is not None:
             before = json.dumps(entry.before, default=str) if entry.before else "-"
             after = json.dumps(entry.after, default=str) if entry.after else "-"
-            self._detail(f"{entry.action} by {entry.actor} @ {entry.terminal or '-'}\n"
+            what = f"{entry.entity}#{entry.entity_id}" if entry.entity_id else entry.entity
+            self._detail(f"{entry.action} on {what} by {entry.actor} @ {entry.terminal or '-'}\n"
                          f"before: {before}\nafter:  {after}")
 
     def _detail(self, text: str, error: bool = False) -> None:

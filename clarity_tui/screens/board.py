@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Static
 
 from clarity_tui.messages import OpenSession
+from clarity_tui.screens.board_jump import PlatePrefix, first_match
 from clarity_tui.services.board_view import LaneView
 from clarity_tui.widgets.bubble import SessionBubble
 from clarity_tui.widgets.lane_column import LaneColumn
 from clarity_tui.widgets.status_bar import StatusBar
+from clarity_tui.widgets.header import ClarityHeader
 
 
 class BoardScreen(Screen):
@@ -26,6 +29,16 @@ class BoardScreen(Screen):
         Binding("down,j", "move(0,1)", "Down", show=False, priority=True, id="board.down"),
         Binding("left,h", "move(-1,0)", "Prev lane", show=False, priority=True, id="board.left"),
         Binding("right,l", "move(1,0)", "Next lane", show=False, priority=True, id="board.right"),
+        Binding("home", "edge(-1)", "First", show=False, priority=True, id="board.first",
+                tooltip="The first vehicle of the lane"),
+        Binding("end", "edge(1)", "Last", show=False, priority=True, id="board.last",
+                tooltip="The last vehicle of the lane"),
+        Binding("pageup", "page(-1)", "Page up", show=False, priority=True, id="board.page_up",
+                tooltip="Up the lane by a screenful"),
+        Binding("pagedown", "page(1)", "Page down", show=False, priority=True, id="board.page_down",
+                tooltip="Down the lane by a screenful"),
+        Binding("slash", "find_plate", "Find plate", show=False, id="board.find_plate",
+                tooltip="Type a plate: the first bubble whose plate starts with it is selected"),
         Binding("enter", "open_session", "Open", id="board.open", tooltip="Open the selected session"),
         Binding("f5,ctrl+r", "refresh_board", "Refresh", id="board.refresh", tooltip="Re-read the board from the database"),
     ]
@@ -43,9 +56,11 @@ class BoardScreen(Screen):
         self._columns_fit: bool | None = None
         self._loading = False
         self._dirty = False
+        self._plate_prefix = PlatePrefix(lambda: self.app.now())  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.boot.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.boot.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static(id="billing-banner", markup=False)
         yield Horizontal(id="lanes")
         yield StatusBar(id="status-bar")
         yield Footer()
@@ -96,12 +111,19 @@ class BoardScreen(Screen):
         try:
             while True:
                 lanes = self.app.read_board()  # type: ignore[attr-defined]
+                banner = self.app.billing_banner()  # type: ignore[attr-defined]
+                self.app.call_from_thread(self._show_banner, banner)
                 self.app.call_from_thread(self._apply, lanes)
                 if not self._dirty:
                     break
                 self._dirty = False
         finally:
             self._loading = False
+
+    def _show_banner(self, text: str | None) -> None:
+        banner = self.query_one("#billing-banner", Static)
+        banner.update(text or "")
+        banner.display = bool(text)
 
     def action_refresh_board(self) -> None:
         self.reload()
@@ -148,6 +170,8 @@ class BoardScreen(Screen):
         now = self.app.now()  # type: ignore[attr-defined]
         for bubble in self.query(SessionBubble):
             bubble.tick(now)
+        if self.sub_title != "Lanes" and not self._plate_prefix.live:
+            self.sub_title = "Lanes"
 
     # --- navigation ----------------------------------------------------------------
 
@@ -169,6 +193,65 @@ class BoardScreen(Screen):
         self.call_after_refresh(self.query_one("#lanes").scroll_to_widget, bubble, animate=False)
 
     def action_move(self, dx: int, dy: int) -> None:
+        if self._plate_prefix.live:
+            raise SkipAction()  # h j k l extend a plate being typed (on_key)
+        self._move(dx, dy)
+
+    def action_edge(self, direction: int) -> None:
+        """Home / End: the first or last bubble of the lane."""
+        self._move(0, direction * 10_000)
+
+    def action_page(self, direction: int) -> None:
+        """PgUp / PgDn: as many bubbles as the lane shows at once."""
+        page = 1
+        if isinstance(self.focused, SessionBubble):
+            body = self.focused.parent
+            height = self.focused.outer_size.height
+            if body is not None and height:
+                page = max(1, body.size.height // height)  # type: ignore[attr-defined]
+        self._move(0, direction * page)
+
+    def action_find_plate(self) -> None:
+        self._plate_prefix.start()
+        self.sub_title = "Lanes · plate: type it"
+
+    def on_key(self, event: events.Key) -> None:
+        """Type-to-jump (see board_jump): letters and digits build a plate prefix."""
+        prefix = self._plate_prefix
+        live = prefix.live
+        char = event.character or ""
+        if len(char) == 1 and char.isascii() and char.isalnum():
+            if live or event.key not in self.app.active_bindings:
+                event.stop()
+                event.prevent_default()
+                self._jump_to(prefix.add(char))
+            return
+        if not live:
+            return
+        moves = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
+        if event.key in ("escape", "backspace") or event.key in moves:
+            event.stop()
+            event.prevent_default()
+        if event.key == "backspace":
+            self._jump_to(prefix.back())
+            return
+        prefix.clear()
+        self.sub_title = "Lanes"
+        if event.key in moves:
+            self._move(*moves[event.key])
+
+    def _jump_to(self, text: str) -> None:
+        plates = [(b, b.view.plate) for column in self._grid() for b in column]
+        bubble = first_match(text, plates)
+        if isinstance(bubble, SessionBubble):
+            self._focus_bubble(bubble)
+            self.sub_title = f"Lanes · plate: {text}"
+        elif text:
+            self.sub_title = f"Lanes · no plate starts with {text}"
+        else:
+            self.sub_title = "Lanes · plate: type it"
+
+    def _move(self, dx: int, dy: int) -> None:
         grid = self._grid()
         current = self.focused
         position = next(

@@ -13,7 +13,7 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import (
     Button,
@@ -29,7 +29,8 @@ from textual.widgets import (
     Tabs,
 )
 
-from clarity_tui.screens.record_membership import MembershipTabActions
+from clarity_tui.screens.record_membership import PAYMENT_COLUMNS, MembershipTabActions
+from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import (
     BENEFIT_TYPES,
     RELATIONSHIP_LABELS,
@@ -40,8 +41,17 @@ from clarity_tui.services.customers import (
     NotFound,
     ValidationFailed,
 )
-from clarity_tui.widgets.customer_forms import USER_ERRORS, ConfirmDialog, FieldSpec, FormDialog, NoticeDialog
-from db.models import MembershipStatus
+from clarity_tui.services.permissions import Permission
+from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.widgets.customer_forms import (
+    NOT_APPROVED,
+    USER_ERRORS,
+    ConfirmDialog,
+    FieldSpec,
+    FormDialog,
+    ManagerAsk,
+    NoticeDialog,
+)
 
 TABS = ["tab-general", "tab-related", "tab-membership", "tab-web", "tab-touch", "tab-benefits", "tab-notes"]
 CONTACT_INPUTS = [
@@ -60,15 +70,16 @@ def _date(d: Any) -> str:
 class CustomerRecordScreen(MembershipTabActions, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="record.back", tooltip="Close the record"),
+        # The tab keys come first: no button shows them, and the footer is cut at 80 columns.
+        Binding("f5", "tab(-1)", "◂ Tab", id="record.prev_tab", tooltip="Previous tab"),
+        Binding("f6", "tab(1)", "Tab ▸", id="record.next_tab", tooltip="Next tab"),
         Binding("f2", "save", "Save", id="record.save", tooltip="Save the General tab"),
-        Binding("f3", "revert", "Cancel edits", id="record.revert", tooltip="Put back the saved contact details"),
+        Binding("f3", "revert", "Cancel", id="record.revert", tooltip="Put back the saved contact details"),
         Binding("ctrl+n", "new", "New", id="record.new", tooltip="Add to the current tab"),
         Binding("f4", "edit", "Edit", id="record.edit", tooltip="Edit the highlighted row"),
         Binding("f8", "delete", "Delete", id="record.delete", tooltip="Delete or remove the highlighted row"),
         Binding("ctrl+g", "refund", "Refund", id="record.refund", show=False,
                 tooltip="Give money back on the membership's payment (managers)"),
-        Binding("f5", "tab(-1)", "Prev tab", show=False, id="record.prev_tab"),
-        Binding("f6", "tab(1)", "Next tab", show=False, id="record.next_tab"),
     ]
 
     DEFAULT_CSS = """
@@ -86,7 +97,8 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         .tab-buttons Button { width: 1fr; min-width: 8; }
         .tab-table { height: 1fr; }
         #membership-table { height: 5; }
-        #membership-detail { height: 1fr; }
+        #membership-detail { height: auto; max-height: 6; }
+        #payments-table { height: 1fr; }
         #web-detail { height: 1fr; }
     }
     """
@@ -103,7 +115,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
     # --- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="≋")
+        yield ClarityHeader(show_clock=False, icon="≋")
         yield Static("New customer" if self.customer_id is None else "Loading…", id="record-title")
         with TabbedContent(id="record-tabs"):
             with TabPane("General", id="tab-general"):
@@ -124,6 +136,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
             with TabPane("Membership", id="tab-membership"):
                 yield DataTable(id="membership-table", cursor_type="row")
                 yield Static("", id="membership-detail")
+                yield DataTable(id="payments-table", cursor_type="row")
                 with Horizontal(classes="tab-buttons"):
                     yield Button("Pause", id="membership-pause")
                     yield Button("Plan F4", id="membership-plan")
@@ -134,6 +147,10 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
                     yield Button("Key in", id="membership-card", tooltip="The member's new card, keyed in by hand")
                     yield Button("Refund ^G", id="membership-refund", action="screen.refund",
                                  tooltip="Give money back on the membership's payment (managers)")
+                    yield Button("+Extra ^N", id="membership-extra-add", action="screen.new",
+                                 tooltip="Add an extra benefit beside the plan's (managers)")
+                    yield Button("-Extra F8", id="membership-extra-remove", action="screen.delete",
+                                 tooltip="Remove an extra benefit (managers)")
             with TabPane("Web Login", id="tab-web"):
                 yield Static("", id="web-detail")
                 with Horizontal(classes="tab-buttons"):
@@ -167,6 +184,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         tables = {
             "related-table": [("Relationship", 14), ("Customer #", 10), ("Name", 30), ("Side", 10)],
             "membership-table": [("Plan", 20), ("Status", 10), ("Next bill", 11), ("Expires", 11), ("Cancel", 6)],
+            "payments-table": PAYMENT_COLUMNS,
             "touch-table": [("Task", 34), ("Due", 11), ("Assignee", 16), ("Done", 5)],
             "benefits-table": [("Type", 16), ("Description", 24), ("Qty", 4), ("Left", 4), ("Expires", 11)],
             "notes-table": [("Note", 50), ("Notice", 7), ("Author", 14)],
@@ -273,6 +291,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
             field.value = getattr(form, name)
             field.cursor_position = len(field.value)  # no selection left over: typing appends
         self.form_version = record.customer.version
+        self._filled = form  # what the General tab shows as saved (unsaved_edits compares with it)
         self._build_prompts(record.prompts, form.answers)
         self._clear_errors()
 
@@ -290,39 +309,6 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
             (str(r.relationship_id), (r.label, r.other_number, r.other_name, "added here" if r.outgoing else "added there"))
             for r in record.related
         ])
-
-    def _fill_memberships(self, record: CustomerRecord) -> None:
-        self._refill_table("membership-table", [
-            (str(m.id), (m.plan_name, m.status.replace("_", " "), _date(m.next_billing_on), _date(m.expires_on),
-                         "yes" if m.cancel_at_period_end else ""))
-            for m in record.memberships
-        ])
-        self._show_membership_detail()
-
-    def _show_membership_detail(self) -> None:
-        m = self._membership()
-        detail = self.query_one("#membership-detail", Static)
-        pause = self.query_one("#membership-pause", Button)
-        if m is None:
-            detail.update("No membership. Sell one from a session (Purchase Membership).")
-            pause.label = "Pause"
-            return
-        record = self.record
-        card = next((c for c in record.cards if c.is_default), None) if record else None
-        lines = [
-            f"Vehicles ({len(m.vehicles)}/{m.vehicle_limit}): " + ("; ".join(m.vehicles) or "-"),
-            "Benefits: " + (", ".join(m.benefits) or "-"),
-            f"Started {_date(m.started_on)} · card {card.brand} •••• {card.last4}" if card else f"Started {_date(m.started_on)} · no card on file",
-        ]
-        if m.scheduled_change:
-            lines.append(f"Downgrade: {m.scheduled_change} (the next billing date).")
-        if m.cancel_at_period_end:
-            lines.append(f"Cancels at period end ({_date(m.expires_on)}).")
-        if m.pending_sync:
-            lines.append("⟳ Pending sync with the payment gateway.")
-        detail.update("\n".join(lines))
-        pause.label = "Resume" if m.status == MembershipStatus.PAUSED else "Pause"
-        self.query_one("#membership-cancel", Button).label = "Keep" if m.cancel_at_period_end else "Cancel"
 
     @on(DataTable.RowHighlighted, "#membership-table")
     def _membership_highlighted(self) -> None:
@@ -358,6 +344,16 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
 
     # --- General tab ----------------------------------------------------------------------------
 
+    @on(Input.Submitted, "#general-grid Input")
+    def _next_contact_field(self, event: Input.Submitted) -> None:
+        """General tab: Enter moves to the next field at once (`set_focus`, not the deferred `focus()`),
+        so the next key typed lands there (issue 14). Enter on the last field stays: F2 saves."""
+        names = [f"in-{name}" for name, _ in CONTACT_INPUTS]
+        current = event.input.id or ""
+        if current in names[:-1]:
+            event.stop()
+            self.set_focus(self.query_one(f"#{names[names.index(current) + 1]}", Input))
+
     def _form(self) -> ContactForm:
         values = {name: self.query_one(f"#in-{name}", Input).value for name, _ in CONTACT_INPUTS}
         answers = {}
@@ -372,6 +368,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         self.query_one("#general-error", Static).update("")
 
     def _show_errors(self, message: str, fields: list[str]) -> None:
+        self._leave_after_save = False  # refused: stay, with the typed values and the reason
         self._clear_errors()
         for name in fields:
             name = _ERROR_INPUT.get(name, name)
@@ -398,12 +395,41 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         except ValidationFailed as exc:
             self.app.call_from_thread(self._show_errors, str(exc), list(exc.errors))
             return
+        except DuplicateCustomer as exc:  # the phone or email is a customer's already: offer their record
+            self.app.call_from_thread(self._offer_existing, exc)
+            return
         except USER_ERRORS as exc:
             self.app.call_from_thread(self._show_errors, str(exc), [])
             return
         self.app.call_from_thread(self._saved, customer.id, customer.customer_number)
 
+    def _offer_existing(self, exc: DuplicateCustomer) -> None:
+        from clarity_tui.widgets.duplicate_prompt import DuplicateCustomerPrompt
+
+        dup = exc.duplicate
+
+        def answered(use: bool | None) -> None:
+            if use:  # their record, in place of this new one (nothing was created)
+                self._leave_after_save = False
+                self.customer_id = dup.customer_id
+                self._clear_errors()
+                self.notify(f"Opened {dup.name}'s record (#{dup.customer_number}): no new customer was created.")
+                tabs = self.query_one(TabbedContent)
+                for tab in TABS[1:]:
+                    tabs.enable_tab(tab)
+                self.query_one("#general-delete", Button).disabled = False
+                self.app.db_changed.subscribe(self, lambda _: self.load(refill=False))  # type: ignore[attr-defined]
+                self.load(refill=True)
+            else:
+                self._show_errors(f"{dup.message} Check the details: nothing was saved.", list(dup.fields))
+
+        self.app.push_screen(DuplicateCustomerPrompt(dup), answered)
+
     def _saved(self, customer_id: int, number: str) -> None:
+        if getattr(self, "_leave_after_save", False):  # "Save changes" on leaving: saved, so leave
+            self.notify(f"Customer {number} saved.")
+            self.dismiss()
+            return
         created = self.customer_id is None
         self.customer_id = customer_id
         self._clear_errors()
@@ -434,9 +460,32 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         def done() -> None:
             self.app.call_from_thread(self.dismiss)
 
-        self._confirm_then(f"Delete customer {self.record.name} (#{self.record.customer.customer_number})? "
-                           "This cannot be undone.",
-                           lambda svc: svc.delete_customer(self.actor, cid, version), "Customer deleted.", after=done)
+        ask = ManagerAsk(Permission.DELETE, "customer.delete", entity="customer", entity_id=cid,
+                         why=f"Delete customer {self.record.name} (#{self.record.customer.customer_number}).")
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self._approve_then_run(ask, lambda svc, who: svc.delete_customer(who, cid, version), "Customer deleted.",
+                                       after=done)
+
+        self.app.push_screen(ConfirmDialog(f"Delete customer {self.record.name} (#{self.record.customer.customer_number})? "
+                                           "This cannot be undone.", yes="Delete"), answered)
+
+    @work(exclusive=True, group="record-approve", exit_on_error=False)
+    async def _approve_then_run(self, ask: ManagerAsk, fn: Callable[[CustomerService, Any], Any], message: str,
+                                after: Callable[[], None] | None = None) -> None:
+        """A manager-only action: the signed-in actor if they may, else a Manager PIN in place (issue 15);
+        the service call then runs as that actor, and checks the permission again."""
+        from clarity_tui.services.permissions import allowed
+        from clarity_tui.widgets.manager_pin import manager_approval
+
+        who = self.actor
+        if not allowed(who, ask.permission):
+            who = await manager_approval(self.app, ask.action, why=ask.why, entity=ask.entity, entity_id=ask.entity_id)
+            if who is None:
+                self.notify(NOT_APPROVED)
+                return
+        self._run(lambda svc: fn(svc, who), message, after)
 
     # --- shared actions ----------------------------------------------------------------------------
 
@@ -519,8 +568,8 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
             handlers[tab]()
         elif tab == "tab-general":
             self.app.push_screen(CustomerRecordScreen(None))
-        elif tab == "tab-membership":
-            self.notify("Sell a membership from a session (Purchase Membership).", severity="information")
+        elif tab == "tab-membership" and self._need_record():
+            self._membership_benefit_add()  # an extra benefit beside the plan's (record_membership.py)
 
     def action_edit(self) -> None:
         handlers = {"tab-related": self._edit_related, "tab-membership": self._membership_plan, "tab-web": self._web_username,
@@ -531,13 +580,34 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
 
     def action_delete(self) -> None:
         handlers = {"tab-general": self._delete_customer, "tab-related": self._delete_related, "tab-web": self._web_remove,
+                    "tab-membership": self._membership_benefit_remove,
                     "tab-touch": self._delete_touchpoint, "tab-benefits": self._delete_benefit, "tab-notes": self._delete_note}
         handler = handlers.get(self._active_tab())
         if handler and self._need_record():
             handler()
 
     def action_back(self) -> None:
-        self.dismiss()
+        from clarity_tui.widgets.unsaved_guard import leave_or_ask
+
+        leave_or_ask(self, self.unsaved_edits(), save=self._save_and_leave, discard=self.dismiss,
+                     what="the contact details on the General tab")
+
+    def unsaved_edits(self) -> bool:
+        """The General tab differs from what was loaded (or, for a new customer, anything is typed)."""
+        now = self._form()
+        filled = getattr(self, "_filled", None) or ContactForm()
+        keys = set(getattr(self, "_prompt_keys", []))
+
+        def answers(form: ContactForm) -> dict[str, Any]:
+            return {k: v for k, v in form.answers.items() if k in keys and v not in (None, "")}
+
+        return any(getattr(now, n).strip() != getattr(filled, n).strip() for n, _ in CONTACT_INPUTS) \
+            or answers(now) != answers(filled)
+
+    def _save_and_leave(self) -> None:
+        self._leave_after_save = True
+        self.query_one("#general-error", Static).update("Saving…")
+        self._save_general(self._form(), self.form_version)
 
     # --- Related --------------------------------------------------------------------------------
 
@@ -563,7 +633,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
             extra={"Search": search})
         self._dialog(dialog, lambda r: self.notify(f"Related {r.other_name} ({r.label.lower()})."))
 
-    @work(thread=True, exit_on_error=False)
+    @work(thread=True, group="record-fill", exit_on_error=False)
     def _fill_number(self, dialog: FormDialog, other_id: int) -> None:
         record = CustomerService(self.app.db).record(other_id)  # type: ignore[attr-defined]
         self.app.call_from_thread(dialog.set_value, "other", record.customer.customer_number)
@@ -715,10 +785,16 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
             FieldSpec("expires_on", "Expires", value=expires, placeholder="YYYY-MM-DD"),
         ]
 
+    def _benefit_ask(self, what: str, entity_id: Any) -> ManagerAsk:
+        # Benefits grant free washes: an attendant gets them with a Manager PIN, in place.
+        return ManagerAsk(Permission.BENEFIT, "benefit.edit", entity="customer_benefit", entity_id=entity_id,
+                          why=f"{what} for {self.record.name if self.record else 'this customer'}.")
+
     def _new_benefit(self) -> None:
         cid = self.record.customer.id  # type: ignore[union-attr]
-        dialog = FormDialog("New account benefit", self._benefit_fields(), lambda v: self.service().add_benefit(
-            self.actor, cid, v["kind"] or "", v["description"], v["quantity"], v["remaining"], v["expires_on"]))
+        dialog = FormDialog("New account benefit", self._benefit_fields(), lambda v, who: self.service().add_benefit(
+            who, cid, v["kind"] or "", v["description"], v["quantity"], v["remaining"], v["expires_on"]),
+            approval=self._benefit_ask("Add an account benefit", None))
         self._dialog(dialog, "Benefit added.")
 
     def _edit_benefit(self) -> None:
@@ -729,8 +805,9 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
             return
         dialog = FormDialog("Benefit properties", self._benefit_fields(
             b.kind, b.description or "", str(b.quantity), str(b.remaining), b.expires_on.isoformat() if b.expires_on else ""),
-            lambda v: self.service().update_benefit(self.actor, b.id, v["kind"] or "", v["description"], v["quantity"],  # type: ignore[arg-type]
-                                                    v["remaining"], v["expires_on"]))
+            lambda v, who: self.service().update_benefit(who, b.id, v["kind"] or "", v["description"], v["quantity"],  # type: ignore[arg-type]
+                                                         v["remaining"], v["expires_on"]),
+            approval=self._benefit_ask("Change an account benefit", b.id))
         self._dialog(dialog, "Benefit saved.")
 
     def _delete_benefit(self) -> None:
@@ -739,8 +816,13 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         if b is None:
             self.notify("No benefit to remove.", severity="warning")
             return
-        self._confirm_then(f"Remove the benefit '{b.kind}' ({b.remaining} left)?", lambda svc: svc.remove_benefit(self.actor, b.id),  # type: ignore[arg-type]
-                           "Benefit removed.", yes="Remove")
+        ask = self._benefit_ask("Remove an account benefit", b.id)
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self._approve_then_run(ask, lambda svc, who: svc.remove_benefit(who, b.id), "Benefit removed.")  # type: ignore[arg-type]
+
+        self.app.push_screen(ConfirmDialog(f"Remove the benefit '{b.kind}' ({b.remaining} left)?", yes="Remove"), answered)
 
     # --- Notes -----------------------------------------------------------------------------------------
 

@@ -11,17 +11,23 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+from textual.widgets import Button, DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
 from clarity_tui.services.customers import display_phone
 from clarity_tui.services.search import SearchResult, SearchService
+from clarity_tui.typeahead import Hold, hold
+from clarity_tui.widgets.header import ClarityHeader
 
 DEBOUNCE_SECONDS = 0.15
 
 
 class CustomerSearchScreen(Screen[int | None]):
-    """Normal mode opens the chosen record; pick mode (`pick=True`) returns its customer id."""
+    """Normal mode opens the chosen record; pick mode (`pick=True`) returns its customer id.
+
+    The two have their own ids: a record opened from the search (F7) can still pick a customer
+    (the Related tab's Search) over it, while a second search of either kind is never pushed
+    (see clarity_tui/screen_open.py)."""
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="search.close", tooltip="Close the search"),
@@ -48,14 +54,15 @@ class CustomerSearchScreen(Screen[int | None]):
         count: int
 
     def __init__(self, query: str = "", *, pick: bool = False) -> None:
-        super().__init__(id="customer-search")
+        super().__init__(id="customer-pick" if pick else "customer-search")
         self.initial_query = query
         self.pick = pick
         self.result: SearchResult | None = None
         self._debounce: Timer | None = None
+        self._view_when_shown: Hold | None = None  # Enter came before the results (issue 14)
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="≋")
+        yield ClarityHeader(show_clock=False, icon="≋")
         yield Input(self.initial_query, placeholder="Name, phone, email, customer # or plate", id="search-box")
         yield Static("Type to search.", id="search-status")
         yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
@@ -102,6 +109,7 @@ class CustomerSearchScreen(Screen[int | None]):
             self.app.call_from_thread(self._show, result)
 
     def _failed(self, message: str) -> None:
+        self._release_view()
         self.query_one("#search-status", Static).update(f"Search failed: {message}. Check the database connection and try again.")
 
     def _show(self, result: SearchResult) -> None:
@@ -123,6 +131,17 @@ class CustomerSearchScreen(Screen[int | None]):
             more = "+" if len(result.hits) >= 50 else ""
             status.update(f"{len(result.hits)}{more} match{'es' if len(result.hits) != 1 else ''} · Enter or F2 opens")
         self.post_message(self.Searched(result.term, len(result.hits)))
+        if self._view_when_shown is not None:  # Enter was typed before these results: it opens now
+            self._release_view()
+            self.action_view()
+
+    def _release_view(self) -> None:
+        if self._view_when_shown is not None:
+            self._view_when_shown.release()
+            self._view_when_shown = None
+
+    def on_unmount(self) -> None:
+        self._release_view()
 
     # --- choosing ---------------------------------------------------------------------------
 
@@ -142,6 +161,16 @@ class CustomerSearchScreen(Screen[int | None]):
         self.app.push_screen(CustomerRecordScreen(customer_id))
 
     def action_view(self) -> None:
+        typed = self.query_one("#search-box", Input).value.strip()
+        if typed and (self.result is None or self.result.term != typed):
+            # Enter typed before the results (type-ahead, issue 14): search now, open once they show;
+            # the keys after it wait (clarity_tui/typeahead.py), as if typed once the results were there.
+            if self._debounce is not None:
+                self._debounce.stop()
+            if self._view_when_shown is None:
+                self._view_when_shown = hold(self.app, "customer search: Enter before the results")
+            self.run_search(typed)
+            return
         cid = self._highlighted_id()
         if cid is None:
             self.notify("No customer to open: type a name, phone, email, number or plate first.", severity="warning")

@@ -15,11 +15,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from clarity_tui.devices import DEVICE_LABELS, DeviceSet
 from clarity_tui.screens.device_action import DeviceActionScreen, DeviceOutcome, run_device_call
 from clarity_tui.widgets.braille import BrailleCanvas
+from clarity_tui.widgets.header import ClarityHeader
 from hardware.card_reader.simulated import OUTCOME_LABELS, Outcome, SimulatedCardReader
 from hardware.plate_reader.base import PlateEvent
 from hardware.signature_pad.base import PadUpdate, Signature
@@ -65,7 +66,7 @@ class HardwareScreen(Screen):
 
     def compose(self) -> ComposeResult:
         settings = self.app.settings  # type: ignore[attr-defined]
-        yield Header(icon="≋")
+        yield ClarityHeader(icon="≋")
         yield DataTable(id="device-table", cursor_type="row", zebra_stripes=False)
         with Horizontal(id="controls"):
             yield Button("Card · C", id="test-card", variant="primary")
@@ -81,7 +82,7 @@ class HardwareScreen(Screen):
                 disabled=not isinstance(self.devices.card_reader, SimulatedCardReader),
             )
             yield Label("Plate:")
-            yield Input(placeholder="ABC1234", id="plate-input", compact=True, max_length=12)
+            yield Input(placeholder="e.g. ABC1234", id="plate-input", compact=True, max_length=12)
             lanes = [(lane.name, lane.camera_id or lane.name) for lane in settings.site.lanes]
             yield Select(lanes, value=lanes[0][1] if lanes else Select.NULL, allow_blank=not lanes,
                          compact=True, id="plate-lane")

@@ -1,8 +1,11 @@
-"""The Membership tab's actions of the customer record: a mixin of CustomerRecordScreen.
+"""The Membership tab of the customer record: a mixin of CustomerRecordScreen.
 
-Split from customer_record.py (one job: pause/resume, plan, cancel/keep, expiry, a new card, refund).
-The screen provides `service()`, `actor`, `record`, `_membership()`, `_need_record()`, `_dialog()`,
-`_confirm_then()` and `load()`; everything here goes through CustomerService.
+Split from customer_record.py (one job: the membership table and its detail, the membership's
+payments newest first with their failure reasons, and the actions: pause/resume, plan, cancel/keep,
+expiry, a new card, refund, extra benefits beside the plan's: Ctrl+N adds, F8 removes, a manager's PIN in place).
+The screen provides `service()`, `actor`, `record`, `_membership()`,
+`_need_record()`, `_dialog()`, `_confirm_then()`, `_refill_table()` and `load()`; every change goes
+through CustomerService, the payment list is read through MembershipPayments.
 """
 
 from __future__ import annotations
@@ -10,14 +13,42 @@ from __future__ import annotations
 from typing import Any
 
 from textual import work
+from textual.widgets import Button, Static
 
-from clarity_tui.services.customers import MembershipInfo
-from clarity_tui.widgets.customer_forms import USER_ERRORS, FieldSpec, FormDialog
+from clarity_tui.services.customers import BENEFIT_TYPES, CustomerRecord, MembershipInfo
+from clarity_tui.services.member_benefits import ExtraBenefit, MemberBenefits, extras_line, live
+from clarity_tui.services.membership_payments import MembershipPayments, PaymentLine
+from clarity_tui.services.permissions import Permission
+from clarity_tui.widgets.customer_forms import USER_ERRORS, FieldSpec, FormDialog, ManagerAsk
 from db.models import MembershipStatus
+
+
+def _check_expiry(values: dict[str, Any]) -> None:
+    """The expiration form's own validation, before a manager is asked (the service checks it again)."""
+    from clarity_tui.services.customer_input import ValidationFailed, parse_date
+
+    errors: dict[str, str] = {}
+    parse_date(values["expires_on"], "Expiration date", errors, "expires_on")
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _check_amount(values: dict[str, Any]) -> None:
+    """The refund form's own validation, before a manager is asked (the service checks it again)."""
+    from clarity_tui.services.customer_input import ValidationFailed
+    from clarity_tui.services.membership_actions import dollars_to_cents
+
+    amount = (values.get("amount") or "").strip()
+    if amount and dollars_to_cents(amount) is None:
+        raise ValidationFailed({"amount": "Type the amount like 12.50, or leave it empty to refund all."})
 
 
 def _date(d: Any) -> str:
     return d.isoformat() if d else "-"
+
+
+# The payment list: date, kind in words, amount, and why a renewal failed.
+PAYMENT_COLUMNS = [("Date", 10), ("Payment", 14), ("Amount", 10), ("Reason", 35)]
 
 
 class MembershipTabActions:
@@ -31,8 +62,104 @@ class MembershipTabActions:
     _need_record: Any
     _dialog: Any
     _confirm_then: Any
+    _refill_table: Any
+    query_one: Any
+    customer_id: Any
+
+    # --- the table, the detail and the payments ----------------------------------------------------
+
+    def _fill_memberships(self, record: CustomerRecord) -> None:
+        self._refill_table("membership-table", [
+            (str(m.id), (m.plan_name, m.status.replace("_", " "), _date(m.next_billing_on), _date(m.expires_on),
+                         "yes" if m.cancel_at_period_end else ""))
+            for m in record.memberships
+        ])
+        self._show_membership_detail()
+
+    def _show_membership_detail(self) -> None:
+        m = self._membership()
+        detail = self.query_one("#membership-detail", Static)
+        pause = self.query_one("#membership-pause", Button)
+        self._load_payments(m.id if m is not None else None)
+        if m is None:
+            detail.update("No membership. Sell one from a session (Purchase Membership).")
+            pause.label = "Pause"
+            return
+        record = self.record
+        card = next((c for c in record.cards if c.is_default), None) if record else None
+        lines = [
+            f"Vehicles ({len(m.vehicles)}/{m.vehicle_limit}): " + ("; ".join(m.vehicles) or "-"),
+            "Benefits: " + (", ".join(m.benefits) or "-"),
+            "Extra benefits: " + (extras_line(self._extras()) or "none (Ctrl+N adds one)"),
+            f"Started {_date(m.started_on)} · card {card.brand} •••• {card.last4}" if card else f"Started {_date(m.started_on)} · no card on file",
+        ]
+        if m.scheduled_change:
+            lines.append(f"Downgrade: {m.scheduled_change} (the next billing date).")
+        if m.cancel_at_period_end:
+            lines.append(f"Cancels at period end ({_date(m.expires_on)}).")
+        if m.pending_sync:
+            lines.append("⟳ Pending sync with the payment gateway.")
+        detail.update("\n".join(lines))
+        pause.label = "Resume" if m.status == MembershipStatus.PAUSED else "Pause"
+        self.query_one("#membership-cancel", Button).label = "Keep" if m.cancel_at_period_end else "Cancel"
+
+    @work(thread=True, exclusive=True, group="record-payments", exit_on_error=False)
+    def _load_payments(self, membership_id: int | None) -> None:
+        lines = [] if membership_id is None else MembershipPayments(
+            self.app.db, zone=self.app.settings.site.zone).history(membership_id)
+        self.app.call_from_thread(self._fill_payments, lines)
+
+    def _fill_payments(self, lines: list[PaymentLine]) -> None:
+        self._refill_table("payments-table", [
+            (str(p.id), (p.occurred_on.isoformat(), p.kind_words, p.amount, (p.reason or "").replace("\n", " ")))
+            for p in lines
+        ])
+
+    # --- Extra benefits (seed 002), beside the plan's own ------------------------------------------
+
+    def _extras(self) -> list[ExtraBenefit]:
+        record = self.record
+        return live(record.benefits, self.app.today()) if record is not None else []
+
+    def _extras_ask(self, what: str, m: MembershipInfo) -> ManagerAsk:
+        return ManagerAsk(Permission.BENEFIT, "membership.benefit", entity="membership", entity_id=m.id,
+                          why=f"{what} on {m.plan_name} for {self._customer_name()}.")
+
+    def _member_benefits(self) -> MemberBenefits:
+        return MemberBenefits(self.app.db, today=self.app.today)
+
+    def _membership_benefit_add(self) -> None:
+        m = self._need_membership()
+        if m is None:
+            return
+        dialog = FormDialog(f"Extra benefit on {m.plan_name} (managers)", [
+            FieldSpec("kind", "Type", "select", None, [(t, t) for t in BENEFIT_TYPES], placeholder="Choose a type"),
+            FieldSpec("description", "Description", placeholder="why, e.g. a rewash after a complaint"),
+            FieldSpec("quantity", "Quantity", value="1"),
+            FieldSpec("expires_on", "Expires", placeholder="YYYY-MM-DD, or empty: never"),
+        ], lambda v, who: self._member_benefits().add(who, m.id, v["kind"] or "", v["description"], v["quantity"],
+                                                       v["expires_on"]),
+            save_label="Add", approval=self._extras_ask("Add an extra benefit", m))
+        self._dialog(dialog, "Extra benefit added.")
+
+    def _membership_benefit_remove(self) -> None:
+        m = self._need_membership()
+        if m is None:
+            return
+        extras = self._extras()
+        if not extras:
+            self.notify("No extra benefit to remove: add one with Ctrl+N.", severity="warning")
+            return
+        dialog = FormDialog(f"Remove an extra benefit from {m.plan_name} (managers)", [
+            FieldSpec("benefit", "Benefit", "select", str(extras[0].id), [(e.label, str(e.id)) for e in extras]),
+        ], lambda v, who: self._member_benefits().remove(who, m.id, int(v["benefit"] or 0)),
+            save_label="Remove", approval=self._extras_ask("Remove an extra benefit", m))
+        self._dialog(dialog, "Extra benefit removed.")
 
     # --- Membership -------------------------------------------------------------------------------
+
+    def _customer_name(self) -> str:
+        return self.record.name if self.record is not None else "this customer"
 
     def _need_membership(self) -> MembershipInfo | None:
         m = self._membership()
@@ -80,8 +207,10 @@ class MembershipTabActions:
         if m is None:
             return
         dialog = FormDialog(f"Refund {m.plan_name} (managers only)", [
-            FieldSpec("amount", "Amount", placeholder="12.50, or empty for all that is left"),
-        ], lambda v: self.service().refund_membership(self.actor, m.id, v["amount"]), save_label="Refund")
+            FieldSpec("amount", "Amount", placeholder="e.g. 12.50; empty: all that is left"),
+        ], lambda v, who: self.service().refund_membership(who, m.id, v["amount"]), save_label="Refund",
+            approval=ManagerAsk(Permission.REFUND, "membership.refund", entity="membership", entity_id=m.id,
+                                why=f"Refund {m.plan_name} for {self._customer_name()}.", check=_check_amount))
         self._dialog(dialog, lambda outcome: self.notify(
             outcome.message if outcome.queued else "Refund sent to the payment gateway."))
 
@@ -91,7 +220,10 @@ class MembershipTabActions:
             return
         dialog = FormDialog("Expiration date (managers only)", [
             FieldSpec("expires_on", "Expires", value=m.expires_on.isoformat() if m.expires_on else "", placeholder="YYYY-MM-DD"),
-        ], lambda v: self.service().set_expiration(self.actor, m.id, m.version, v["expires_on"]))
+        ], lambda v, who: self.service().set_expiration(who, m.id, m.version, v["expires_on"]),
+            approval=ManagerAsk(Permission.EXPIRATION, "membership.expiration_set", entity="membership", entity_id=m.id,
+                                why=f"Change the expiration date of {m.plan_name} for {self._customer_name()}.",
+                                check=_check_expiry))
         self._dialog(dialog, "Expiration date saved.")
 
     def _membership_card(self) -> None:

@@ -6,31 +6,44 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Label, Static
+from textual.widgets import Button, Footer, Label, Static
 
+from clarity_tui.screens.session_lookalike import LOOKALIKE_CSS, SessionLookalike
+from clarity_tui.screens.session_recovery import RECOVERY_CSS, SessionRecovery
 from clarity_tui.services.identity import format_phone
-from clarity_tui.services.sessions import BADGE_LABELS, SessionDetail, SessionGone, SessionService
+from clarity_tui.services.permissions import Permission, PermissionDenied, allowed, refusal
+from clarity_tui.services.sessions import SessionDetail, SessionGone, SessionService
+from clarity_tui.widgets.header import ClarityHeader
 from db.models import SessionStatus
 
 
-class SessionDetailScreen(Screen):
+class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back", id="session.back"),
         Binding("f2,p", "purchase", "Purchase", id="session.purchase", tooltip="Sell a membership for this vehicle"),
         Binding("f3,m", "migrate", "Migrate", id="session.migrate", tooltip="Migrate a legacy member"),
         Binding("f4,c", "customer", "Customer", id="session.customer", tooltip="Open the customer record"),
         Binding("f6,d", "done", "Done", id="session.done", tooltip="Mark the vehicle served"),
+        Binding("f8,u", "update_card", "Update card", id="session.update_card",
+                tooltip="Past due: read a new card on the reader and pay the open invoice with it"),
+        Binding("f5,l", "correct_plate", "Correct plate", id="session.correct_plate",
+                tooltip="The camera misread a customer's car: correct the plate to theirs"),
     ]
 
     DEFAULT_CSS = """
     SessionDetailScreen {
         #detail-body { height: 1fr; padding: 0 1; }
         .section-title { text-style: bold; color: $accent; margin-top: 1; }
+        #session-notice { display: none; height: auto; max-height: 4; padding: 0 1; color: $warning; text-style: bold; }
+        #session-notice.-shown { display: block; }
         #actions { grid-size: 4 1; grid-gutter: 0 1; height: 5; padding: 0 1; }
         #actions Button { width: 1fr; height: 5; }
-    }
-    """
+    """ + RECOVERY_CSS + LOOKALIKE_CSS + "}"
+
+    # The buttons the signed-in role may be refused (the services check; this only greys them out).
+    NEEDS = {"purchase": Permission.SELL, "migrate": Permission.MIGRATE, "done": Permission.SESSION_STATUS}
 
     def __init__(self, session_id: int) -> None:
         super().__init__(id="session-detail")
@@ -38,12 +51,17 @@ class SessionDetailScreen(Screen):
         self.detail: SessionDetail | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield Static("", id="session-notice", markup=False)  # the customer's operator notices (issue 14)
         with VerticalScroll(id="detail-body"):
             yield Label("Vehicle", classes="section-title")
             yield Static("Loading…", id="vehicle")
             yield Label("Customer", classes="section-title")
             yield Static("", id="customer")
+            yield self._benefits_static()  # a member's extra benefits (issue 14, seed 002)
+            yield self.lookalike_info()  # a misread of a customer's plate (issue 14)
+            yield self.recovery_info()
+        yield self.recovery_button()
         with Grid(id="actions"):
             yield Button("Purchase\nMembership · F2", id="purchase", variant="success")
             yield Button("Migrate\nMembership · F3", id="migrate", variant="primary")
@@ -53,7 +71,7 @@ class SessionDetailScreen(Screen):
 
     @property
     def sessions(self) -> SessionService:
-        return SessionService(self.app.db)  # type: ignore[attr-defined]
+        return SessionService(self.app.db, self.app.entitlement_policy)  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         self.sub_title = "Session"
@@ -69,6 +87,35 @@ class SessionDetailScreen(Screen):
             self.app.call_from_thread(self._gone, str(exc))
             return
         self.app.call_from_thread(self._show, detail)
+        from clarity_tui.services.notices import notice_line, operator_notices
+
+        self.app.call_from_thread(self._show_notice, notice_line(operator_notices(self.app.db, detail.customer_id)))  # type: ignore[attr-defined]
+        from clarity_tui.services.member_benefits import MemberBenefits, extras_line
+
+        extras = MemberBenefits(self.app.db, self.app.today).extras(detail.customer_id) if detail.membership else []  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._show_benefits, extras_line(extras))
+
+    @staticmethod
+    def _benefits_static() -> Static:
+        widget = Static("", id="session-benefits", markup=False)
+        widget.display = False
+        return widget
+
+    def _show_benefits(self, line: str) -> None:
+        try:
+            widget = self.query_one("#session-benefits", Static)
+        except NoMatches:
+            return  # the screen closed while its worker ran (a fast F3 or Esc)
+        widget.update(f"Extra benefits: {line}" if line else "")
+        widget.display = bool(line)
+
+    def _show_notice(self, line: str) -> None:
+        try:
+            notice = self.query_one("#session-notice", Static)
+        except NoMatches:
+            return  # the screen closed while its worker ran (a fast F3 or Esc)
+        notice.update(line)
+        notice.set_class(bool(line), "-shown")
 
     @work(thread=True, group="session-hold", exit_on_error=False)
     def _hold(self, holder: str | None) -> None:
@@ -97,7 +144,7 @@ class SessionDetailScreen(Screen):
         self.query_one("#vehicle", Static).update(
             f"[b]{b.plate}[/b] {d.plate_region}{confidence}\n{b.vehicle_line}\nLane: {d.lane_name}   Status: {b.status}{held}"
         )
-        lines = [f"Status: [b]{BADGE_LABELS[b.badge]}[/b]"]
+        lines = [f"Status: [b]{b.badge_label}[/b]"]
         if d.customer_id:
             lines.insert(0, f"[b]{b.customer_name}[/b]  #{d.customer_number}")
             lines.append(f"Phone: {format_phone(d.phone) or '-'}   Email: {d.email or '-'}")
@@ -111,6 +158,25 @@ class SessionDetailScreen(Screen):
         if not d.customer_id and not d.legacy_member_id:
             lines.append("No customer on file for this plate.")
         self.query_one("#customer", Static).update("\n".join(lines))
+        for button, why in ((b, self._refused(b)) for b in self.NEEDS):
+            widget = self.query_one(f"#{button}", Button)
+            widget.disabled, widget.tooltip = why is not None, why
+        self.load_recovery()
+        self.load_lookalike()
+
+    def _refused(self, button: str) -> str | None:
+        """Why the signed-in role may not take this action (None: it may)."""
+        actor, permission = self.app.actor, self.NEEDS[button]  # type: ignore[attr-defined]
+        return None if allowed(actor, permission) else refusal(actor, permission)
+
+    def _told_refused(self, button: str) -> bool:
+        why = self._refused(button)
+        if why is not None:
+            self.notify(why, title="Not allowed", severity="error", timeout=8)
+        return why is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.recovery_allows(action) and self.lookalike_allows(action)
 
     # --- actions --------------------------------------------------------------------
 
@@ -118,12 +184,22 @@ class SessionDetailScreen(Screen):
         # The sale flow (issue 5) runs in a worker owned by this screen; see clarity_tui/screens/sale/.
         from clarity_tui.screens.sale import start_sale
 
+        if self._told_refused("purchase"):
+            return
+        d = self.detail
+        if d is not None and d.legacy_member_id and not d.customer_id:  # LEGACY bubble: offer Migrate first
+            from clarity_tui.screens.migration.prompts import offer_migration
+
+            offer_migration(self, self.session_id, d.legacy_member_id)
+            return
         start_sale(self, self.session_id)
 
     def action_migrate(self) -> None:
         # The migration flow (issue 6) runs in a worker owned by this screen; see clarity_tui/screens/migration/.
         from clarity_tui.screens.migration import start_migration
 
+        if self._told_refused("migrate"):
+            return
         start_migration(self, self.session_id)
 
     def action_customer(self) -> None:
@@ -137,7 +213,8 @@ class SessionDetailScreen(Screen):
             self.app.push_screen(CustomerSearchScreen(self.detail.bubble.plate if self.detail else ""))
 
     def action_done(self) -> None:
-        self._mark_done()
+        if not self._told_refused("done"):
+            self._mark_done()
 
     @work(thread=True, exit_on_error=False)
     def _mark_done(self) -> None:
@@ -145,6 +222,9 @@ class SessionDetailScreen(Screen):
             self.sessions.set_status(self.session_id, SessionStatus.DONE, self.app.actor)  # type: ignore[attr-defined]
         except SessionGone as exc:
             self.app.call_from_thread(self._gone, str(exc))
+            return
+        except PermissionDenied as exc:  # signed out or over meanwhile: the service has the last word
+            self.app.call_from_thread(self.notify, str(exc), title="Not allowed", severity="error", timeout=8)
             return
         self.app.call_from_thread(self.notify, "Vehicle marked done.")
         self.app.call_from_thread(self.action_back)

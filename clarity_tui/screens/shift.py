@@ -8,7 +8,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
+from clarity_tui.widgets.header import ClarityHeader
 
 
 class ShiftScreen(Screen):
@@ -29,7 +30,7 @@ class ShiftScreen(Screen):
         super().__init__(id="shifts")
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="≋")
+        yield ClarityHeader(show_clock=False, icon="≋")
         yield DataTable(id="shift-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="shift-note")
         yield Footer()

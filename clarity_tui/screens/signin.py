@@ -17,6 +17,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from clarity_tui.db_stack import import_database_stack
+
 if TYPE_CHECKING:
     from clarity_tui.services.operators import OperatorChoice, SignedIn
 
@@ -33,6 +35,8 @@ class SignInScreen(ModalScreen["SignedIn"]):
         Binding("backspace", "delete", "Delete", priority=True, id="signin.delete", tooltip="Delete the last digit"),
         Binding("escape", "clear_pin", "Clear", id="signin.clear", tooltip="Clear the PIN"),
         Binding("enter", "submit", "Sign in", id="signin.submit", tooltip="Sign in with this PIN"),
+        Binding("f2", "first_manager", "First manager", id="signin.first_manager",
+                tooltip="A new site: set up the first manager"),
     ]
 
     DEFAULT_CSS = """
@@ -59,6 +63,8 @@ class SignInScreen(ModalScreen["SignedIn"]):
         self._notice = notice
         self._preselect = preselect
         self._busy = False
+        self._first_run = False
+        self._offered_first_run = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="signin-box"):
@@ -79,30 +85,55 @@ class SignInScreen(ModalScreen["SignedIn"]):
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
+        # A new site set up elsewhere (`clarity-tui operators add`, another terminal) shows up here at once.
+        self.app.db_changed.subscribe(self, lambda _: None if self._choices or self._busy  # type: ignore[attr-defined]
+                                      else self.load_operators())
         self.load_operators()
 
     # --- operators -------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="signin-load", exit_on_error=False)
     def load_operators(self) -> None:
+        import_database_stack()  # never alongside the boot worker's import (see clarity_tui/db_stack.py)
         from clarity_tui.services.operators import OperatorService
 
         try:
             choices = OperatorService.for_app(self.app).choices()
+            first_run = False
+            if not choices:
+                from clarity_tui.services.operator_admin import OperatorAdmin
+
+                first_run = OperatorAdmin.for_app(self.app).needs_first_manager()
         except Exception as exc:  # noqa: BLE001 - shown, the pad stays up
             self.app.call_from_thread(self._say, f"Cannot read the operators: {exc}", True)
             return
-        self.app.call_from_thread(self._show_operators, choices)
+        self.app.call_from_thread(self._show_operators, choices, first_run)
 
-    def _show_operators(self, choices: list[OperatorChoice]) -> None:
+    def _show_operators(self, choices: list[OperatorChoice], first_run: bool = False) -> None:
+        # A reload (the boot's change notice, a new site set up elsewhere) keeps the name the person has
+        # moved to: keys typed while it ran must not be undone.
+        was = self.chosen
+        keep = was.id if was is not None else self._preselect
         self._choices = choices
         options = self.query_one(OptionList)
         options.clear_options()
         if not choices:
-            options.add_option(Option("No operators: run the set-up", disabled=True))
+            self._first_run = first_run
+            if first_run:  # a new site: the first manager is created here (or with the CLI)
+                options.add_option(Option("No operators yet", disabled=True))
+                self._say("No operators yet: set up the first manager (F2), or run "
+                          "`clarity-tui operators add NAME --role manager`.", True)
+                if not self._offered_first_run:  # once: after Esc, F2 brings it back
+                    self._offered_first_run = True
+                    self.action_first_manager()
+            else:
+                options.add_option(Option("Nobody can sign in", disabled=True))
+                self._say("No operator can sign in here: a manager adds operators "
+                          "(`clarity-tui operators add`).", True)
             return
+        self._first_run = False
         options.add_options([Option(c.name, id=str(c.id)) for c in choices])
-        index = next((i for i, c in enumerate(choices) if c.id == self._preselect), 0)
+        index = next((i for i, c in enumerate(choices) if c.id == keep), 0)
         options.highlighted = index
         self._update_who()
 
@@ -183,6 +214,7 @@ class SignInScreen(ModalScreen["SignedIn"]):
 
     @work(thread=True, exclusive=True, group="signin-check", exit_on_error=False)
     def _check(self, operator_id: int, pin: str) -> None:
+        import_database_stack()
         from clarity_tui.services.operators import OperatorService, SignInError
 
         try:
@@ -195,8 +227,32 @@ class SignInScreen(ModalScreen["SignedIn"]):
             return
         self.app.call_from_thread(self.dismiss, result)
 
+    # --- first run ------------------------------------------------------------------------
+
+    def action_first_manager(self) -> None:
+        """A site with no operators: the first manager is created (services/operator_admin), then signed in
+        here through the usual PIN check."""
+        if not self._first_run or self._busy:
+            return
+        from clarity_tui.screens.operators import FirstManagerScreen
+
+        self.app.push_screen(FirstManagerScreen(), callback=self._first_manager_created)
+
+    def _first_manager_created(self, result: Any) -> None:
+        if not result:  # closed (Esc): re-read, another terminal may have set the site up meanwhile
+            self.load_operators()
+            return
+        operator_id, pin = result
+        self._first_run = False
+        self._preselect = operator_id
+        self._busy = True
+        self._say("First manager created: signing in…")
+        self._check(operator_id, pin)
+
     def _refused(self, message: str) -> None:
         self._busy = False
         self._pin = ""
         self._show_pin()
         self._say(message, True)
+        if not self._choices:  # e.g. the first manager, just created: list them
+            self.load_operators()

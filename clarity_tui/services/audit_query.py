@@ -2,6 +2,7 @@
 
 The screen and `clarity-tui audit` both call `query()`. Filters are case-insensitive
 substrings (action "order." finds every order step), so a person can type part of a name.
+Reading the trail needs audit.view (managers and support): the actor is checked first.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from clarity_tui.services.actor import Actor
 from clarity_tui.services.operators import as_utc
+from clarity_tui.services.permissions import Permission, require
 from db.models import AuditLog
 
 
@@ -89,7 +92,8 @@ def _like(column: Any, text: str) -> Any:
     return func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
-def query(db, f: AuditFilter | None = None) -> list[AuditEntry]:  # noqa: ANN001
+def query(db, f: AuditFilter | None = None, *, actor: Actor) -> list[AuditEntry]:  # noqa: ANN001
+    require(actor, Permission.AUDIT_VIEW)
     f = f or AuditFilter()
     with db.read() as s:
         q = select(AuditLog)
@@ -110,8 +114,9 @@ def query(db, f: AuditFilter | None = None) -> list[AuditEntry]:  # noqa: ANN001
                            r.entity_id, r.before, r.after) for r in s.exec(q)]
 
 
-def distinct_values(db, column: str) -> list[str]:  # noqa: ANN001
+def distinct_values(db, column: str, *, actor: Actor) -> list[str]:  # noqa: ANN001
     """The actors / actions / entities on record, for the screen's pickers."""
+    require(actor, Permission.AUDIT_VIEW)
     field = {"actor": AuditLog.actor, "action": AuditLog.action, "entity": AuditLog.entity}[column]
     with db.read() as s:
         return [v for v in s.exec(select(field).distinct().order_by(field)).all() if v]

@@ -44,6 +44,8 @@ from clarity_tui.services.billing_steps import (
 )
 from clarity_tui.services.plan_pricing import add_months, extra_vehicles, limit_problem, money, plan_spec
 from clarity_tui.services.promotions import plan_subtotal, price_with
+from clarity_tui.services import sales_tax
+from clarity_tui.services.sales_tax import TaxSettings
 from clarity_tui.services.vehicle_claims import claim_vehicles, holder_label, refusal_after_conflict, release_order
 from db.models import (
     Customer,
@@ -88,11 +90,13 @@ class BillingService:
     """Money steps for orders; the sale (issue 5) and migration (issue 6) flows call these."""
 
     def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor | None = None, *, currency: str = "usd",
-                 backoff_first: float = BACKOFF_FIRST) -> None:
+                 backoff_first: float = BACKOFF_FIRST, tax: TaxSettings | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.actor = actor or Actor.system("billing")
         self.currency = currency
+        # The site's sales tax (settings.billing.tax): on today's charge, and the subscription's tax rate.
+        self.tax = tax
         self.processor = OutboxProcessor(db, gateway, OPERATIONS, hooks=self, backoff_first=backoff_first)
 
     # --- cards --------------------------------------------------------------------------------
@@ -182,11 +186,12 @@ class BillingService:
             if anchor is None:
                 price = price_with(promo, plan_subtotal(plan, max(1, len(order.vehicle_ids or []))))
                 order.subtotal_cents, order.discount_cents = price.subtotal_cents, price.discount_cents
-                order.due_today_cents = price.total_cents
+                taxed = sales_tax.compute(self.tax, price.total_cents)  # the total is charged
+                order.due_today_cents, order.tax_cents = taxed.total_cents, taxed.tax_cents
                 first_billing = order.next_billing_on or next_period(today, plan.interval)
             else:
                 order.subtotal_cents = plan_subtotal(plan, max(1, len(order.vehicle_ids or [])))
-                order.discount_cents, order.due_today_cents = 0, 0
+                order.discount_cents, order.due_today_cents, order.tax_cents = 0, 0, 0
                 first_billing = anchor
             if first_billing <= today:
                 raise GatewayRejected(f"The next billing date {first_billing.isoformat()} is not after today: "
@@ -213,14 +218,16 @@ class BillingService:
             if not present and order.due_today_cents > 0 and not order.gateway_payment_id:  # taken already: never again
                 enqueue(s, order_id=order.id, operation="payment.charge",
                         payload={"payment_method_row_id": pm.id, "amount_cents": order.due_today_cents,
-                                 "currency": self.currency},
+                                 "currency": self.currency, "tax_cents": order.tax_cents},
                         idempotency_key=make_key(k, "charge", pm.gateway_token + attempt))
             # A sale's promotion is spent on today's charge; a migration's on its first invoice.
             sub_promo = promo.id if (promo and anchor is not None) else None
             enqueue(s, order_id=order.id, operation="subscription.create",
                     payload={"first_billing": first_billing.isoformat(), "promotion_id": sub_promo,
                              "currency": self.currency,
-                             "extra_vehicles": extra_vehicles(plan, max(1, len(order.vehicle_ids or [])))},
+                             "extra_vehicles": extra_vehicles(plan, max(1, len(order.vehicle_ids or []))),
+                             # The renewals' tax rate, as in force when the customer signed (None: no tax).
+                             "tax_rate": sales_tax.spec_payload(sales_tax.rate_spec(self.tax))},
                     idempotency_key=make_key(k, "subscription", attempt or None))
             order.state, order.last_error, order.updated_at = OrderState.PAYMENT_PENDING, None, utcnow()
             s.add(order)
@@ -233,8 +240,8 @@ class BillingService:
         if order.membership_id is None:
             m = Membership(customer_id=order.customer_id, plan_id=order.plan_id, status=MembershipStatus.ACTIVE,
                            source=MembershipSource.MIGRATION if kind == OrderKind.MIGRATION else MembershipSource.SALE,
-                           started_on=today, next_billing_on=first_billing, legacy_member_id=order.legacy_member_id,
-                           pending_sync=True)
+                           started_on=today, next_billing_on=first_billing, paid_through=first_billing,
+                           legacy_member_id=order.legacy_member_id, pending_sync=True)
             s.add(m)
             s.flush()
             order.membership_id = m.id
@@ -247,6 +254,7 @@ class BillingService:
         else:
             m = s.get(Membership, order.membership_id)
             m.status, m.next_billing_on, m.pending_sync = MembershipStatus.ACTIVE, first_billing, True
+            m.paid_through = first_billing  # the period charged today (a sale) or kept (a migration)
             s.add(m)
 
     def outcome(self, order_id: int) -> BillingOutcome:
@@ -421,9 +429,15 @@ class BillingService:
                      after={"step": entry.operation, "error": str(error)})
 
 
-def sync_plans(db: Any, gateway: PaymentGateway, currency: str = "usd") -> list[tuple[str, str, str]]:
-    """Create products/plans (and promotion coupons) at the gateway; store their ids on our rows."""
+def sync_plans(db: Any, gateway: PaymentGateway, currency: str = "usd",
+               tax: TaxSettings | None = None) -> list[tuple[str, str, str]]:
+    """Create products/plans (and promotion coupons, and the site's sales tax rate) at the gateway; store
+    their ids on our rows. The tax rate is found or made by its name, percentage and inclusiveness, so the
+    subscription step asks for it again by the same spec (no id is stored here)."""
     out = []
+    spec = sales_tax.rate_spec(tax)
+    if spec is not None:
+        out.append((sales_tax.label(tax), "tax_rate", gateway.sync_tax_rate(spec)))
     with db.read() as s:
         plans = list(s.exec(select(Plan).where(Plan.active)).all())
         promos = list(s.exec(select(Promotion).where(Promotion.active)).all())

@@ -19,11 +19,13 @@ from clarity_tui.payments.cards import CardToken
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.card_present import CARD_PRESENT_CHARGE, CARD_PRESENT_OPERATIONS
+from clarity_tui.services.dunning import DunningLink
 from clarity_tui.services.hosted_card import HOSTED_CARD_OPERATIONS
 from clarity_tui.services.membership_actions import ACTION_OPERATIONS, make_default
 from clarity_tui.services.outbox import NOT_RUN, Operation
 from clarity_tui.services.plan_pricing import extra_vehicles, plan_spec
 from clarity_tui.services.reader_card import READER_CARD_OPERATIONS
+from clarity_tui.services.sales_tax import spec_from_payload, tax_metadata
 from db.models import (
     Customer,
     Membership,
@@ -85,7 +87,8 @@ class Charge:
             cus = s.get(Customer, order.customer_id).gateway_customer_id
         r = gateway.charge(cus, pm.gateway_token, entry.payload["amount_cents"],
                            currency=entry.payload.get("currency", "usd"),
-                           metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key},
+                           metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key,
+                                     **tax_metadata(entry.payload)},
                            idempotency_key=entry.idempotency_key)
         return {"payment_id": r.payment_id, "charge_id": r.charge_id, "amount_cents": r.amount_cents}
 
@@ -118,12 +121,16 @@ class CreateSubscription:
             extra = int(p.get("extra_vehicles", extra_vehicles(plan, len(order.vehicle_ids or []))))
         synced = gateway.sync_plan(spec)
         coupon_id = gateway.sync_coupon(coupon) if coupon else None
+        # The renewals' sales tax: the gateway's tax rate (found or made by its spec, like the plan's price).
+        tax_spec = spec_from_payload(p.get("tax_rate"))
+        tax_rate_ids = [gateway.sync_tax_rate(tax_spec)] if tax_spec is not None else []
         r = gateway.create_subscription(
             cus, synced.price_id, first_billing=dt.date.fromisoformat(p["first_billing"]), coupon_id=coupon_id,
             metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key},
-            extra_price_id=synced.extra_price_id, extra_vehicles=extra, idempotency_key=entry.idempotency_key)
+            extra_price_id=synced.extra_price_id, extra_vehicles=extra, tax_rate_ids=tax_rate_ids,
+            idempotency_key=entry.idempotency_key)
         return {"subscription_id": r.subscription_id, "status": r.status, "product_id": synced.product_id,
-                "price_id": synced.price_id, "coupon_id": coupon_id}
+                "price_id": synced.price_id, "coupon_id": coupon_id, "tax_rate_ids": tax_rate_ids}
 
     def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
         with db.read() as s:
@@ -232,6 +239,7 @@ OPERATIONS: dict[str, Operation] = {
     "payment.charge": Charge(),
     "subscription.create": CreateSubscription(),
     "payment.refund_if_charged": RefundIfCharged(),
+    "dunning.link": DunningLink(),  # the past-due text's card-update link (services/dunning.py)
     **ACTION_OPERATIONS,
     **CARD_PRESENT_OPERATIONS,
     **HOSTED_CARD_OPERATIONS,

@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from clarity_tui.services.entitlement import Entitlement, EntitlementPolicy, Standing, entitlement
+from clarity_tui.services.plates import CONFUSIONS, normalize_plate, plate_shape
+
 
 class Badge(StrEnum):
     MEMBER = "member"
     PAST_DUE = "past_due"
     PAUSED = "paused"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
     LEGACY = "legacy"
     NEW = "new"
 
@@ -26,13 +31,16 @@ BADGE_LABELS = {
     Badge.MEMBER: "MEMBER",
     Badge.PAST_DUE: "PAST DUE",
     Badge.PAUSED: "PAUSED",
+    Badge.EXPIRED: "EXPIRED",
+    Badge.CANCELLED: "CANCELLED",
     Badge.LEGACY: "LEGACY",
     Badge.NEW: "NEW",
 }
 
-# Membership statuses that decide the badge, best first.
+# Membership statuses that decide the badge, best first (the sale and the record rank by status).
 _RANKED_STATUSES = ("active", "past_due", "paused")
-_STATUS_BADGE = {"active": Badge.MEMBER, "past_due": Badge.PAST_DUE, "paused": Badge.PAUSED}
+# Standings that still belong to a member (the plan name is shown with them).
+_MEMBER_STANDINGS = (Standing.MEMBER, Standing.PAST_DUE, Standing.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,15 @@ class BubbleView:
     held_by: str | None
     pending_sync: bool
     confidence: float
+    days_overdue: int = 0
+    # A walk-up whose plate has the shape of a current member's car (RMK-323I for RMK-3231): "≈ member?".
+    lookalike: bool = False
+
+    @property
+    def badge_label(self) -> str:
+        """"PAST DUE 12d" while overdue; the badge's label otherwise."""
+        label = BADGE_LABELS[self.badge]
+        return f"{label} {self.days_overdue}d" if self.badge == Badge.PAST_DUE and self.days_overdue else label
 
     @property
     def vehicle_line(self) -> str:
@@ -69,9 +86,10 @@ def membership_rank(status: str) -> int:
     return _RANKED_STATUSES.index(status) if status in _RANKED_STATUSES else len(_RANKED_STATUSES)
 
 
-def badge_for(membership_status: str | None, legacy_member_id: int | None) -> Badge:
-    if membership_status in _STATUS_BADGE:
-        return _STATUS_BADGE[membership_status]  # type: ignore[index]
+def badge_for(standing: Standing | None, legacy_member_id: int | None) -> Badge:
+    """The car's badge: its best membership's standing; an ended one gives way to a legacy match."""
+    if standing is not None and (standing in _MEMBER_STANDINGS or legacy_member_id is None):
+        return Badge(standing.value)
     if legacy_member_id is not None:
         return Badge.LEGACY
     return Badge.NEW
@@ -101,7 +119,8 @@ ORDER BY s.arrived_at, s.id
 # The badge is the car's, not the customer's: a member's second car that no membership covers
 # is not MEMBER.
 _MEMBERSHIPS_SQL = """
-SELECT mv.vehicle_id, m.status, m.pending_sync, p.name
+SELECT mv.vehicle_id, m.status, m.pending_sync, p.name, m.paid_through, m.resumes_on, m.cancel_at_period_end,
+       m.expires_on
 FROM membership m JOIN plan p ON p.id = m.plan_id JOIN membership_vehicle mv ON mv.membership_id = m.id
 WHERE mv.vehicle_id IN ({ids})
 """
@@ -116,8 +135,12 @@ def _fetch(conn: Any, sql: str) -> list[tuple]:
         cur.close()
 
 
-def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = None, now: dt.datetime | None = None) -> list[BubbleView]:
+def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = None, now: dt.datetime | None = None,
+                 policy: EntitlementPolicy | None = None) -> list[BubbleView]:
     """Active sessions (or the given ones, whatever their status) as bubbles. Ids are ints: safe to inline."""
+    policy = policy or EntitlementPolicy()
+    now = now or dt.datetime.now(dt.UTC)
+    today = policy.today(now)
     only = ""
     sql = _SESSIONS_SQL
     if session_ids is not None:
@@ -127,18 +150,22 @@ def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = Non
         only = ",".join(str(int(i)) for i in session_ids)
     rows = _fetch(conn, sql.format(only=only))
     vehicle_ids = sorted({r[15] for r in rows if r[15] is not None})
-    best: dict[int, tuple[str, bool, str]] = {}
+    best: dict[int, tuple[Entitlement, bool, str]] = {}
     if vehicle_ids:
-        for vehicle_id, status, pending_sync, plan_name in _fetch(conn, _MEMBERSHIPS_SQL.format(ids=",".join(map(str, vehicle_ids)))):
+        for (vehicle_id, status, pending_sync, plan_name, paid_through, resumes_on, cancel_at_end,
+             expires_on) in _fetch(conn, _MEMBERSHIPS_SQL.format(ids=",".join(map(str, vehicle_ids)))):
+            judged = entitlement(status, paid_through=paid_through, resumes_on=resumes_on,
+                                 cancel_at_period_end=bool(cancel_at_end), expires_on=expires_on, today=today,
+                                 grace_days=policy.grace_days)
             current = best.get(vehicle_id)
-            if current is None or membership_rank(status) < membership_rank(current[0]):
-                best[vehicle_id] = (status, bool(pending_sync), plan_name)
-    now = now or dt.datetime.now(dt.UTC)
+            if current is None or judged.rank < current[0].rank:
+                best[vehicle_id] = (judged, bool(pending_sync), plan_name)
+    lookalikes = _member_lookalikes(conn, [r[2] for r in rows if r[11] is None])
     bubbles = []
     for (sid, lane_id, plate, make, model, colour, arrived_at, status, held_by, held_at, confidence,
          customer_id, legacy_id, first, last, vehicle_id) in rows:
         membership = best.get(vehicle_id) if vehicle_id is not None and customer_id is not None else None
-        m_status = membership[0] if membership else None
+        standing = membership[0].standing if membership else None
         if held_by and held_at is not None and now - as_utc(held_at) > HOLD_TTL:
             held_by = None
         bubbles.append(
@@ -149,23 +176,77 @@ def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = Non
                 make=make,
                 model=model,
                 colour=colour,
-                badge=badge_for(m_status, legacy_id),
+                badge=badge_for(standing, legacy_id),
                 customer_name=f"{first or ''} {last or ''}".strip() if customer_id is not None else None,
-                plan_name=membership[2] if membership and membership_rank(m_status) < len(_RANKED_STATUSES) else None,  # type: ignore[arg-type]
+                plan_name=membership[2] if membership and standing in _MEMBER_STANDINGS else None,
                 arrived_at=as_utc(arrived_at),
                 status=status,
                 held_by=held_by,
                 pending_sync=bool(membership and membership[1]),
                 confidence=float(confidence),
+                days_overdue=membership[0].days_overdue if membership else 0,
+                lookalike=customer_id is None and normalize_plate(plate) in lookalikes,
             )
         )
     return bubbles
 
 
-def read_board(conn: Any, is_sqlite: bool, now: dt.datetime | None = None) -> list[LaneView]:
+# The plate's shape in SQL, exactly as db.models.plate_shape_sql builds it (same replacements, same order),
+# so the expression index on vehicle plates (ix_vehicle_plate_shape, migration 0010) answers the probe.
+_SHAPE_SQL = "v.plate_normalized"
+for _old, _new in CONFUSIONS.items():
+    _SHAPE_SQL = f"replace({_SHAPE_SQL}, '{_old}', '{_new}')"
+_LOOKALIKES_SQL = f"""
+SELECT DISTINCT v.plate_normalized, {_SHAPE_SQL}
+FROM vehicle v JOIN membership_vehicle mv ON mv.vehicle_id = v.id JOIN membership m ON m.id = mv.membership_id
+WHERE {_SHAPE_SQL} IN ({{shapes}}) AND m.status IN ('active', 'past_due', 'paused')
+"""
+_SAFE_SHAPE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _member_lookalikes(conn: Any, plates: list[str]) -> set[str]:
+    """Of these walk-up plates, the normalised ones that have the shape of a current member's car (camera
+    confusions only: one probe per plate; the session screen lists one-character misses too)."""
+    wanted = {normalize_plate(p) for p in plates}
+    shapes = {plate_shape(p) for p in wanted}
+    shapes = {s for s in shapes if s and set(s) <= _SAFE_SHAPE}  # A-Z/0-9 only: safe to inline
+    if not shapes:
+        return set()
+    found = _fetch(conn, _LOOKALIKES_SQL.format(shapes=",".join(f"'{s}'" for s in sorted(shapes))))
+    return {p for p in wanted for normalized, shape in found if shape == plate_shape(p) and normalized != p}
+
+
+def read_board(conn: Any, is_sqlite: bool, now: dt.datetime | None = None,
+               policy: EntitlementPolicy | None = None) -> list[LaneView]:
     """Every active lane with its waiting and in-service sessions, in arrival order."""
     lanes = _fetch(conn, _LANES_SQL.format(true="1" if is_sqlite else "true"))
     by_lane: dict[int, list[BubbleView]] = {lane_id: [] for lane_id, _, _ in lanes}
-    for bubble in read_bubbles(conn, is_sqlite, now=now):
+    for bubble in read_bubbles(conn, is_sqlite, now=now, policy=policy):
         by_lane.setdefault(bubble.lane_id, []).append(bubble)
     return [LaneView(lane_id, name, kind, tuple(by_lane[lane_id])) for lane_id, name, kind in lanes]
+
+
+@dataclass(frozen=True)
+class SyncHealth:
+    """How the billing sync is doing, for the board's banner."""
+
+    last_success_at: dt.datetime | None
+    last_error: str | None
+
+    def stale(self, now: dt.datetime, after_hours: float) -> bool:
+        """No success for longer than `after_hours` (or never, after a failure). A site whose sync has
+        never run (no row yet) is not stale: the first pass runs at start-up."""
+        if self.last_success_at is None:
+            return bool(self.last_error)
+        return now - self.last_success_at > dt.timedelta(hours=after_hours)
+
+
+_SYNC_SQL = "SELECT last_success_at, last_error FROM billing_sync WHERE name = 'events'"
+
+
+def read_sync_health(conn: Any) -> SyncHealth:
+    rows = _fetch(conn, _SYNC_SQL)
+    if not rows:
+        return SyncHealth(None, None)
+    success, error = rows[0]
+    return SyncHealth(as_utc(success) if success is not None else None, error)

@@ -47,6 +47,8 @@ from clarity_tui.payments.base import CardPresentPayment, PaymentGateway
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.outbox import NOT_RUN, Operation, enqueue, make_key
+from clarity_tui.services.permissions import Permission, require
+from clarity_tui.services.sales_tax import tax_metadata
 from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder, utcnow
 from hardware.card_reader.base import CardReaderError
 
@@ -156,11 +158,11 @@ def keyed_entry_mode(settings: Any, gateway: PaymentGateway, reader: Any) -> str
     return "hosted_page"
 
 
-def mark_card_present(db: Any, order_id: int, actor: Actor | None = None, *, on: bool = True,
-                      moto: bool = False) -> None:
+def mark_card_present(db: Any, order_id: int, actor: Actor, *, on: bool = True, moto: bool = False) -> None:
     """The attendant chose "card on the reader at pay time": no card is saved first. `moto`: they will
-    key it on the reader (the account's MOTO) rather than the customer presenting it."""
-    actor = actor or Actor.system("billing")
+    key it on the reader (the account's MOTO) rather than the customer presenting it. A sale step:
+    the actor needs sale.sell."""
+    require(actor, Permission.SELL)
     with db.write() as s:
         order = s.get(SalesOrder, order_id)
         if order is None:
@@ -195,7 +197,8 @@ def enqueue_charge(s: Session, order: SalesOrder, *, currency: str = "usd") -> O
                   .order_by(Outbox.id)).all()
     failed = sum(1 for r in rows if r.status == OutboxStatus.FAILED and r.last_error != NOT_RUN)
     return enqueue(s, order_id=order.id, operation=CARD_PRESENT_CHARGE,
-                   payload={"amount_cents": order.due_today_cents, "currency": currency, "attempt": failed + 1},
+                   payload={"amount_cents": order.due_today_cents, "currency": currency, "attempt": failed + 1,
+                            "tax_cents": order.tax_cents},
                    idempotency_key=make_key(order.idempotency_key, "card_present", f"attempt-{failed + 1}"))
 
 
@@ -244,7 +247,7 @@ class CardPresentCharge:
                 return self._settle(gateway, cus, earlier, key)
         pi = gateway.create_card_present_payment(
             cus, int(p["amount_cents"]), currency=p.get("currency", "usd"), moto=moto, idempotency_key=key,
-            metadata={"clarity_order": str(order_id), "order_key": order_key})
+            metadata={"clarity_order": str(order_id), "order_key": order_key, **tax_metadata(p)})
         if entry.attempts > 1 and not pi.succeeded:
             # A replayed create answers with the stored (first) response: read the payment as it is now.
             pi = gateway.card_present_payment(pi.payment_id, idempotency_key=f"{key}:read")

@@ -27,6 +27,7 @@ class CustomerMemberships:
     db: Database
     gateway: Any
     today: Any
+    tax: Any = None  # the site's sales tax: an upgrade's charge today is taxed (services/sales_tax.py)
 
     def _stale(self, s: Session, entity: str, entity_id: int, what: str) -> StaleRecord: ...  # CustomerService
 
@@ -122,7 +123,7 @@ class CustomerMemberships:
         from clarity_tui.payments.simulated import SimulatedGateway
 
         # A membership no gateway bills changes locally: the simulated gateway is never reached then.
-        billing = BillingService(self.db, self.gateway or SimulatedGateway(self.db), actor)
+        billing = BillingService(self.db, self.gateway or SimulatedGateway(self.db), actor, tax=self.tax)
         try:
             direction, outcome = PlanChanges(billing, self.today).from_record(actor, membership_id, version, plan_code)
         except StaleVersion:
@@ -139,7 +140,7 @@ class CustomerMemberships:
         from clarity_tui.services.plan_changes import preview
 
         with self.db.read() as s:
-            return preview(s, membership_id, plan_code, self.today())
+            return preview(s, membership_id, plan_code, self.today(), self.tax)
 
     def refund_membership(self, actor: Actor, membership_id: int, amount: str | None = None) -> Any:
         """A manager refunds the order that paid for this membership: all that is left, or `amount`

@@ -45,7 +45,7 @@ from clarity_tui.services.customer_input import (  # the record's refusals, re-e
     parse_int,
 )
 from clarity_tui.services.customer_memberships import CustomerMemberships
-from clarity_tui.services.mailer import Mailer
+from clarity_tui.services.mailer import Mailer, MailSender, make_mailer
 from clarity_tui.services.permissions import Permission, PermissionDenied, require
 from db.engine import Database
 from db.models import (
@@ -231,10 +231,11 @@ def _reset_token_digest(token: str) -> str:
 
 class CustomerService(CustomerMemberships):
     def __init__(self, db: Database, *, phone_region: str = "US", gateway: PaymentGateway | None = None,
-                 mailer: Mailer | None = None, reset_url: str = "https://example.invalid/reset-password",
-                 today: Callable[[], dt.date] | None = None) -> None:
+                 mailer: Mailer | MailSender | None = None, reset_url: str = "https://example.invalid/reset-password",
+                 today: Callable[[], dt.date] | None = None, tax: Any = None) -> None:
         self.db = db
         self.today = today or dt.date.today  # the site's day: plan changes and scheduled downgrades
+        self.tax = tax  # the site's sales tax (settings.billing.tax): on an upgrade's charge today
         self.phone_region = phone_region
         self.gateway = gateway
         self.mailer = mailer
@@ -243,8 +244,8 @@ class CustomerService(CustomerMemberships):
     @classmethod
     def from_settings(cls, db: Database, settings: Any, gateway: PaymentGateway | None = None,
                       today: Callable[[], dt.date] | None = None) -> "CustomerService":
-        return cls(db, phone_region=settings.site.phone_region, gateway=gateway, mailer=Mailer(settings.smtp),
-                   reset_url=settings.smtp.reset_url, today=today)
+        return cls(db, phone_region=settings.site.phone_region, gateway=gateway, mailer=make_mailer(settings),
+                   reset_url=settings.smtp.reset_url, today=today, tax=settings.billing.tax)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -416,10 +417,16 @@ class CustomerService(CustomerMemberships):
             if s.exec(select(Customer.id).where(Customer.customer_number == number)).first() is None:
                 return number
 
-    def create_customer(self, actor: Actor, form: ContactForm) -> Customer:
+    def create_customer(self, actor: Actor, form: ContactForm, *, duplicate_ok: bool = False) -> Customer:
+        """Raises ValidationFailed per field, or DuplicateCustomer when the phone or email is already a
+        customer's (services/customer_duplicates.py) unless duplicate_ok."""
         require(actor, Permission.CREATE)
         with self.db.write() as s:
             values = self._validate_contact(s, form)
+            if not duplicate_ok:
+                from clarity_tui.services.customer_duplicates import refuse_duplicate
+
+                refuse_duplicate(s, values)
             c = Customer(customer_number=self._next_number(s), **values,
                          **customer_search_keys(values["first_name"], values["last_name"], values["email"], values["phone_e164"]))
             s.add(c)

@@ -1,6 +1,18 @@
 """The demo site for simulator mode: plans, ~200 customers, ~100 legacy members, terms, operators.
 
 Idempotent: if the demo data is there, nothing is added.
+
+With `gateway=True` (simulator mode: `./dev demo`), the demo's memberships are real subscriptions at the
+simulated gateway (issue 13); without it they stay local only, as before. Each member gets a simulated customer, their saved card (most approve; about one in
+twelve declines when charged, so renewals fail), and a subscription trialing until the membership's next
+billing date, spread over the coming month, so `payments clock advance` renews them day by day.
+Past-due members have an open invoice whose renewal failed and is being retried; paused ones have
+pause_collection (some with a date it ends); cancelled ones a cancelled subscription; a member with no
+card ends their trial paused (Stripe's missing_payment_method = pause). The gateway ids go on our rows
+(Customer.gateway_customer_id, the card's token, Membership.gateway_subscription_id, the plans' ids) and
+`paid_through` is the next billing date (past due: the unpaid period's start). The simulated world is
+written straight into the simulator's own store (sim_seed), with its own random stream, so the rest of
+the demo data is the same with or without it.
 """
 
 from __future__ import annotations
@@ -128,7 +140,72 @@ def ensure_reference_data(s: Session) -> dict[str, Plan]:
     return plans
 
 
-def seed_demo(db: Database, customers: int = 200, legacy: int = 100, seed: int = 7) -> DemoSummary:
+def _seed_gateway(s: Session, members: list[tuple[Customer, Membership, PaymentMethod | None]],
+                  plans: dict[str, Plan], today: dt.date, seed: int) -> None:
+    """The members' customers, cards and subscriptions at the simulated gateway (see the module docstring)."""
+    from clarity_tui.payments.sim_seed import SimSeeder
+    from clarity_tui.payments.simulated import SimulatedGateway
+    from clarity_tui.services.plan_pricing import plan_spec
+    from db.models import SimGatewayObject
+
+    rng = random.Random(f"{seed}:gateway")
+    seeder = SimSeeder(dt.datetime.now(dt.UTC))
+    prices: dict[int, str] = {}
+    ids = {p.code: SimulatedGateway.catalogue_ids(plan_spec(p)) for p in plans.values()}
+    existing = set(s.exec(select(SimGatewayObject.id).where(SimGatewayObject.id.in_(
+        [x for c in ids.values() for x in (c.product_id, c.price_id, c.extra_price_id) if x]))).all())
+    for code, plan in plans.items():
+        c = ids[code]
+        seeder.catalogue(plan_spec(plan), c.product_id, c.price_id, c.extra_price_id, existing)
+        plan.gateway_product_id = plan.gateway_product_id or c.product_id
+        plan.gateway_price_id = plan.gateway_price_id or c.price_id
+        prices[plan.id] = c.price_id
+        s.add(plan)
+    for c, m, card in members:
+        key = c.customer_number.lower()
+        cus_id, sub_id = f"cus_sim_demo_{key}", f"sub_sim_demo_{key}"
+        outcome = "charge_decline" if rng.random() < 0.08 else "ok"
+        if card is None:  # a membership is always sold with a card on file: renewals need one
+            card = PaymentMethod(customer_id=c.id, gateway="simulated", gateway_token=f"pm_sim_demo_{key}",
+                                 brand="Visa", last4=f"{rng.randint(0, 9999):04d}", exp_month=rng.randint(1, 12),
+                                 exp_year=today.year + rng.randint(1, 4), is_default=True)
+            s.add(card)
+        seeder.customer(cus_id, c.customer_number, f"{c.first_name} {c.last_name}", c.email, c.phone_e164,
+                        card.gateway_token if card else None)
+        if card is not None:
+            seeder.card(card.gateway_token, cus_id, card.brand, card.last4, card.exp_month, card.exp_year, outcome)
+        meta = {"clarity_membership": str(m.id), "demo": "1"}
+        price = prices[m.plan_id]
+        m.paid_through, m.gateway_status = m.next_billing_on, "trialing"
+        if m.status == MembershipStatus.PAST_DUE:
+            failed_on = today - dt.timedelta(days=rng.randint(1, 12))
+            m.next_billing_on = seeder.past_due(
+                sub_id, f"in_sim_demo_{key}", cus_id, price, failed_on, metadata=meta,
+                card=card.gateway_token if card else None,
+                decline="generic_decline" if outcome == "charge_decline" else "insufficient_funds")
+            m.paid_through, m.gateway_status = failed_on, "past_due"
+        elif m.status == MembershipStatus.CANCELLED:
+            ended = today - dt.timedelta(days=rng.randint(1, 60))
+            seeder.canceled(sub_id, cus_id, price, ended, metadata=meta)
+            m.paid_through, m.gateway_status = ended, "canceled"
+        else:
+            resumes = (today + dt.timedelta(days=rng.randint(5, 40))
+                       if m.status == MembershipStatus.PAUSED and rng.random() < 0.5 else None)
+            seeder.subscription(sub_id, cus_id, price, m.next_billing_on, metadata=meta,
+                                paused=m.status == MembershipStatus.PAUSED, pause_resumes=resumes,
+                                missing_payment_method="pause" if card is None else None)
+            m.resumes_on = resumes
+        c.gateway_customer_id = cus_id
+        m.gateway_subscription_id = sub_id
+        s.add(c)
+        s.add(m)
+    s.add_all(seeder.rows)
+
+
+def seed_demo(db: Database, customers: int = 200, legacy: int = 100, seed: int = 7, *,
+              gateway: bool = False) -> DemoSummary:
+    """The demo site; with `gateway` (simulator mode), its memberships are subscriptions at the simulated
+    gateway. Off by default: tests that seed a demo site count the gateway's objects from nothing."""
     rng = random.Random(seed)
     actor = Actor.system("demo-seed")
     with db.write() as s:
@@ -147,6 +224,7 @@ def seed_demo(db: Database, customers: int = 200, legacy: int = 100, seed: int =
                     return plate
 
         plan_list = list(plans.values())
+        members: list[tuple[Customer, Membership, PaymentMethod | None]] = []
         for i in range(existing, customers):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             if i == 0:
@@ -166,10 +244,13 @@ def seed_demo(db: Database, customers: int = 200, legacy: int = 100, seed: int =
                 s.add(v)
                 vehicles.append(v)
             s.flush()
+            card = None
             if rng.random() < 0.75 or i == 0:
                 brand, last4 = rng.choice([("Visa", "4242"), ("Mastercard", "4444"), ("Amex", "8431"), ("Visa", "1881")])
-                s.add(PaymentMethod(customer_id=c.id, gateway="simulated", gateway_token=f"pm_sim_demo_{i}", brand=brand,
-                                    last4=last4, exp_month=rng.randint(1, 12), exp_year=today.year + rng.randint(1, 4), is_default=True))
+                card = PaymentMethod(customer_id=c.id, gateway="simulated", gateway_token=f"pm_sim_demo_{i}", brand=brand,
+                                     last4=last4, exp_month=rng.randint(1, 12), exp_year=today.year + rng.randint(1, 4),
+                                     is_default=True)
+                s.add(card)
             roll = rng.random()
             if i != 0 and roll < 0.6:
                 status = MembershipStatus.ACTIVE if roll < 0.5 else rng.choice([MembershipStatus.PAST_DUE, MembershipStatus.PAUSED, MembershipStatus.CANCELLED])
@@ -179,10 +260,13 @@ def seed_demo(db: Database, customers: int = 200, legacy: int = 100, seed: int =
                                next_billing_on=today + dt.timedelta(days=rng.randint(1, 30)))
                 s.add(m)
                 s.flush()
+                members.append((c, m, card))
                 for v in vehicles[: plan.max_vehicles]:
                     s.add(MembershipVehicle(membership_id=m.id, vehicle_id=v.id))
                     if status in CURRENT_STATUSES:  # the car is this member's: no other sale may take it
                         s.add(VehicleClaim(vehicle_id=v.id, membership_id=m.id, holder=f"{c.first_name} {c.last_name}"))
+        if gateway and members:
+            _seed_gateway(s, members, plans, today, seed)
         legacy_existing = s.exec(select(func.count()).select_from(LegacyMember)).one()
         for j in range(legacy_existing, legacy):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)

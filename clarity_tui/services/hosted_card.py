@@ -16,6 +16,7 @@ The card number never passes through this process (PCI scope: README "PCI scope"
    texted to the customer through the messaging layer.
 2. `check(order_id)`: the lane polls (as the SMS email step of a migration does) until the session's
    status is `complete`; its SetupIntent's card then becomes the order's card, like a reader's.
+Both are sale steps: the actor needs sale.sell.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.identity import InvalidPhone, normalize_phone
 from clarity_tui.services.membership_actions import card_row
 from clarity_tui.services.outbox import Operation, OutboxProcessor, enqueue, make_key
+from clarity_tui.services.permissions import Permission, guarded
 from db.models import Customer, Outbox, OutboxStatus, SalesOrder, utcnow
 
 HOSTED_CARD_PAGE = "card.hosted_page"
@@ -95,7 +97,9 @@ def _hint(e164: str) -> str:
 
 
 class HostedCardService:
-    def __init__(self, db: Any, gateway: PaymentGateway, sms: SmsProvider | None, actor: Actor | None = None, *,
+    permission = Permission.SELL
+
+    def __init__(self, db: Any, gateway: PaymentGateway, sms: SmsProvider | None, actor: Actor, *,
                  currency: str = "usd", success_url: str = "", phone_region: str = "US",
                  site_name: str = "the car wash") -> None:
         from clarity_tui.services.billing import OPERATIONS
@@ -103,7 +107,7 @@ class HostedCardService:
         self.db = db
         self.gateway = gateway
         self.sms = sms
-        self.actor = actor or Actor.system("billing")
+        self.actor = actor
         self.currency = currency
         self.success_url = success_url
         self.phone_region = phone_region
@@ -112,12 +116,13 @@ class HostedCardService:
 
     @classmethod
     def from_settings(cls, db: Any, settings: Any, gateway: PaymentGateway, sms: SmsProvider | None,
-                      actor: Actor | None = None) -> HostedCardService:
+                      actor: Actor) -> HostedCardService:
         return cls(db, gateway, sms, actor, currency=settings.payments.currency,
                    success_url=settings.payments.stripe.hosted_page_success_url,
                    phone_region=settings.site.phone_region, site_name=settings.site.name)
 
     # --- 1. the link --------------------------------------------------------------------------------
+    @guarded
     def send_link(self, order_id: int, phone: str | None = None) -> HostedCardLink:
         """Create the hosted page (through the outbox) and text its link to `phone` (default: the
         customer's). Sending again makes a new page (the customer may have lost the first)."""
@@ -168,6 +173,7 @@ class HostedCardService:
         return HostedCardLink(order_id, result["session_id"], result["url"], _hint(e164), sent.id, sent.sent_at)
 
     # --- 2. the poll --------------------------------------------------------------------------------
+    @guarded
     def check(self, order_id: int) -> HostedCardStatus:
         """Has the customer finished the page? On `complete` the card is the order's (and saved)."""
         with self.db.read() as s:

@@ -4,13 +4,15 @@
     result = LegacyImporter(db, mapping).run(path) # ImportResult: counts + rejected rows
 
 The file: UTF-8 (with or without BOM; cp1252 as a fallback), CRLF or LF, quoted fields,
-any column order. The mapping names the columns (several spellings each), maps legacy
-plan names to our plan codes, and declares the order of an ambiguous numeric date
+any column order. The mapping (legacy_mapping.py) names the columns (several spellings each),
+maps legacy plan names to our plan codes, and declares the order of an ambiguous numeric date
 ("03/04/2026": MDY or DMY).
 
-Each row is validated on its own: phone to E.164 (an Excel-mangled 1.55E+10 is rejected,
-never guessed), email syntax (no DNS), plates normalised, plan mapped, dates parsed. A bad
-row is rejected with its line number and the reason; the others go in.
+Each row is validated on its own (legacy_rows.py): a bad row is rejected with its line number
+and the reason; the others go in. That covers values longer than their column, NUL bytes and
+control characters, so the database never has to refuse a row. If it still does (a constraint
+the validation does not know), that batch is retried row by row and only the refused row is
+rejected: one bad row never stops its batch, and a re-run makes progress.
 
 Idempotent upsert by (source system, legacy id): a row equal to what is stored is
 "unchanged", a different one "updated", and a member who has already migrated is never
@@ -23,248 +25,45 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import functools
 import io
 import json
-import re
-import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
-from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from sqlalchemy import JSON, any_, bindparam, delete, insert, select, update
+from sqlalchemy import exc as sa_exc
 
-from clarity_tui.services import audit
+from clarity_tui.services import audit, csv_safe
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.identity import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from clarity_tui.services.plates import InvalidPlate, validate_plate
+from clarity_tui.services.legacy_mapping import (
+    BUILTIN_MAPPINGS,
+    DATE_ORDERS,
+    FIELDS,
+    LegacyImportError,
+    Mapping,
+    load_mapping,
+    parse_mapping,
+)
+from clarity_tui.services.legacy_rows import (
+    COMPARED,
+    LIMITS,
+    MemberRow,
+    Rejected,
+    RowParser,
+    RowProblem,
+    has_control,
+    import_email,
+    import_phone,
+    parse_date,
+    printable,
+    records,
+    split_plates,
+)
 from db.models import LegacyMember, LegacyMemberPlate, Plan, utcnow
 
 BATCH_SIZE = 2000
-FIELDS = ("legacy_id", "first_name", "last_name", "full_name", "phone", "email", "plates", "vehicle", "plan",
-          "status", "next_bill", "joined")
-DATE_ORDERS = ("MDY", "DMY", "YMD")
-_PLATE_SPLIT = re.compile(r"[;,/|]+")
-_NUMERIC_DATE = re.compile(r"^(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})$")
-_TEXT_DATE_FORMATS = ("%b %d, %Y", "%B %d, %Y", "%d-%b-%Y", "%d-%b-%y", "%d %b %Y", "%d %B %Y", "%b %d %Y",
-                      "%B %d %Y", "%Y-%b-%d")
-
-
-class LegacyImportError(Exception):
-    """A problem with the whole file or mapping (not one row); str() says what to fix."""
-
-
-# --- mapping ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mapping:
-    name: str
-    source_system: str
-    columns: dict[str, tuple[str, ...]]
-    plans: dict[str, str] = field(default_factory=dict)  # casefolded legacy plan name -> plan code
-    statuses: dict[str, str] = field(default_factory=dict)  # casefolded legacy status -> our word
-    date_order: str = "MDY"
-    name_order: str = "first_last"  # a full-name column without a comma: "Jane Doe" (or "Doe Jane")
-    encoding: str = "utf-8-sig"
-    delimiter: str = ","
-
-
-BUILTIN_MAPPINGS = ("generic", "sitewatch")
-
-
-def load_mapping(name_or_path: str | Path | None = None) -> Mapping:
-    """A shipped mapping by name ("generic", "sitewatch"), or a mapping TOML file."""
-    target = str(name_or_path or "generic")
-    if target in BUILTIN_MAPPINGS:
-        text = resources.files("clarity_tui").joinpath("data", "legacy_mappings", f"{target}.toml").read_text("utf-8")
-        origin = f"built-in mapping '{target}'"
-    else:
-        path = Path(target)
-        if not path.is_file():
-            raise LegacyImportError(f"Mapping file {path} does not exist: give a TOML mapping file, or one of "
-                               f"{', '.join(BUILTIN_MAPPINGS)}.")
-        text, origin = path.read_text("utf-8"), f"mapping file {path}"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LegacyImportError(f"The {origin} is not valid TOML: {exc}.") from exc
-    return parse_mapping(data, origin)
-
-
-def parse_mapping(data: dict[str, Any], origin: str = "mapping") -> Mapping:
-    head = data.get("mapping", {})
-    cols = data.get("columns", {})
-    unknown = sorted(set(cols) - set(FIELDS))
-    if unknown:
-        raise LegacyImportError(f"The {origin} names unknown fields {', '.join(unknown)}: use {', '.join(FIELDS)}.")
-    columns = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in cols.items()}
-    if "legacy_id" not in columns:
-        raise LegacyImportError(f"The {origin} has no [columns] legacy_id: every row needs the legacy member id.")
-    order = str(head.get("date_order", "MDY")).upper()
-    if order not in DATE_ORDERS:
-        raise LegacyImportError(f"The {origin} has date_order '{order}': use one of {', '.join(DATE_ORDERS)}.")
-    name_order = str(head.get("name_order", "first_last"))
-    if name_order not in ("last_first", "first_last"):
-        raise LegacyImportError(f"The {origin} has name_order '{name_order}': use last_first or first_last.")
-    return Mapping(
-        name=str(head.get("name", origin)), source_system=str(head.get("source_system", "legacy")),
-        columns=columns,
-        plans={str(k).casefold().strip(): str(v).upper() for k, v in data.get("plans", {}).items()},
-        statuses={str(k).casefold().strip(): str(v) for k, v in data.get("statuses", {}).items()},
-        date_order=order, name_order=name_order, encoding=str(head.get("encoding", "utf-8-sig")),
-        delimiter=str(head.get("delimiter", ",")),
-    )
-
-
-# --- field parsers ------------------------------------------------------------------------------
-
-
-class RowProblem(ValueError):
-    pass
-
-
-@functools.lru_cache(maxsize=8192)
-def parse_date(text: str, order: str = "MDY") -> dt.date | None:
-    """ISO, numeric with / - . (ambiguous day/month resolved by `order`), or with a month name.
-
-    A trailing time ("11/22/2026 0:00", "2026-11-22T00:00:00") is ignored. Empty -> None."""
-    t = text.strip()
-    if not t:
-        return None
-    t = re.split(r"[ T](?=\d{1,2}:\d{2})", t, maxsplit=1)[0].strip()
-    m = _NUMERIC_DATE.match(t)
-    if m:
-        a, b, c = m.groups()
-        if len(a) == 4:
-            y, mo, d = int(a), int(b), int(c)
-        elif len(c) in (2, 4):
-            first, second, y = int(a), int(b), int(c)
-            if len(c) == 2:
-                y += 2000 if y < 70 else 1900
-            if first > 12 >= second:
-                d, mo = first, second
-            elif second > 12 >= first:
-                mo, d = first, second
-            elif order == "DMY":
-                d, mo = first, second
-            else:
-                mo, d = first, second
-        else:
-            raise RowProblem(f"date '{text}' is not a date")
-        try:
-            return dt.date(y, mo, d)
-        except ValueError:
-            raise RowProblem(f"date '{text}' does not exist") from None
-    for fmt in _TEXT_DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(t, fmt).date()
-        except ValueError:
-            continue
-    raise RowProblem(f"date '{text}' is not a date (use YYYY-MM-DD, MM/DD/YYYY or 'Nov 22, 2026')")
-
-
-_CASE_INSENSITIVE_MAILBOXES = frozenset(n.lower() for n in CASE_INSENSITIVE_MAILBOX_NAMES)
-_PLAIN_EMAIL = re.compile(r"^([A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+(?:\.[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+)*)@([A-Za-z0-9.-]+)$")
-
-
-@functools.lru_cache(maxsize=4096)
-def _email_domain(domain: str) -> str | None:
-    """The normalised domain (email-validator's rules), or None when it is not valid."""
-    try:
-        return normalize_email("a@" + domain).rpartition("@")[2]
-    except InvalidEmail:
-        return None
-
-
-def import_email(text: str) -> str:
-    """identity.normalize_email, faster for a whole file: a plain ASCII address has its domain
-    validated once per domain (by email-validator) and its dot-atom local part checked here;
-    anything else, and every failure, goes through email-validator itself (same message)."""
-    t = text.strip()
-    m = _PLAIN_EMAIL.match(t)
-    if m and len(m.group(1)) <= 64 and len(t) <= 254 and m.group(1).lower() not in _CASE_INSENSITIVE_MAILBOXES:
-        domain = _email_domain(m.group(2))
-        if domain is not None:
-            return f"{m.group(1)}@{domain}"
-    return normalize_email(t)
-
-
-_PLAIN_PHONE = re.compile(r"^[\d\s().\-]+$")
-_NON_DIGIT = re.compile(r"\D")
-
-
-@functools.lru_cache(maxsize=64)
-def _calling_code(region: str) -> int:
-    return phonenumbers.country_code_for_region(region)
-
-
-def import_phone(text: str, region: str = "US") -> str:
-    """identity.normalize_phone, faster for a whole file: a plain North American number typed
-    in the site's own (NANP) region is checked with phonenumbers' is_valid_number_for_region
-    directly (no text parsing, no search for the region); anything else, and every failure,
-    goes through normalize_phone itself (same result, same message)."""
-    t = text.strip()
-    if _PLAIN_PHONE.match(t) and _calling_code(region) == 1:
-        digits = _NON_DIGIT.sub("", t)
-        if len(digits) == 11 and digits[0] == "1":
-            digits = digits[1:]
-        if len(digits) == 10:
-            number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
-            if phonenumbers.is_valid_number_for_region(number, region):
-                return "+1" + digits
-    return normalize_phone(t, region)
-
-
-def split_plates(cells: Iterable[str]) -> list[tuple[str, str]]:
-    """(raw, normalised) for every plate in the cells; several per cell split on ; , / |."""
-    out: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for cell in cells:
-        for raw in _PLATE_SPLIT.split(cell or ""):
-            raw = raw.strip()
-            if not raw:
-                continue
-            try:
-                norm = validate_plate(raw)
-            except InvalidPlate as exc:
-                raise RowProblem(f"plate {exc}") from None
-            if norm not in seen:
-                seen.add(norm)
-                out.append((raw.upper()[:16], norm))
-    return out
-
-
-# --- rows ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rejected:
-    line: int
-    legacy_id: str
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "legacy_id": self.legacy_id, "reason": self.reason}
-
-
-@dataclass
-class MemberRow:
-    line: int
-    legacy_id: str
-    values: dict[str, Any]  # legacy_member columns (without id/timestamps/migration fields)
-    plates: list[tuple[str, str]]
-
-    def fingerprint(self) -> tuple:
-        return (tuple(self.values[k] for k in COMPARED), tuple(sorted(n for _, n in self.plates)))
-
-
-COMPARED = ("raw", "first_name", "last_name", "phone_e164", "email", "vehicle_desc", "plan_name", "plan_id", "status",
-            "next_bill_on", "joined_on")
 
 
 @dataclass
@@ -314,7 +113,10 @@ class LegacyImporter:
     # --- reading ------------------------------------------------------------------------------
 
     def _open_text(self, path: Path) -> io.StringIO:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LegacyImportError(f"File {path} cannot be read ({exc.strerror or exc}).") from None
         try:
             text = data.decode(self.mapping.encoding)
         except UnicodeDecodeError:
@@ -362,10 +164,13 @@ class LegacyImporter:
             raise LegacyImportError(f"File {path} is empty: expected a header row and members.") from None
         except csv.Error as exc:
             raise LegacyImportError(f"File {path} is not a readable CSV: {exc}.") from exc
+        if any(has_control(h) for h in header):
+            raise LegacyImportError(f"File {path} has control characters in its header row "
+                                    f"({printable(','.join(header), 120)}): is it a CSV export?")
         parser = RowParser(self.mapping, self._header_index(header), [h.strip().lstrip("\ufeff") for h in header],
                            self.phone_region, self._plans)
         first_line: dict[str, int] = {}
-        for line, cells in _records(reader):
+        for line, cells in records(reader):
             parsed = Rejected(line, "", cells) if isinstance(cells, str) else parser.parse(line, cells)
             if isinstance(parsed, MemberRow):
                 if parsed.legacy_id in first_line:
@@ -390,6 +195,7 @@ class LegacyImporter:
                 batch = []
         if batch:
             self._flush(batch, result, dry_run)
+        result.rejected.sort(key=lambda r: r.line)  # rows the database refused come back after their batch
         if not dry_run:
             with self.db.write() as s:
                 audit.record(s, self.actor, "legacy.import", "legacy_member", None,
@@ -397,78 +203,132 @@ class LegacyImporter:
         return result
 
     def _flush(self, batch: list[MemberRow], result: ImportResult, dry_run: bool) -> None:
-        lm, lp = LegacyMember.__table__, LegacyMemberPlate.__table__  # type: ignore[attr-defined]
-        source = self.mapping.source_system
+        """One transaction for the batch. Should the database still refuse a row (a constraint the
+        validation does not know), the batch is written again row by row and only that row is rejected."""
         try:
-            with self.db.write() as s:
-                conn = s.connection()
-                ids = [r.legacy_id for r in batch]
-                existing: dict[str, Any] = {}
-                for row in conn.execute(select(lm.c.id, lm.c.legacy_id, lm.c.migrated_at,
-                                               *[lm.c[k] for k in COMPARED])
-                                        .where(lm.c.source_system == source, _one_of(conn, lm.c.legacy_id, ids))
-                                        .with_for_update()):  # PostgreSQL: a lane's migration waits for us
-                    existing[row.legacy_id] = row
-                plates: dict[int, list[str]] = {}
-                if existing:
-                    for pid, norm in conn.execute(select(lp.c.legacy_member_id, lp.c.plate_normalized)
-                                                  .where(_one_of(conn, lp.c.legacy_member_id, [r.id for r in existing.values()]))):
-                        plates.setdefault(pid, []).append(norm)
-                now = utcnow()
-                new_rows: list[MemberRow] = []
-                changed: list[tuple[int, MemberRow]] = []
-                for r in batch:
-                    old = existing.get(r.legacy_id)
-                    if old is None:
-                        new_rows.append(r)
-                        continue
-                    if old.migrated_at is not None:
-                        result.kept_migrated += 1
-                        continue
-                    stored = (tuple(getattr(old, k) for k in COMPARED), tuple(sorted(plates.get(old.id, []))))
-                    if stored == r.fingerprint():
-                        result.unchanged += 1
-                    else:
-                        changed.append((old.id, r))
-                result.imported += len(new_rows)
-                result.updated += len(changed)
-                if dry_run:
-                    s.rollback()
-                    return
-                plate_rows: list[dict[str, Any]] = []
-                if new_rows:
-                    # A plain executemany (RETURNING would go row by row on SQLite), then the new ids by key.
-                    _insert_many(conn, lm, [{**r.values, "imported_at": now, "updated_at": now} for r in new_rows])
-                    new_ids = dict(conn.execute(select(lm.c.legacy_id, lm.c.id).where(
-                        lm.c.source_system == source, _one_of(conn, lm.c.legacy_id, [r.legacy_id for r in new_rows]))).all())
-                    for r in new_rows:
-                        plate_rows += [{"legacy_member_id": new_ids[r.legacy_id], "plate_raw": raw,
-                                        "plate_normalized": norm} for raw, norm in r.plates]
-                if changed:
-                    changed_ids = [i for i, _ in changed]
-                    conn.execute(delete(lp).where(_one_of(conn, lp.c.legacy_member_id, changed_ids)))
-                    # Conditional on "not migrated": a member migrating on a lane meanwhile is never overwritten.
-                    upd = (update(lm).where(lm.c.id == bindparam("_id"), lm.c.migrated_at.is_(None))
-                           .values({k: bindparam(k) for k in COMPARED} | {"updated_at": bindparam("_now")}))
-                    conn.execute(upd, [{"_id": i, "_now": now, **{k: r.values[k] for k in COMPARED}}
-                                       for i, r in changed])
-                    for i, r in changed:
-                        plate_rows += [{"legacy_member_id": i, "plate_raw": raw, "plate_normalized": norm}
-                                       for raw, norm in r.plates]
-                if plate_rows:
-                    _insert_many(conn, lp, plate_rows)
-                audit.record(s, self.actor, "legacy.import_batch", "legacy_member", None,
-                             after={"source_system": source, "first_line": batch[0].line, "last_line": batch[-1].line,
-                                    "imported": len(new_rows), "updated": len(changed)})
+            counts = self._write(batch, dry_run)
         except Exception as exc:
-            if isinstance(exc, LegacyImportError):
-                raise
-            raise LegacyImportError(
-                f"The import stopped at the batch starting on line {batch[0].line}: {exc}. "
-                f"{result.batches_committed} batch(es) up to line {result.last_line_committed} are saved; fix the "
-                "problem and run the same command again: it resumes (saved rows come back unchanged).") from exc
+            if not self._refused(exc):
+                raise self._stopped(batch, result, exc) from exc
+            counts = _Counts()
+            for row in batch:
+                try:
+                    counts.add(self._write([row], dry_run))
+                except Exception as row_exc:
+                    if not self._refused(row_exc):
+                        raise self._stopped([row], result, row_exc) from row_exc
+                    result.rejected.append(Rejected(row.line, row.legacy_id, f"the database refused the row "
+                                                    f"({_first_line(row_exc)}): fix it in the file and import again"))
+        counts.add_to(result)
         result.batches_committed += 1
         result.last_line_committed = batch[-1].line
+
+    def _refused(self, exc: BaseException) -> bool:
+        """The database said no to the data (a constraint, a value it cannot store), not a lost
+        connection or a full disk: those stop the import, which resumes when run again."""
+        if isinstance(exc, (sa_exc.IntegrityError, sa_exc.DataError)):
+            return True
+        if isinstance(exc, (LegacyImportError, sa_exc.SQLAlchemyError, OSError)):
+            return False
+        dbapi = getattr(getattr(getattr(self.db, "engine", None), "dialect", None), "dbapi", None)
+        refusals = tuple(getattr(dbapi, n) for n in ("DataError", "IntegrityError") if hasattr(dbapi, n))
+        return isinstance(exc, (ValueError, *refusals))
+
+    def _stopped(self, batch: list[MemberRow], result: ImportResult, exc: BaseException) -> LegacyImportError:
+        if isinstance(exc, LegacyImportError):
+            return exc
+        return LegacyImportError(
+            f"The import stopped at the batch starting on line {batch[0].line}: {_first_line(exc)}. "
+            f"{result.batches_committed} batch(es) up to line {result.last_line_committed} are saved; fix the "
+            "problem and run the same command again: it resumes (saved rows come back unchanged).")
+
+    def _write(self, batch: list[MemberRow], dry_run: bool) -> _Counts:
+        lm, lp = LegacyMember.__table__, LegacyMemberPlate.__table__  # type: ignore[attr-defined]
+        source = self.mapping.source_system
+        counts = _Counts()
+        with self.db.write() as s:
+            conn = s.connection()
+            ids = [r.legacy_id for r in batch]
+            existing: dict[str, Any] = {}
+            for row in conn.execute(select(lm.c.id, lm.c.legacy_id, lm.c.migrated_at,
+                                           *[lm.c[k] for k in COMPARED])
+                                    .where(lm.c.source_system == source, _one_of(conn, lm.c.legacy_id, ids))
+                                    .with_for_update()):  # PostgreSQL: a lane's migration waits for us
+                existing[row.legacy_id] = row
+            plates: dict[int, list[str]] = {}
+            if existing:
+                for pid, norm in conn.execute(select(lp.c.legacy_member_id, lp.c.plate_normalized)
+                                              .where(_one_of(conn, lp.c.legacy_member_id, [r.id for r in existing.values()]))):
+                    plates.setdefault(pid, []).append(norm)
+            now = utcnow()
+            new_rows: list[MemberRow] = []
+            changed: list[tuple[int, MemberRow]] = []
+            for r in batch:
+                old = existing.get(r.legacy_id)
+                if old is None:
+                    new_rows.append(r)
+                    continue
+                if old.migrated_at is not None:
+                    counts.kept_migrated += 1
+                    continue
+                stored = (tuple(getattr(old, k) for k in COMPARED), tuple(sorted(plates.get(old.id, []))))
+                if stored == r.fingerprint():
+                    counts.unchanged += 1
+                else:
+                    changed.append((old.id, r))
+            counts.imported, counts.updated = len(new_rows), len(changed)
+            if dry_run:
+                s.rollback()
+                return counts
+            plate_rows: list[dict[str, Any]] = []
+            if new_rows:
+                # A plain executemany (RETURNING would go row by row on SQLite), then the new ids by key.
+                _insert_many(conn, lm, [{**r.values, "imported_at": now, "updated_at": now} for r in new_rows])
+                new_ids = dict(conn.execute(select(lm.c.legacy_id, lm.c.id).where(
+                    lm.c.source_system == source, _one_of(conn, lm.c.legacy_id, [r.legacy_id for r in new_rows]))).all())
+                for r in new_rows:
+                    plate_rows += [{"legacy_member_id": new_ids[r.legacy_id], "plate_raw": raw,
+                                    "plate_normalized": norm} for raw, norm in r.plates]
+            if changed:
+                changed_ids = [i for i, _ in changed]
+                conn.execute(delete(lp).where(_one_of(conn, lp.c.legacy_member_id, changed_ids)))
+                # Conditional on "not migrated": a member migrating on a lane meanwhile is never overwritten.
+                upd = (update(lm).where(lm.c.id == bindparam("_id"), lm.c.migrated_at.is_(None))
+                       .values({k: bindparam(k) for k in COMPARED} | {"updated_at": bindparam("_now")}))
+                conn.execute(upd, [{"_id": i, "_now": now, **{k: r.values[k] for k in COMPARED}}
+                                   for i, r in changed])
+                for i, r in changed:
+                    plate_rows += [{"legacy_member_id": i, "plate_raw": raw, "plate_normalized": norm}
+                                   for raw, norm in r.plates]
+            if plate_rows:
+                _insert_many(conn, lp, plate_rows)
+            audit.record(s, self.actor, "legacy.import_batch", "legacy_member", None,
+                         after={"source_system": source, "first_line": batch[0].line, "last_line": batch[-1].line,
+                                "imported": len(new_rows), "updated": len(changed)})
+        return counts
+
+
+@dataclass
+class _Counts:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_migrated: int = 0
+
+    def add(self, other: _Counts) -> None:
+        for k in ("imported", "updated", "unchanged", "kept_migrated"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def add_to(self, result: ImportResult) -> None:
+        for k in ("imported", "updated", "unchanged", "kept_migrated"):
+            setattr(result, k, getattr(result, k) + getattr(self, k))
+
+
+def _first_line(exc: BaseException) -> str:
+    """What went wrong in one line, never the SQL: the driver's own message when there is one."""
+    orig = getattr(exc, "orig", None) or exc
+    text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return printable(text, 160)
 
 
 def _one_of(conn: Any, column: Any, values: list[Any]) -> Any:
@@ -500,124 +360,6 @@ def _insert_many(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
     conn.exec_driver_sql(sql, [tuple(v if (p is None or v is None) else p(v)
                                      for v, p in zip((r[c] for c in cols), procs, strict=True)) for r in rows])
-
-
-def _records(reader: Any) -> Iterator[tuple[int, list[str] | str]]:
-    """(first line number, cells) per non-blank record; an unreadable record carries its error text."""
-    prev_end = reader.line_num
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield prev_end + 1, f"unreadable CSV ({exc})"
-            prev_end = reader.line_num
-            continue
-        line, prev_end = prev_end + 1, reader.line_num
-        if any(c.strip() for c in cells):
-            yield line, cells
-
-
-@dataclass
-class RowParser:
-    """Turns one CSV record into a MemberRow or a Rejected."""
-
-    mapping: Mapping
-    index: dict[str, list[int]]
-    header: list[str]
-    phone_region: str
-    plans: dict[str, int]  # casefolded plan code or name -> plan id
-
-    def __post_init__(self) -> None:
-        # One (field, column) pair per single-column field, looked up once per row.
-        self._single = tuple((fld, ids[0]) for fld, ids in self.index.items() if fld != "plates")
-        self._plates = tuple(self.index.get("plates", ()))
-
-    def parse(self, line: int, cells: list[str]) -> MemberRow | Rejected:
-        header = self.header
-        if len(cells) != len(header):
-            legacy_at = self.index["legacy_id"][0]
-            legacy = cells[legacy_at].strip() if legacy_at < len(cells) else ""
-            if not legacy:
-                return Rejected(line, "", "no legacy id")
-            return Rejected(line, legacy, f"{len(cells)} fields where the header has {len(header)} "
-                                          "(a missing quote or delimiter?)")
-        fields = {fld: cells[i].strip() for fld, i in self._single}
-        get = fields.get
-        legacy_id = fields["legacy_id"]
-        if not legacy_id:
-            return Rejected(line, "", "no legacy id")
-        problems: list[str] = []
-        first, last = get("first_name", ""), get("last_name", "")
-        if not first and not last and get("full_name"):
-            first, last = self._split_name(fields["full_name"])
-        if not first and not last:
-            problems.append("no name")
-        phone = None
-        if get("phone"):
-            try:
-                phone = import_phone(fields["phone"], self.phone_region)
-            except InvalidPhone as exc:
-                problems.append(f"phone: {exc}")
-        email = None
-        if get("email"):
-            try:
-                email = import_email(fields["email"])
-            except InvalidEmail as exc:
-                problems.append(f"email: {exc}")
-        plates: list[tuple[str, str]] = []
-        try:
-            plates = split_plates(cells[i] for i in self._plates)
-        except RowProblem as exc:
-            problems.append(str(exc))
-        plan_name = get("plan", "")
-        plan_id = self._plan_for(plan_name)
-        if not plan_name:
-            problems.append("no plan")
-        elif plan_id is None:
-            problems.append(f"unknown plan '{plan_name}': add it to [plans] in the mapping file")
-        dates: dict[str, dt.date | None] = {}
-        for fld in ("next_bill", "joined"):
-            try:
-                dates[fld] = parse_date(get(fld, ""), self.mapping.date_order)
-            except RowProblem as exc:
-                problems.append(f"{'next billing' if fld == 'next_bill' else 'join'} {exc}")
-        if not problems and not plates and not phone:
-            problems.append("neither a plate nor a phone: the member could never be found at the lane")
-        if problems:
-            return Rejected(line, legacy_id, "; ".join(problems))
-        status = get("status", "")
-        status = self.mapping.statuses.get(status.casefold(), status.casefold()) if status else None
-        raw = {h: c for h, c in zip(header, cells, strict=False) if c != ""}
-        values = {"source_system": self.mapping.source_system, "legacy_id": legacy_id[:64], "raw": raw,
-                  "first_name": first[:80], "last_name": last[:80], "phone_e164": phone, "email": email,
-                  "vehicle_desc": get("vehicle", "")[:120] or None, "plan_name": plan_name[:80],
-                  "plan_id": plan_id, "status": (status or "")[:24] or None,
-                  "next_bill_on": dates["next_bill"], "joined_on": dates["joined"]}
-        return MemberRow(line, legacy_id, values, plates)
-
-    def _split_name(self, full: str) -> tuple[str, str]:
-        """"Doe, Jane" is always last-first; without a comma the mapping's name_order decides."""
-        if "," in full:
-            last, _, first = full.partition(",")
-            return first.strip(), last.strip()
-        parts = full.split()
-        if len(parts) < 2:
-            return "", full.strip()
-        if self.mapping.name_order == "last_first":
-            return " ".join(parts[1:]), parts[0]
-        return " ".join(parts[:-1]), parts[-1]
-
-    def _plan_for(self, name: str) -> int | None:
-        if not name:
-            return None
-        key = name.casefold().strip()
-        code = self.mapping.plans.get(key)
-        if code is not None:
-            return self.plans.get(code.casefold())
-        return self.plans.get(key)  # the file already uses our plan code or name
-
 
 
 def export_migrated(db: Any, since: dt.date | None = None, source_system: str | None = None) -> list[dict[str, Any]]:
@@ -653,12 +395,15 @@ EXPORT_COLUMNS = ("source_system", "legacy_id", "legacy_next_bill_on", "new_next
 
 
 def write_export_csv(rows: list[dict[str, Any]], out: io.TextIOBase | Any) -> None:
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    """The export as CSV; every cell goes through csv_safe (legacy ids are whatever the old POS held)."""
+    writer = csv_safe.dict_writer(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
 
 
 __all__ = [
-    "BUILTIN_MAPPINGS", "EXPORT_COLUMNS", "ImportResult", "LegacyImportError", "LegacyImporter", "Mapping", "Rejected",
-    "export_migrated", "load_mapping", "parse_date", "parse_mapping", "split_plates", "write_export_csv",
+    "BATCH_SIZE", "BUILTIN_MAPPINGS", "COMPARED", "DATE_ORDERS", "EXPORT_COLUMNS", "FIELDS", "LIMITS", "ImportResult",
+    "LegacyImportError", "LegacyImporter", "Mapping", "MemberRow", "Rejected", "RowParser", "RowProblem",
+    "export_migrated", "import_email", "import_phone", "load_mapping", "parse_date", "parse_mapping", "split_plates",
+    "write_export_csv",
 ]

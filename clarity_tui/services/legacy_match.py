@@ -11,27 +11,10 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from clarity_tui.services.plates import CONFUSIONS, normalize_plate, plate_match_score, plate_shape
+from clarity_tui.services.plates import SHAPE_ALPHABET, normalize_plate, plate_match_score, shape_variants
 from db.models import LegacyMember, LegacyMemberPlate, plate_shape_sql
 
-SHAPE_ALPHABET = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" if c not in CONFUSIONS)
-
-
-def shape_variants(read: str) -> set[str]:
-    """Shapes a legacy plate may have for this camera read: the same after camera confusions,
-    or one character missing, extra or wrong (what plate_match_score accepts), as index keys."""
-    base = plate_shape(read)
-    if not base:
-        return set()
-    out = {base}
-    for i in range(len(base)):
-        out.add(base[:i] + base[i + 1:])  # the read has an extra character
-        for ch in SHAPE_ALPHABET:
-            out.add(base[:i] + ch + base[i + 1:])  # one character wrong
-    for i in range(len(base) + 1):
-        for ch in SHAPE_ALPHABET:
-            out.add(base[:i] + ch + base[i:])  # the read missed a character
-    return {v for v in out if len(v) >= 2}
+__all__ = ["SHAPE_ALPHABET", "best_unmigrated_match", "plate_matches", "shape_variants"]
 
 
 def plate_matches(s: Session, plate: str, *, unmigrated_only: bool = False) -> dict[int, float]:

@@ -1,4 +1,8 @@
-"""Customer email over SMTP (the standard library's smtplib), through the configured server."""
+"""Customer email over SMTP (the standard library's smtplib), through the configured server.
+
+In simulator mode (settings.simulate) email goes to the simulated mailer instead (clarity_tui.messaging
+.simulated_mail), as text messages go to the simulated SMS provider: `make_mailer(settings)` picks.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,26 @@ import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clarity_tui.config import SmtpConfig
+
+
+if TYPE_CHECKING:
+    from clarity_tui.messaging.simulated_mail import SimulatedMailer
+
+
+class MailSender(Protocol):
+    def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+def make_mailer(settings: Any) -> Mailer | SimulatedMailer:
+    """The SMTP mailer; in simulator mode, the process's simulated mailer (nothing leaves the machine)."""
+    if getattr(settings, "simulate", False):
+        from clarity_tui.messaging.simulated_mail import simulated_mailbox
+
+        return simulated_mailbox()
+    return Mailer(settings.smtp)
 
 
 class MailError(RuntimeError):
@@ -15,6 +37,8 @@ class MailError(RuntimeError):
 
 
 class Mailer:
+    name = "smtp"
+
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
 

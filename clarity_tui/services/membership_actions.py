@@ -14,6 +14,7 @@ A membership that no gateway subscription bills (old demo or hand-made data) cha
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from clarity_tui.services.outbox import RunResult, enqueue, make_key
 from clarity_tui.services.permissions import Permission, require
 from clarity_tui.services.plan_pricing import money, plan_spec
 from db.models import Customer, Membership, MembershipStatus, Outbox, PaymentMethod, Plan, SalesOrder, utcnow
+
+log = logging.getLogger(__name__)
 
 AUDITED = ["status", "plan_id", "scheduled_plan_id", "scheduled_plan_on", "cancel_at_period_end", "expires_on"]
 # What the attendant sees when a change is queued behind a dropped network.
@@ -116,7 +119,8 @@ class SubscriptionStep:
             raise GatewayRejected("This membership has no gateway subscription yet: sync it first.")
         if op == "invoice.pay":
             paid = gateway.pay_open_invoice(sub, pm.gateway_token, idempotency_key=key)
-            return {"payment_id": paid.payment_id if paid else None, "amount_cents": paid.amount_cents if paid else 0}
+            return {"payment_id": paid.payment_id if paid else None, "amount_cents": paid.amount_cents if paid else 0,
+                    **_paid_period(gateway, sub)}
         if op == "subscription.pause":
             r = gateway.pause(sub, idempotency_key=key,
                               resumes_at=dt.date.fromisoformat(p["resumes_at"]) if p.get("resumes_at") else None)
@@ -136,13 +140,37 @@ class SubscriptionStep:
         m = s.get(Membership, entry.payload["membership_id"])
         before = audit.snapshot(m, AUDITED)
         _membership_local_change(s, entry.operation, m, entry.payload)
+        paid: dict[str, Any] = {}
+        if entry.operation == "invoice.pay":  # the gateway's answer: ACTIVE (above), paid through the new period
+            paid = {"charged_cents": result.get("amount_cents", 0), "paid_through_before": _iso(m.paid_through)}
+            if result.get("paid_through"):
+                end = dt.date.fromisoformat(result["paid_through"])
+                m.paid_through = max(end, m.paid_through) if m.paid_through else end
+            m.gateway_status = result.get("gateway_status") or m.gateway_status
+            paid["paid_through"] = _iso(m.paid_through)
         m.pending_sync = False
         m.updated_at = utcnow()
         s.add(m)
         audit.record(s, Actor.system("outbox"), f"{entry.operation}.done", "membership", m.id, before=before,
-                     after={**(audit.snapshot(m, AUDITED) or {}),
-                            **({"charged_cents": result.get("amount_cents", 0)} if entry.operation == "invoice.pay"
-                               else {})})
+                     after={**(audit.snapshot(m, AUDITED) or {}), **paid})
+
+
+def _paid_period(gateway: PaymentGateway, subscription_id: str) -> dict[str, Any]:
+    """After paying the open invoice: the subscription's status and the end of the period now paid for
+    (retrieved fresh, read-only). A gateway that cannot say leaves `paid_through` as it is: the money
+    has moved, so nothing here may fail the step."""
+    try:
+        state = gateway.retrieve_subscription(subscription_id)
+    except Exception as exc:  # noqa: BLE001 - see above; the billing sync corrects paid_through later
+        log.warning("subscription %s: paid, but its period could not be read (%s)", subscription_id, exc)
+        return {}
+    end = state.current_period_end
+    return {"gateway_status": state.status,
+            **({"paid_through": end.astimezone(dt.UTC).date().isoformat()} if end is not None else {})}
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 class SetDefaultCard:

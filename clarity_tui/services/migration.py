@@ -37,15 +37,25 @@ from clarity_tui.messaging.base import MessagingError, SentSms, SmsProvider
 from clarity_tui.payments.base import PaymentGateway
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.auth import verify_pin
 from clarity_tui.services.billing import BillingOutcome
 from clarity_tui.services.customers import ContactForm, ValidationFailed, display_phone
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
+from clarity_tui.services.customer_duplicates import create_or_reuse
 from clarity_tui.services.legacy_match import plate_matches
-from clarity_tui.services.permissions import PermissionDenied
+from clarity_tui.services.migration_guard import (  # re-exported: the screens and tests import them from here
+    MAX_OVERRIDE_DAYS,
+    InactiveLegacyMember,
+    MigrationError,
+    approve_inactive,
+    check_override_day,
+    last_billed,
+    status_words,
+)
+from clarity_tui.services.migration_guard import split_vehicle as _split_vehicle
+from clarity_tui.services.permissions import Permission, PermissionDenied, guarded, require
 from clarity_tui.services.plates import plate_match_score
 from clarity_tui.services.promotions import plan_subtotal
-from clarity_tui.services.sales import EDITABLE, OrderView, PayResult, SaleError, SaleService
+from clarity_tui.services.sales import EDITABLE, OrderView, PayResult, SaleService
 from clarity_tui.sitetime import local_time
 from db.models import (
     Customer,
@@ -66,14 +76,8 @@ from db.models import (
 )
 
 MAX_CANDIDATES = 8
-# The furthest a manager may move the first billing date.
-MAX_OVERRIDE_DAYS = 92
 _EMAIL_TOKEN = re.compile(r"[^\s<>(),;:\"'\[\]]+@[^\s<>(),;:\"'\[\]]+")
 _PHONEISH = re.compile(r"^[\d\s().+\-]{7,}$")
-
-
-class MigrationError(SaleError):
-    """A refused migration step; str() says what happened and what to do. Nothing was changed."""
 
 
 class AlreadyMigrated(MigrationError):
@@ -107,6 +111,12 @@ class LegacyCandidate:
     score: float
     match: str
     migrated: str | None = None  # who/when, if this member was already migrated
+    last_billed_on: dt.date | None = None  # from the imported row, when the export has it
+
+    @property
+    def standing(self) -> str:
+        """'status CANCELLED · last billed Oct 03, 2026' (see migration_guard)."""
+        return status_words(self.status, self.last_billed_on)
 
     @property
     def label(self) -> str:
@@ -148,16 +158,23 @@ class EmailReply:
 
 
 class MigrationService:
-    """Every step of migrating one legacy member. Implements the shared screens' CheckoutBackend."""
+    """Every step of migrating one legacy member. Implements the shared screens' CheckoutBackend.
+
+    Each @guarded step checks legacy.migrate for the actor first (and so do the sale steps it reuses);
+    the matching reads are open. The billing-date override is approved by a manager's PIN."""
+
+    permission = Permission.MIGRATE
 
     def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor, *, terminal: str | None = None,
                  phone_region: str = "US", today: Callable[[], dt.date] | None = None, currency: str = "usd",
-                 sms: SmsProvider | None = None, site_name: str = "the car wash", zone: dt.tzinfo = dt.UTC) -> None:
+                 sms: SmsProvider | None = None, site_name: str = "the car wash", zone: dt.tzinfo = dt.UTC,
+                 tax: Any = None) -> None:
         self.db = db
         self.actor = actor
         self.zone = zone  # the site's clock, for times shown to the attendant
+        # The site's sales tax: nothing is charged today, but the subscription's renewals carry its rate.
         self.sales = SaleService(db, gateway, actor, terminal=terminal, phone_region=phone_region, today=today,
-                                 currency=currency, zone=zone)
+                                 currency=currency, zone=zone, tax=tax, permission=Permission.MIGRATE)
         self.terminal = self.sales.terminal
         self.today = self.sales.today
         self.phone_region = phone_region
@@ -176,7 +193,7 @@ class MigrationService:
         sms = getattr(app, "sms", None) or make_sms_provider(settings)
         return cls(app.db, gateway, app.actor, terminal=settings.terminal_id, phone_region=settings.site.phone_region,
                    today=app.today, currency=settings.payments.currency, sms=sms,
-                   site_name=settings.site.name, zone=settings.site.zone)
+                   site_name=settings.site.name, zone=settings.site.zone, tax=settings.billing.tax)
 
     # --- matching ----------------------------------------------------------------------------------
 
@@ -242,7 +259,7 @@ class MigrationService:
                 name=f"{m.first_name} {m.last_name}".strip(), plan_name=m.plan_name,
                 plan_code=plan.code if plan else None, vehicle=m.vehicle_desc, plates=tuple(plates.get(m.id, [])),  # type: ignore[arg-type]
                 phone_hint=_hint(m.phone_e164), email=m.email, next_bill_on=m.next_bill_on, status=m.status,
-                score=scores[m.id], match=label(scores[m.id]),  # type: ignore[index]
+                score=scores[m.id], match=label(scores[m.id]), last_billed_on=last_billed(m.raw),  # type: ignore[index]
                 migrated=migrated_message(m, numbers.get(m.migrated_customer_id), self.zone) if m.migrated_at else None))
         # Unmigrated first, then the best match; ties by name so the order is stable.
         out.sort(key=lambda c: (c.migrated is not None, -c.score, c.name.casefold(), c.legacy_id))
@@ -250,8 +267,11 @@ class MigrationService:
 
     # --- "That's Me": the order ------------------------------------------------------------------
 
-    def begin(self, session_id: int, legacy_member_id: int) -> OrderView:
-        """The customer confirmed the match: open (or resume) the migration order on the session."""
+    @guarded
+    def begin(self, session_id: int, legacy_member_id: int, manager: Actor | None = None,
+              reason: str | None = None) -> OrderView:
+        """The customer confirmed the match: open (or resume) the migration order on the session. A
+        cancelled or terminated legacy member needs `manager` (approved by PIN) and `reason` (audited)."""
         with self.db.read() as s:
             lm = s.get(LegacyMember, legacy_member_id)
             if lm is None:
@@ -261,6 +281,7 @@ class MigrationService:
             if lm.plan_id is None:
                 raise MigrationError(f"The legacy plan '{lm.plan_name}' is not mapped to a plan here: add it to the "
                                      "import mapping and import again, or sell a new membership instead.")
+            approval = approve_inactive(s, lm, manager, reason)  # InactiveLegacyMember: ask a manager
         view = self.sales.open_for_session(session_id)
         if view.kind == OrderKind.MIGRATION and view.legacy_member_id == legacy_member_id:
             return view  # resuming this terminal's migration
@@ -283,6 +304,8 @@ class MigrationService:
                 s.add(vs)
             audit.record(s, self.actor, "migration.matched", "sales_order", order.id, before=before,  # type: ignore[union-attr]
                          after={"legacy_member_id": lm.id, "legacy_id": lm.legacy_id, "plan_id": lm.plan_id})  # type: ignore[union-attr]
+            if approval:
+                audit.record(s, self.actor, "migration.inactive_approved", "sales_order", order.id, after=approval)  # type: ignore[union-attr]
         return self.order(view.id)
 
     def order(self, order_id: int) -> OrderView:
@@ -313,6 +336,7 @@ class MigrationService:
             return ContactForm(lm.first_name, lm.last_name, display_phone(lm.phone_e164, self.phone_region),
                                lm.email or "")
 
+    @guarded
     def request_email(self, order_id: int, phone: str) -> SentSms:
         """Text the customer asking them to reply with their email."""
         if self.sms is None:
@@ -356,6 +380,7 @@ class MigrationService:
         return EmailReply(None, text, f"The customer replied “{text[:60]}”, which has no valid email address: "
                                       "ask them for it and type it in.")
 
+    @guarded
     def confirm_contact(self, order_id: int, form: ContactForm) -> OrderView:
         """Confirm: every field validated; creates the customer (linked to the legacy record) with
         vehicles from the legacy plates, on the mapped plan. Raises ValidationFailed per field."""
@@ -371,13 +396,13 @@ class MigrationService:
             lm = self._legacy_of(s, order)
             if lm.migrated_at is not None:
                 raise AlreadyMigrated(migrated_message(lm, self._customer_number(s, lm.migrated_customer_id), self.zone))
-            customer_id = order.customer_id
+            customer_id, lm_id = order.customer_id, lm.id
             version = s.get(Customer, customer_id).version if customer_id else None  # type: ignore[union-attr]
         if errors:
             raise ValidationFailed(errors)
         try:
-            if customer_id is None:
-                customer = self.customers.create_customer(self.actor, form)
+            if customer_id is None:  # a retry reuses the customer an abandoned attempt created
+                customer = create_or_reuse(self.customers, self.actor, form, legacy_member_id=lm_id, order_id=order_id)
             else:
                 customer = self.customers.update_contact(self.actor, customer_id, version, form)  # type: ignore[arg-type]
         except PermissionDenied as exc:
@@ -432,9 +457,11 @@ class MigrationService:
 
     # --- the card and the billing date -------------------------------------------------------------
 
+    @guarded
     def attach_reader_card(self, order_id: int, token: Any) -> OrderView:
         return _migration_view(self.sales.attach_reader_card(order_id, token))
 
+    @guarded
     def key_card(self, order_id: int, number: str, expiry: str, cvc: str) -> OrderView:
         return _migration_view(self.sales.key_card(order_id, number, expiry, cvc))
 
@@ -458,16 +485,19 @@ class MigrationService:
                        "A manager must choose the date of the first charge (Manager override).")
         return BillingDate(lm.next_bill_on, day, overridden, problem)
 
-    def override_billing_date(self, order_id: int, day: dt.date, manager_pin: str) -> BillingDate:
-        """A manager chooses the first billing date (after today, within MAX_OVERRIDE_DAYS)."""
-        today = self.today()
-        if day <= today:
-            raise MigrationError(f"Choose a date after today ({today.strftime('%b %d, %Y')}): nothing is charged "
-                                 "today in a migration.")
-        if day > today + dt.timedelta(days=MAX_OVERRIDE_DAYS):
-            raise MigrationError(f"Choose a date within {MAX_OVERRIDE_DAYS} days.")
-        manager = self._manager(manager_pin)
+    def override_billing_date(self, order_id: int, day: dt.date, manager: Actor) -> BillingDate:
+        """A manager chooses the first billing date (after today, within MAX_OVERRIDE_DAYS).
+
+        `manager` is who approved it: from the one PIN check (PinService.approve_manager, behind the
+        ManagerPinModal), or the manager signed in at this terminal. Checked again here: the permission,
+        and an active manager's operator row. The audit row names them (name and operator id)."""
+        check_override_day(day, self.today())
+        require(manager, Permission.BILLING_OVERRIDE)
         with self.db.write() as s:
+            approver = s.get(Operator, manager.operator_id) if manager.operator_id is not None else None
+            if approver is None or not approver.active or Role(approver.role) != Role.MANAGER:
+                raise PermissionDenied("Only an active manager can choose the billing date: ask a manager to "
+                                       "approve it with their PIN.")
             order = self.sales._mine(s, order_id)
             if order.state not in EDITABLE:
                 raise MigrationError("The customer has already signed: the billing date can no longer change.")
@@ -477,22 +507,14 @@ class MigrationService:
             self.sales._touch(s, order, OrderState.DRAFT)
             audit.record(s, self.actor, "migration.billing_date_override", "sales_order", order.id,
                          before={k: v.isoformat() if v else None for k, v in before.items()},
-                         after={"next_billing_on": day.isoformat(), "manager": manager.name,
-                                "manager_operator_id": manager.id, "legacy_next_bill_on":
+                         after={"next_billing_on": day.isoformat(), "manager": approver.name,
+                                "manager_operator_id": approver.id, "legacy_next_bill_on":
                                     lm.next_bill_on.isoformat() if lm.next_bill_on else None})
             return self._billing_date(order, lm)
 
-    def _manager(self, pin: str) -> Operator:
-        with self.db.read() as s:
-            managers = s.exec(select(Operator).where(Operator.role == Role.MANAGER, Operator.active == True)).all()  # noqa: E712
-        for op in managers:
-            if pin and verify_pin(pin, op.pin_hash):
-                return op
-        raise PermissionDenied("That PIN is not an active manager's: a manager must enter their own PIN to choose "
-                               "the billing date.")
-
     # --- checkout (the shared screens' backend) -------------------------------------------------------
 
+    @guarded
     def review(self, order_id: int) -> OrderView:
         """Fix the amounts (nothing due today) and the next billing date for the checkout summary."""
         with self.db.write() as s:
@@ -507,25 +529,29 @@ class MigrationService:
                 raise BillingDateInPast(date.problem)
             plan = s.get(Plan, order.plan_id)
             order.subtotal_cents = plan_subtotal(plan, max(1, len(order.vehicle_ids or [])))  # type: ignore[arg-type]
-            order.discount_cents = order.due_today_cents = 0
+            order.discount_cents = order.due_today_cents = order.tax_cents = 0
             order.next_billing_on = date.effective
             self.sales._touch(s, order, OrderState.CHECKOUT)
             audit.record(s, self.actor, "order.reviewed", "sales_order", order.id,
                          after=audit.snapshot(order, ["subtotal_cents", "due_today_cents", "next_billing_on", "kind"]))
         return self.order(order_id)
 
+    @guarded
     def checkout(self, order_id: int) -> OrderView:
         return _migration_view(self.sales.checkout(order_id))
 
     def current_terms(self) -> Any:
         return self.sales.current_terms()
 
+    @guarded
     def accept_terms(self, order_id: int, terms_version_id: int, how: str) -> OrderView:
         return _migration_view(self.sales.accept_terms(order_id, terms_version_id, how))
 
+    @guarded
     def decline_terms(self, order_id: int) -> OrderView:
         return _migration_view(self.sales.decline_terms(order_id))
 
+    @guarded
     def record_signature(self, order_id: int, strokes: Any, svg: str, *, device: str,
                          signer_name: str | None = None) -> OrderView:
         return _migration_view(self.sales.record_signature(order_id, strokes, svg, device=device,
@@ -533,6 +559,7 @@ class MigrationService:
 
     # --- paying (no charge) and activating -------------------------------------------------------------
 
+    @guarded
     def pay(self, order_id: int) -> PayResult:
         """Agree was pressed: claim the legacy member (once only), save the card and anchor the
         subscription to the billing date (nothing charged), then activate. Safe to call again."""
@@ -586,6 +613,8 @@ class MigrationService:
                     m = Membership(customer_id=order.customer_id, plan_id=order.plan_id,  # type: ignore[union-attr, arg-type]
                                    status=MembershipStatus.ACTIVE, source=MembershipSource.MIGRATION,
                                    started_on=self.today(), next_billing_on=order.next_billing_on,  # type: ignore[union-attr]
+                                   # The legacy POS was paid up to the billing date the member keeps.
+                                   paid_through=order.next_billing_on,  # type: ignore[union-attr]
                                    legacy_member_id=lm.id, legacy_id=lm.legacy_id, pending_sync=True)  # type: ignore[union-attr]
                     s.add(m)
                     s.flush()
@@ -604,6 +633,7 @@ class MigrationService:
             self.sales._cancel_row(s, order, "migration.refused_already_migrated", {"reason": message})  # type: ignore[arg-type]
         raise AlreadyMigrated(message)
 
+    @guarded
     def cancel(self, order_id: int) -> OrderView:
         """Abandon the migration before it completed; the legacy member can be migrated later."""
         view = self.sales.cancel(order_id)
@@ -652,22 +682,13 @@ class MigrationService:
 
 def _migration_view(view: OrderView) -> OrderView:
     """A migration charges nothing today (the sale view prices a draft as a sale)."""
-    if view.kind != OrderKind.MIGRATION or (view.due_today_cents == 0 and view.discount_cents == 0):
+    if view.kind != OrderKind.MIGRATION or (view.due_today_cents == 0 and view.discount_cents == 0
+                                            and view.tax_cents == 0):
         return view
-    return replace(view, due_today_cents=0, discount_cents=0)
-
-
-def _split_vehicle(desc: str | None) -> tuple[str | None, str | None, str | None]:
-    """'Silver Toyota Camry' -> colour, make, model (a best effort on free text)."""
-    words = (desc or "").split()
-    if len(words) >= 3:
-        return words[0][:24], words[1][:40], " ".join(words[2:])[:40]
-    if len(words) == 2:
-        return None, words[0][:40], words[1][:40]
-    return None, None, (words[0][:40] if words else None)
+    return replace(view, due_today_cents=0, discount_cents=0, tax_cents=0)
 
 
 __all__ = [
-    "AlreadyMigrated", "BillingDate", "BillingDateInPast", "EmailReply", "LegacyCandidate", "MigrationError",
-    "MigrationService",
+    "AlreadyMigrated", "BillingDate", "BillingDateInPast", "EmailReply", "InactiveLegacyMember", "LegacyCandidate",
+    "MAX_OVERRIDE_DAYS", "MigrationError", "MigrationService", "check_override_day",
 ]

@@ -2,7 +2,8 @@
 
 The terminal shows a list of operators and a PIN pad: the operator picks their name and types
 their 6-digit PIN, so failures count against one operator and lock only that operator out.
-Every sign-in, failure, lockout and sign-out writes an audit row.
+Every sign-in, failure, lockout and sign-out writes an audit row. The PIN check itself, with its
+lockout counted atomically in the database, is services/pin_check.py: the one check every PIN goes through.
 Support over SSH has no PIN: it is identified by the SSH user (see `start_support`).
 """
 
@@ -16,34 +17,18 @@ from sqlmodel import col, select
 
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.auth import verify_pin
+from clarity_tui.services.pin_check import (  # noqa: F401 - re-exported: callers import them from here
+    PIN_LENGTH,
+    SSH_ONLY,
+    LockedOut,
+    LockoutPolicy,
+    PinService,
+    Purpose,
+    SignInError,
+    WrongPin,
+    as_utc,
+)
 from db.models import Operator, OperatorShift, Role, utcnow
-
-PIN_LENGTH = 6
-# Operators created for SSH support users carry this instead of a PIN hash: it never verifies.
-SSH_ONLY = "ssh-only"
-
-
-class SignInError(Exception):
-    """str() tells the person what happened and what to do."""
-
-
-class WrongPin(SignInError):
-    def __init__(self, message: str, attempts_left: int) -> None:
-        super().__init__(message)
-        self.attempts_left = attempts_left
-
-
-class LockedOut(SignInError):
-    def __init__(self, message: str, until: dt.datetime) -> None:
-        super().__init__(message)
-        self.until = until
-
-
-@dataclass(frozen=True)
-class LockoutPolicy:
-    max_attempts: int = 5
-    lockout: dt.timedelta = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -78,19 +63,6 @@ class ShiftRow:
     signout_reason: str | None
 
 
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes: every stored time is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _wait_text(delta: dt.timedelta) -> str:
-    seconds = max(1, int(delta.total_seconds() + 0.999))
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
 class OperatorService:
     """Sign-in and shifts for one terminal. `clock` is injectable (tests move time)."""
 
@@ -103,9 +75,7 @@ class OperatorService:
 
     @classmethod
     def for_app(cls, app) -> OperatorService:  # noqa: ANN001
-        ui = app.settings.ui
-        policy = LockoutPolicy(max_attempts=ui.lockout_attempts, lockout=dt.timedelta(seconds=ui.lockout_seconds))
-        return cls(app.db, app.boot.terminal_id, policy=policy, clock=app.now)
+        return cls(app.db, app.boot.terminal_id, policy=LockoutPolicy.from_settings(app.settings), clock=app.now)
 
     # --- sign-in ----------------------------------------------------------------------
 
@@ -117,65 +87,36 @@ class OperatorService:
             return [OperatorChoice(o.id, o.name, o.role, as_utc(o.locked_until)) for o in rows]  # type: ignore[arg-type]
 
     def sign_in(self, operator_id: int, pin: str) -> SignedIn:
-        """Check the PIN; on success open a shift at this terminal. Raises WrongPin, LockedOut, SignInError."""
+        """Check the PIN (services/pin_check: one lockout for every PIN check); on success open a shift at this
+        terminal, in the transaction that clears the failure count. Raises WrongPin, LockedOut, SignInError."""
         now = self.clock()
-        with self.db.read() as s:
-            op = s.get(Operator, operator_id)
-            if op is None or not op.active or op.pin_hash == SSH_ONLY:
-                raise SignInError("This operator cannot sign in here: pick your name from the list.")
-            pin_hash, locked_until = op.pin_hash, as_utc(op.locked_until)
-        if locked_until is not None and locked_until > now:
-            raise LockedOut(self._locked_message(op.name, locked_until - now), locked_until)
-        # scrypt takes a moment: verify outside the write transaction.
-        ok = len(pin) == PIN_LENGTH and pin.isdigit() and verify_pin(pin, pin_hash)
-        failure: SignInError | None = None
-        with self.db.write() as s:
-            op = s.get(Operator, operator_id)
-            assert op is not None
-            who = Actor(op.name, Role(op.role), self.terminal, op.id)
-            if not ok:
-                failure = self._count_failure(s, op, who, now)
-            else:
-                before = {"failed_attempts": op.failed_attempts}
-                op.failed_attempts, op.locked_until = 0, None
-                s.add(op)
-                self._close_open_shifts(s, now, "replaced")
-                shift = OperatorShift(operator_id=op.id, terminal=self.terminal, signed_in_at=now,  # type: ignore[arg-type]
-                                      last_activity_at=now)
-                s.add(shift)
-                s.flush()
-                audit.record(s, who, "operator.sign_in", "operator_shift", shift.id, before=before,
-                             after={"operator": op.name, "role": op.role, "terminal": self.terminal})
-                signed = SignedIn(who, shift.id)  # type: ignore[arg-type]
-        if failure is not None:
-            raise failure  # after the commit: the failure count must stick
-        return signed
 
-    def _count_failure(self, s, op: Operator, who: Actor, now: dt.datetime) -> SignInError:  # noqa: ANN001
-        op.failed_attempts += 1
-        audit.record(s, who, "operator.sign_in_failed", "operator", op.id,
-                     after={"failed_attempts": op.failed_attempts, "terminal": self.terminal})
-        if op.failed_attempts >= self.policy.max_attempts:
-            until = now + self.policy.lockout
-            op.failed_attempts, op.locked_until = 0, until
-            audit.record(s, who, "operator.locked_out", "operator", op.id,
-                         after={"locked_until": until.isoformat(), "terminal": self.terminal})
-            s.add(op)
-            return LockedOut(f"Wrong PIN {self.policy.max_attempts} times: {op.name} is locked out for "
-                             f"{_wait_text(self.policy.lockout)}. Try again later, or ask a manager to unlock.", until)
-        s.add(op)
-        left = self.policy.max_attempts - op.failed_attempts
-        return WrongPin(f"Wrong PIN for {op.name}: {left} {'try' if left == 1 else 'tries'} left before a "
-                        f"{_wait_text(self.policy.lockout)} lockout.", left)
+        def open_shift(s, who: Actor) -> int:  # noqa: ANN001
+            self._close_open_shifts(s, now, "replaced")
+            shift = OperatorShift(operator_id=operator_id, terminal=self.terminal, signed_in_at=now,
+                                  last_activity_at=now)
+            s.add(shift)
+            s.flush()
+            audit.record(s, who, "operator.sign_in", "operator_shift", shift.id,
+                         after={"operator": who.name, "role": who.role, "terminal": self.terminal})
+            return shift.id  # type: ignore[return-value]
 
-    def _locked_message(self, name: str, remaining: dt.timedelta) -> str:
-        return (f"{name} is locked out after {self.policy.max_attempts} wrong PINs: try again in "
-                f"{_wait_text(remaining)}, or ask a manager to unlock.")
+        who, shift_id = self.pins().verify(operator_id, pin, purpose=Purpose.sign_in(), then=open_shift)
+        assert shift_id is not None
+        return SignedIn(who, shift_id)
+
+    def pins(self) -> PinService:
+        """The one PIN check, with this terminal's lockout policy and clock."""
+        return PinService(self.db, self.terminal, policy=self.policy, clock=self.clock)
 
     def unlock(self, operator_id: int, by: Actor) -> None:
-        """A manager lifts a lockout."""
-        if Role(by.role) != Role.MANAGER:
-            raise SignInError(f"{by.name} ({by.role}) may not unlock operators: ask a manager.")
+        """A manager lifts a lockout (operator.manage, as in Operators)."""
+        from clarity_tui.services.permissions import Permission, PermissionDenied, require
+
+        try:
+            require(by, Permission.OPERATORS)
+        except PermissionDenied as exc:
+            raise SignInError(str(exc)) from None
         with self.db.write() as s:
             op = s.get(Operator, operator_id)
             if op is None:

@@ -28,6 +28,7 @@ from clarity_tui.services.memberships import CURRENT_STATUSES
 from clarity_tui.services.membership_actions import AUDITED, _membership_local_change
 from clarity_tui.services.outbox import enqueue, make_key
 from clarity_tui.services.plan_pricing import PlanChangeQuote, extra_vehicles, limit_problem, money, quote
+from clarity_tui.services import sales_tax
 from clarity_tui.services.vehicle_claims import claim_vehicles, holder_label
 from db.models import (
     Membership,
@@ -86,9 +87,10 @@ def scheduled_note(plan_name: str | None, on: dt.date | None) -> str | None:
     return f"changes to {plan_name} on {on.isoformat()}" if plan_name and on else None
 
 
-def preview(s: Session, membership_id: int, plan_code: str, today: dt.date) -> str:
+def preview(s: Session, membership_id: int, plan_code: str, today: dt.date, tax: Any = None) -> str:
     """What changing to `plan_code` means today, said before it is confirmed: "upgrade, $12.34 today",
-    "downgrade from 2026-12-14", "current plan" or "not possible" (choosing it then says why)."""
+    "downgrade from 2026-12-14", "current plan" or "not possible" (choosing it then says why). With
+    `tax` (the site's sales tax) today's amount is the one charged, tax and all."""
     m = s.get(Membership, membership_id)
     plan = s.exec(select(Plan).where(Plan.code == plan_code, Plan.active == True)).first()  # noqa: E712
     if m is None or plan is None:
@@ -102,7 +104,8 @@ def preview(s: Session, membership_id: int, plan_code: str, today: dt.date) -> s
     except PlanChangeRefused:
         return "not possible"
     q = quote(old, n, plan, n, today, m.next_billing_on, billed=bool(m.gateway_subscription_id))
-    return f"upgrade, {money(q.due_today_cents)} today" if q.upgrade else f"downgrade from {q.effective_on.isoformat()}"
+    due = sales_tax.compute(tax, q.due_today_cents).total_cents
+    return f"upgrade, {money(due)} today" if q.upgrade else f"downgrade from {q.effective_on.isoformat()}"
 
 
 class PlanChanges:
@@ -151,6 +154,8 @@ class PlanChanges:
         q = order_quote(s, order, self.today())
         # The amount the customer saw before Agree (fixed by review) is the amount charged.
         due = order.due_today_cents if (q.upgrade and m.gateway_subscription_id) else 0
+        if not due:
+            order.tax_cents = 0
         claim_vehicles(s, order, holder_label(s, order))
         before = audit.snapshot(order)
         order.subtotal_cents, order.discount_cents, order.next_billing_on = q.new_subtotal_cents, 0, q.next_billing_on
@@ -177,7 +182,7 @@ class PlanChanges:
                         idempotency_key=make_key(k, "card", attempt))
                 enqueue(s, order_id=order.id, operation="payment.charge",
                         payload={"payment_method_row_id": pm.id, "amount_cents": due,
-                                 "currency": self.billing.currency},
+                                 "currency": self.billing.currency, "tax_cents": order.tax_cents},
                         idempotency_key=make_key(k, "charge", attempt))
             enqueue(s, order_id=order.id, operation="subscription.change_plan", payload=payload,
                     idempotency_key=make_key(k, "plan"))
@@ -211,6 +216,7 @@ class PlanChanges:
             old_plan, n = s.get(Plan, m.plan_id), max(1, len(vehicle_ids))
             check(m, old_plan, new_plan, n)
             q = quote(old_plan, n, new_plan, n, self.today(), m.next_billing_on, billed=bool(m.gateway_subscription_id))
+            taxed = sales_tax.compute(getattr(self.billing, "tax", None), q.due_today_cents)  # the total is charged
             card = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == m.customer_id,
                                                       col(PaymentMethod.detached_at).is_(None))
                           .order_by(col(PaymentMethod.is_default).desc(), col(PaymentMethod.id).desc())).first()
@@ -221,11 +227,12 @@ class PlanChanges:
                                state=OrderState.SIGNED, customer_id=m.customer_id, plan_id=new_plan.id,
                                from_plan_id=m.plan_id, membership_id=m.id, vehicle_ids=vehicle_ids,
                                payment_method_id=card.id if card else None, terminal=actor.terminal,
-                               operator_id=actor.operator_id, due_today_cents=q.due_today_cents)
+                               operator_id=actor.operator_id, due_today_cents=taxed.total_cents,
+                               tax_cents=taxed.tax_cents)
             s.add(order)
             s.flush()
             audit.record(s, actor, "membership.change_plan", "membership", m.id,
-                         after={"plan_id": new_plan.id, "order_id": order.id, "due_today_cents": q.due_today_cents,
+                         after={"plan_id": new_plan.id, "order_id": order.id, "due_today_cents": taxed.total_cents,
                                 "effective_on": q.effective_on.isoformat()})
             order_id, direction = order.id, q.direction
         try:

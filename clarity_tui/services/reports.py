@@ -6,11 +6,13 @@ Sources: finished orders (`SalesOrder` in completed / pending_sync, by `complete
 `promotion_id`; `Promotion.times_redeemed` for the lifetime count), declines (the billing
 service's `order.payment_failed` audit rows), and what is still waiting for the gateway
 (orders in pending_sync, outbox rows pending).
+
+Who reads what: report.view for the day and anyone's shift (managers, support); report.own_shift
+for an operator's own shift (attendants too). The actor is checked before the figures are read.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections import Counter, defaultdict
@@ -18,7 +20,10 @@ from dataclasses import dataclass, field
 
 from sqlmodel import col, func, select
 
+from clarity_tui.services import csv_safe
+from clarity_tui.services.actor import Actor
 from clarity_tui.services.operators import as_utc
+from clarity_tui.services.permissions import Permission, allowed, require
 from clarity_tui.sitetime import day_window, zone_label
 from db.models import (
     AuditLog,
@@ -34,6 +39,7 @@ from db.models import (
     SalesOrder,
     utcnow,
 )
+from db.models_billing import MembershipPayment, PaymentKind
 
 FINISHED = (OrderState.COMPLETED, OrderState.PENDING_SYNC)
 
@@ -68,6 +74,12 @@ class ShiftReport:
     cancelled: int = 0
     pending_sync_orders: int = 0
     pending_outbox: int = 0
+    # The billing engine's money in the window, site-wide (issue 13): renewals, failed renewals,
+    # recovered payments, refunds and disputes, from the sync's payment rows.
+    billing: list[Line] = field(default_factory=list)
+    # Sales tax at the lane (issue 13): what finished orders charged today, and the tax in it.
+    lane_charges: Line = field(default_factory=lambda: Line("lane_charges", 0))
+    tax_collected: Line = field(default_factory=lambda: Line("tax_collected", 0))
 
     @property
     def sold(self) -> int:
@@ -94,12 +106,19 @@ class ShiftReport:
                         Line("declined", self.declined), Line("cancelled", self.cancelled),
                         Line("pending_sync_orders", self.pending_sync_orders),
                         Line("pending_outbox", self.pending_outbox)]),
+            ("sales_tax", self.tax_lines()),
+            ("billing", self.billing),
         ]
+
+    def tax_lines(self) -> list[Line]:
+        """Lane charges (orders that charged today, and how much), the sales tax in them, and the rest."""
+        net = self.lane_charges.amount_cents - self.tax_collected.amount_cents
+        return [self.lane_charges, self.tax_collected, Line("net_of_tax", self.lane_charges.count, net)]
 
     def to_csv(self) -> str:
         """One flat table: section, group, count, amount (dollars). A spreadsheet sums it as is."""
         out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
+        w = csv_safe.writer(out, lineterminator="\n")  # formula-injection safe (issue 15)
         w.writerow(["report", self.title, "from", self.start.isoformat(timespec="seconds"),
                     "to", self.end.isoformat(timespec="seconds")])
         w.writerow(["section", "group", "count", "amount"])
@@ -114,30 +133,36 @@ def _lines(counts: Counter[str], amounts: dict[str, int] | None = None) -> list[
     return [Line(k, n, amounts.get(k, 0)) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def shift_report(db, shift_id: int, now: dt.datetime | None = None) -> ShiftReport:  # noqa: ANN001
-    """One operator's shift at one terminal, from sign-in to sign-out (or now)."""
+def shift_report(db, shift_id: int, now: dt.datetime | None = None, *, actor: Actor) -> ShiftReport:  # noqa: ANN001
+    """One operator's shift at one terminal, from sign-in to sign-out (or now): the actor's own
+    (report.own_shift) or anyone's (report.view)."""
+    if not allowed(actor, Permission.REPORT_OWN_SHIFT):
+        require(actor, Permission.REPORT_VIEW)
     with db.read() as s:
         row = s.exec(select(OperatorShift, Operator).join(Operator, Operator.id == OperatorShift.operator_id)
                      .where(OperatorShift.id == shift_id)).first()
         if row is None:
             raise ReportError(f"There is no shift {shift_id}: `clarity-tui audit` or the Who's on view lists them.")
         shift, op = row
+        if actor.operator_id is None or op.id != actor.operator_id:
+            require(actor, Permission.REPORT_VIEW)  # someone else's shift
         start = as_utc(shift.signed_in_at)
         end = as_utc(shift.signed_out_at) or (now or utcnow())
-    report = build_report(db, start, end, title=f"Shift {shift_id}: {op.name} at {shift.terminal}",  # type: ignore[arg-type]
-                          operator_id=op.id, terminal=shift.terminal)
+    report = _build_report(db, start, end, title=f"Shift {shift_id}: {op.name} at {shift.terminal}",  # type: ignore[arg-type]
+                           operator_id=op.id, terminal=shift.terminal)
     report.operator = op.name
     return report
 
 
-def day_report(db, day: dt.date, zone: dt.tzinfo = dt.UTC) -> ShiftReport:  # noqa: ANN001
+def day_report(db, day: dt.date, zone: dt.tzinfo = dt.UTC, *, actor: Actor) -> ShiftReport:  # noqa: ANN001
     """Every terminal's sales of the site's day `day`: local midnight to local midnight."""
+    require(actor, Permission.REPORT_VIEW)
     start, end = day_window(day, zone)
-    return build_report(db, start, end, title=f"Day {day.isoformat()} ({zone_label(zone)}), every terminal")
+    return _build_report(db, start, end, title=f"Day {day.isoformat()} ({zone_label(zone)}), every terminal")
 
 
-def build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,  # noqa: ANN001
-                 operator_id: int | None = None, terminal: str | None = None) -> ShiftReport:
+def _build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,  # noqa: ANN001
+                  operator_id: int | None = None, terminal: str | None = None) -> ShiftReport:
     report = ShiftReport(title=title, start=start, end=end, terminal=terminal)
     with db.read() as s:
         when = func.coalesce(SalesOrder.completed_at, SalesOrder.updated_at)
@@ -170,6 +195,7 @@ def build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,  # noq
                 sold_amt[plan] += order.due_today_cents
             by_op[operator] += 1
             op_amt[operator] += order.due_today_cents
+            _count_tax(report, order)
             if code:
                 promos[code] += 1
                 promo_amt[code] += order.discount_cents
@@ -206,11 +232,42 @@ def build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,  # noq
         report.pending_sync_orders = s.exec(pq).one()
         report.pending_outbox = s.exec(select(func.count()).select_from(Outbox)
                                        .where(Outbox.status == OutboxStatus.PENDING)).one()
+        report.billing = _billing_lines(s, start, end)
     return report
 
 
-def promotion_totals(db) -> list[Line]:  # noqa: ANN001
+# The report's words for the payment rows' kinds, in the order shown.
+BILLING_LINES = ((PaymentKind.RENEWAL, "renewals"), (PaymentKind.RENEWAL_FAILED, "failed_renewals"),
+                 (PaymentKind.RECOVERED, "recovered"), (PaymentKind.REFUND, "refunds"),
+                 (PaymentKind.DISPUTE, "disputes"))
+
+
+def _billing_lines(s, start: dt.datetime, end: dt.datetime) -> list[Line]:  # noqa: ANN001
+    found = {kind: (n, amount or 0) for kind, n, amount in s.exec(
+        select(MembershipPayment.kind, func.count(), func.sum(MembershipPayment.amount_cents))
+        .where(MembershipPayment.occurred_at >= start, MembershipPayment.occurred_at < end)
+        .group_by(MembershipPayment.kind))}
+    lines = [Line(name, *found.get(kind, (0, 0))) for kind, name in BILLING_LINES]
+    # The sales tax in the renewals the gateway collected (its tax rates), beside the lane's.
+    taxed, tax = s.exec(select(func.count(), func.coalesce(func.sum(MembershipPayment.tax_cents), 0)).where(
+        MembershipPayment.occurred_at >= start, MembershipPayment.occurred_at < end,
+        col(MembershipPayment.kind).in_((PaymentKind.RENEWAL, PaymentKind.RECOVERED)),
+        MembershipPayment.tax_cents > 0)).one()
+    return [*lines, Line("renewal_tax", taxed, tax)]
+
+
+def _count_tax(report: ShiftReport, order: SalesOrder) -> None:
+    if order.due_today_cents > 0:
+        report.lane_charges.count += 1
+        report.lane_charges.amount_cents += order.due_today_cents
+    if order.tax_cents > 0:
+        report.tax_collected.count += 1
+        report.tax_collected.amount_cents += order.tax_cents
+
+
+def promotion_totals(db, *, actor: Actor) -> list[Line]:  # noqa: ANN001
     """Lifetime redemptions per promotion code (Promotion.times_redeemed)."""
+    require(actor, Permission.REPORT_VIEW)
     with db.read() as s:
         return [Line(p.code, p.times_redeemed) for p in s.exec(select(Promotion).order_by(Promotion.code))]
 
@@ -224,6 +281,10 @@ def render_text(report: ShiftReport) -> str:
     out.append(f"Memberships sold: {report.sold}    migrated: {report.migrated}    "
                f"declines: {report.declined}    cancelled: {report.cancelled}")
     out.append(f"Pending sync: {report.pending_sync_orders} orders, {report.pending_outbox} gateway calls waiting")
+    if report.tax_collected.amount_cents:
+        lane, tax = report.lane_charges.amount_cents, report.tax_collected.amount_cents
+        out.append(f"Lane charges: {money(lane)} · sales tax collected {money(tax)} "
+                   f"({report.tax_collected.count} orders) · net {money(lane - tax)}")
     for heading, lines, amount in (("Sold by plan", report.sold_by_plan, "taken today"),
                                    ("Migrated by plan", report.migrated_by_plan, "taken today"),
                                    ("By operator", report.by_operator, "taken today"),
@@ -237,6 +298,11 @@ def render_text(report: ShiftReport) -> str:
         for line in lines:
             extra = f"  {amount} {money(line.amount_cents)}" if amount else ""
             out.append(f"  {line.group:<28} {line.count:>5}{extra}")
+    if any(line.count for line in report.billing):
+        out.append("")
+        out.append("Memberships billed by the gateway (site-wide):")
+        for line in report.billing:
+            out.append(f"  {line.group.replace('_', ' '):<28} {line.count:>5}  {money(line.amount_cents)}")
     if report.decline_messages:
         out.append("")
         out.append("Decline messages:")

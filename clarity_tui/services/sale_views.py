@@ -28,10 +28,12 @@ class PlanOption:
     relation: str = ""
     vehicle_limit: int = 1  # the most vehicles the plan takes
     vehicle_terms: tuple[str, ...] = ()  # "3 vehicles included", "Extra vehicle $15.00/mo", "Up to 5 vehicles"
+    # The site's sales tax on the price: " + tax", " incl. tax", or "" (sales_tax.price_note).
+    tax_note: str = ""
 
     @property
     def price_label(self) -> str:
-        return f"{money(self.price_cents)}/{'yr' if self.interval == 'year' else 'mo'}"
+        return f"{money(self.price_cents)}/{'yr' if self.interval == 'year' else 'mo'}{self.tax_note}"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,14 @@ class OrderView:
     change_effective_on: dt.date | None = None
     # Why some vehicles are not on the order (a migrated member with more plates than the plan takes).
     vehicle_note: str | None = None
+    # Sales tax (services/sales_tax.py): the part of `due_today_cents` that is tax (added on top, or
+    # included in the price), its words ("Sales tax 8.25%", "incl. Sales tax 8.25%"), and what follows
+    # a price shown before tax (" + tax", " incl. tax"). All empty without tax.
+    tax_cents: int = 0
+    tax_label: str = ""
+    tax_note: str = ""
+    # A migration whose first billing date a manager chose (not the legacy system's date).
+    billing_date_set_by_manager: bool = False
 
     @property
     def card(self) -> CardOption | None:
@@ -135,9 +145,10 @@ class PayResult:
         return self.state == OrderState.PENDING_SYNC
 
 
-def _plan_option(p: Plan, relation: str = "") -> PlanOption:
+def _plan_option(p: Plan, relation: str = "", tax_note: str = "") -> PlanOption:
     return PlanOption(p.id, p.code, p.name, p.tier, p.price_cents, p.interval, tuple(p.benefits or ()),  # type: ignore[arg-type]
-                      p.max_vehicles, p.extra_vehicle_price_cents, relation, vehicle_limit(p), vehicle_terms(p))
+                      p.max_vehicles, p.extra_vehicle_price_cents, relation, vehicle_limit(p), vehicle_terms(p),
+                      tax_note)
 
 
 def _vehicle_desc(v: Vehicle) -> str:

@@ -44,6 +44,7 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingOutcome, BillingService, next_period
 from clarity_tui.services.customers import ContactForm, CustomerService
 from clarity_tui.services.memberships import CURRENT_STATUSES
+from clarity_tui.services.permissions import Permission, guarded
 from clarity_tui.services.plan_changes import PlanChangeRefused, PlanChanges, check as check_plan_change, order_quote
 from clarity_tui.services.plan_pricing import full_message, itemised, money, vehicle_limit
 from clarity_tui.services.sale_views import (  # the sale's read side, re-exported from here
@@ -59,6 +60,8 @@ from clarity_tui.services.vehicle_claims import release_order
 from clarity_tui.services.plates import InvalidPlate, validate_plate
 from clarity_tui.services.promotions import check as check_promotion
 from clarity_tui.services.promotions import find_code, plan_subtotal, price_with
+from clarity_tui.services import sales_tax
+from clarity_tui.services.sales_tax import TaxSettings
 from clarity_tui.sitetime import local_time, stored_utc
 from db.models import (
     OPEN_ORDER_STATES,
@@ -101,19 +104,23 @@ class OrderTaken(SaleError):
 
 
 class SaleService:
-    """Every step of a sale at the lane. `terminal` owns the orders it opens."""
+    """Every step of a sale at the lane. `terminal` owns the orders it opens. Each @guarded step checks
+    `permission` (sale.sell) for the actor before anything else; reads and crash recovery are open."""
 
     def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor, *, terminal: str | None = None,
                  phone_region: str = "US", today: Callable[[], dt.date] | None = None,
-                 currency: str = "usd", zone: dt.tzinfo = dt.UTC) -> None:
+                 currency: str = "usd", zone: dt.tzinfo = dt.UTC, tax: TaxSettings | None = None,
+                 permission: Permission = Permission.SELL) -> None:
         self.db = db
         self.gateway = gateway
         self.actor = actor
+        self.permission = permission  # every @guarded step; a migration's steps check legacy.migrate
         self.terminal = terminal or actor.terminal or "terminal"
         self.phone_region = phone_region
         self.today = today or dt.date.today
         self.zone = zone  # the site's clock, for times shown to the attendant
-        self.billing = BillingService(db, gateway, actor, currency=currency)
+        self.tax = tax  # the site's sales tax (settings.billing.tax); None: no tax
+        self.billing = BillingService(db, gateway, actor, currency=currency, tax=tax)
         self.customers = CustomerService(db, phone_region=phone_region, gateway=gateway, today=self.today)
 
     @classmethod
@@ -124,10 +131,11 @@ class SaleService:
         gateway = getattr(app, "gateway", None) or make_gateway(app.settings, app.db)
         return cls(app.db, gateway, app.actor, terminal=app.settings.terminal_id,
                    phone_region=app.settings.site.phone_region, today=app.today, zone=app.settings.site.zone,
-                   currency=app.settings.payments.currency)
+                   currency=app.settings.payments.currency, tax=app.settings.billing.tax)
 
     # --- opening ------------------------------------------------------------------------------
 
+    @guarded
     def open_for_session(self, session_id: int) -> OrderView:
         """Resume this terminal's open order for the session, or start a draft. Raises OrderBusy."""
         try:
@@ -220,9 +228,10 @@ class SaleService:
                     else:
                         up = (p.tier, p.price_cents) > (cur_plan.tier, cur_plan.price_cents)
                         relation = "upgrade" if up else "downgrade"
-                out.append(_plan_option(p, relation))
+                out.append(_plan_option(p, relation, sales_tax.price_note(self.tax)))
             return out
 
+    @guarded
     def choose_plan(self, order_id: int, plan_code: str) -> OrderView:
         with self.db.write() as s:
             order = self._editable(s, order_id)
@@ -265,6 +274,7 @@ class SaleService:
 
     # --- the customer ------------------------------------------------------------------------
 
+    @guarded
     def set_new_customer(self, order_id: int, form: ContactForm) -> OrderView:
         """Create the customer from the quick form (validated by the customers service) and link them.
 
@@ -273,9 +283,14 @@ class SaleService:
             order = self._editable(s, order_id)
             if order.customer_id is not None:
                 raise SaleError("This sale already has a customer.")
-        customer = self.customers.create_customer(self.actor, form)
+        from clarity_tui.services.customer_duplicates import create_or_reuse
+
+        # A retry (after a failed step or a cancelled sale) reuses the customer the first attempt created;
+        # a phone or email of somebody else raises DuplicateCustomer (the screen offers that customer).
+        customer = create_or_reuse(self.customers, self.actor, form, order_id=order_id)
         return self.link_customer(order_id, customer.id)  # type: ignore[arg-type]
 
+    @guarded
     def link_customer(self, order_id: int, customer_id: int) -> OrderView:
         """Attach a customer (new or found by search); the session's vehicle joins their garage."""
         with self.db.write() as s:
@@ -286,7 +301,17 @@ class SaleService:
             vs = s.get(VehicleSession, order.session_id) if order.session_id else None
             vehicle_ids = []
             if vs is not None:
-                vehicle = self._garage_vehicle(s, customer, vs.plate, vs.plate_region, vs.make, vs.model, vs.colour)
+                from clarity_tui.services.plate_lookalikes import PlateCorrectionRefused, apply_correction, garage_lookalike
+
+                # A misread of one of their cars (RMK-323I for RMK-3231) is that car, not a second one (issue 14).
+                vehicle = garage_lookalike(s, customer.id, vs.plate)  # type: ignore[arg-type]
+                if vehicle is not None:
+                    try:
+                        apply_correction(s, vs, vehicle, self.actor, "session.plate_corrected")
+                    except PlateCorrectionRefused as exc:
+                        raise SaleError(str(exc)) from exc
+                else:
+                    vehicle = self._garage_vehicle(s, customer, vs.plate, vs.plate_region, vs.make, vs.model, vs.colour)
                 vehicle_ids.append(vehicle.id)
                 before = audit.snapshot(vs, ["customer_id", "vehicle_id"])
                 vs.customer_id, vs.vehicle_id = customer.id, vehicle.id
@@ -345,6 +370,7 @@ class SaleService:
             rows = s.exec(select(Vehicle).where(Vehicle.customer_id == order.customer_id).order_by(col(Vehicle.id)))
             return [self._vehicle_option(s, v, order) for v in rows]
 
+    @guarded
     def add_vehicle(self, order_id: int, plate: str, *, make: str = "", model: str = "", colour: str = "") -> OrderView:
         """Add a vehicle (already in the garage, or new) to a family membership."""
         with self.db.write() as s:
@@ -370,6 +396,7 @@ class SaleService:
             audit.record(s, self.actor, "order.vehicle_added", "sales_order", order.id, after={"vehicle_id": vehicle.id})
             return self._view(s, order)
 
+    @guarded
     def remove_vehicle(self, order_id: int, vehicle_id: int) -> OrderView:
         with self.db.write() as s:
             order = self._editable(s, order_id)
@@ -383,6 +410,7 @@ class SaleService:
 
     # --- payment method ---------------------------------------------------------------------------
 
+    @guarded
     def choose_card(self, order_id: int, payment_method_id: int) -> OrderView:
         with self.db.write() as s:
             order = self._payable(s, order_id)
@@ -395,6 +423,7 @@ class SaleService:
                          after={"payment_method_id": pm.id, "brand": pm.brand, "last4": pm.last4})
             return self._view(s, order)
 
+    @guarded
     def attach_reader_card(self, order_id: int, token: Any) -> OrderView:
         """A card read by the card reader (a gateway token: id, brand, last 4, expiry)."""
         with self.db.read() as s:
@@ -402,6 +431,7 @@ class SaleService:
         self.billing.attach_card_token(order_id, token)
         return self.order(order_id)
 
+    @guarded
     def key_card(self, order_id: int, number: str, expiry: str, cvc: str) -> OrderView:
         """Manual keyed entry: validated, sent straight to the gateway; only the token is kept.
 
@@ -414,14 +444,16 @@ class SaleService:
     # --- promotion -------------------------------------------------------------------------------------
 
     def preview_promotion(self, order_id: int, code: str) -> tuple[Promotion, int, int]:
-        """Check a code as it is typed, without saving: (promotion, discount, total). Raises PromotionInvalid."""
+        """Check a code as it is typed, without saving: (promotion, discount, total charged, tax and all).
+        Raises PromotionInvalid."""
         with self.db.read() as s:
             order = self._get(s, order_id)
             plan = self._promo_plan(s, order)
             promo = check_promotion(find_code(s, code), code, plan.code)
             price = price_with(promo, plan_subtotal(plan, max(1, len(order.vehicle_ids or []))))
-            return promo, price.discount_cents, price.total_cents
+            return promo, price.discount_cents, sales_tax.compute(self.tax, price.total_cents).total_cents
 
+    @guarded
     def apply_promotion(self, order_id: int, code: str) -> OrderView:
         with self.db.write() as s:
             order = self._editable(s, order_id)
@@ -440,6 +472,7 @@ class SaleService:
                                    code="plan_change")
         return s.get(Plan, order.plan_id)  # type: ignore[return-value]
 
+    @guarded
     def clear_promotion(self, order_id: int) -> OrderView:
         with self.db.write() as s:
             order = self._editable(s, order_id)
@@ -451,6 +484,7 @@ class SaleService:
 
     # --- checkout, terms, signature --------------------------------------------------------------------
 
+    @guarded
     def review(self, order_id: int) -> OrderView:
         """Fix the amounts and next billing date for the checkout summary."""
         with self.db.write() as s:
@@ -466,7 +500,9 @@ class SaleService:
                 # An upgrade's prorated difference, fixed here: the amount shown before Agree is charged.
                 q = order_quote(s, order, self.today())
                 order.subtotal_cents, order.discount_cents = q.new_subtotal_cents, 0
-                order.due_today_cents, order.next_billing_on = q.due_today_cents, q.next_billing_on
+                taxed = sales_tax.compute(self.tax, q.due_today_cents)
+                order.due_today_cents, order.tax_cents = taxed.total_cents, taxed.tax_cents
+                order.next_billing_on = q.next_billing_on
             else:
                 promo = s.get(Promotion, order.promotion_id) if order.promotion_id else None
                 if promo is not None:
@@ -478,17 +514,19 @@ class SaleService:
                         raise SaleError(f"{exc} The code was removed: check the price again.") from exc
                 price = price_with(promo, plan_subtotal(plan, vehicles))  # type: ignore[arg-type]
                 order.subtotal_cents, order.discount_cents = price.subtotal_cents, price.discount_cents
-                order.due_today_cents = price.total_cents
+                taxed = sales_tax.compute(self.tax, price.total_cents)  # tax on the price after the discount
+                order.due_today_cents, order.tax_cents = taxed.total_cents, taxed.tax_cents
                 order.next_billing_on = next_period(self.today(), plan.interval)  # type: ignore[union-attr]
             if order.payment_method_id is None and not order.card_present and (
                     order.kind != OrderKind.PLAN_CHANGE or order.due_today_cents):
                 raise SaleError("The sale needs a card before checkout.")
             self._touch(s, order, OrderState.CHECKOUT)
             audit.record(s, self.actor, "order.reviewed", "sales_order", order.id,
-                         after=audit.snapshot(order, ["subtotal_cents", "discount_cents", "due_today_cents",
-                                                      "next_billing_on", "kind"]))
+                         after=audit.snapshot(order, ["subtotal_cents", "discount_cents", "tax_cents",
+                                                      "due_today_cents", "next_billing_on", "kind"]))
             return self._view(s, order)
 
+    @guarded
     def checkout(self, order_id: int) -> OrderView:
         """The attendant pressed Checkout: the terms come next."""
         with self.db.write() as s:
@@ -497,7 +535,7 @@ class SaleService:
                 raise SaleError("Review the checkout summary first.")
             self._touch(s, order, OrderState.TERMS)
             audit.record(s, self.actor, "order.checkout", "sales_order", order.id,
-                         after={"due_today_cents": order.due_today_cents})
+                         after={"due_today_cents": order.due_today_cents, "tax_cents": order.tax_cents})
             return self._view(s, order)
 
     def current_terms(self) -> TermsVersion:
@@ -508,6 +546,7 @@ class SaleService:
                 raise SaleError("No membership terms are set up: ask a manager to load the terms before selling.")
             return terms
 
+    @guarded
     def accept_terms(self, order_id: int, terms_version_id: int, how: str) -> OrderView:
         if how not in TERMS_HOW:
             raise ValueError(f"how must be one of {sorted(TERMS_HOW)}")
@@ -527,6 +566,7 @@ class SaleService:
                          after={"terms": terms.label, "sha256": terms.sha256, "how": how})
             return self._view(s, order)
 
+    @guarded
     def decline_terms(self, order_id: int) -> OrderView:
         """The customer declined: the order is cancelled; nothing was or will be charged."""
         with self.db.write() as s:
@@ -536,6 +576,7 @@ class SaleService:
             self._cancel_row(s, order, "order.terms_declined", None)
             return self._view(s, order)
 
+    @guarded
     def record_signature(self, order_id: int, strokes: Sequence[Sequence[Sequence[float]]], svg: str, *,
                          device: str, signer_name: str | None = None) -> OrderView:
         """Store the signature with the accepted terms' version hash, the time, the lane and the device."""
@@ -565,6 +606,7 @@ class SaleService:
 
     # --- paying and activating ----------------------------------------------------------------------------
 
+    @guarded
     def pay(self, order_id: int) -> PayResult:
         """Agree was pressed: take the money (or change the plan), then activate. Never charges twice.
 
@@ -677,6 +719,7 @@ class SaleService:
                 .order_by(col(SalesOrder.id))).all())
         return [order_id for order_id in ids if self.activate(order_id)]  # type: ignore[arg-type]
 
+    @guarded
     def cancel(self, order_id: int) -> OrderView:
         """The attendant abandons the sale before any money moved."""
         with self.db.read() as s:
@@ -814,18 +857,22 @@ class SaleService:
         progress = s.get(OrderProgress, order.id)
         membership = s.get(Membership, order.membership_id) if order.membership_id else None
         subtotal, discount, due = order.subtotal_cents, order.discount_cents, order.due_today_cents
+        tax = order.tax_cents
         next_billing = order.next_billing_on
         effective = None
         if order.kind == OrderKind.PLAN_CHANGE and plan is not None and current is not None:
             q = order_quote(s, order, self.today())
             if order.state in EDITABLE:  # live while the order is put together; review fixes it
-                subtotal, discount, due, next_billing = q.new_subtotal_cents, 0, q.due_today_cents, q.next_billing_on
+                taxed = sales_tax.compute(self.tax, q.due_today_cents)
+                subtotal, discount, next_billing = q.new_subtotal_cents, 0, q.next_billing_on
+                due, tax = taxed.total_cents, taxed.tax_cents
             effective = next_billing if relation == "downgrade" else self.today()
         elif order.state in EDITABLE and plan is not None:
             # Live price while the order is still being put together.
             subtotal = plan_subtotal(plan, max(1, len(vehicles)))
             price = price_with(promo, subtotal)
-            discount, due = price.discount_cents, price.total_cents
+            taxed = sales_tax.compute(self.tax, price.total_cents)
+            discount, due, tax = price.discount_cents, taxed.total_cents, taxed.tax_cents
         if next_billing is None and plan is not None:
             next_billing = next_period(self.today(), plan.interval)
         return OrderView(
@@ -850,9 +897,22 @@ class SaleService:
             activated=bool(progress and progress.activated_at),
             pending_sync=bool(membership and membership.pending_sync and order.state == OrderState.PENDING_SYNC),
             legacy_member_id=order.legacy_member_id, card_present=bool(order.card_present),
-            price_text=itemised(plan, max(1, len(vehicles))) if plan else "", change_effective_on=effective,
-            vehicle_note=self._left_off(s, order, plan, vehicles) if plan else None,
+            price_text=itemised(plan, max(1, len(vehicles))) + sales_tax.price_note(self.tax) if plan else "",
+            change_effective_on=effective, vehicle_note=self._left_off(s, order, plan, vehicles) if plan else None,
+            tax_cents=tax, tax_label=sales_tax.label(self.tax) or ("Tax" if tax else ""),
+            tax_note=sales_tax.price_note(self.tax),
+            billing_date_set_by_manager=self._billing_date_overridden(s, order),
         )
+
+    @staticmethod
+    def _billing_date_overridden(s: Session, order: SalesOrder) -> bool:
+        """A migration billed from a date a manager chose, not the legacy system's next bill date."""
+        if order.kind != OrderKind.MIGRATION or not order.legacy_member_id or order.next_billing_on is None:
+            return False
+        from db.models import LegacyMember
+
+        lm = s.get(LegacyMember, order.legacy_member_id)
+        return lm is not None and order.next_billing_on != lm.next_bill_on
 
     @staticmethod
     def _left_off(s: Session, order: SalesOrder, plan: Plan, vehicles: list[VehicleOption]) -> str | None:

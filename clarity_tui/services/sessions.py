@@ -19,16 +19,20 @@ from sqlmodel import Session, col, select
 
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
+from clarity_tui.services.entitlement import EntitlementPolicy
 from clarity_tui.services.board_view import (
     BADGE_LABELS,
     Badge,
     BubbleView,
     LaneView,
     membership_rank,
+    SyncHealth,
     read_board,
     read_bubbles,
+    read_sync_health,
 )
 from clarity_tui.services.legacy_match import best_unmigrated_match
+from clarity_tui.services.permissions import Permission, require
 from clarity_tui.services.plates import normalize_plate, validate_plate
 from db.engine import Database
 from db.models import (
@@ -87,8 +91,10 @@ class SessionDetail:
 
 
 class SessionService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, policy: EntitlementPolicy | None = None) -> None:
         self.db = db
+        # Who is a member today (grace days, the site's calendar): from settings where the caller has them.
+        self.policy = policy
 
     # --- site set-up -------------------------------------------------------
 
@@ -158,6 +164,8 @@ class SessionService:
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def set_status(self, session_id: int, status: SessionStatus, actor: Actor) -> None:
+        """Done, no sale, abandoned: by whoever sees the car (session.status), or the tunnel."""
+        require(actor, Permission.SESSION_STATUS)
         with self.db.write() as s:
             row = s.get(VehicleSession, session_id)
             if row is None:
@@ -205,7 +213,12 @@ class SessionService:
 
     def board(self, now: dt.datetime | None = None) -> list[LaneView]:
         with self._raw() as conn:
-            return read_board(conn, self.db.is_sqlite, now)
+            return read_board(conn, self.db.is_sqlite, now, self.policy)
+
+    def sync_health(self) -> SyncHealth:
+        """How the billing sync is doing (the board's banner)."""
+        with self._raw() as conn:
+            return read_sync_health(conn)
 
     @contextmanager
     def _raw(self) -> Iterator[Any]:
@@ -223,7 +236,7 @@ class SessionService:
             if v is None:
                 raise SessionGone(f"Session {session_id} no longer exists.")
             with self._raw() as conn:
-                bubble = read_bubbles(conn, self.db.is_sqlite, [session_id])[0]
+                bubble = read_bubbles(conn, self.db.is_sqlite, [session_id], policy=self.policy)[0]
             lane = s.get(Lane, v.lane_id)
             customer = s.get(Customer, v.customer_id) if v.customer_id else None
             membership_view = None
@@ -260,6 +273,7 @@ class SessionService:
 
         Abandoned by default (the car left unseen); the simulator passes DONE for cars it washed,
         and keeps the ones still at the pre-gate (`keep_lane_kind`)."""
+        require(actor, Permission.SESSION_STATUS)
         cutoff = utcnow() - older_than
         with self.db.write() as s:
             query = select(VehicleSession).where(

@@ -13,6 +13,14 @@
     [lanes]                 # relative weights per lane name: the wash lane a car drives on to
     "Lane 1" = 2            # after the pre-gate (and the pre-gate it arrives at, if several)
     "Lane 2" = 1
+
+Top-level keys (in TOML, before the first [table]) include the simulated gateway's billing clock:
+
+    billing_days_per_minute = 1.0   # the billing clock runs this many days per real minute (renewals,
+                                    # failures, retries, cancellations, as `payments clock advance` runs
+                                    # them); 0, the default, leaves it still
+    billing_failure_rate = 0.1      # the share of renewals whose card fails meanwhile; unset: the
+                                    # setting billing.simulated_failure_rate
 """
 
 from __future__ import annotations
@@ -57,6 +65,10 @@ class Scenario(BaseModel):
     dwell_minutes: float = Field(default=6.0, gt=0, le=240)
     # Outcome of the next simulated card-reader action (see hardware).
     card_reader_outcome: str = "approve"
+    # The simulated gateway's billing clock: days of billing per real minute (0: off), and the share of
+    # renewals that fail meanwhile (None: settings.billing.simulated_failure_rate).
+    billing_days_per_minute: float = Field(default=0.0, ge=0, le=1440)
+    billing_failure_rate: float | None = Field(default=None, ge=0, le=1)
 
 
 def load_scenario(path: str | Path | None) -> Scenario:

@@ -10,7 +10,7 @@ from textual.events import Click
 from textual.widgets import Label
 
 from clarity_tui.messages import OpenSession
-from clarity_tui.services.board_view import BADGE_LABELS, Badge, BubbleView
+from clarity_tui.services.board_view import Badge, BubbleView
 from clarity_tui.widgets.timefmt import wait_label
 
 
@@ -25,6 +25,7 @@ class SessionBubble(Vertical, can_focus=True):
         &:focus { border: heavy $accent; background: $boost; }
         &.-member { border-title-color: $success; }
         &.-past_due, &.-paused { border-title-color: $warning; }
+        &.-expired, &.-cancelled { border-title-color: $error; }
         &.-legacy { border-title-color: $secondary; }
         &.-new { border-title-color: $foreground-muted; }
         Label { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
@@ -32,6 +33,7 @@ class SessionBubble(Vertical, can_focus=True):
         .vehicle, .who { color: $foreground; }
         .wait { color: $foreground-muted; }
         .held { color: $warning; }
+        &.-lookalike .who { color: $warning; text-style: bold; }
     }
     """
 
@@ -63,11 +65,14 @@ class SessionBubble(Vertical, can_focus=True):
         v = self.view
         for badge in Badge:
             self.set_class(v.badge == badge, f"-{badge}")
-        label = BADGE_LABELS[v.badge] + (" ⟳SYNC" if v.pending_sync else "")
+        label = v.badge_label + (" ⟳SYNC" if v.pending_sync else "")
         self.border_title = label
         self._plate.update(v.plate + ("?" if v.confidence < 0.8 else ""))
         self._vehicle.update(v.vehicle_line)
         who = v.customer_name or ("Legacy match" if v.badge == Badge.LEGACY else "Walk-up")
+        if v.lookalike and not v.customer_name:
+            who = "≈ member?"  # a misread of a member's plate, most likely: the session screen says whose
+        self.set_class(v.lookalike and not v.customer_name, "-lookalike")
         if v.plan_name:
             who = f"{who} · {v.plan_name.split()[0]}"
         self._who.update(who)

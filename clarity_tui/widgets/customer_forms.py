@@ -22,7 +22,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from clarity_tui.payments.errors import PaymentError
 from clarity_tui.services.customers import CustomerError, ValidationFailed
 from clarity_tui.services.mailer import MailError
-from clarity_tui.services.permissions import PermissionDenied
+from clarity_tui.services.permissions import Permission, PermissionDenied
 
 USER_ERRORS: tuple[type[BaseException], ...] = (CustomerError, PermissionDenied, PaymentError, MailError, ValueError)
 
@@ -35,6 +35,24 @@ class FieldSpec:
     value: Any = ""
     choices: Sequence[tuple[str, Any]] = field(default_factory=tuple)
     placeholder: str = ""
+
+
+@dataclass(frozen=True)
+class ManagerAsk:
+    """A manager-only form (issue 15): whoever lacks `permission` is asked for a Manager PIN in place
+    (widgets/manager_pin.manager_approval) after `check` passes and before the service call, which
+    then runs as the approving manager. `check` is the form's own validation (raises ValidationFailed);
+    action, why, entity and entity_id are what the PIN check audits."""
+
+    permission: Permission
+    action: str
+    why: str = ""
+    entity: str | None = None
+    entity_id: Any = None
+    check: Callable[[dict[str, Any]], None] | None = None
+
+
+NOT_APPROVED = "Not approved by a manager: nothing was changed."
 
 
 class FormDialog(ModalScreen[Any]):
@@ -61,8 +79,12 @@ class FormDialog(ModalScreen[Any]):
     """
 
     def __init__(self, title: str, fields: Sequence[FieldSpec], submit: Callable[[dict[str, Any]], Any],
-                 extra: dict[str, Callable[["FormDialog"], None]] | None = None, save_label: str = "Save") -> None:
+                 extra: dict[str, Callable[["FormDialog"], None]] | None = None, save_label: str = "Save",
+                 approval: ManagerAsk | None = None) -> None:
+        """With `approval`, `submit` is called as submit(values, actor): the signed-in actor when they
+        hold the permission, else the manager who approved with their PIN."""
         super().__init__()
+        self.approval = approval
         self.form_title = title
         self.fields = list(fields)
         self.submit = submit
@@ -97,8 +119,18 @@ class FormDialog(ModalScreen[Any]):
                      password=spec.kind == "secret")
 
     def on_mount(self) -> None:
+        self._initial = self.values()  # Esc asks before dropping anything typed since (widgets/unsaved_guard.py)
         first = self.query(".form-row Input, .form-row Select, .form-row Checkbox").first()
         first.focus()
+
+    @on(Input.Submitted)
+    def _next_field(self, event: Input.Submitted) -> None:
+        """Enter moves to the next field at once (`set_focus`, not the deferred `focus()`), so a key
+        typed right after it lands there (issue 14). Enter on the last field does nothing: F2 saves."""
+        fields = list(self.query(".form-row Input, .form-row Select, .form-row Checkbox"))
+        if event.input in fields and fields.index(event.input) + 1 < len(fields):
+            event.stop()
+            self.set_focus(fields[fields.index(event.input) + 1])
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -130,12 +162,49 @@ class FormDialog(ModalScreen[Any]):
             return
         self.saving = True
         self.query_one("#form-error", Static).update("Saving…")
-        self._save(self.values())
+        values = self.values()
+        ask = self.approval
+        if ask is None:
+            self._save(values)
+            return
+        from clarity_tui.services.permissions import allowed
+
+        actor = self.app.actor  # type: ignore[attr-defined]
+        if allowed(actor, ask.permission):
+            self._save(values, actor)
+        else:
+            self._approve_then_save(values)
+
+    @work(exclusive=True, group="form-approve", exit_on_error=False)
+    async def _approve_then_save(self, values: dict[str, Any]) -> None:
+        """Validate, then a manager's PIN in place, then the service call as that manager."""
+        from clarity_tui.widgets.manager_pin import manager_approval
+
+        ask = self.approval
+        assert ask is not None
+        if ask.check is not None:
+            try:
+                ask.check(values)
+            except ValidationFailed as exc:
+                self.show_error(str(exc), list(exc.errors))
+                return
+        self.query_one("#form-error", Static).update("A manager's PIN is needed…")
+        try:
+            manager = await manager_approval(self.app, ask.action, why=ask.why, entity=ask.entity, entity_id=ask.entity_id)
+        except Exception as exc:  # noqa: BLE001 - shown, and the typed values stay
+            self.show_error(f"Could not ask for a manager's PIN ({exc}). Nothing was changed: try again.")
+            return
+        if manager is None:
+            self.show_error(NOT_APPROVED)
+            self.notify(NOT_APPROVED)
+            return
+        self.query_one("#form-error", Static).update(f"Approved by {manager.name}: saving…")
+        self._save(values, manager)
 
     @work(thread=True, exclusive=True, group="form-save", exit_on_error=False)
-    def _save(self, values: dict[str, Any]) -> None:
+    def _save(self, values: dict[str, Any], actor: Any = None) -> None:
         try:
-            result = self.submit(values)
+            result = self.submit(values) if self.approval is None else self.submit(values, actor)  # type: ignore[call-arg]
         except ValidationFailed as exc:
             self.app.call_from_thread(self.show_error, str(exc), list(exc.errors))
             return
@@ -148,7 +217,11 @@ class FormDialog(ModalScreen[Any]):
         self.app.call_from_thread(self.dismiss, True if result is None else result)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        from clarity_tui.widgets.unsaved_guard import leave_or_ask
+
+        dirty = not self.saving and self.values() != getattr(self, "_initial", self.values())
+        leave_or_ask(self, dirty, save=self.action_save, discard=lambda: self.dismiss(None),
+                     what=f"“{self.form_title}”")
 
     @on(Button.Pressed, "#form-save")
     def _save_pressed(self) -> None:

@@ -46,7 +46,10 @@ class PlanCard(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         p = self.plan
         yield Label(p.name, classes="plan-name")
-        yield Label(f"{p.price_label}  tier {p.tier}", classes="plan-price")
+        # The sales tax note ("+ tax", "incl. tax") on a line of its own: a narrow card never splits it.
+        yield Label(f"{p.price_label.removesuffix(p.tax_note)}  tier {p.tier}", classes="plan-price")
+        if p.tax_note:
+            yield Label(p.tax_note.strip(), classes="plan-price")
         yield Label(RELATION_LABELS.get(p.relation, " "), classes="plan-relation")
         # "3 vehicles included", "Extra vehicle $15.00/mo", "Up to 5 vehicles": the limit the sale enforces.
         benefits = [*p.benefits, *p.vehicle_terms]

@@ -8,6 +8,7 @@ pad on a loopback TCP port for `socket://` tests and technician demos.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import socket
@@ -83,8 +84,13 @@ class PadPlayer:
     seed: int | None = None
     # Stop after this many pen-down points (an unplugged cable, for tests).
     stop_after_points: int | None = None
+    # Hold the pen down after this many pen-down points until `release` is set (a signer who pauses
+    # mid-stroke; tests act at an exact point of the signature, however loaded the machine).
+    hold_after_points: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         rng = random.Random(self.seed)
@@ -108,6 +114,13 @@ class PadPlayer:
                 self.write(packet)
                 if packet[0] & 0x01:
                     sent_points += 1
+                    if sent_points == self.hold_after_points:
+                        held_at = time.monotonic()
+                        self.held.set()
+                        while not self.release.wait(0.05):
+                            if self.stop.is_set():
+                                return
+                        began += time.monotonic() - held_at  # the rest keeps the signer's pace
         finally:
             self.done.set()
 
@@ -119,7 +132,12 @@ class PadPlayer:
 
 @dataclass
 class SimulatedTopazPad(TopazSerialPad):
-    """Topaz driver on `loop://` with a synthetic signer. Options: seed, speed, start_delay, garbage_rate, model."""
+    """Topaz driver on `loop://` with a synthetic signer. Options: seed, speed, start_delay, garbage_rate, model,
+    tap_ok (the signer taps the pad's OK box when done; the box defaults to SIM_OK_BOX), hold_after_points
+    (the signer pauses, pen down, after that many points until `release_signer()`).
+
+    Every capture, and every Clear within one, starts a new signer (the next seed): after Clear the
+    customer signs again, as at a real pad."""
 
     port: str = "loop://"
     driver_name: str = field(init=False, default="simulated")
@@ -127,9 +145,12 @@ class SimulatedTopazPad(TopazSerialPad):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._player: PadPlayer | None = None
+        self.signer_strokes: list[SynthStroke] = []  # what the current signer draws
         self._thread: threading.Thread | None = None
         self._captures = 0
         self.screen_text = ""
+        if self.options.get("tap_ok") and self.ok_box is None:
+            self.ok_box = SIM_OK_BOX
 
     @classmethod
     def from_config(cls, port: str | None, options: dict[str, Any], **_: Any) -> SimulatedTopazPad:
@@ -153,34 +174,77 @@ class SimulatedTopazPad(TopazSerialPad):
         if serial_port is not None:
             serial_port.close()
 
+    def next_strokes(self) -> list[SynthStroke]:
+        """What the next signer will draw (tests compare the stored signature with it)."""
+        return synth_signature(self._seed(self._captures))
+
+    def _seed(self, n: int) -> int | None:
+        seed = self.options.get("seed")
+        return None if seed is None else int(seed) + n
+
     async def _before_capture(self) -> None:
+        self._start_signer()
+
+    async def _on_clear(self) -> None:
+        await self._stop_signer()
+        self._start_signer()
+
+    def _start_signer(self) -> None:
         opts = self.options
-        seed = opts.get("seed")
-        seed = None if seed is None else int(seed) + self._captures
+        seed = self._seed(self._captures)
         self._captures += 1
         serial_port = self._serial
         assert serial_port is not None
+        strokes = synth_signature(seed)
+        self.signer_strokes = strokes
+        if self.ok_box is not None and opts.get("tap_ok"):
+            strokes = [*strokes, ok_tap(self.ok_box, strokes[-1][-1][2] + 350)]
         self._player = PadPlayer(
             model=self.model,
             write=lambda data: _safe_write(serial_port, data),
-            strokes=synth_signature(seed),
+            strokes=strokes,
             speed=float(opts.get("speed", 1.0)),
             start_delay=float(opts.get("start_delay", 0.4)),
             garbage_rate=float(opts.get("garbage_rate", 0.02)),
             seed=seed,
+            hold_after_points=None if opts.get("hold_after_points") is None else int(opts["hold_after_points"]),
         )
         self._thread = self._player.start()
 
-    async def _after_capture(self) -> None:
+    @property
+    def signer_held(self) -> bool:
+        """The signer paused with the pen down (option hold_after_points)."""
+        return self._player is not None and self._player.held.is_set() and not self._player.release.is_set()
+
+    def release_signer(self) -> None:
+        """Let a held signer go on."""
         if self._player is not None:
-            self._player.stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
+            self._player.release.set()
+
+    async def _stop_signer(self) -> None:
+        player, thread = self._player, self._thread
         self._player = self._thread = None
+        if player is not None:
+            player.stop.set()
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 1.0)
+
+    async def _after_capture(self) -> None:
+        await self._stop_signer()
 
     @property
     def signer_finished(self) -> bool:
         return self._player is not None and self._player.done.is_set()
+
+
+# Where the simulated pad's OK button is (top right, clear of synth_signature's ink).
+SIM_OK_BOX = (0.88, 0.0, 1.0, 0.12)
+
+
+def ok_tap(box: tuple[float, float, float, float], t_ms: int) -> SynthStroke:
+    """A short tap in the middle of the pad's OK box."""
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return [(x, y, t_ms), (x, y, t_ms + 15), (x, y, t_ms + 30)]
 
 
 def _safe_write(serial_port: Any, data: bytes) -> None:
@@ -269,4 +333,4 @@ class TcpPadServer:
                 self.finished.set()
 
 
-__all__ = ["PadPlayer", "SimulatedTopazPad", "TcpPadServer", "synth_signature"]
+__all__ = ["SIM_OK_BOX", "PadPlayer", "SimulatedTopazPad", "TcpPadServer", "ok_tap", "synth_signature"]

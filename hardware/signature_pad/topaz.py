@@ -18,6 +18,8 @@ from typing import Any
 
 from hardware.base import DeviceError, DeviceState
 from hardware.signature_pad.base import (
+    FinishRule,
+    FinishTracker,
     PadListener,
     PadUpdate,
     PenPoint,
@@ -25,6 +27,16 @@ from hardware.signature_pad.base import (
     SignatureCancelled,
     SignaturePad,
     Stroke,
+    check_signature,
+)
+from hardware.signature_pad.pad_models import (  # noqa: F401 - re-exported: the protocol's public names
+    DEFAULT_MODEL,
+    PAD_MODELS,
+    PadModel,
+    denormalise,
+    normalise,
+    ok_box_option,
+    resolve_model,
 )
 
 SYNC = 0x80
@@ -33,6 +45,7 @@ PEN_DOWN = 0x01
 COORDINATE_TYPES = frozenset({0, 1, 4})
 INVALID = 0x0FFF
 MAX_COORD = 0x0FFF
+READ_SIZE = 1024  # per read: a burst is parsed in bounded slices, between deadline checks
 
 
 @dataclass(frozen=True)
@@ -105,103 +118,64 @@ class TopazParser:
         return out
 
 
-@dataclass(frozen=True)
-class PadModel:
-    """A pad's raw coordinate range. Nominal values: calibrate per unit with the x_min/x_max/y_min/y_max options."""
-
-    name: str
-    x_min: int
-    x_max: int
-    y_min: int
-    y_max: int
-    has_lcd: bool = False
-
-    @property
-    def aspect(self) -> float:
-        return (self.x_max - self.x_min) / max(1, self.y_max - self.y_min)
-
-
-# Nominal ranges of the common SigLite / SignatureGem models (1x5 = 1" by 5" signing area,
-# 4x3 = 4" by 3"). Units differ a little; technicians override with options.
-PAD_MODELS: dict[str, PadModel] = {
-    m.name: m
-    for m in (
-        PadModel("T-S460", 500, 2650, 350, 1050),
-        PadModel("T-LBK460", 500, 2650, 350, 1050),
-        PadModel("T-S461", 500, 2650, 350, 1050),
-        PadModel("T-LBK462", 400, 2400, 350, 1950),
-        PadModel("T-L462", 400, 2400, 350, 1950),
-        PadModel("T-LBK755", 410, 2390, 250, 1950, has_lcd=True),
-    )
-}
-DEFAULT_MODEL = "T-S460"
-
-
-def resolve_model(options: dict[str, Any] | None) -> PadModel:
-    options = options or {}
-    name = str(options.get("model", DEFAULT_MODEL)).upper()
-    base = PAD_MODELS.get(name)
-    if base is None:
-        known = ", ".join(PAD_MODELS)
-        raise DeviceError(f"Unknown signature pad model '{name}': use one of {known}, "
-                          "or give x_min/x_max/y_min/y_max in the pad's options.", code="config")
-    try:
-        model = PadModel(
-            name,
-            int(options.get("x_min", base.x_min)),
-            int(options.get("x_max", base.x_max)),
-            int(options.get("y_min", base.y_min)),
-            int(options.get("y_max", base.y_max)),
-            bool(options.get("has_lcd", base.has_lcd)),
-        )
-    except (TypeError, ValueError) as exc:
-        raise DeviceError(f"Signature pad range options must be whole numbers ({exc}).", code="config") from exc
-    if model.x_max <= model.x_min or model.y_max <= model.y_min:
-        raise DeviceError("Signature pad range is empty: x_max must exceed x_min and y_max exceed y_min.", code="config")
-    return model
-
-
-def normalise(model: PadModel, x: int, y: int) -> tuple[float, float]:
-    nx = (x - model.x_min) / (model.x_max - model.x_min)
-    ny = (y - model.y_min) / (model.y_max - model.y_min)
-    return min(1.0, max(0.0, nx)), min(1.0, max(0.0, ny))
-
-
-def denormalise(model: PadModel, nx: float, ny: float) -> tuple[int, int]:
-    return (round(model.x_min + nx * (model.x_max - model.x_min)), round(model.y_min + ny * (model.y_max - model.y_min)))
 
 
 class StrokeBuilder:
-    """Pen down adds points to the current stroke; pen up (or an invalid position) ends it."""
+    """Pen down adds points to the current stroke; pen up (or an invalid position) ends it.
 
-    def __init__(self, model: PadModel) -> None:
+    Holds at most `max_points`: a point past the cap is dropped and `overflow` set."""
+
+    def __init__(self, model: PadModel, max_points: int | None = None) -> None:
         self.model = model
+        self.max_points = max_points
         self.strokes: list[list[PenPoint]] = []
+        self.point_count = 0
+        self.overflow = False
         self._open = False
         self.pen_down = False
+        self._skip_until_lift = False  # after a clear: the rest of the stroke in progress is not kept
+        self._closed: tuple[Stroke, ...] = ()  # frozen finished strokes, so an update costs the open one only
 
     def add(self, packet: TopazPacket, t_ms: int) -> bool:
         """Returns True when the drawing changed."""
+        if self._skip_until_lift:
+            if packet.pen_down and packet.valid:
+                return False
+            self._skip_until_lift = False
         if not packet.pen_down or not packet.valid:
             was_open = self._open
             self._open = False
             self.pen_down = False
             return was_open
+        if self.max_points is not None and self.point_count >= self.max_points:
+            self.overflow = True
+            return False
         nx, ny = normalise(self.model, packet.x, packet.y)
         point = PenPoint(nx, ny, t_ms, packet.x, packet.y)
         if not self._open:
             self.strokes.append([])
             self._open = True
         self.strokes[-1].append(point)
+        self.point_count += 1
         self.pen_down = True
         return True
 
     def clear(self) -> None:
+        """Start again: the strokes so far, and the rest of one in progress, are thrown away."""
+        self._skip_until_lift = self.pen_down
         self.strokes.clear()
+        self.point_count = 0
+        self._closed = ()
         self._open = False
+        self.pen_down = False
 
     def frozen(self) -> tuple[Stroke, ...]:
-        return tuple(Stroke(tuple(points)) for points in self.strokes if points)
+        done = len(self.strokes) - (1 if self._open else 0)
+        if len(self._closed) != done:
+            self._closed = self._closed + tuple(Stroke(tuple(p)) for p in self.strokes[len(self._closed):done])
+        if self._open and self.strokes[-1]:
+            return (*self._closed, Stroke(tuple(self.strokes[-1])))
+        return self._closed
 
 
 def _open_serial(port: str, baudrate: int, read_timeout: float):  # noqa: ANN202
@@ -226,6 +200,8 @@ class TopazSerialPad(SignaturePad):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.model = resolve_model(self.options)
+        self.finish = FinishRule.from_options(self.options, self.finish)
+        self.ok_box = ok_box_option(self.options.get("ok_box"))
         self._serial = None
         self.parser = TopazParser()
 
@@ -270,10 +246,11 @@ class TopazSerialPad(SignaturePad):
         return DeviceError(reason, code="offline")
 
     async def _read(self) -> bytes:
+        """At most READ_SIZE bytes; returns within the port's read timeout (`read_timeout`)."""
         serial_port = self._serial
         assert serial_port is not None
         try:
-            return await asyncio.to_thread(serial_port.read, 256)
+            return await asyncio.to_thread(serial_port.read, READ_SIZE)
         except Exception as exc:  # noqa: BLE001 - SerialException, OSError: the port went away
             raise self._dropped(exc) from exc
 
@@ -282,6 +259,16 @@ class TopazSerialPad(SignaturePad):
 
     async def _after_capture(self) -> None:
         """Hook for the simulated pad."""
+
+    async def _on_clear(self) -> None:
+        """Hook: capture starts again after Clear (the simulated pad restarts its signer)."""
+
+    def _in_ok_box(self, packet: TopazPacket) -> bool:
+        if self.ok_box is None or not (packet.pen_down and packet.valid):
+            return False
+        x, y = normalise(self.model, packet.x, packet.y)
+        x0, y0, x1, y1 = self.ok_box
+        return x0 <= x <= x1 and y0 <= y <= y1
 
     async def capture(
         self,
@@ -294,10 +281,20 @@ class TopazSerialPad(SignaturePad):
             await self.open()
         self._reset_flags()
         self.parser = TopazParser()
-        builder = StrokeBuilder(self.model)
+        max_points = int(self.options.get("max_points", self.MAX_POINTS))
+        max_bytes = int(self.options.get("max_bytes", self.MAX_BYTES))
+        builder = StrokeBuilder(self.model, max_points)
         start = time.monotonic()
+        # A wall-clock deadline: bytes still arriving never push it back. Each read returns within
+        # the port's read timeout, and a read's bytes are bounded, so capture returns within about
+        # one read timeout (50 ms) of it, whatever the pad sends.
+        deadline = None if timeout is None else start + timeout
         last_activity = start
         decoded = 0
+        received = 0
+        finish = FinishTracker(self.finish)  # is the signature finished (Agree possible)?
+        ok_touch = False  # the pen is on the pad's OK button
+        drawn = False
         self._set_status(DeviceState.BUSY, "capturing a signature")
         await self._before_capture()
         try:
@@ -306,17 +303,31 @@ class TopazSerialPad(SignaturePad):
                     raise SignatureCancelled()
                 if self._clear.is_set():
                     self._clear.clear()
+                    self._ok.clear()
                     builder.clear()
+                    finish.reset()
+                    self.ready = ok_touch = drawn = False
+                    received = 0
+                    await self._on_clear()
                     if on_update:
-                        on_update(PadUpdate((), pen_down=False, cleared=True))
+                        on_update(PadUpdate((), pen_down=False, cleared=True, hint=finish.hint))
+                if self._ok.is_set():
+                    self._ok.clear()
+                    finish.press_ok()
+                update = finish.update(builder.frozen(), builder.pen_down, drawn=drawn)
+                drawn = False
+                if update is not None:
+                    self.ready = update.ready
+                    if on_update:
+                        on_update(update)
                 if self._accept.is_set():
                     break
                 now = time.monotonic()
                 has_strokes = bool(builder.strokes)
                 if idle_seconds is not None and has_strokes and not builder.pen_down and now - last_activity >= idle_seconds:
                     break
-                if timeout is not None and now - start >= timeout:
-                    if has_strokes and idle_seconds is not None:
+                if deadline is not None and now >= deadline:
+                    if has_strokes and idle_seconds is not None and not builder.pen_down:
                         break
                     if decoded == 0 and self.parser.skipped > 0:
                         reason = (f"The signature pad sends unreadable data ({self.parser.skipped} bytes skipped): "
@@ -328,21 +339,34 @@ class TopazSerialPad(SignaturePad):
                 data = await self._read()
                 if not data:
                     continue
+                received += len(data)
+                if received > max_bytes:
+                    raise DeviceError(f"The signature pad sent more than {max_bytes // 1024} KB for one signature: "
+                                      "that was not a signature. Ask the customer to sign again, then Retry; if it "
+                                      "happens again, check the pad's port speed and model.", code="overflow")
                 t_ms = int((time.monotonic() - start) * 1000)
-                changed = False
                 packets = self.parser.feed(data)
                 decoded += len(packets)
                 for packet in packets:
-                    changed = builder.add(packet, t_ms) or changed
-                if changed:
+                    if self._in_ok_box(packet):
+                        ok_touch = True  # the pad's OK button, not ink
+                        continue
+                    if ok_touch and not packet.pen_down:
+                        ok_touch = False
+                        finish.press_ok()
+                    drawn = builder.add(packet, t_ms) or drawn
+                    finish.pen(builder.pen_down)
+                if builder.overflow:
+                    raise DeviceError(f"The signature pad sent more than {max_points:,} points for one signature: "
+                                      "that was not a signature. Ask the customer to sign again, then Retry.",
+                                      code="overflow")
+                if drawn:
                     last_activity = time.monotonic()
-                    if on_update:
-                        on_update(PadUpdate(builder.frozen(), builder.pen_down))
         finally:
             await self._after_capture()
             if self.status.state is DeviceState.BUSY:
                 self._set_status(DeviceState.CONNECTED)
-        return Signature(builder.frozen(), model=self.model.name, aspect=self.model.aspect)
+        return check_signature(Signature(builder.frozen(), model=self.model.name, aspect=self.model.aspect))
 
 
 def _quiet_close(serial_port: Any) -> None:

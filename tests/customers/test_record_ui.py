@@ -8,7 +8,8 @@ from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 from clarity_tui.screens.customer_record import CustomerRecordScreen
 from clarity_tui.screens.customer_search import CustomerSearchScreen
 from clarity_tui.services.customers import CustomerService
-from clarity_tui.widgets.customer_forms import ConfirmDialog, FormDialog, NoticeDialog
+from clarity_tui.widgets.customer_forms import NOT_APPROVED, ConfirmDialog, FormDialog, NoticeDialog
+from clarity_tui.widgets.manager_pin import ManagerPinModal
 from db.models import AuditLog
 from tests.customers.conftest import ATTENDANT, MANAGER, TECHNICIAN
 from tests.uihelpers import make_app, wait_until
@@ -196,10 +197,15 @@ async def test_membership_tab_expiry_manager_only_and_pause(settings, demo_db) -
         await pilot.click("#membership-expiry")
         d = await dialog(pilot)
         await fill(pilot, d, expires_on="2027-05-01")
-        await pilot.press("f2")
-        await wait_until(pilot, lambda: "may not change membership expiration" in str(d.query_one("#form-error", Static).render()), "refused")
-        assert d.values()["expires_on"] == "2027-05-01"  # kept
+        await pilot.press("f2")  # managers only: a Manager PIN is asked in place (tests/site/test_manager_pin_in_place.py)
+        await wait_until(pilot, lambda: isinstance(app.screen, ManagerPinModal), "the Manager PIN")
         await pilot.press("escape")
+        await wait_until(pilot, lambda: NOT_APPROVED in str(d.query_one("#form-error", Static).render()), "not approved")
+        assert d.values()["expires_on"] == "2027-05-01"  # kept
+        await pilot.press("escape")  # unsaved: asked first (widgets/unsaved_guard.py); Discard
+        await wait_until(pilot, lambda: app.screen.id == "unsaved-changes", "the unsaved-changes prompt")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: app.screen is screen, "back on the record")
         await pilot.click("#membership-pause")
         await confirm(pilot)
         await wait_until(pilot, lambda: rows(screen, "membership-table")[0][1] == "paused", "paused")
@@ -305,7 +311,8 @@ async def test_notes_tab_and_operator_notice_pops_up_on_open(settings, demo_db) 
     app2 = make_app(settings, demo_db, actor=ATTENDANT)
     async with app2.run_test(size=(80, 24)) as pilot:
         app2.push_screen(CustomerRecordScreen(1))
-        await wait_until(pilot, lambda: isinstance(app2.screen, NoticeDialog), "operator notice popup")
+        await wait_until(pilot, lambda: isinstance(app2.screen, NoticeDialog) and bool(app2.screen.query("#notice-text")),
+                         "operator notice popup, drawn")
         assert app2.screen.id == "operator-notice"
         assert "Board member: VIP" in str(app2.screen.query_one("#notice-text", Static).render())
         assert "tire shine" not in str(app2.screen.query_one("#notice-text", Static).render())
@@ -382,7 +389,8 @@ async def test_past_due_member_pays_with_a_new_card_on_the_reader(settings, demo
         app.devices.card_reader.set_outcome("approve")
         await pilot.click("#membership-reader")
         await wait_until(pilot, lambda: rows(screen, "membership-table")[0][1] == "active", "reactivated")
-        assert any(n.message.startswith("Card saved: ") for n in app._notifications)
+        await wait_until(pilot, lambda: any(n.message.startswith("Card saved: ") for n in app._notifications),
+                         "the card-saved notice")
     with demo_db.read() as s:
         cards = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == m.customer_id)).all()
         assert len(cards) == cards_before + 1 and [c.is_default for c in cards].count(True) == 1
@@ -419,9 +427,11 @@ async def test_a_manager_refunds_from_the_record_and_an_attendant_cannot(setting
             d = await dialog(pilot)
             if actor is ATTENDANT:
                 await fill(pilot, d, amount="1.00")
-                await pilot.press("f2")
-                await wait_until(pilot, lambda: "refund" in str(d.query_one("#form-error", Static).render()).lower()
-                                 or any("refund" in n.message.lower() for n in app._notifications), "the refusal")
+                await pilot.press("f2")  # managers only: a Manager PIN is asked in place; cancelled, nothing is sent
+                await wait_until(pilot, lambda: isinstance(app.screen, ManagerPinModal), "the Manager PIN")
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: NOT_APPROVED in str(d.query_one("#form-error", Static).render()),
+                                 "not approved")
                 continue
             await fill(pilot, d, amount=f"{paid / 100 + 1:.2f}")
             await pilot.press("f2")

@@ -47,7 +47,9 @@ def test_record_screen_snapshot(snap_compare, sqlite_url: str, snap_db) -> None:
         app.push_screen(CustomerRecordScreen(41))  # Seán O'Brien, +44 phone
         await wait_until(pilot, lambda: isinstance(app.screen, CustomerRecordScreen) and app.screen.record is not None
                          and len(app.screen.query("#prompt-grid Select")) == 2, "record and its question prompts")
-        await pilot.pause()
+        # The record focuses the first name on open; on a loaded machine that can land after the prompts.
+        await wait_until(pilot, lambda: getattr(app.focused, "id", None) == "in-first_name", "the first name focused")
+        await pilot.wait_for_scheduled_animations()
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -43,7 +43,8 @@ def test_doctor_all_good_with_simulated_devices(site_env: dict[str, str]) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     assert report["ok"] is True
     assert [c["name"] for c in report["checks"]] == [
-        "database", "card reader (simulated)", "signature pad (simulated)", "plate camera (simulated)", "payment gateway"]
+        "database", "database integrity", "card reader (simulated)", "signature pad (simulated)",
+        "plate camera (simulated)", "payment gateway", "sms provider", "mail server", "crash log"]
 
 
 def test_doctor_fails_on_a_missing_pad_port_and_an_unreachable_gateway(site_env: dict[str, str]) -> None:
@@ -120,15 +121,18 @@ def test_listen_plates_records_webhooks(site_env: dict[str, str]) -> None:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
+    secret = "cli-camera-secret-lane3-0123456789"
+    env = {**site_env, "CLARITY_HARDWARE__PLATE_READER__OPTIONS": json.dumps({"secrets": {"cam-lane3": secret}})}
     proc = subprocess.Popen([sys.executable, "-m", "clarity_tui", "hardware", "listen-plates", "--port", str(port),
-                             "--duration", "60"], env=site_env, cwd=ROOT, stdout=subprocess.PIPE,
+                             "--duration", "60"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         body = json.dumps({"data_type": "alpr_group", "camera_id": "cam-lane3", "best_plate_number": "CLI123",
                            "best_confidence": 88.0}).encode()
         for _ in range(200):
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, method="POST")
+                # The camera's token in the URL, for cameras that cannot set headers.
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/plate/{secret}", data=body, method="POST")
                 with urllib.request.urlopen(request, timeout=5) as response:
                     reply = json.loads(response.read())
                 break
@@ -141,3 +145,17 @@ def test_listen_plates_records_webhooks(site_env: dict[str, str]) -> None:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert "CLI123 at cam-lane3 (88%)" in out
+    assert secret not in out + err  # the URL's token is never logged
+
+
+def test_doctor_fails_a_camera_webhook_without_a_secret(site_env: dict[str, str]) -> None:
+    env = {**site_env, "CLARITY_HARDWARE__PLATE_READER__DRIVER": "http",
+           "CLARITY_HARDWARE__PLATE_READER__PORT": "127.0.0.1:0"}
+    result = run(env, "doctor", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    camera = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["plate camera (http)"]
+    assert not camera["ok"] and "No camera secret is configured" in camera["detail"]
+    secured = run({**env, "CLARITY_HARDWARE__PLATE_READER__OPTIONS": '{"secret": "doctor-camera-secret-0123456789"}'},
+                  "doctor", "--json")
+    camera = {c["name"]: c for c in json.loads(secured.stdout)["checks"]}["plate camera (http)"]
+    assert camera["ok"] and "ready to listen" in camera["detail"]

@@ -1,4 +1,7 @@
-"""Camera webhooks over real HTTP on 127.0.0.1: good reads become sessions, bad ones a 400 and no row."""
+"""Camera webhooks over real HTTP on 127.0.0.1: good reads become sessions, bad ones a 400 and no row.
+
+Every receiver here has a camera secret (tests/hardware/test_plate_webhook_auth.py covers who may post);
+tests/hardware/test_plate_webhook_fuzz.py covers hostile bodies, plates and clients."""
 
 from __future__ import annotations
 
@@ -9,9 +12,21 @@ import urllib.request
 import pytest
 from sqlmodel import func, select
 
+from hardware.base import DeviceError, DeviceState
+
 from clarity_tui.devices import plate_recorder
 from db.models import AuditLog, Lane, VehicleSession
-from hardware.plate_reader.http_receiver import HttpPlateReader, PlateWebhookReceiver, parse_alpr_group
+from hardware.plate_reader.http_receiver import (
+    NO_SECRET,
+    TOKEN_HEADER,
+    CameraAuth,
+    HttpPlateReader,
+    PlateWebhookReceiver,
+    parse_alpr_group,
+)
+
+SECRET = "shared-camera-secret-0123456789"
+AUTH = CameraAuth(secret=SECRET)
 
 
 def alpr_group(plate: str | None = "ABC1234", camera: object = "cam-lane2", **extra: object) -> dict:
@@ -33,9 +48,10 @@ def alpr_group(plate: str | None = "ABC1234", camera: object = "cam-lane2", **ex
     return body
 
 
-def post(url: str, body: bytes | dict) -> tuple[int, dict]:
+def post(url: str, body: bytes | dict, token: str | None = SECRET, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    sent = {"Content-Type": "application/json", **({TOKEN_HEADER: token} if token is not None else {}), **(headers or {})}
+    request = urllib.request.Request(url, data=data, method="POST", headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -55,7 +71,7 @@ def audit_count(db) -> int:  # noqa: ANN001
 
 @pytest.fixture
 def receiver(demo_db, settings):  # noqa: ANN001, ANN201
-    with PlateWebhookReceiver(plate_recorder(demo_db, settings.terminal_id)) as running:
+    with PlateWebhookReceiver(plate_recorder(demo_db, settings.terminal_id), auth=AUTH) as running:
         yield running
 
 
@@ -130,20 +146,38 @@ def test_numeric_camera_ids_map_as_text() -> None:
 async def test_http_plate_reader_device_listens_and_records(demo_db, settings) -> None:  # noqa: ANN001
     import asyncio
 
-    reader = HttpPlateReader(host="127.0.0.1", port=0, record=plate_recorder(demo_db, settings.terminal_id))
+    reader = HttpPlateReader(host="127.0.0.1", port=0, record=plate_recorder(demo_db, settings.terminal_id),
+                             options={"secret": SECRET})
     await reader.open()
     try:
         status, body = await asyncio.to_thread(post, reader.receiver.url, alpr_group("LNE1234", "cam-lane1"))
         assert status == 201
         assert reader.last_session_id == body["session_id"]
         assert reader.records_itself
+        assert reader.status.state is DeviceState.CONNECTED
     finally:
         await reader.close()
     # The port is busy: a clear error status.
-    from hardware.base import DeviceError, DeviceState
-
     with PlateWebhookReceiver(None) as other:
         taken = HttpPlateReader(host="127.0.0.1", port=other.port)
         with pytest.raises(DeviceError, match="Cannot listen for plate cameras"):
             await taken.open()
         assert taken.status.state is DeviceState.ERROR
+
+
+async def test_http_plate_reader_without_a_secret_listens_but_refuses_every_read(demo_db, settings) -> None:  # noqa: ANN001
+    """Secure by default: no secret configured is an ERROR status naming the setting, and every read a 401."""
+    import asyncio
+
+    reader = HttpPlateReader(host="127.0.0.1", port=0, record=plate_recorder(demo_db, settings.terminal_id))
+    before = session_count(demo_db)
+    await reader.open()
+    try:
+        assert reader.status.state is DeviceState.ERROR and reader.status.reason == NO_SECRET
+        status, body = await asyncio.to_thread(post, reader.receiver.url, alpr_group("NOS1234", "cam-lane1"), "any-token-at-all-0000")
+        assert status == 401 and body["error"] == NO_SECRET
+        with urllib.request.urlopen(reader.receiver.url, timeout=10) as response:
+            assert json.loads(response.read()) == {"status": "ok", "accepted": 0, "auth": "missing"}
+    finally:
+        await reader.close()
+    assert session_count(demo_db) == before

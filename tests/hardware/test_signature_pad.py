@@ -169,9 +169,9 @@ async def test_live_bytes_written_by_hand_into_a_socket() -> None:
         conn, _ = server.accept()
         with conn:
             done.wait(0.3)  # pyserial's socket:// open() flushes whatever arrives before it returns
-            conn.sendall(b"".join(encode_packet(600 + i * 10, 500, True) for i in range(5)))
-            conn.sendall(encode_packet(650, 500, False) + b"\x00\x13garbage")
-            conn.sendall(b"".join(encode_packet(900, 700 + i, True) for i in range(3)) + encode_packet(900, 703, False))
+            conn.sendall(b"".join(encode_packet(600 + i * 10, 500, True) for i in range(14)))
+            conn.sendall(encode_packet(740, 500, False) + b"\x00\x13garbage")
+            conn.sendall(b"".join(encode_packet(900, 700 + i, True) for i in range(8)) + encode_packet(900, 708, False))
             done.wait(5)
 
     thread = threading.Thread(target=play, daemon=True)
@@ -182,7 +182,7 @@ async def test_live_bytes_written_by_hand_into_a_socket() -> None:
     await pad.close()
     server.close()
     thread.join(5)
-    assert [len(s.points) for s in signature.strokes] == [5, 3]
+    assert [len(s.points) for s in signature.strokes] == [14, 8]  # 22 points: at least MIN_POINTS (20)
     assert signature.strokes[1].raw[0] == (900, 700)
     assert signature.model == "T-LBK460"
 

@@ -59,6 +59,6 @@ def test_export_migrated(legacy: Legacy, settings, tmp_path: Path) -> None:  # n
         [(jane.legacy_id, NEXT_BILL.isoformat(), "Alex Attendant")]
     target = tmp_path / "migrated.csv"
     later = run_cli("--db", settings.database_url, "legacy", "export-migrated", "--since", "2099-01-01", "-o", str(target))
-    assert later.returncode == 0 and target.read_text().strip().splitlines() == [
-        "source_system,legacy_id,legacy_next_bill_on,new_next_billing_on,customer_number,migrated_at,migrated_by,"
-        "terminal,subscription_id"]
+    assert later.returncode == 0 and list(csv.reader(io.StringIO(target.read_text()))) == [[
+        "source_system", "legacy_id", "legacy_next_bill_on", "new_next_billing_on", "customer_number", "migrated_at",
+        "migrated_by", "terminal", "subscription_id"]]

@@ -257,8 +257,13 @@ async def test_billing_date_in_the_past_needs_a_manager_override(settings, legac
         assert app.screen.id == "migration-card"
         await pilot.press("f6")
         await at(pilot, "manager-override")
-        await pilot.press(*chosen.isoformat(), "enter", *"123456", "enter")  # an attendant's PIN
-        await wait_until(pilot, lambda: "not an active manager" in text_of(app, "#override-error"), "PIN refused")
+        await pilot.press(*chosen.isoformat(), "enter")
+        # The manager approves in place: their name (the only manager here) and their PIN.
+        await at(pilot, "manager-pin")
+        await wait_until(pilot, lambda: "PIN for Morgan Manager" in text_of(app, "#manager-pin-who"), "the manager")
+        await pilot.press(*"123456", "enter")  # a wrong PIN (an attendant's) counts toward Morgan's lockout
+        await wait_until(pilot, lambda: "Wrong PIN for Morgan Manager: 4 tries left" in
+                         text_of(app, "#manager-pin-message"), "PIN refused")
         await pilot.press(*"654321", "enter")
         await at(pilot, "migration-card")
         await wait_until(pilot, lambda: f"next charge {chosen:%b %d, %Y}" in text_of(app, "#billing-line"),
@@ -354,6 +359,8 @@ async def test_purchase_on_a_vehicle_being_migrated_is_refused(settings, legacy:
         await devices_ready(pilot)
         await open_session(pilot, Keys(pilot), legacy.jane_session)
         await pilot.press("f2")  # Purchase Membership
+        await at(pilot, "legacy-purchase")  # a LEGACY bubble offers Migrate first (issue 14)
+        await pilot.press("f2")  # Sell new anyway
         await wait_until(pilot, lambda: any("legacy migration is open" in n.message for n in app._notifications),
                          "the refusal")
         assert app.screen.id == "session-detail"

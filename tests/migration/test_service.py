@@ -16,12 +16,15 @@ from clarity_tui.services.customers import ContactForm, ValidationFailed
 from clarity_tui.services.legacy_import import export_migrated
 from clarity_tui.services.migration import AlreadyMigrated, BillingDateInPast, MigrationError
 from clarity_tui.services.permissions import PermissionDenied
+from clarity_tui.services.pin_check import NotAManager, PinService
 from db.models import (
     AuditLog,
     Customer,
     LegacyMember,
     Membership,
     MembershipVehicle,
+    Operator,
+    Role,
     SalesOrder,
     SimGatewayObject,
     Vehicle,
@@ -236,12 +239,21 @@ def test_billing_date_in_the_past_needs_a_manager(legacy: Legacy) -> None:
     assert date.problem and "in the past" in date.problem and "manager" in date.label
     with pytest.raises(BillingDateInPast, match="Manager override"):
         svc.review(view.id)
-    with pytest.raises(PermissionDenied):
-        svc.override_billing_date(view.id, TODAY + dt.timedelta(days=5), "123456")  # an attendant's PIN
+    # The approver comes from the one PIN check (services/pin_check): a manager's own PIN.
+    pins = PinService(db, "lane-1-term")
+    with db.read() as s:
+        alex = s.exec(select(Operator).where(Operator.name == "Alex Attendant")).one()
+    with pytest.raises(NotAManager):  # an attendant cannot approve, and no attempt is counted
+        pins.approve_manager(alex.id, "123456", action="migration.billing_date_override")
+    with pytest.raises(PermissionDenied):  # nor be passed off as the approver
+        svc.override_billing_date(view.id, TODAY + dt.timedelta(days=5),
+                                  Actor("Alex Attendant", Role.ATTENDANT, "lane-1-term", alex.id))
+    manager = pins.approve_manager(pins.manager_by_name("Morgan Manager"), "654321",
+                                   action="migration.billing_date_override", entity="sales_order", entity_id=view.id)
     with pytest.raises(MigrationError, match="after today"):
-        svc.override_billing_date(view.id, TODAY, "654321")
+        svc.override_billing_date(view.id, TODAY, manager)
     chosen = TODAY + dt.timedelta(days=5)
-    date = svc.override_billing_date(view.id, chosen, "654321")
+    date = svc.override_billing_date(view.id, chosen, manager)
     assert (date.effective, date.overridden, date.problem) == (chosen, True, None)
     sign(svc, view.id)
     assert svc.pay(view.id).ok

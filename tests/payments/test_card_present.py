@@ -34,6 +34,7 @@ from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder
 from hardware.card_reader.simulated import Outcome, SimulatedCardReader
 from hardware.card_reader.stripe_terminal import StripeTerminalReader
 from tests.hardware.stripe_replay import READER, ReplayHTTPClient, Step, payment_action, reader
+from tests.customers.conftest import ATTENDANT
 from tests.payments.conftest import API_KEY, new_order
 
 OPS = {**OPERATIONS, **CARD_PRESENT_OPERATIONS}
@@ -55,7 +56,7 @@ def site_db(sqlite_url):  # noqa: ANN001, ANN201
 def card_present_order(db, due: int = 2999, gateway_customer: str | None = None) -> int:  # noqa: ANN001
     """A signed sale flagged card present, with what BillingService._start enqueues for it."""
     order_id = new_order(db, "DELUXE")
-    mark_card_present(db, order_id)
+    mark_card_present(db, order_id, ATTENDANT)
     with db.write() as s:
         order = s.get(SalesOrder, order_id)
         order.due_today_cents = due
@@ -417,7 +418,7 @@ def test_moto_chosen_for_the_order_keeps_the_keyed_card(site_db) -> None:
     that itself is the reusable card) rather than presented."""
     gw = SimulatedGateway(site_db)
     order_id = card_present_order(site_db)
-    mark_card_present(site_db, order_id, moto=True)
+    mark_card_present(site_db, order_id, ATTENDANT, moto=True)
     with reader_attended(SimulatedCardReader(delay=0)):
         assert OutboxProcessor(site_db, gw, OPS).run_order(order_id).error is None
     (pi,) = sim_pis(gw, site_db)
@@ -446,7 +447,7 @@ def test_start_sale_of_a_card_present_order_pays_on_the_reader_then_subscribes(s
 
     gw = SimulatedGateway(site_db)
     order_id = new_order(site_db, "DELUXE")
-    mark_card_present(site_db, order_id)
+    mark_card_present(site_db, order_id, ATTENDANT)
     billing = BillingService(site_db, gw)
     with reader_attended(SimulatedCardReader(delay=0)):
         outcome = billing.start_sale(order_id)
@@ -465,7 +466,7 @@ def test_a_card_present_order_replayed_with_nobody_at_the_reader_charges_nothing
 
     gw = SimulatedGateway(site_db)
     order_id = new_order(site_db, "DELUXE")
-    mark_card_present(site_db, order_id)
+    mark_card_present(site_db, order_id, ATTENDANT)
     outcome = BillingService(site_db, gw).start_sale(order_id)  # no reader_attended: the timer or the CLI
     assert outcome.state == "payment_pending" and "Take the payment again" in outcome.message
     assert [p["status"] for p in sim_pis(gw, site_db)] == ["canceled"]

@@ -15,6 +15,7 @@ from clarity_tui.payments.stripe_gateway import StripeGateway
 from clarity_tui.services.hosted_card import HOSTED_CARD_PAGE, HostedCardError, HostedCardService
 from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder
 from tests.hardware.stripe_replay import ReplayHTTPClient, Step
+from tests.customers.conftest import ATTENDANT
 from tests.payments.conftest import new_order
 
 SUCCESS = "https://wash.example/card-saved"
@@ -67,7 +68,7 @@ def test_stripe_hosted_page_is_a_setup_mode_checkout_session_texted_and_polled(s
         Step("GET", "/v1/checkout/sessions/cs_test_h1", None, session_body("complete", pm="pm_hosted_1")),
     ])
     sms = SimulatedSms(responder=None)
-    service = HostedCardService(site_db, StripeGateway("sk_test_replay", http_client=http), sms,
+    service = HostedCardService(site_db, StripeGateway("sk_test_replay", http_client=http), sms, ATTENDANT,
                                 success_url=SUCCESS, site_name="Clarity Express Wash")
     link = service.send_link(order_id)
     assert link.url == "https://checkout.stripe.com/c/pay/cs_test_h1"
@@ -90,7 +91,7 @@ def test_simulated_hosted_page_creates_the_customer_first_and_completes(site_db)
     gw = SimulatedGateway(site_db)
     order_id = new_order(site_db, "BASIC")
     sms = SimulatedSms(responder=None)
-    service = HostedCardService(site_db, gw, sms, success_url=SUCCESS)
+    service = HostedCardService(site_db, gw, sms, ATTENDANT, success_url=SUCCESS)
     link = service.send_link(order_id, phone="(512) 555-0143")
     assert sms.sent[0].to == "+15125550143" and link.to_hint == "…0143"
     with site_db.read() as s:
@@ -109,10 +110,11 @@ def test_hosted_page_needs_a_success_url_and_sms(site_db) -> None:
     order_id = new_order(site_db, "BASIC")
     gw = SimulatedGateway(site_db)
     with pytest.raises(HostedCardError) as info:
-        HostedCardService(site_db, gw, SimulatedSms(responder=None)).send_link(order_id)
+        HostedCardService(site_db, gw, SimulatedSms(responder=None), ATTENDANT).send_link(order_id)
     assert "hosted_page_success_url" in str(info.value)
     with pytest.raises(HostedCardError) as info:
-        HostedCardService(site_db, gw, None, success_url=SUCCESS).send_link(order_id)
+        HostedCardService(site_db, gw, None, ATTENDANT, success_url=SUCCESS).send_link(order_id)
     assert "reader" in str(info.value)
     with pytest.raises(HostedCardError):
-        HostedCardService(site_db, gw, SimulatedSms(responder=None), success_url=SUCCESS).check(order_id)
+        HostedCardService(site_db, gw, SimulatedSms(responder=None), ATTENDANT,
+                          success_url=SUCCESS).check(order_id)

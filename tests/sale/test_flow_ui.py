@@ -128,7 +128,7 @@ async def test_search_and_link_an_existing_customer(settings, lanes: Lanes) -> N
         await pilot.press("3")
         await at(pilot, "customer-quick")
         await pilot.press(*"Zoom", "f3")
-        await at(pilot, "customer-search")
+        await at(pilot, "customer-pick")
         await wait_until(pilot, lambda: app.screen.result is not None and app.screen.result.hits, "search results")
         await pilot.press("enter")
         await at(pilot, "payment", "the payment step with the linked customer's card")

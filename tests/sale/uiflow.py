@@ -80,6 +80,7 @@ async def signer_done(pilot: Pilot) -> None:
     pad = app.devices.signature_pad
     await wait_until(pilot, lambda: getattr(pad, "signer_finished", False), "the simulated signer to finish", 20)
     await wait_until(pilot, lambda: len(getattr(app.screen, "strokes", ())) >= 4, "strokes on screen")
+    await wait_until(pilot, lambda: getattr(app.screen, "ready", True), "the pad to say the signature is finished")
     await pilot.pause(0.1)
 
 

@@ -24,12 +24,15 @@ from clarity_tui.services.customers import ContactForm
 from clarity_tui.services.operators import OperatorService
 from clarity_tui.services.reports import ReportError, day_report, render_text, shift_report
 from clarity_tui.services.sales import SaleService
-from db.models import Membership, MembershipSource, Operator, OrderKind, OrderState, Plan, SalesOrder, utcnow
+from db.models import Membership, MembershipSource, Operator, OrderKind, OrderState, Plan, Role, SalesOrder, utcnow
 from tests.sale.conftest import TODAY, Lanes, lanes  # noqa: F401 - the fixture
 from tests.sale.test_service import sign
 from tests.uihelpers import make_app, wait_until
 
 TERMINAL = "lane-1-term"
+# The day, anyone's shift and the audit trail are a manager's to read (an attendant's own view:
+# tests/site/test_permission_matrix.py).
+MANAGER = Actor("Morgan Manager", Role.MANAGER, "office")
 
 
 def _operator(db, name: str) -> Operator:  # noqa: ANN001
@@ -89,7 +92,7 @@ def shift_day(lanes: Lanes):  # noqa: F811
 
 def test_shift_report_counts_sales_promotions_declines_and_pending_syncs(shift_day) -> None:  # noqa: ANN001
     db, signed = shift_day
-    report = shift_report(db, signed.shift_id)
+    report = shift_report(db, signed.shift_id, actor=signed.actor)  # Alex's own
     assert report.title == f"Shift {signed.shift_id}: Alex Attendant at {TERMINAL}"
     assert [(x.group, x.count) for x in report.sold_by_plan] == [("Basic Wash Club", 2), ("Deluxe Wash Club", 1)] \
         or sorted((x.group.split()[0], x.count) for x in report.sold_by_plan) == [("Basic", 2), ("Deluxe", 1)]
@@ -103,14 +106,14 @@ def test_shift_report_counts_sales_promotions_declines_and_pending_syncs(shift_d
     text = render_text(report)
     assert "Memberships sold: 3    migrated: 0    declines: 1" in text and "SAVE20" in text
 
-    day = day_report(db, utcnow().date())
+    day = day_report(db, utcnow().date(), actor=MANAGER)
     assert day.sold == 3 and day.migrated == 1
     assert sorted((x.group, x.count) for x in day.by_operator) == [("Alex Attendant", 3), ("Morgan Manager", 1)]
     assert sorted((x.group, x.count) for x in day.memberships_by_source) == [("migration", 1), ("sale", 3)]
     # A day with nothing in it is empty, not an error.
-    assert day_report(db, dt.date(2001, 1, 1)).sold == 0
+    assert day_report(db, dt.date(2001, 1, 1), actor=MANAGER).sold == 0
     with pytest.raises(ReportError, match="no shift 99999"):
-        shift_report(db, 99999)
+        shift_report(db, 99999, actor=MANAGER)
 
     rows = list(csv.reader(io.StringIO(day.to_csv())))
     assert rows[1] == ["section", "group", "count", "amount"]
@@ -146,15 +149,15 @@ def test_report_and_audit_on_the_command_line(shift_day, settings, tmp_path) -> 
 
 def test_audit_query_filters(shift_day) -> None:  # noqa: ANN001
     db, _ = shift_day
-    everything = query(db)
+    everything = query(db, actor=MANAGER)
     assert everything == sorted(everything, key=lambda e: (e.at, e.id), reverse=True)
     assert {e.actor for e in everything} >= {"Alex Attendant", "camera"}
-    alex = query(db, AuditFilter(actor="alex"))
+    alex = query(db, AuditFilter(actor="alex"), actor=MANAGER)
     assert alex and all(e.actor == "Alex Attendant" and e.operator_id is not None for e in alex)
-    orders = query(db, AuditFilter(entity="sales_order", action="order.completed"))
+    orders = query(db, AuditFilter(entity="sales_order", action="order.completed"), actor=MANAGER)
     assert len(orders) == 2 and all(e.terminal == TERMINAL for e in orders)  # the pending-sync one is not completed
-    assert query(db, AuditFilter(since=utcnow() + dt.timedelta(hours=1))) == []
-    assert query(db, AuditFilter(actor="100%_nobody")) == []
+    assert query(db, AuditFilter(since=utcnow() + dt.timedelta(hours=1)), actor=MANAGER) == []
+    assert query(db, AuditFilter(actor="100%_nobody"), actor=MANAGER) == []
     now = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
     assert parse_since("2h", now) == dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)
     assert parse_since("2026-11-20", now) == dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -171,7 +174,10 @@ async def test_audit_shift_and_report_screens_by_key_and_palette(shift_day, sett
     from clarity_tui.screens.shift import ShiftScreen
 
     db, signed = shift_day
-    app = make_app(settings, db, actor=signed.actor)
+    morgan = _operator(db, "Morgan Manager")
+    # The manager at Alex's terminal: reads the trail, the day and Alex's shift (what an attendant sees of
+    # them: tests/site/test_permission_matrix.py).
+    app = make_app(settings, db, actor=Actor(morgan.name, Role.MANAGER, TERMINAL, morgan.id))
     app._shift_id = signed.shift_id  # this terminal's shift, as the PIN pad would have set it
     async with app.run_test(size=(80, 24)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
@@ -190,7 +196,11 @@ async def test_audit_shift_and_report_screens_by_key_and_palette(shift_day, sett
         screen = app.screen
         screen.query_one("#f-action", Input).value = "payment_failed"
         await wait_until(pilot, lambda: screen.query_one(DataTable).row_count == 1, "filtered to the decline")
-        assert screen.query_one(DataTable).get_row_at(0)[1] == f"Alex Attendant @ {TERMINAL}"
+        # The column shows "Alex Attendant @ …" (cut with an ellipsis, issue 14); the detail has it whole.
+        assert screen.query_one(DataTable).get_row_at(0)[1].startswith("Alex Attendant @ ")
+        screen.query_one(DataTable).move_cursor(row=0)
+        await wait_until(pilot, lambda: f"Alex Attendant @ {TERMINAL}" in str(screen.query_one("#audit-detail").render()),
+                         "who and where in full")
         screen.query_one("#f-since", Input).focus()
         await pilot.press(*"next week", "enter")
         await wait_until(pilot, lambda: "is not a time" in str(screen.query_one("#audit-detail").render()), "bad date")
@@ -207,4 +217,27 @@ async def test_audit_shift_and_report_screens_by_key_and_palette(shift_day, sett
         note = app.screen.query_one("#report-note")
         await wait_until(pilot, lambda: "CSV written:" in str(note.render()), "the CSV export")
         path = str(note.render()).split("CSV written: ", 1)[1].strip()
-        assert open(path).read().splitlines()[1] == "section,group,count,amount"
+        assert list(csv.reader(open(path)))[1] == ["section", "group", "count", "amount"]
+
+
+def test_the_audit_command_never_writes_control_characters_to_the_terminal(db, settings) -> None:  # noqa: ANN001
+    # Rows written before plates were checked, or by an import: an ESC colour sequence, a bell, a bidi
+    # override (U+202E reorders what the reader sees) and a C1 control, in the actor, terminal and values.
+    from clarity_tui.services import audit
+
+    hostile = Actor("Eve\x1b[31m\x07", Role.ATTENDANT, "lane\u202e1\x9b")
+    with db.write() as s:
+        audit.record(s, hostile, "session.plate_read", "vehicle_session", 7,
+                     after={"plate": "AB\x1b[2JC123", "note": "zero\u200bwidth"})
+    url = settings.resolved_database_url()
+    for args in (["audit"], ["audit", "--json"]):
+        result = CliRunner().invoke(cli, ["--db", url, *args])
+        assert result.exit_code == 0, result.output
+        raw = [ch for ch in result.output if (ord(ch) < 0x20 and ch != "\n" and ch != " ") or 0x7f <= ord(ch) <= 0x9f
+               or ch in "\u202e\u200b"]
+        assert raw == [], args
+        assert "Eve" in result.output
+    text = CliRunner().invoke(cli, ["--db", url, "audit"]).output
+    assert "Eve\\x1b[31m\\x07 @ lane\\u202e1\\x9b" in text
+    rows = json.loads(CliRunner().invoke(cli, ["--db", url, "audit", "--json"]).output)
+    assert rows[0]["actor"] == "Eve\x1b[31m\x07" and rows[0]["after"]["plate"] == "AB\x1b[2JC123"  # the data itself is intact

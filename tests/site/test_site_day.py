@@ -15,13 +15,15 @@ from sqlmodel import select
 
 from clarity_tui.cli import cli
 from clarity_tui.config import ConfigError, load_settings
+from clarity_tui.services.actor import Actor
 from clarity_tui.services.reports import day_report
 from clarity_tui.sitetime import day_window, local_time, site_date
-from db.models import OrderKind, OrderState, Plan, SalesOrder
+from db.models import OrderKind, OrderState, Plan, Role, SalesOrder
 
 CHICAGO = ZoneInfo("America/Chicago")
 # Sunday Nov 22, 2026, 8:30 pm in Chicago (CST, UTC-6): already Nov 23 in UTC.
 EVENING = dt.datetime(2026, 11, 23, 2, 30, tzinfo=dt.UTC)
+MANAGER = Actor("Morgan Manager", Role.MANAGER)  # reads the whole day (report.view)
 
 
 def test_the_site_day_is_the_local_calendar_day() -> None:
@@ -65,12 +67,13 @@ def _evening_sale(db) -> int:  # noqa: ANN001
 
 def test_an_evening_sale_is_in_that_days_report(demo_db) -> None:  # noqa: ANN001
     _evening_sale(demo_db)
-    assert day_report(demo_db, dt.date(2026, 11, 22), CHICAGO).sold == 1
-    assert day_report(demo_db, dt.date(2026, 11, 23), CHICAGO).sold == 0
+    assert day_report(demo_db, dt.date(2026, 11, 22), CHICAGO, actor=MANAGER).sold == 1
+    assert day_report(demo_db, dt.date(2026, 11, 23), CHICAGO, actor=MANAGER).sold == 0
     # On UTC days the same sale falls on the next day: what the site's zone is for.
-    assert day_report(demo_db, dt.date(2026, 11, 22), dt.UTC).sold == 0
-    assert day_report(demo_db, dt.date(2026, 11, 23), dt.UTC).sold == 1
-    assert day_report(demo_db, dt.date(2026, 11, 22), CHICAGO).title == "Day 2026-11-22 (America/Chicago), every terminal"
+    assert day_report(demo_db, dt.date(2026, 11, 22), dt.UTC, actor=MANAGER).sold == 0
+    assert day_report(demo_db, dt.date(2026, 11, 23), dt.UTC, actor=MANAGER).sold == 1
+    assert (day_report(demo_db, dt.date(2026, 11, 22), CHICAGO, actor=MANAGER).title
+            == "Day 2026-11-22 (America/Chicago), every terminal")
 
 
 def test_the_report_cli_reads_dates_as_site_days(demo_db, settings, tmp_path) -> None:  # noqa: ANN001

@@ -85,11 +85,18 @@ def order_lines(view: OrderView, *, charged: bool = False) -> Table:
         table.add_row("Discount", Text(f"-{money(view.discount_cents)}  {view.promotion_code}"
                                        + (f" ({view.promotion_description})" if view.promotion_description else ""),
                                        style="green"))
+    if view.tax_cents or (view.tax_label and view.due_today_cents):
+        table.add_row("Tax", tax_text(view))
     due_label = "Charged today" if charged else "Due today"
     table.add_row(due_label, Text(money(view.due_today_cents) + due_note(view), style="bold"))
     if plan is not None:
-        table.add_row("Next billing", f"{long_date(view.next_billing_on)} · {money(view.subtotal_cents)}")
+        table.add_row("Next billing", f"{long_date(view.next_billing_on)} · {money(view.subtotal_cents)}{view.tax_note}")
     return table
+
+
+def tax_text(view: OrderView) -> str:
+    """Today's sales tax: "$2.47 · Sales tax 8.25%" (on top), "$2.28 · incl. Sales tax 8.25%" (in the price)."""
+    return f"{money(view.tax_cents)} · {view.tax_label}"
 
 
 def due_note(view: OrderView) -> str:
@@ -101,5 +108,7 @@ def due_note(view: OrderView) -> str:
             return f"  (the upgrade, prorated to {long_date(view.next_billing_on)})"
         return "  (the plan changes now; the new price from the next billing date)"
     if view.kind == "migration":
+        if view.billing_date_set_by_manager:
+            return "  (no charge today; a manager set the first billing date)"
         return "  (no charge today; the billing date is kept)"
     return ""

@@ -1,4 +1,4 @@
-"""What was sold: the membership is active on the customer and the vehicles."""
+"""What was done (a sale, a migration or a plan change): the membership is active on the customer and the vehicles."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Footer, Static
 
 from clarity_tui.screens.checkout_shared.common import FLOW_CSS, banner, long_date, order_lines
 from clarity_tui.services.sales import OrderView
+from clarity_tui.widgets.header import ClarityHeader
 
 
 class ConfirmationScreen(Screen[None]):
@@ -28,14 +29,14 @@ class ConfirmationScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         v = self.view
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(v, "Done"), classes="flow-banner")
         if v.is_plan_change:
             new, old = v.plan.name if v.plan else "the new plan", v.current_plan.name if v.current_plan else "the old plan"
             title = (f"✔ {v.customer_name} changes from {old} to {new} on {long_date(v.change_effective_on)}."
                      if v.plan and v.plan.relation == "downgrade" else f"✔ {v.customer_name} is now on {new} (was {old}).")
         elif v.kind == "migration":
-            title = f"✔ {v.customer_name}'s membership is migrated."
+            title = f"✔ {v.customer_name}'s membership is migrated: no charge today."
         else:
             title = f"✔ Membership active: {v.plan.name if v.plan else ''} for {v.customer_name}."
         yield Static(title, id="confirm-title", markup=False)
@@ -49,8 +50,18 @@ class ConfirmationScreen(Screen[None]):
             yield Button("Done · Enter", id="done", variant="success")
         yield Footer()
 
+    @staticmethod
+    def heading(view: OrderView) -> str:
+        """The screen's sub-title: what just finished (one screen ends the sale, the migration and a plan change)."""
+        if view.is_plan_change:
+            downgrade = view.plan is not None and view.plan.relation == "downgrade"
+            return "Plan change scheduled" if downgrade else "Plan change complete"
+        if view.kind == "migration":
+            return "Migration complete"
+        return "Sale complete"
+
     def on_mount(self) -> None:
-        self.sub_title = "Sale complete"
+        self.sub_title = self.heading(self.view)
         self.query_one("#done", Button).focus()
 
     def action_done(self) -> None:

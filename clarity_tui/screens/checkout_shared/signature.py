@@ -1,6 +1,9 @@
 """The customer signs on the pad; the strokes render live in braille. Clear starts again; Agree stores
 the signature with the terms hash, the time, the lane and the device.
 
+Agree comes on only when the pad says the signature is finished (hardware FinishRule: real ink, then
+the pen lifted for a moment, or the pad's OK button); pressed before, it does nothing and says why.
+
 A pad that drops mid-signature pauses the flow with its message and Retry: the order, the accepted
 terms and everything before stay as they were; the customer signs again after Retry.
 """
@@ -14,14 +17,18 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Footer, Static
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner
 from clarity_tui.screens.device_action import run_device_call
 from clarity_tui.services.sales import OrderView
 from clarity_tui.widgets.braille import BrailleCanvas
-from hardware.signature_pad.base import PadUpdate, Signature
+from clarity_tui.widgets.header import ClarityHeader
+from hardware.signature_pad.base import HINT_SIGN, PadUpdate, Signature
+
+READY_TEXT = "Signed. Agree (F5) when the customer agrees; Clear (F3) to sign again."
 
 
 def pad_device_label(pad: Any) -> str:
@@ -35,6 +42,9 @@ class SignatureScreen(Screen[OrderView | str]):
     DEFAULT_CSS = "SignatureScreen {" + FLOW_CSS + """
         #sign-canvas { height: 1fr; min-height: 5; margin: 0 1; }
     }"""
+    # No button takes focus by itself: Agree is off until the signature is finished, and Enter must
+    # then mean Agree (the screen's binding), never Back or Clear on a focused button.
+    AUTO_FOCUS = ""
     BINDINGS = [
         Binding("escape", "back", "Back", id="signature.back", tooltip="Stop signing and go back to the terms"),
         Binding("f3,x", "clear", "Clear", id="signature.clear", tooltip="Clear the signature; the customer signs again"),
@@ -50,6 +60,8 @@ class SignatureScreen(Screen[OrderView | str]):
         self.pen_down = False
         self.stored = False
         self.capturing = False
+        self.ready = False  # the pad says the signature is finished: Agree takes it
+        self.hint = HINT_SIGN
         self.clears = 0
 
     @property
@@ -57,20 +69,31 @@ class SignatureScreen(Screen[OrderView | str]):
         return self._pad or self.app.devices.signature_pad  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(self.view, "Signature"), classes="flow-banner")
         yield BrailleCanvas("Waiting for the customer to sign on the pad…", id="sign-canvas")
-        yield Static("Ask the customer to sign on the pad, then tap Agree.", id="sign-message", classes="flow-message")
+        yield Static(f"Ask the customer to sign. {HINT_SIGN}", id="sign-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
             yield Button("Back · Esc", id="back")
             yield Button("Clear · F3", id="clear")
-            yield Button("Agree · F5", id="agree", variant="success")
+            yield Button("Agree · F5", id="agree", variant="success", disabled=True,
+                         tooltip="Comes on when the customer has signed and lifted the pen")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "Customer signature"
-        self.query_one("#agree", Button).focus()
         self.capture()
+
+    def _set_ready(self, ready: bool) -> None:
+        """Agree is on when the signature is finished, or when capture stopped (Agree tries the pad again)."""
+        self.ready = ready
+        try:
+            agree = self.query_one("#agree", Button)
+        except NoMatches:  # the screen is closing (Back, or the flow moved on)
+            return
+        agree.disabled = not (ready or not self.capturing)
+        if not agree.disabled and self.is_current:
+            agree.focus()
 
     def _say(self, text: str, kind: str = "") -> None:
         msg = self.query_one("#sign-message", Static)
@@ -83,24 +106,34 @@ class SignatureScreen(Screen[OrderView | str]):
             self.clears += 1  # the pad threw its strokes away too
         self.strokes = update.strokes
         self.pen_down = update.pen_down
+        self.hint = update.hint or HINT_SIGN
         self.query_one(BrailleCanvas).set_strokes([[(p.x, p.y) for p in s.points] for s in update.strokes],
                                                   aspect=_aspect(self.pad))
-        if update.strokes:
-            self._say(f"Signing… {len(update.strokes)} stroke(s). Agree (F5) when the customer is done; Clear (F3) "
-                      "to start again.")
+        was_ready = self.ready
+        self._set_ready(update.ready)
+        if update.ready:
+            self._say(READY_TEXT, "ok")
+        elif update.strokes:
+            self._say(f"{len(update.strokes)} stroke(s). {self.hint}")
+        elif was_ready or update.cleared:
+            self._say(f"Cleared: the customer signs again. {self.hint}")
 
     @work(exclusive=True, group="sale-signature", exit_on_error=False)
     async def capture(self) -> None:
         self.capturing = True
+        self._set_ready(False)
         try:
             await self._capture_loop()
         finally:
             self.capturing = False
+            if not self.stored:
+                self._set_ready(False)  # Agree now tries the pad again
 
     async def _capture_loop(self) -> None:
         pad = self.pad
         while True:
             self.strokes = ()
+            self._set_ready(False)
             self.query_one(BrailleCanvas).clear()
             try:
                 await pad.show_text(f"{self.view.customer_name or 'Customer'}: sign, then Agree")
@@ -136,16 +169,20 @@ class SignatureScreen(Screen[OrderView | str]):
         if not self.capturing:
             self.capture()  # after a pad problem: start again
             return
-        if not self.strokes:
-            self._say("Nothing signed yet: ask the customer to sign on the pad first.", "error")
+        if not self.ready:
+            # Too early (issue 14: F5 0.8 s into signing stored one stroke): say why, take nothing.
+            why = self.hint if self.strokes else "Nothing signed yet: ask the customer to sign on the pad."
+            self._say(f"Not yet. {why}", "error")
             return
         self.pad.accept()
 
     def action_clear(self) -> None:
         self.pad.clear()
         self.strokes = ()
+        self.hint = HINT_SIGN
+        self._set_ready(False)
         self.query_one(BrailleCanvas).clear()
-        self._say("Cleared: the customer signs again.")
+        self._say(f"Cleared: the customer signs again. {HINT_SIGN}")
 
     def action_back(self) -> None:
         if self.capturing:

@@ -7,10 +7,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Footer, Static
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner, order_lines
 from clarity_tui.services.sales import OrderView
+from clarity_tui.widgets.header import ClarityHeader
 
 
 class CheckoutSummaryScreen(Screen[OrderView | str]):
@@ -30,7 +31,7 @@ class CheckoutSummaryScreen(Screen[OrderView | str]):
         self.backend = backend
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(self.view, "Checkout"), classes="flow-banner")
         with VerticalScroll(id="summary-body"):
             yield Static(order_lines(self.view), id="summary-table")

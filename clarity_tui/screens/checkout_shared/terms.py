@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Footer, Static
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner
 from clarity_tui.services.sales import OrderView
+from clarity_tui.widgets.header import ClarityHeader
 
 DECLINED = "declined"
 
@@ -42,7 +43,7 @@ class TermsScreen(Screen[OrderView | str]):
 
     def compose(self) -> ComposeResult:
         t = self.terms
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(self.view, "Terms"), classes="flow-banner")
         yield Static(f"Terms {t.label} · sha256 {t.sha256[:12]}… · ↑↓ PgUp PgDn scroll",  # type: ignore[attr-defined]
                      id="terms-version")

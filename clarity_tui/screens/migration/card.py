@@ -15,14 +15,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
 from clarity_tui.screens.device_action import MODAL_CSS, DeviceActionScreen
 from clarity_tui.screens.sale.card_entry import ManualCardScreen
-from clarity_tui.services.migration import BillingDate, MigrationService
+from clarity_tui.services.migration import BillingDate, MigrationService, check_override_day
 from clarity_tui.services.sales import OrderView, money
+from clarity_tui.widgets.manager_pin import manager_approval
+from clarity_tui.widgets.header import ClarityHeader
 
 READER, KEYED = "reader", "keyed"
 
@@ -54,7 +56,7 @@ class CardOnFileScreen(Screen[OrderView | str]):
 
     def compose(self) -> ComposeResult:
         v = self.view
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(v, "Card on file") + (f" · {v.plan.name}" if v.plan else ""), classes="flow-banner")
         yield Static("", id="billing-line")
         yield Static("", id="card-current")
@@ -87,7 +89,7 @@ class CardOnFileScreen(Screen[OrderView | str]):
             line.update(billing.problem)
             line.add_class("-error")
         else:
-            price = f" · then {money(view.subtotal_cents)}/mo" if view.subtotal_cents else ""
+            price = f" · then {money(view.subtotal_cents)}/mo{view.tax_note}" if view.subtotal_cents else ""
             line.update(billing.label + price + ("  (chosen by a manager)" if billing.overridden else
                                                  "  (same as the old system)"))
             line.remove_class("-error")
@@ -185,7 +187,9 @@ def parse_day(text: str) -> dt.date:
 
 
 class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
-    """A manager chooses the next billing date with their PIN (audited with their name)."""
+    """A manager chooses the next billing date: the date here, then the manager's approval in place
+    (widgets/manager_pin: their name and PIN through the one PIN check, with its lockout). The change
+    is audited with the manager's name."""
 
     DEFAULT_CSS = "ManagerOverrideScreen {" + MODAL_CSS + """
         & > Vertical { width: 64; }
@@ -196,7 +200,8 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
     }"""
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="manager_override.cancel", tooltip="Keep the date as it is"),
-        Binding("f5", "save", "Set date", id="manager_override.save", tooltip="Set the next billing date"),
+        Binding("f5", "save", "Set date", id="manager_override.save",
+                tooltip="Set the next billing date (a manager approves it with their PIN)"),
     ]
 
     def __init__(self, view: OrderView, service: MigrationService, billing: BillingDate) -> None:
@@ -210,13 +215,11 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
         legacy = self.billing.legacy.strftime("%b %d, %Y") if self.billing.legacy else "none"
         with Vertical():
             yield Label("Manager override: next billing date", classes="dialog-title")
-            yield Static(f"Legacy next billing date: {legacy}. Nothing is charged today.", classes="dialog-body")
+            yield Static(f"Legacy next billing date: {legacy}. Nothing is charged today. A manager approves "
+                         "the new date with their PIN.", classes="dialog-body")
             with Horizontal(classes="override-row"):
                 yield Label("Next charge on")
                 yield Input(placeholder="YYYY-MM-DD", id="override-date")
-            with Horizontal(classes="override-row"):
-                yield Label("Manager PIN")
-                yield Input(placeholder="PIN", password=True, id="override-pin", max_length=12)
             yield Static("", id="override-error", markup=False)
             with Horizontal():
                 yield Button("Cancel · Esc", id="cancel")
@@ -226,39 +229,43 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
         self.query_one("#override-date", Input).focus()
 
     @on(Input.Submitted)
-    def _next(self, event: Input.Submitted) -> None:
-        if event.input.id == "override-date":
-            self.query_one("#override-pin", Input).focus()
-        else:
-            self.action_save()
+    def _next(self, _: Input.Submitted) -> None:
+        self.action_save()
 
     def action_save(self) -> None:
         if self._busy:
             return
         try:
             day = parse_day(self.query_one("#override-date", Input).value)
-        except ValueError as exc:
+            check_override_day(day, self.service.today())  # before a manager's PIN is asked for
+        except USER_ERRORS as exc:
             self.query_one("#override-error", Static).update(str(exc))
             return
         self._busy = True
-        self._save(day, self.query_one("#override-pin", Input).value)
+        self.query_one("#override-error", Static).update("")
+        self._approve_and_save(day)
 
-    @work(thread=True, exclusive=True, group="manager-override", exit_on_error=False)
-    def _save(self, day: dt.date, pin: str) -> None:
+    @work(exclusive=True, group="manager-override", exit_on_error=False)
+    async def _approve_and_save(self, day: dt.date) -> None:
         try:
-            billing = self.service.override_billing_date(self.view.id, day, pin)
+            manager = await manager_approval(
+                self.app, "migration.billing_date_override", entity="sales_order", entity_id=self.view.id,
+                why=f"Approve the next charge on {day:%b %d, %Y} for {self.view.customer_name or 'this member'} "
+                    "(a migrated membership: nothing is charged today).")
+            if manager is None:
+                self.query_one("#override-error", Static).update("Not approved: the date is unchanged.")
+                return
+            billing = await asyncio.to_thread(self.service.override_billing_date, self.view.id, day, manager)
         except USER_ERRORS as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.query_one("#override-error", Static).update(str(exc))
             return
-        self.app.call_from_thread(self.dismiss, billing)
-
-    def _failed(self, message: str) -> None:
-        self._busy = False
-        self.query_one("#override-pin", Input).value = ""
-        self.query_one("#override-error", Static).update(message)
+        finally:
+            self._busy = False
+        self.dismiss(billing)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        if not self._busy:
+            self.dismiss(None)
 
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:

@@ -13,13 +13,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from clarity_tui.messaging.base import SentSms
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
 from clarity_tui.services.customers import ContactForm, ValidationFailed
 from clarity_tui.services.migration import EmailReply, MigrationService
 from clarity_tui.services.sales import OrderView
+from clarity_tui.widgets.header import ClarityHeader
 
 FIELDS = (("first_name", "First name"), ("last_name", "Last name"), ("phone", "Mobile"), ("email", "Email"))
 
@@ -57,7 +58,7 @@ class ContactScreen(Screen[OrderView | str]):
         self._busy = False
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(self.view, "Contact"), classes="flow-banner")
         with Vertical(id="contact-fields"):
             for name, label in FIELDS:
@@ -175,7 +176,8 @@ class ContactScreen(Screen[OrderView | str]):
         if current == names[-1]:
             self.action_confirm()
         elif current in names:
-            self.query_one(f"#contact-{names[names.index(current) + 1]}", Input).focus()
+            # At once, not `focus()` (deferred): the next key typed goes to the next field (issue 14).
+            self.set_focus(self.query_one(f"#contact-{names[names.index(current) + 1]}", Input))
 
     def action_confirm(self) -> None:
         if self._busy:

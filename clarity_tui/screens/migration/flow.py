@@ -21,7 +21,8 @@ from clarity_tui.screens.checkout_shared.flow import CheckoutFlow
 from clarity_tui.screens.migration.card import CardOnFileScreen
 from clarity_tui.screens.migration.contact import ContactScreen
 from clarity_tui.screens.migration.match import LegacyMatchScreen
-from clarity_tui.services.migration import AlreadyMigrated, MigrationService
+from clarity_tui.services.migration import AlreadyMigrated, InactiveLegacyMember, MigrationService
+from clarity_tui.services.permissions import Permission, allowed, refusal
 from clarity_tui.services.sales import OrderView, PayResult
 from db.models import OrderState
 
@@ -40,6 +41,10 @@ class MigrationFlow(CheckoutFlow):
 
     async def run(self) -> OrderView | None:
         """Run the migration to the end (or until the attendant leaves it). Returns the finished order."""
+        actor = self.service.actor
+        if not allowed(actor, Permission.MIGRATE):  # told before the match screen, not after it
+            self._fail(refusal(actor, Permission.MIGRATE))
+            return None
         try:
             view = await self._call(self.service.open_migration_for_session, self.session_id)
             if view is None:
@@ -101,11 +106,34 @@ class MigrationFlow(CheckoutFlow):
                 return None
             try:
                 return await self._call(service.begin, self.session_id, chosen)
+            except InactiveLegacyMember as exc:  # cancelled or terminated: a manager approves, with the reason
+                approved = await self._approve_inactive(chosen, str(exc))
+                if isinstance(approved, OrderView):
+                    return approved
+                notice = approved or "Not migrated: a cancelled or terminated member needs a manager's approval."
             except AlreadyMigrated as exc:
                 notice = str(exc)
             except USER_ERRORS as exc:
                 notice = str(exc)
             candidates = await self._call(service.candidates_for_session, self.session_id)
+
+    async def _approve_inactive(self, legacy_member_id: int, message: str) -> OrderView | str | None:
+        """The reason, then a manager's PIN, then begin again with both (the service checks them).
+        Returns the order, a refusal's message, or None (the attendant or the manager cancelled)."""
+        from clarity_tui.screens.migration.prompts import InactiveReasonPrompt
+        from clarity_tui.widgets.manager_pin import manager_approval
+
+        reason = await self.app.push_screen_wait(InactiveReasonPrompt(message))
+        if not reason:
+            return None
+        manager = await manager_approval(self.app, "migration.inactive_approved", why=message,
+                                         entity="legacy_member", entity_id=legacy_member_id)
+        if manager is None:
+            return None
+        try:
+            return await self._call(self.service.begin, self.session_id, legacy_member_id, manager, reason)
+        except USER_ERRORS as exc:
+            return str(exc)
 
     def _plate(self) -> str:
         from db.models import VehicleSession

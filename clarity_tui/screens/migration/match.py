@@ -11,11 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, OptionList, Static
+from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS
 from clarity_tui.services.migration import LegacyCandidate, MigrationService
+from clarity_tui.services.migration_guard import is_inactive
+from clarity_tui.widgets.header import ClarityHeader
 
 
 def candidate_prompt(c: LegacyCandidate) -> str:
@@ -23,6 +25,7 @@ def candidate_prompt(c: LegacyCandidate) -> str:
     plates = ", ".join(c.plates) or "no plate"
     lines = [f"{c.name}  ·  {c.plan_name or '?'}  ·  next bill {bill}",
              f"   {plates} · {c.vehicle or 'vehicle ?'} · {c.phone_hint}",
+             f"   {c.standing}" + ("  ·  MANAGER APPROVAL" if is_inactive(c.status) and not c.migrated else ""),
              f"   {c.match}" + ("  ·  ALREADY MIGRATED" if c.migrated else "")]
     return "\n".join(lines)
 
@@ -51,7 +54,7 @@ class LegacyMatchScreen(Screen[int | str]):
         self.notice = notice
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(f"[b]Migrate membership[/b] · plate {self.plate}", classes="flow-banner")
         with Horizontal(id="match-search-row"):
             yield Input(placeholder="Plate or phone number, then Enter", id="match-search")

@@ -47,7 +47,7 @@ class ManualCardScreen(ModalScreen[OrderView | None]):
                 yield Input(placeholder="16 digits", password=True, id="card-number", max_length=23)
             with Horizontal(classes="card-row"):
                 yield Label("Expiry MM/YY")
-                yield Input(placeholder="04/29", id="card-expiry", max_length=7)
+                yield Input(placeholder="MM/YY", id="card-expiry", max_length=7)
             with Horizontal(classes="card-row"):
                 yield Label("CVC")
                 yield Input(placeholder="3 or 4 digits", password=True, id="card-cvc", max_length=4)

@@ -7,15 +7,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
+from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, ValidationFailed
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, format_phone, normalize_email, normalize_phone
 from clarity_tui.services.sales import OrderView, SaleService
+from clarity_tui.widgets.header import ClarityHeader
 
-FIELDS = (("first_name", "First name", "Ivana"), ("last_name", "Last name", "Zoom"),
-          ("phone", "Phone", "(512) 555-0100"), ("email", "Email", "name@example.com"))
+# Placeholders are hints, never anything that could pass for a customer's data (issue 14).
+FIELDS = (("first_name", "First name", "first name"), ("last_name", "Last name", "last name"),
+          ("phone", "Phone", "mobile number, 10 digits"), ("email", "Email", "e.g. name@example.com"))
 
 
 class CustomerQuickScreen(Screen[OrderView | str]):
@@ -46,7 +49,7 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         self._busy = False
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(self.view, "Customer") + " · none on file", classes="flow-banner")
         with Grid(id="quick-form"):
             for name, label, placeholder in FIELDS:
@@ -104,7 +107,8 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         if current == names[-1]:
             self.action_save()
         else:
-            self.query_one(f"#f-{names[names.index(current) + 1]}", Input).focus()
+            # At once, not `focus()` (deferred): the next key typed goes to the next field (issue 14).
+            self.set_focus(self.query_one(f"#f-{names[names.index(current) + 1]}", Input))
 
     def action_save(self) -> None:
         if self._busy:
@@ -129,6 +133,9 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         except ValidationFailed as exc:
             self.app.call_from_thread(self._show_errors, exc.errors)
             return
+        except DuplicateCustomer as exc:  # the phone or email is a customer's already: offer them
+            self.app.call_from_thread(self._offer_existing, exc)
+            return
         except USER_ERRORS as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
@@ -143,6 +150,18 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         if first:
             self.query_one(f"#f-{first}", Input).focus()
         self._failed("Fix the fields marked in red; what you typed is kept.")
+
+    def _offer_existing(self, exc: DuplicateCustomer) -> None:
+        from clarity_tui.widgets.duplicate_prompt import DuplicateCustomerPrompt
+
+        def answered(use: bool | None) -> None:
+            if use:
+                self._link(exc.duplicate.customer_id)
+            else:
+                self._failed(f"{exc.duplicate.message} Check the details, or press F3 to search.")
+                self.query_one(f"#f-{exc.duplicate.fields[0]}", Input).focus()
+
+        self.app.push_screen(DuplicateCustomerPrompt(exc.duplicate), answered)
 
     def _failed(self, message: str) -> None:
         self._busy = False

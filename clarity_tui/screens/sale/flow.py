@@ -58,6 +58,10 @@ class SaleFlow(CheckoutFlow):
 
     async def run(self) -> OrderView | None:
         """Run the sale to the end (or until the attendant leaves it). Returns the finished order."""
+        from clarity_tui.screens.session_lookalike import lookalike_cleared
+
+        if not await lookalike_cleared(self.app, self.session_id):  # a misread of a member's plate asks first
+            return None
         try:
             view = await self._call(self.service.open_for_session, self.session_id)
         except USER_ERRORS as exc:

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from clarity_tui.payments.errors import PromotionInvalid
@@ -29,6 +29,7 @@ from clarity_tui.screens.device_action import DeviceActionScreen
 from clarity_tui.screens.sale.card_entry import HostedCardScreen, ManualCardScreen
 from clarity_tui.services.card_present import keyed_entry_mode, mark_card_present, takes_first_payment_on_reader
 from clarity_tui.services.sales import OrderView, SaleService, money
+from clarity_tui.widgets.header import ClarityHeader
 
 READER, KEYED = "reader", "keyed"
 PROMO_DEBOUNCE = 0.25
@@ -78,7 +79,7 @@ class PaymentScreen(Screen[OrderView | str]):
         reader = devices.card_reader if devices is not None else None
         self._on_reader = takes_first_payment_on_reader(settings, self.service.gateway, reader)
         self._keyed = keyed_entry_mode(settings, self.service.gateway, reader)
-        yield Header(show_clock=settings.ui.show_clock, icon="≋")
+        yield ClarityHeader(show_clock=settings.ui.show_clock, icon="≋")
         yield Static(banner(v, "Payment") + (f" · {v.plan.name}" if v.plan else ""), classes="flow-banner")
         options = [Option(f"{c.label}{'  (default)' if c.is_default else ''}", id=f"card-{c.id}") for c in v.cards]
         options.append(Option(READER_LABELS[self._on_reader], id=READER))

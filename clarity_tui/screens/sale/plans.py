@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, banner
 from clarity_tui.services.sales import OrderView, PlanOption
+from clarity_tui.services.sales_tax import prices_note
 from clarity_tui.widgets.plan_card import PlanCard
+from clarity_tui.widgets.header import ClarityHeader
 
 
 class PlanSelectScreen(Screen[str]):
@@ -20,6 +23,8 @@ class PlanSelectScreen(Screen[str]):
     DEFAULT_CSS = "PlanSelectScreen {" + FLOW_CSS + """
         #plan-cards { height: 1fr; padding: 0 1; }
         #plan-cards PlanCard { margin: 0 1 0 0; }
+        #plans-notice { display: none; height: auto; max-height: 3; padding: 0 1; color: $warning; text-style: bold; }
+        #plans-notice.-shown { display: block; }
     }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="plans.back", tooltip="Back to the session (nothing is sold)"),
@@ -38,14 +43,17 @@ class PlanSelectScreen(Screen[str]):
         self.message = message
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(self.view, "Choose a plan"), classes="flow-banner")
+        yield Static("", id="plans-notice", markup=False)  # the customer's operator notices (issue 14)
         with Horizontal(id="plan-cards"):
             for number, plan in enumerate(self.plans[:9], start=1):
                 yield PlanCard(plan, number)
         current = next((p for p in self.plans if p.relation == "current"), None)
         hint = (f"Current plan: {current.name}. Choose another to upgrade or downgrade." if current
                 else "Press the plan's number, or tap its card.")
+        tax = prices_note(self.app.settings.billing.tax)  # type: ignore[attr-defined]
+        hint += f" {tax}" if tax else ""
         yield Static(self.message or hint, id="plans-message",
                      classes="flow-message -error" if self.message else "flow-message")
         yield Footer()
@@ -54,8 +62,28 @@ class PlanSelectScreen(Screen[str]):
         self.sub_title = "Purchase membership"
         cards = list(self.query(PlanCard))
         if cards:
-            chosen = next((c for c in cards if self.view.plan and c.plan.code == self.view.plan.code), cards[0])
+            # The order's plan when coming back; else a member's current plan (issue 14); else the first.
+            chosen = (next((c for c in cards if self.view.plan and c.plan.code == self.view.plan.code), None)
+                      or next((c for c in cards if c.plan.relation == "current"), cards[0]))
             chosen.focus()
+        if self.view.customer_id:
+            self._load_notice(self.view.customer_id)
+
+    @work(thread=True, exclusive=True, group="plans-notice", exit_on_error=False)
+    def _load_notice(self, customer_id: int) -> None:
+        from clarity_tui.services.notices import notice_line, operator_notices
+
+        line = notice_line(operator_notices(self.app.db, customer_id))  # type: ignore[attr-defined]
+        if line:
+            self.app.call_from_thread(self._show_notice, line)
+
+    def _show_notice(self, line: str) -> None:
+        try:
+            notice = self.query_one("#plans-notice", Static)
+        except NoMatches:
+            return  # the screen closed while its worker ran
+        notice.update(line)
+        notice.add_class("-shown")
 
     def action_pick(self, number: int) -> None:
         if 1 <= number <= len(self.plans):

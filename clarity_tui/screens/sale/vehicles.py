@@ -8,11 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, OptionList, Static
+from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
 from clarity_tui.services.sales import OrderView, SaleService, VehicleOption
+from clarity_tui.widgets.header import ClarityHeader
 
 
 class FamilyVehiclesScreen(Screen[OrderView | str]):
@@ -36,7 +37,7 @@ class FamilyVehiclesScreen(Screen[OrderView | str]):
         self.garage: list[VehicleOption] = []
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
         yield Static(banner(self.view, "Vehicles"), classes="flow-banner")
         yield OptionList(id="garage")
         yield Input(placeholder="Add a vehicle by plate, then Enter (F4)", id="new-plate")

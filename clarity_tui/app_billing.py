@@ -1,0 +1,171 @@
+"""The app's money loops, mixed into ClarityApp (kept out of app.py, which holds start-up and screens):
+
+- the outbox replay timer (issue 12): gateway calls a crash or a dropped network left pending;
+- the billing pass timer (issue 13): the gateway's events in, dates that pass, past-due texts;
+- the optional Stripe webhook receiver (billing.webhook.enabled), fed to the same event handler;
+- in simulator mode, the simulated gateway's billing clock (the scenario's billing_days_per_minute,
+  and palette commands), so a technician watches members renew, fail and recover in minutes;
+- the board's banner when the sync has not succeeded for too long.
+
+All blocking work runs in thread workers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import SystemCommand
+
+from clarity_tui.db_stack import import_worker_stack
+
+if TYPE_CHECKING:
+    from clarity_tui.services.entitlement import EntitlementPolicy
+
+log = logging.getLogger(__name__)
+
+
+class BillingMixin:
+    _webhook: Any = None
+
+    # Provided by ClarityApp.
+    settings: Any
+    db: Any
+    scenario: Any
+    _settings: Any
+    _db: Any
+
+    def _start_billing(self) -> None:
+        self.replay_outbox()
+        self.set_interval(self.settings.payments.replay_every_seconds, self._replay_due,  # type: ignore[attr-defined]
+                          name="outbox-replay")
+        self.billing_pass()
+        self.set_interval(self.settings.billing.sync_every_seconds, self.billing_pass,  # type: ignore[attr-defined]
+                          name="billing-sync")
+        if self.settings.billing.webhook.enabled:
+            self._start_webhook()
+        rate = self.scenario.billing_days_per_minute if self.scenario is not None else 0
+        if rate and self.settings.payments.gateway == "simulated":
+            # One simulated day at a time, so each day's renewals show up on the board as they happen.
+            self.set_interval(60.0 / rate, lambda: self.advance_billing_clock(1.0),  # type: ignore[attr-defined]
+                              name="billing-clock")
+
+    def _stop_billing(self) -> None:
+        webhook, self._webhook = self._webhook, None
+        if webhook is not None:
+            webhook.stop()
+
+    def _gateway(self) -> Any:
+        from clarity_tui.payments import make_gateway
+
+        return make_gateway(self.settings, self.db)
+
+    # --- the outbox ---------------------------------------------------------------------------
+
+    def _replay_due(self) -> None:
+        self.replay_outbox(due_only=True)
+
+    @work(thread=True, exclusive=True, group="outbox", exit_on_error=False)
+    def replay_outbox(self, due_only: bool = False) -> None:
+        """Finish gateway calls a crash or a dropped network left pending (same idempotency keys).
+
+        At start-up every pending row; then, on the timer, the rows whose backoff has passed."""
+        import_worker_stack()
+        from clarity_tui.services.billing import BillingService
+        from clarity_tui.services.membership_actions import apply_due_plan_changes
+        from clarity_tui.services.sales import SaleService
+
+        try:
+            billing = BillingService(self.db, self._gateway(), backoff_first=self.settings.payments.replay_every_seconds)
+            billing.processor.replay_pending(due_only=due_only)
+            apply_due_plan_changes(self.db, self.today())  # type: ignore[attr-defined]
+            # Sales paid before a crash but not yet activated: vehicles on the membership, session member (issue 5).
+            SaleService.for_app(self).recover(replay=False)
+        except Exception as exc:  # noqa: BLE001 - the network may still be down: try again later
+            log.warning("outbox replay failed: %s", exc)
+
+    # --- the billing lifecycle --------------------------------------------------------------------
+
+    @property
+    def entitlement_policy(self) -> EntitlementPolicy | None:
+        """Grace days and the site's calendar, once the settings are loaded (the default before)."""
+        from clarity_tui.services.entitlement import EntitlementPolicy
+
+        return EntitlementPolicy.from_settings(self._settings) if self._settings is not None else None
+
+    @work(thread=True, exclusive=True, group="billing", exit_on_error=False)
+    def billing_pass(self) -> None:
+        """The gateway's events in, dates that pass, past-due texts (one leader per site database)."""
+        self._billing_pass_now()
+
+    def _billing_pass_now(self) -> None:
+        import_worker_stack()
+        from clarity_tui.messaging import make_sms_provider
+        from clarity_tui.services.billing_pass import run_billing_pass
+
+        try:
+            run_billing_pass(self.db, self._gateway(), self.settings, today=self.today(),  # type: ignore[attr-defined]
+                             terminal=self.settings.terminal_id, messaging=make_sms_provider(self.settings))
+        except Exception as exc:  # noqa: BLE001 - the board's banner tells the attendant when this persists
+            log.warning("billing pass failed: %s", exc)
+
+    def billing_banner(self) -> str | None:
+        """The board's warning when the billing sync has not succeeded for too long (call from a worker)."""
+        if self._db is None:
+            return None
+        from clarity_tui.services.sessions import SessionService
+
+        hours = self.settings.billing.sync_stale_after_hours
+        health = SessionService(self._db).sync_health()
+        if not health.stale(self.now(), hours):  # type: ignore[attr-defined]
+            return None
+        since = "never synced" if health.last_success_at is None else f"not synced for over {hours:g} h"
+        return (f"Billing {since}: members past their paid-through date plus {self.settings.billing.grace_days} "
+                "grace days show PAST DUE. Sales and cards still work; tell a manager.")
+
+    def _start_webhook(self) -> None:
+        from clarity_tui.services.billing_sync import BillingSync
+        from clarity_tui.services.billing_webhook import start_webhook_server
+
+        sync = BillingSync(self.db, self._gateway(), self.settings, terminal=self.settings.terminal_id)
+        try:
+            self._webhook = start_webhook_server(self.settings, sync.handle_event)
+        except (OSError, ValueError) as exc:
+            log.warning("billing webhook not started: %s", exc)
+            self.notify(f"The billing webhook did not start: {exc}. The sync still pulls events.",  # type: ignore[attr-defined]
+                        severity="warning", timeout=15)
+
+    # --- the simulator's billing clock -----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="billing-clock", exit_on_error=False)
+    def advance_billing_clock(self, days: float) -> None:
+        """Simulator only: move the simulated gateway's clock, then sync at once so the board follows."""
+        gateway = self._gateway()
+        if not hasattr(gateway, "advance_clock"):
+            return
+        rate = self.scenario.billing_failure_rate if self.scenario is not None else None
+        if rate is None:
+            rate = self.settings.billing.simulated_failure_rate
+        try:
+            report = gateway.advance_clock(days, failure_rate=rate)
+        except Exception as exc:  # noqa: BLE001 - a busy database: the next tick tries again
+            log.warning("billing clock: %s", exc)
+            return
+        self._billing_pass_now()
+        self.call_from_thread(  # type: ignore[attr-defined]
+            self.notify, f"Billing clock {report.now:%b %d}: {report.renewals} renewal(s), {report.failures} failed, "
+            f"{report.recovered} recovered, {report.cancelled} cancelled.", timeout=4)
+
+    def billing_commands(self) -> list[SystemCommand]:
+        settings = self._settings
+        if settings is None or not (settings.simulate and settings.payments.gateway == "simulated"):
+            return []
+        return [SystemCommand("Billing clock: advance 1 day", "Simulator: renewals, failures and retries of the "
+                              "next day at the simulated gateway", lambda: self.advance_billing_clock(1.0)),
+                SystemCommand("Billing clock: advance 7 days", "Simulator: a week of renewals, failures and retries",
+                              lambda: self.advance_billing_clock(7.0))]
+
+    def today(self) -> dt.date:  # pragma: no cover - ClarityApp's
+        raise NotImplementedError

@@ -1,0 +1,86 @@
+"""The database stack is imported once, on one thread, before anything uses it.
+
+The first board paints from plain SQL; SQLAlchemy, SQLModel, the models and the services load after
+(ClarityApp._boot). Two threads importing them at once (the boot worker and the PIN pad's operator
+loader, or a key handled on the main thread) can see a partly initialised module: "cannot import
+name 'AdaptedConnection' from partially initialized module 'sqlalchemy.engine'", in 3 of 19 starts.
+
+`import_database_stack()` imports all of it under one lock. Every worker that touches the database
+before the boot is done calls it before its first database import; whoever comes second waits for
+the first to finish (a few hundred milliseconds, once) and then finds everything loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+# Everything the boot worker, the PIN pad's workers and the first screens import from the stack.
+# Keep it a list of modules, not a walk: an import here must not need the main thread.
+MODULES = (
+    "sqlalchemy",
+    "sqlalchemy.engine",
+    "sqlalchemy.orm",
+    "sqlalchemy.exc",
+    "sqlmodel",
+    "pydantic",
+    "pydantic_settings",
+    "db.models",
+    "db.engine",
+    "db.errors",
+    "clarity_tui.config",
+    "clarity_tui.services.bootstrap",
+    "clarity_tui.services.sessions",
+    "clarity_tui.services.operators",
+    "clarity_tui.services.operator_admin",
+)
+
+# What the background workers started right after the boot import lazily and at the same moment (the
+# outbox replay and the billing pass both import the payments package): two threads importing one
+# package at once deadlock on its module locks ("partially initialized module
+# 'clarity_tui.payments.base'", seen in 1 of 36 starts in tmux). The boot worker imports these too,
+# after the database, and each such worker calls import_worker_stack() first.
+WORKER_MODULES = (
+    "clarity_tui.payments",
+    "clarity_tui.payments.base",
+    "clarity_tui.messaging",
+    "clarity_tui.services.billing",
+    "clarity_tui.services.billing_pass",
+    "clarity_tui.services.entitlement",
+    "clarity_tui.services.membership_actions",
+    "clarity_tui.services.sales",
+    "clarity_tui.services.board_view",
+)
+
+_lock = threading.Lock()
+_loaded = threading.Event()
+_workers_loaded = threading.Event()
+
+
+def import_database_stack() -> None:
+    """Import the database stack (MODULES) once; concurrent callers wait for the first. Thread-safe."""
+    if _loaded.is_set():
+        return
+    with _lock:
+        if _loaded.is_set():
+            return
+        for name in MODULES:
+            importlib.import_module(name)
+        _loaded.set()
+
+
+def database_stack_loaded() -> bool:
+    return _loaded.is_set()
+
+
+def import_worker_stack() -> None:
+    """Import WORKER_MODULES (and the database stack first) once; concurrent callers wait. Thread-safe."""
+    if _workers_loaded.is_set():
+        return
+    import_database_stack()
+    with _lock:
+        if _workers_loaded.is_set():
+            return
+        for name in WORKER_MODULES:
+            importlib.import_module(name)
+        _workers_loaded.set()
