@@ -99,6 +99,11 @@ class CrashGuard:
             return
         if not self._can_recover():
             return
+        if _left_behind(worker, error):
+            # A worker's answer arrived for a screen that was closed meanwhile (Mark done while the session
+            # screen was still loading): nobody is looking at it, so there is nothing to recover.
+            log.info("worker %s finished after its screen closed: %r", worker.name, error)
+            return
         self.crashed(error, f"worker {worker.name!r} of {type(worker.node).__name__}")
 
     # --- what the attendant sees -----------------------------------------------------------
@@ -178,3 +183,15 @@ def _screen_of(pump: Any) -> Screen[Any] | None:
         except Exception:  # noqa: BLE001 - detached already
             return None
     return None
+
+
+def _left_behind(worker: Worker[Any], error: BaseException) -> bool:
+    """True for a NoMatches raised because the worker's screen is no longer on the screen stack."""
+    from textual.css.query import NoMatches
+
+    if not isinstance(error, NoMatches):
+        return False
+    if isinstance(worker.node, Widget) and not worker.node.is_attached:
+        return True
+    screen = _screen_of(worker.node)
+    return screen is not None and screen not in screen.app.screen_stack

@@ -447,6 +447,8 @@ class AccountBenefit(SQLModel, table=True):
     __tablename__ = "account_benefit"
     id: Optional[int] = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
+    # The membership an extra benefit was added to (services/member_benefits.py); None: an account benefit.
+    membership_id: Optional[int] = Field(default=None, foreign_key="membership.id", index=True)
     kind: str = Field(max_length=40)
     description: Optional[str] = Field(default=None, max_length=200)
     quantity: int = 1

@@ -118,3 +118,17 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  #
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the crash log (clarity_tui/crash_log.py)
+
+
+@pytest.fixture(autouse=True)
+def _steady_cursor_in_snapshots(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot shows the focused Input's cursor, whenever it is taken.
+
+    Input blinks its cursor every 0.5 s; on a loaded machine the picture could be taken in the dark half
+    of the blink, and the same screen rendered with one colour class fewer.
+    """
+    if "snap_compare" not in request.fixturenames:
+        return
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)

@@ -34,11 +34,13 @@ def _positive(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def _scratch_databases() -> set[str]:
+def _scratch_databases(label: str) -> set[str]:
+    """This benchmark's scratch databases (other benchmarks may be running in parallel test workers)."""
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'clarity_bench_%'")}
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                                           (f"clarity_bench_{label}_",))}
 
 
 def test_list_names_every_benchmark() -> None:
@@ -87,7 +89,7 @@ def test_startup_smoke() -> None:
 
 
 def test_latency_smoke_on_sqlite_and_postgres() -> None:
-    before = _scratch_databases()
+    before = _scratch_databases("latency")
     result = _run_bench("latency", "--smoke")["benchmarks"]["latency"]
     assert result["samples_per_backend"] == 3
     for backend, target in (("sqlite", 300.0), ("postgres", 150.0)):
@@ -98,11 +100,11 @@ def test_latency_smoke_on_sqlite_and_postgres() -> None:
         assert figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
         assert figures["target_p95_ms"] == target
         assert isinstance(figures["meets_target"], bool)
-    assert _scratch_databases() <= before  # the benchmark dropped its scratch databases
+    assert _scratch_databases("latency") <= before  # the benchmark dropped its scratch databases
 
 
 def test_seed_smoke_on_sqlite_and_postgres() -> None:
-    before = _scratch_databases()
+    before = _scratch_databases("seed")
     result = _run_bench("seed", "--smoke")["benchmarks"]["seed"]
     assert result["customers"] == 2000
     for backend in ("sqlite", "postgres"):
@@ -111,7 +113,7 @@ def test_seed_smoke_on_sqlite_and_postgres() -> None:
             assert _positive(figures[key]), (backend, key)
         assert figures["one_million_is"] == "extrapolated"
         assert isinstance(figures["meets_target"], bool)
-    assert _scratch_databases() <= before  # the benchmark dropped its scratch databases
+    assert _scratch_databases("seed") <= before  # the benchmark dropped its scratch databases
 
 
 def test_only_the_chosen_backend_runs() -> None:
@@ -120,7 +122,7 @@ def test_only_the_chosen_backend_runs() -> None:
 
 
 def test_search_smoke_on_sqlite_and_postgres() -> None:
-    before = _scratch_databases()
+    before = _scratch_databases("search")
     result = _run_bench("search", "--smoke")["benchmarks"]["search"]
     assert result["customers"] == 3000 and result["queries"] == 20 and result["naive_queries"] == 5
     assert result["target_p95_ms"] == 10.0 and result["target_speedup"] == 30.0
@@ -143,13 +145,13 @@ def test_search_smoke_on_sqlite_and_postgres() -> None:
             assert figures["found_rate_by_kind"][kind] == 1.0, (backend, kind)
         for key in ("meets_p95_target", "meets_speedup_target", "meets_speedup_target_on_p95", "meets_target"):
             assert isinstance(figures[key], bool), (backend, key)
-    assert _scratch_databases() <= before  # the benchmark dropped its scratch database
+    assert _scratch_databases("search") <= before  # the benchmark dropped its scratch database
 
 
 def test_money_race_smoke_on_sqlite_and_postgres() -> None:
     """Correctness, not timing: after the races and the SIGKILLs (and one restart), no charge is
     doubled, lost or stranded, and no car has two open sessions or two current memberships."""
-    before = _scratch_databases()
+    before = _scratch_databases("money_race")
     result = _run_bench("money_race", "--smoke")["benchmarks"]["money_race"]
     assert result["pairs"] >= 1 and result["pending_orders"] > 0 and result["crashing_sales"] > 0
     for backend in ("sqlite", "postgres"):
@@ -164,7 +166,7 @@ def test_money_race_smoke_on_sqlite_and_postgres() -> None:
         identity = {k: figures[k] for k in ("max_open_sessions_per_car", "max_current_memberships_per_car")}
         assert identity == {"max_open_sessions_per_car": 1, "max_current_memberships_per_car": 1}, (backend, figures)
         assert figures["phases"]["crashes"]["exits"].get("sigkill", 0) > 0, backend  # the crashes happened
-    assert _scratch_databases() <= before  # the benchmark dropped its scratch databases
+    assert _scratch_databases("money_race") <= before  # the benchmark dropped its scratch databases
 
 
 def test_billing_sync_smoke_on_sqlite_and_postgres() -> None:

@@ -64,6 +64,42 @@ def test_each_revision_upgrades_from_the_previous_head_and_downgrades(empty_url:
     engine.dispose()
 
 
+def test_0011_from_the_previous_head_ties_benefits_to_memberships_and_keeps_the_old_rows(empty_url: str) -> None:
+    """0010 -> 0011: account_benefit gains a nullable membership_id (a foreign key, indexed); the rows
+    already there stay as they were, with no membership (an account benefit). Down again keeps them too."""
+    from sqlalchemy import insert
+
+    from db.models import AccountBenefit, Customer
+
+    engine = make_engine(empty_url)
+    migrate.upgrade(engine, "0010")
+    assert "membership_id" not in {c["name"] for c in inspect(engine).get_columns("account_benefit")}
+    with engine.begin() as conn:
+        cid = conn.execute(insert(Customer.__table__).values(customer_number="C0010", first_name="Old", last_name="Row")
+                           ).inserted_primary_key[0]
+        old = [conn.execute(insert(AccountBenefit.__table__).values(customer_id=cid, kind=kind, quantity=3, remaining=left)
+                            ).inserted_primary_key[0] for kind, left in (("Free wash", 2), ("Vacuum token", 3))]
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0011"
+    found = inspect(engine)
+    column = {c["name"]: c for c in found.get_columns("account_benefit")}["membership_id"]
+    assert column["nullable"] is True
+    assert [(fk["constrained_columns"], fk["referred_table"], fk["referred_columns"])
+            for fk in found.get_foreign_keys("account_benefit") if fk["constrained_columns"] == ["membership_id"]] \
+        == [(["membership_id"], "membership", ["id"])]
+    assert {"name": "ix_account_benefit_membership_id", "column_names": ["membership_id"]} in [
+        {"name": i["name"], "column_names": i["column_names"]} for i in found.get_indexes("account_benefit")]
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, customer_id, membership_id, kind, remaining FROM account_benefit ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(old[0], cid, None, "Free wash", 2), (old[1], cid, None, "Vacuum token", 3)]
+    assert migrate.schema_drift(engine) == []
+    migrate.downgrade(engine, "0010")
+    assert "membership_id" not in {c["name"] for c in inspect(engine).get_columns("account_benefit")}
+    with engine.connect() as conn:
+        assert list(conn.execute(text("SELECT id FROM account_benefit ORDER BY id")).scalars()) == old
+    engine.dispose()
+
+
 def test_a_schema_newer_than_the_code_is_refused(empty_url: str) -> None:
     engine = make_engine(empty_url)
     migrate.upgrade(engine)

@@ -26,6 +26,9 @@ INVOICE_EVENTS = ("invoice.paid", "invoice.payment_failed", "invoice.payment_act
 CHARGE_EVENTS = ("charge.refunded", "charge.dispute.created")
 CARD_EVENTS = ("payment_method.automatically_updated", "payment_method.detached")
 HANDLED_EVENT_TYPES = SUBSCRIPTION_EVENTS + INVOICE_EVENTS + CHARGE_EVENTS + CARD_EVENTS
+# How long the gateway keeps its events: Stripe's Events API lists and retrieves events of the last 30 days
+# ("List events, going back up to 30 days"); the simulated gateway prunes them after 30 days of its clock.
+EVENT_RETENTION = dt.timedelta(days=30)
 
 
 class CursorExpired(PaymentError):

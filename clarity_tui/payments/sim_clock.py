@@ -56,8 +56,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from clarity_tui.payments.lifecycle import BillingClockReport
-from clarity_tui.payments.sim_events import EVENT_KIND, EVENT_RETENTION, locked_row, period_of
+from clarity_tui.payments.lifecycle import EVENT_RETENTION, BillingClockReport
+from clarity_tui.payments.sim_events import EVENT_KIND, locked_row, period_of
 from clarity_tui.payments.sim_store import CLOCK_ID, CLOCK_KIND, SAVE_DECLINES, to_utc
 from db.models import SimGatewayObject
 

@@ -32,7 +32,6 @@ from db.models import SimGatewayObject
 
 EVENT_KIND = "event"
 COUNTER_ID, COUNTER_KIND = "evtseq_sim", "_counter"
-EVENT_RETENTION = dt.timedelta(days=30)
 _PENDING = "sim_events"
 # Event types that carry data.previous_attributes (besides every "*.updated").
 _WITH_PREVIOUS = {"payment_method.detached", "payment_method.automatically_updated", "charge.refunded"}

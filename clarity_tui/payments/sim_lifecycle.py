@@ -24,6 +24,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from clarity_tui.payments.lifecycle import (
+    EVENT_RETENTION,
     CardState,
     ChargeState,
     CursorExpired,
@@ -36,7 +37,7 @@ from clarity_tui.payments.lifecycle import (
     epoch_to_utc,
     event_from_json,
 )
-from clarity_tui.payments.sim_events import EVENT_KIND, EVENT_RETENTION, period_of, refunds_of
+from clarity_tui.payments.sim_events import EVENT_KIND, period_of, refunds_of
 from db.models import SimGatewayObject
 
 _PAGE = 500

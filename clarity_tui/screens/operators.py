@@ -411,14 +411,24 @@ class FirstManagerScreen(_Form):
     def _save(self) -> None:
         self._create(self._value("op-name"), self._value("op-pin"), self._value("op-pin2"))
 
+    def _set_up_meanwhile(self, message: str) -> None:
+        """Nothing typed here can be saved any more, so Esc goes straight back to the pad."""
+        self._refused(message)
+        self._initial = self._typed()
+
     @work(thread=True, exclusive=True, group="first-manager", exit_on_error=False)
     def _create(self, name: str, pin: str, again: str) -> None:
         from clarity_tui.services.operator_admin import OperatorAdmin
         from clarity_tui.services.pin_check import confirm_new_pin
 
+        from clarity_tui.services.operator_admin import SiteAlreadySetUp
+
         try:
             pin = confirm_new_pin(pin, again)
             row = OperatorAdmin.for_app(self.app).add_first_manager(name, pin)
+        except SiteAlreadySetUp as exc:
+            self.app.call_from_thread(self._set_up_meanwhile, str(exc))
+            return
         except _refusals() as exc:
             self.app.call_from_thread(self._refused, str(exc))
             return

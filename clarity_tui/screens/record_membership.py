@@ -16,7 +16,7 @@ from textual import work
 from textual.widgets import Button, Static
 
 from clarity_tui.services.customers import BENEFIT_TYPES, CustomerRecord, MembershipInfo
-from clarity_tui.services.member_benefits import ExtraBenefit, MemberBenefits, extras_line, live
+from clarity_tui.services.member_benefits import ExtraBenefit, MemberBenefits, extras_line, of_membership
 from clarity_tui.services.membership_payments import MembershipPayments, PaymentLine
 from clarity_tui.services.permissions import Permission
 from clarity_tui.widgets.customer_forms import USER_ERRORS, FieldSpec, FormDialog, ManagerAsk
@@ -118,8 +118,11 @@ class MembershipTabActions:
     # --- Extra benefits (seed 002), beside the plan's own ------------------------------------------
 
     def _extras(self) -> list[ExtraBenefit]:
-        record = self.record
-        return live(record.benefits, self.app.today()) if record is not None else []
+        """The selected membership's live extras (and the account benefits), not another membership's."""
+        record, m = self.record, self._membership()
+        if record is None or m is None:
+            return []
+        return of_membership(record.benefits, m.id, m.status, self.app.today())
 
     def _extras_ask(self, what: str, m: MembershipInfo) -> ManagerAsk:
         return ManagerAsk(Permission.BENEFIT, "membership.benefit", entity="membership", entity_id=m.id,

@@ -92,7 +92,8 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
         self.app.call_from_thread(self._show_notice, notice_line(operator_notices(self.app.db, detail.customer_id)))  # type: ignore[attr-defined]
         from clarity_tui.services.member_benefits import MemberBenefits, extras_line
 
-        extras = MemberBenefits(self.app.db, self.app.today).extras(detail.customer_id) if detail.membership else []  # type: ignore[attr-defined]
+        # The extras of the car's membership (and the customer's account benefits), not another membership's.
+        extras = MemberBenefits(self.app.db, self.app.today).extras(detail.membership.membership_id if detail.membership else None)  # type: ignore[attr-defined]
         self.app.call_from_thread(self._show_benefits, extras_line(extras))
 
     @staticmethod

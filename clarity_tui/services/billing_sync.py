@@ -11,6 +11,11 @@ oldest first) and hands each to `handle_event`, which the optional webhook recei
 
 With no cursor, or one the gateway no longer knows (Stripe keeps events 30 days), the sync reconciles
 every membership whose `paid_through` is due from its subscription, then starts from the newest event.
+When the last successful pass began longer ago than the gateway keeps events, by the gateway's clock (the
+simulated gateway's own, which `payments clock advance` moves on; Stripe's is real time), events made since
+may be gone although the cursor is still accepted, above all "from the oldest" (the cursor of a gateway
+that had no events yet), which never expires by itself: the sync then reconciles every due membership and
+handles the events still kept, from the oldest.
 
 Leadership: a PostgreSQL advisory lock held for the pass; on SQLite a lease in the `billing_sync` row
 (a conditional UPDATE under BEGIN IMMEDIATE; a dead holder's lease is taken over, as the outbox does).
@@ -45,6 +50,7 @@ from sqlmodel import Session, col, select
 
 from clarity_tui.payments.errors import PaymentError
 from clarity_tui.payments.lifecycle import (
+    EVENT_RETENTION,
     HANDLED_EVENT_TYPES,
     CursorExpired,
     GatewayEvent,
@@ -76,6 +82,13 @@ PAGE_SIZE = 100
 # The cursor of a gateway that had no events yet when the sync started: every event it makes is new.
 FROM_THE_OLDEST = ""
 MAX_PAGES = 50  # per pass: a long backlog is worked off over several passes, never one endless call
+# A second row of the table: its `last_success_at` is the gateway's time when the last successful pass began
+# (the events row's own is real time, for the sync lag and the board's banner).
+GATEWAY_CLOCK_ROW = "events@gateway"
+# A pass must begin within the gateway's event window after the last successful one began, less a margin
+# for events the gateway made just before that pass listed them.
+WINDOW = EVENT_RETENTION - dt.timedelta(hours=1)
+OUTGROWN = "no successful sync within the gateway's 30 days of events"
 
 
 class LostLeadership(Exception):
@@ -110,6 +123,7 @@ class BillingSync:
         self.zone = settings.site.zone
         self.terminal = terminal or socket.gethostname()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._began: dt.datetime | None = None  # when the current pass began, by the gateway's clock
 
     # --- one pass ---------------------------------------------------------------------------------
 
@@ -124,6 +138,7 @@ class BillingSync:
                 if not leader:
                     return SyncReport(leader=False)
                 self._mark(last_attempt_at=utcnow())
+                began = self._began = self.gateway_now()
                 try:
                     self._pull(report)
                 except LostLeadership as exc:
@@ -136,7 +151,7 @@ class BillingSync:
                     self._mark(last_error=report.error)
                     log.info("billing sync failed: %s", exc)  # the report (and the board banner) carry it
                     return report
-                self._mark(last_success_at=utcnow(), last_error=None)
+                self._succeeded(began)
                 return report
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -149,10 +164,18 @@ class BillingSync:
             return report
 
     def _pull(self, report: SyncReport) -> None:
+        began = self._began or self.gateway_now()
         cursor = self._row().cursor
         if cursor is None:
             self._start_over(report, "no cursor yet")
             return
+        since = self._last_success_on_gateway_clock()
+        if since is not None and began - since > WINDOW:
+            # What is due is reconciled from the objects; the events the gateway still keeps are then handled
+            # from the oldest, as they may carry what the objects no longer show (an invoice paid on a retry
+            # before the latest one, a refund, a card update, a cancel of a member who is not due).
+            self._start_over(report, OUTGROWN, newest=False)
+            cursor = FROM_THE_OLDEST
         for _ in range(MAX_PAGES):
             try:
                 page = self.gateway.list_events(after=cursor or None, types=HANDLED_EVENT_TYPES, limit=PAGE_SIZE)
@@ -166,15 +189,16 @@ class BillingSync:
             if not page.has_more or not page.events:
                 return
 
-    def _start_over(self, report: SyncReport, why: str) -> None:
-        newest = self.gateway.latest_event_id()  # first: events made while we reconcile are not skipped
+    def _start_over(self, report: SyncReport, why: str, *, newest: bool = True) -> None:
+        """Reconcile what is due, then carry on from the newest event (or, not `newest`, from the oldest kept)."""
+        latest = self.gateway.latest_event_id() if newest else None  # first: events made meanwhile are not skipped
         report.fallback = why
         report.reconciled_due = self.reconcile_due()
         with self.db.write() as s:
             row = self._row_for_update(s)
             self._still_leading(row)
-            row.cursor = newest or FROM_THE_OLDEST
-        report.cursor = newest
+            row.cursor = latest or FROM_THE_OLDEST
+        report.cursor = latest
 
     # --- one event --------------------------------------------------------------------------------
 
@@ -295,6 +319,26 @@ class BillingSync:
             return ("processed", None) if known else ("unknown_object", f"no card {event.object_id}")
         return "ignored", None
 
+    def _last_success_on_gateway_clock(self) -> dt.datetime | None:
+        """When the last successful pass began, by the gateway's clock; a database synced before that was
+        recorded has only the real time of its last success (a lower bound of the gateway's time then)."""
+        with self.db.read() as s:
+            clock, row = s.get(SyncRow, GATEWAY_CLOCK_ROW), s.get(SyncRow, SYNC_NAME)
+            when = (clock.last_success_at if clock is not None else None) or \
+                (row.last_success_at if row is not None else None)
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when
+
+    def _succeeded(self, began: dt.datetime) -> None:
+        with self.db.write() as s:
+            self._row_for_update(s)
+            s.exec(update(SyncRow).where(col(SyncRow.name) == SYNC_NAME)  # type: ignore[call-overload]
+                   .values(last_success_at=utcnow(), last_error=None))
+            clock = self._row_for_update(s, GATEWAY_CLOCK_ROW)
+            clock.last_success_at = began
+            s.add(clock)
+
     def _still_leading(self, row: SyncRow) -> None:
         """LostLeadership unless the row still names this pass as the leader; renews the SQLite lease."""
         if row.leader != self.owner:
@@ -408,15 +452,15 @@ class BillingSync:
         with self.db.read() as s:
             return s.get(SyncRow, SYNC_NAME) or SyncRow(name=SYNC_NAME)
 
-    def _row_for_update(self, s: Session) -> SyncRow:
-        row = s.get(SyncRow, SYNC_NAME, with_for_update=not self.db.is_sqlite)
+    def _row_for_update(self, s: Session, name: str = SYNC_NAME) -> SyncRow:
+        row = s.get(SyncRow, name, with_for_update=not self.db.is_sqlite)
         if row is None:
             try:
                 with s.begin_nested():
-                    s.add(SyncRow(name=SYNC_NAME))
+                    s.add(SyncRow(name=name))
             except IntegrityError:
                 pass
-            row = s.get(SyncRow, SYNC_NAME, with_for_update=not self.db.is_sqlite, populate_existing=True)
+            row = s.get(SyncRow, name, with_for_update=not self.db.is_sqlite, populate_existing=True)
         return row  # type: ignore[return-value]
 
     def _mark(self, *, only_if_leader: bool = False, **values: Any) -> None:

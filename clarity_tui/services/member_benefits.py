@@ -5,6 +5,11 @@ They are the member's account benefits (db.models.AccountBenefit: type, descript
 expiry), so the record's Account Benefits tab, the Membership tab and the session screen show the same rows;
 what this module adds is granting and removing them from a membership (a manager: Permission.BENEFIT, checked
 here), audited against the membership, and the one line that describes a member's live extras.
+
+An extra added here belongs to its membership (AccountBenefit.membership_id, migration 0011): it is shown
+with that membership while it is current, never with another membership of the same customer, and not at
+all once its membership has ended. Rows with no membership (account benefits, and extras added before
+0011) are shown with whichever membership the customer has, as before.
 No Textual here.
 """
 
@@ -15,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
@@ -25,7 +30,7 @@ from db.engine import Database
 from db.models import AccountBenefit, Membership, MembershipStatus
 
 CURRENT = (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.PAUSED)
-FIELDS = ["id", "customer_id", "kind", "description", "quantity", "remaining", "expires_on"]
+FIELDS = ["id", "customer_id", "membership_id", "kind", "description", "quantity", "remaining", "expires_on"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,16 @@ def live(benefits: Iterable[Any], today: dt.date) -> list[ExtraBenefit]:
             if b.remaining > 0 and (b.expires_on is None or b.expires_on >= today)]
 
 
+def of_membership(benefits: Iterable[Any], membership_id: int, status: str, today: dt.date) -> list[ExtraBenefit]:
+    """The live extras shown with one of the customer's memberships: its own while it is current, and the
+    rows that belong to no membership (account benefits, rows from before migration 0011).
+
+    `benefits` are the customer's AccountBenefit rows; another membership's extras are never among them."""
+    own = status in CURRENT
+    return live([b for b in benefits
+                 if b.membership_id is None or (own and b.membership_id == membership_id)], today)
+
+
 def extras_line(extras: list[ExtraBenefit]) -> str:
     return "; ".join(e.label for e in extras)
 
@@ -61,14 +76,20 @@ class MemberBenefits:
         self.db = db
         self.today = today or dt.date.today
 
-    def extras(self, customer_id: int | None) -> list[ExtraBenefit]:
-        """A customer's live extra benefits (none for no customer)."""
-        if customer_id is None:
+    def extras(self, membership_id: int | None) -> list[ExtraBenefit]:
+        """The live extra benefits shown with a membership (the car's, on the session screen): see
+        of_membership. None for no membership, or one that no longer exists."""
+        if membership_id is None:
             return []
         with self.db.read() as s:
-            rows = s.exec(select(AccountBenefit).where(AccountBenefit.customer_id == customer_id)
-                          .order_by(col(AccountBenefit.id))).all()
-        return live(rows, self.today())
+            m = s.get(Membership, membership_id)
+            if m is None:
+                return []
+            rows = s.exec(select(AccountBenefit).where(
+                AccountBenefit.customer_id == m.customer_id,
+                or_(col(AccountBenefit.membership_id).is_(None), AccountBenefit.membership_id == m.id),
+            ).order_by(col(AccountBenefit.id))).all()
+            return of_membership(rows, m.id, m.status, self.today())
 
     def _membership(self, s: Session, membership_id: int) -> Membership:
         m = s.get(Membership, membership_id)
@@ -92,7 +113,7 @@ class MemberBenefits:
             if m.status not in CURRENT:
                 raise CustomerError(f"This membership is {str(m.status).replace('_', ' ')}: extra benefits go on a "
                                     "current membership.")
-            b = AccountBenefit(customer_id=m.customer_id, **values)
+            b = AccountBenefit(customer_id=m.customer_id, membership_id=m.id, **values)
             s.add(b)
             s.flush()
             audit.record(s, actor, "membership.benefit_added", "membership", membership_id,
@@ -104,7 +125,7 @@ class MemberBenefits:
         with self.db.write() as s:
             m = self._membership(s, membership_id)
             b = s.get(AccountBenefit, benefit_id)
-            if b is None or b.customer_id != m.customer_id:
+            if b is None or b.customer_id != m.customer_id or b.membership_id not in (None, m.id):
                 raise NotFound("That benefit was already removed: reload the record.")
             before = audit.snapshot(b, FIELDS)
             s.delete(b)

@@ -7,6 +7,8 @@ The screens, the CLI and tests drive the same calls:
               request_email     (SMS asking for the email) -> check_reply (poll) ... or typed in
               confirm_contact   (every field validated; creates the customer, linked to the legacy
                                  record, vehicles from the legacy plates)
+              use_existing_customer (the phone or email is a customer's already: "Use that customer"
+                                 migrates the legacy member onto them; nothing is created)
               attach_reader_card | key_card         (saved with a SetupIntent: no charge today)
               billing_date / override_billing_date  (the legacy date; a past one needs a manager)
     checkout  review            (due today 0, next billing = the legacy date)
@@ -420,6 +422,50 @@ class MigrationService:
                          after={"customer_id": customer.id, "customer_number": customer.customer_number,  # type: ignore[union-attr]
                                 "legacy_id": lm.legacy_id, "vehicle_ids": list(order.vehicle_ids or []),
                                 "plan_id": order.plan_id})
+        return self.order(order_id)
+
+    @guarded
+    def use_existing_customer(self, order_id: int, customer_id: int) -> OrderView:
+        """The contact step's "Use that customer" (confirm_contact raised DuplicateCustomer): the legacy
+        member is migrated onto the customer who already has the phone or email, whose record is kept as it
+        is. Their garage gets the legacy plates and the session's car; the membership is created on them at
+        `pay`. No customer is created. Refused when they already have a current membership (it would be
+        billed twice) or when this migration already has another customer."""
+        with self.db.read() as s:
+            order = self.sales._mine(s, order_id)
+            if order.state not in EDITABLE:
+                raise MigrationError("The customer has already signed: the contact can no longer change here.")
+            lm = self._legacy_of(s, order)
+            if lm.migrated_at is not None:
+                raise AlreadyMigrated(migrated_message(lm, self._customer_number(s, lm.migrated_customer_id), self.zone))
+            if order.customer_id == customer_id:
+                return self.order(order_id)  # already theirs (a second press, a retry)
+            if order.customer_id is not None:
+                raise MigrationError("This migration already has its customer: go back to the match and start "
+                                     "again to use another one.")
+            customer = s.get(Customer, customer_id)
+            if customer is None:
+                raise MigrationError("That customer no longer exists: check the details and Confirm again.")
+            current = self.sales._current_membership(s, customer_id)
+            if current is not None:
+                plan = s.get(Plan, current.plan_id)
+                raise MigrationError(
+                    f"{customer.first_name} {customer.last_name} (#{customer.customer_number}) already has a "
+                    f"{plan.name if plan else 'current'} membership: migrating onto them would bill them twice. "
+                    "Go back and check the details, or change their membership on their record.")
+        with self.db.write() as s:
+            order = self.sales._mine(s, order_id)
+            lm = self._legacy_of(s, order)
+            customer = s.get(Customer, customer_id)
+            vehicle_ids = self._vehicles(s, order, lm, customer)  # type: ignore[arg-type]
+            plan = s.get(Plan, order.plan_id)
+            order.customer_id, order.vehicle_ids = customer.id, vehicle_ids  # type: ignore[union-attr]
+            self.sales._limit_vehicles(order, plan)  # type: ignore[arg-type]
+            self.sales._touch(s, order, OrderState.DRAFT)
+            audit.record(s, self.actor, "migration.existing_customer_used", "sales_order", order.id,
+                         after={"legacy_member_id": lm.id, "legacy_id": lm.legacy_id, "customer_id": customer.id,  # type: ignore[union-attr]
+                                "customer_number": customer.customer_number,  # type: ignore[union-attr]
+                                "vehicle_ids": list(order.vehicle_ids or []), "plan_id": order.plan_id})
         return self.order(order_id)
 
     def _vehicles(self, s: Session, order: SalesOrder, lm: LegacyMember, customer: Customer) -> list[int]:

@@ -37,6 +37,10 @@ class OperatorAdminError(Exception):
     """A refused change; str() says what happened and what to do. Nothing was changed."""
 
 
+class SiteAlreadySetUp(OperatorAdminError):
+    """The first-manager form lost a race: the site got its operators meanwhile."""
+
+
 @dataclass(frozen=True)
 class OperatorRow:
     id: int
@@ -141,7 +145,7 @@ class OperatorAdmin:
         with self.db.write() as s:
             self._serialise(s)
             if first and self._pin_operators(s) > 0:
-                raise OperatorAdminError("This site already has operators: a manager must add new ones "
+                raise SiteAlreadySetUp("This site already has operators: a manager must add new ones "
                                          "(sign in as a manager, or give --manager).")
             if self._active_named(s, cleaned) is not None:
                 raise OperatorAdminError(f"An active operator is already named {cleaned!r}: choose another name "

@@ -9,7 +9,7 @@ and a JSON nesting limit.
 
 Who may post (issue 15), checked before the body is parsed:
 
-- an optional address allow-list (`allow_from`, addresses and CIDR networks): any other address gets 403;
+- an optional address allow-list (`allow_from`, addresses and CIDR networks): any other address gets 401;
 - a shared secret per camera (`secrets`, camera_id -> secret; or one `secret` for every camera), presented as a
   token in `X-Clarity-Token`, in `Authorization: Bearer`, or, for cameras that cannot set headers, in the URL
   (`/plate/<token>` or `?token=`); and/or an HMAC-SHA256 of the body under that secret in
@@ -433,10 +433,10 @@ class _Handler(LimitedHandler):
         receiver = self.server.receiver
         if receiver.auth.address_allowed(self.client_address[0]):
             return True
-        receiver.count("forbidden")
+        receiver.count("unauthorized")
         log.warning("plate webhook: refused %s %s from %s: address not in allow_from", self.command,
                     self.redact(urlsplit(self.path).path), self.client_address[0])
-        self.reply_json(HTTPStatus.FORBIDDEN, {"error": "This address may not send plate reads."}, close=True)
+        self.reply_json(HTTPStatus.UNAUTHORIZED, {"error": "This address may not send plate reads."}, close=True)
         return False
 
     def do_GET(self) -> None:  # noqa: N802 - a health check for technicians
@@ -489,8 +489,8 @@ class PlateWebhookReceiver:
         self.slots = ConnectionSlots(max_connections)
         self.accepted = 0
         self.rejected = 0  # 400s and 413s: bad bodies, bad plates
-        self.unauthorized = 0  # 401s
-        self.forbidden = 0  # 403s: address, or another camera's id
+        self.unauthorized = 0  # 401s: no or wrong credentials, or an address outside allow_from
+        self.forbidden = 0  # 403s: another camera's id
         self.failed = 0  # 500s and 503s: the read could not be recorded
         self.last_error: str | None = None
         self._counting = threading.Lock()

@@ -463,10 +463,17 @@ def _lose_leadership(db: Database) -> None:
             "AND ((classid::bigint << 32) | objid::bigint) = :key"), {"key": PG_LOCK_ID}).scalars().all()
         assert len(pids) == 1
         assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]}).scalar()
-        # The lock is free once that backend is gone: wait for that (a condition, not a duration).
+        conn.commit()
+        # The lock is free once that backend is gone: wait for that (a condition, not a duration). Each look
+        # is its own transaction: pg_stat_activity is a snapshot kept for the rest of a transaction, so one
+        # transaction that first saw the backend alive would see it alive for ever (a hang seen under load).
+        deadline = time.monotonic() + 120
         while conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
                            {"pid": pids[0]}).scalar():
+            conn.commit()
+            assert time.monotonic() < deadline, "the terminated backend never went away"
             conn.execute(text("SELECT pg_sleep(0.01)"))
+        conn.commit()
 
 
 def test_a_pass_that_loses_its_leadership_mid_way_stops_and_never_moves_the_cursor_back(

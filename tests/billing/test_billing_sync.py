@@ -220,15 +220,47 @@ def test_a_gateway_outage_keeps_the_last_known_state_and_the_status_goes_stale(d
 
 
 def test_a_stale_sync_fails_closed_after_the_grace(db, gw, settings) -> None:  # noqa: ANN001
-    """Nothing moves paid_through on while the sync is down: past the grace the lane says PAST DUE."""
-    member = make_member(db, gw, first_billing=TODAY - dt.timedelta(days=2))
-    with db.write() as s:
-        s.get(Membership, member.membership_id).paid_through = TODAY - dt.timedelta(days=2)
-    assert billing_status(db, settings)["members"]["active"] == 1
-    with db.write() as s:
-        s.get(Membership, member.membership_id).paid_through = TODAY - dt.timedelta(days=4)
-    counts = billing_status(db, settings)["members"]
-    assert (counts["active"], counts["past_due"]) == (0, 1)
+    """The gateway renews the member, but no sync succeeds after: nothing moves paid_through on. By the
+    gateway's clock the member stays MEMBER inside the grace (3 days) and turns PAST DUE the day after,
+    while the status says the sync is stale (no success for longer than the set hours)."""
+    member = make_member(db, gw, first_billing=TODAY + dt.timedelta(days=1))
+    sync(db, gw, settings)
+    assert membership(db, member).paid_through == TODAY + dt.timedelta(days=1)
+
+    def down_for_a_pass() -> dict:  # the Events API cannot be reached: the pass fails, the status judges it
+        gw.online = False
+        try:
+            report = BillingSync(db, gw, settings, terminal="t1").run_once()
+        finally:
+            gw.online = True
+        assert not report.ok and report.error
+        return billing_status(db, settings, now=gw.clock_now())
+
+    assert gw.advance_clock(4, failure_rate=0.0).renewals == 1  # paid at the gateway on day 1, never reported
+    today = gw.clock_now().date()
+    assert today == TODAY + dt.timedelta(days=4)
+    status = down_for_a_pass()
+    hours = settings.billing.sync_stale_after_hours
+    assert status["stale"] is True and status["last_error"] and status["sync_lag_seconds"] > hours * 3600
+    assert (status["members"]["active"], status["members"]["past_due"]) == (1, 0)
+    assert standing(db, member, today) == Standing.MEMBER  # paid through day 1, plus 3 days of grace
+    assert membership(db, member).paid_through == TODAY + dt.timedelta(days=1)
+
+    gw.advance_clock(1, failure_rate=0.0)
+    today = gw.clock_now().date()
+    status = down_for_a_pass()
+    assert status["stale"] is True
+    assert (status["members"]["active"], status["members"]["past_due"]) == (0, 1)  # fails closed
+    m = membership(db, member)
+    judged = entitlement(m.status, paid_through=m.paid_through, resumes_on=m.resumes_on,
+                         cancel_at_period_end=m.cancel_at_period_end, expires_on=m.expires_on, today=today)
+    assert (judged.standing, judged.days_overdue) == (Standing.PAST_DUE, 4)
+
+    # The sync comes back: the renewal it missed makes the member MEMBER again.
+    sync(db, gw, settings)
+    assert standing(db, member, today) == Standing.MEMBER
+    assert membership(db, member).paid_through > today
+    assert [kind for kind, _ in payments(db, member)] == [PaymentKind.RENEWAL]
 
 
 def test_a_card_the_network_updated_or_detached_updates_our_card_row(db, gw, settings) -> None:  # noqa: ANN001

@@ -16,6 +16,7 @@ from db.models import Membership
 from db.models_billing import BillingSync as SyncRow
 from hardware.plate_reader import PlateEvent
 from tests.billing.conftest import make_member
+from tests.sale.conftest import lanes  # noqa: F401 - the sale fixture (a demo site with cars in the lanes)
 from tests.uihelpers import make_app, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,3 +170,63 @@ async def test_the_simulator_runs_the_billing_clock_while_the_demo_plays(db, gw,
 def membership_paid_through(db, membership_id: int) -> dt.date:  # noqa: ANN001
     with db.read() as s:
         return s.get(Membership, membership_id).paid_through
+
+
+async def test_while_the_sync_is_stale_a_sale_is_completed_and_its_card_charged(settings, lanes) -> None:  # noqa: ANN001
+    """The Events API cannot be reached (every billing pass fails, the banner shows), but the lane still
+    sells: the returning customer's Deluxe membership goes through the whole flow and their card is charged."""
+    from sqlmodel import select
+
+    from clarity_tui.payments.errors import GatewayUnavailable
+    from clarity_tui.payments.simulated import SimulatedGateway
+    from db.models import SalesOrder, SimGatewayObject
+    from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done
+    from tests.uihelpers import FIXED_NOW
+
+    db = lanes.db
+
+    class EventsUnreachable(SimulatedGateway):
+        def list_events(self, **kw):  # noqa: ANN003, ANN201
+            raise GatewayUnavailable("Cannot reach the payment gateway's events.")
+
+        def latest_event_id(self):  # noqa: ANN201
+            raise GatewayUnavailable("Cannot reach the payment gateway's events.")
+
+    with db.write() as s:  # the last success was 9 hours before the app's (fixed) now
+        s.add(SyncRow(name="events", cursor="evt_x", last_success_at=FIXED_NOW - dt.timedelta(hours=9),
+                      last_error="Cannot reach the payment gateway."))
+    fast = settings.model_copy(update={"billing": settings.billing.model_copy(update={"sync_every_seconds": 0.2})})
+    app = sale_app(fast, db)
+    app._gateway = lambda: EventsUnreachable(db)  # the billing passes' gateway; the sale makes its own
+    started = dt.datetime.now(dt.UTC)
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one("#billing-banner")
+        await wait_until(pilot, lambda: banner.display and "not synced" in str(banner.render()), "the banner")
+        await wait_until(pilot, lambda: _sync_attempted_since(db, started), "a failed sync pass")
+        await devices_ready(pilot)
+        keys = Keys(pilot)
+        await open_session(pilot, keys, lanes.ivana)
+        await keys.press("f2")
+        await at(pilot, "plan-select")
+        await keys.press("2")  # Deluxe
+        await at(pilot, "payment")
+        await keys.press("enter")  # the saved Visa
+        await at(pilot, "checkout-summary")
+        await keys.press("enter")
+        await at(pilot, "terms")
+        await keys.press("f2")
+        await at(pilot, "signature")
+        await signer_done(pilot)
+        await keys.press("f5")  # Agree: the card is charged
+        await at(pilot, "confirmation", "the confirmation")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen.id != "confirmation", "back from the confirmation")
+        with db.read() as s:
+            row = s.get(SyncRow, "events")
+            assert row.last_error and "events" in row.last_error  # still failing: nothing succeeded
+    with db.read() as s:
+        order = s.exec(select(SalesOrder).where(SalesOrder.session_id == lanes.ivana)).one()
+        charges = [r.data for r in s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "payment_intent"))
+                   if r.data.get("status") == "succeeded"]
+    assert order.state == "completed"
+    assert [c["amount"] for c in charges] == [2999]

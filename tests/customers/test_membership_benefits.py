@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import insert
 from sqlmodel import select
 from textual.widgets import Static
 
@@ -17,13 +18,15 @@ from clarity_tui.screens.customer_record import CustomerRecordScreen
 from clarity_tui.screens.session_detail import SessionDetailScreen
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.customer_input import CustomerError, NotFound, ValidationFailed
-from clarity_tui.services.member_benefits import MemberBenefits
+from clarity_tui.services.customers import CustomerService
+from clarity_tui.services.member_benefits import MemberBenefits, of_membership
 from clarity_tui.services.permissions import PermissionDenied
 from clarity_tui.services.sessions import SessionService
 from clarity_tui.widgets.customer_forms import FormDialog
 from clarity_tui.widgets.manager_pin import ManagerPinModal
 from db.models import AccountBenefit, AuditLog, Membership, MembershipStatus, MembershipVehicle, Operator, Role, Vehicle
 from hardware.plate_reader import PlateEvent
+from db import migrate
 from tests.site.helpers import PINS, signin_settings
 from tests.uihelpers import make_app, wait_until
 
@@ -66,12 +69,12 @@ def test_the_service_grants_and_removes_extras_for_managers_only(demo_db) -> Non
         svc.add(manager, mid, "Gold bars")
     first = svc.add(manager, mid, "Free wash", "birthday", 3, TODAY + dt.timedelta(days=30))
     second = svc.add(manager, mid, "Vacuum token", quantity="2")
-    assert [e.label for e in svc.extras(cid)] == ["Free wash (birthday) 3 left, until 2026-12-22", "Vacuum token 2 left"]
+    assert [e.label for e in svc.extras(mid)] == ["Free wash (birthday) 3 left, until 2026-12-22", "Vacuum token 2 left"]
     # An used-up or expired benefit is not an extra any more.
     with demo_db.write() as s:
         s.get(AccountBenefit, second).remaining = 0
-    assert [e.id for e in svc.extras(cid)] == [first]
-    assert MemberBenefits(demo_db, today=lambda: TODAY + dt.timedelta(days=31)).extras(cid) == []
+    assert [e.id for e in svc.extras(mid)] == [first]
+    assert MemberBenefits(demo_db, today=lambda: TODAY + dt.timedelta(days=31)).extras(mid) == []
     with pytest.raises(PermissionDenied):
         svc.remove(attendant, mid, first)
     svc.remove(manager, mid, first)
@@ -80,12 +83,97 @@ def test_the_service_grants_and_removes_extras_for_managers_only(demo_db) -> Non
     [added, _] = _audit(demo_db, "membership.benefit_added")
     assert (added.actor, added.entity, added.entity_id) == ("Morgan Manager", "membership", str(mid))
     assert added.after["kind"] == "Free wash" and added.after["quantity"] == 3 and added.after["customer_id"] == cid
+    assert added.after["membership_id"] == mid
     [removed] = _audit(demo_db, "membership.benefit_removed")
     assert removed.before["id"] == first and removed.actor == "Morgan Manager"
     with demo_db.write() as s:
         s.get(Membership, mid).status = MembershipStatus.CANCELLED
     with pytest.raises(CustomerError, match="current membership"):
         svc.add(manager, mid, "Free wash")
+
+
+def _ids(extras) -> list[int]:  # noqa: ANN001
+    return [e.id for e in extras]
+
+
+def test_an_extra_belongs_to_its_membership_and_ends_with_it(demo_db) -> None:  # noqa: ANN001
+    """Migration 0011: the extra is the membership's. Another membership of the same customer does not show
+    it, and it is not usable once its membership has ended; an account benefit (no membership) shows with
+    either, as before."""
+    mid, cid, plate = _member(demo_db)
+    svc = MemberBenefits(demo_db, today=lambda: TODAY)
+    manager = _actor(demo_db, "Morgan Manager")
+    account = CustomerService(demo_db).add_benefit(manager, cid, "Gift credit", "loyalty")
+    first = svc.add(manager, mid, "Vacuum token", "first membership", 2)
+    with demo_db.read() as s:
+        assert s.get(AccountBenefit, first).membership_id == mid
+        assert s.get(AccountBenefit, account).membership_id is None
+    assert _ids(svc.extras(mid)) == [account, first]
+    assert svc.extras(None) == []
+    # The session screen asks for the car's membership.
+    session_id = SessionService(demo_db).record_plate_read(PlateEvent(plate=plate, lane="Lane 1"), Actor.system("camera"))
+    car = SessionService(demo_db).detail(session_id).membership
+    assert car is not None and car.membership_id == mid and _ids(svc.extras(car.membership_id)) == [account, first]
+
+    # The membership ends: its extra is no longer usable, on the session screen or the record.
+    with demo_db.write() as s:
+        old = s.get(Membership, mid)
+        old.status = MembershipStatus.CANCELLED
+        plan_id = old.plan_id
+        link = s.exec(select(MembershipVehicle).where(MembershipVehicle.membership_id == mid)).first()
+        vehicle_id = link.vehicle_id
+        s.delete(link)
+    assert _ids(svc.extras(mid)) == [account]
+    record = CustomerService(demo_db).record(cid)
+    assert _ids(of_membership(record.benefits, mid, MembershipStatus.CANCELLED, TODAY)) == [account]
+    assert _ids(of_membership(record.benefits, mid, MembershipStatus.ACTIVE, TODAY)) == [account, first]
+
+    # A second membership of the same customer, for the same car, does not show the first one's extra.
+    with demo_db.write() as s:
+        second_m = Membership(customer_id=cid, plan_id=plan_id, status=MembershipStatus.ACTIVE, started_on=TODAY)
+        s.add(second_m)
+        s.flush()
+        second = second_m.id
+        s.add(MembershipVehicle(membership_id=second, vehicle_id=vehicle_id))
+    assert _ids(svc.extras(second)) == [account]
+    own = svc.add(manager, second, "Free wash", "second membership")
+    assert _ids(svc.extras(second)) == [account, own]
+    assert _ids(svc.extras(mid)) == [account]
+    car = SessionService(demo_db).detail(session_id).membership
+    assert car is not None and car.membership_id == second and _ids(svc.extras(car.membership_id)) == [account, own]
+    record = CustomerService(demo_db).record(cid)
+    assert _ids(of_membership(record.benefits, second, MembershipStatus.ACTIVE, TODAY)) == [account, own]
+    # ...nor can its extra be removed from the other membership.
+    with pytest.raises(NotFound):
+        svc.remove(manager, second, first)
+    with pytest.raises(NotFound):
+        svc.remove(manager, mid, own)
+    svc.remove(manager, second, own)
+    assert _ids(svc.extras(second)) == [account]
+    [removed] = _audit(demo_db, "membership.benefit_removed")
+    assert removed.entity_id == str(second) and removed.before["membership_id"] == second
+
+
+def test_rows_from_before_migration_0011_stay_and_show_with_the_membership(demo_db) -> None:  # noqa: ANN001
+    """A site upgraded from 0010: its benefit rows stay, with no membership, and show as before."""
+    mid, cid, _plate = _member(demo_db)
+    engine = demo_db.engine
+    migrate.downgrade(engine, "0010")
+    with engine.begin() as conn:
+        old = conn.execute(insert(AccountBenefit.__table__).values(  # membership_id: not a column at 0010
+            customer_id=cid, kind="Free wash", description="from 0010", quantity=3, remaining=2)).inserted_primary_key[0]
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0011"
+    with demo_db.read() as s:
+        row = s.get(AccountBenefit, old)
+        assert (row.customer_id, row.membership_id, row.kind, row.quantity, row.remaining) == (cid, None, "Free wash", 3, 2)
+    svc = MemberBenefits(demo_db, today=lambda: TODAY)
+    assert [e.label for e in svc.extras(mid)] == ["Free wash (from 0010) 2 of 3 left"]
+    # It can still be removed from the membership's tab, audited as before.
+    svc.remove(_actor(demo_db, "Morgan Manager"), mid, old)
+    assert svc.extras(mid) == []
+    [removed] = _audit(demo_db, "membership.benefit_removed")
+    assert removed.before["id"] == old and removed.before["membership_id"] is None
 
 
 async def _pin(pilot, name: str = "Morgan Manager") -> None:  # noqa: ANN001

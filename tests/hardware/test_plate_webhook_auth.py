@@ -156,17 +156,17 @@ def test_a_signature_can_be_required(demo_db, settings) -> None:  # noqa: ANN001
         assert status == 201, body
 
 
-def test_addresses_outside_the_allow_list_get_403(demo_db, settings, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+def test_addresses_outside_the_allow_list_get_401(demo_db, settings, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
     outside = CameraAuth(secrets={"cam-lane1": LANE1}, allow_from=receiver_options(
         {"allow_from": ["10.20.0.0/16", "192.168.1.7"]})["auth"].allow_from)
     with PlateWebhookReceiver(plate_recorder(demo_db, settings.terminal_id), auth=outside) as receiver:
         sessions, audits = session_count(demo_db), audit_count(demo_db)
         with caplog.at_level(logging.WARNING, logger="hardware"):
             status, body, _ = send(receiver, RAW, path=f"/plate/{LANE1}", headers={TOKEN_HEADER: LANE1})
-        assert status == 403, body
-        assert send(receiver, b"", method="GET")[0] == 403  # the health check too
+        assert status == 401, body
+        assert send(receiver, b"", method="GET")[0] == 401  # the health check too
         assert (session_count(demo_db), audit_count(demo_db)) == (sessions, audits)
-        assert receiver.forbidden == 2
+        assert receiver.unauthorized == 2
         logged = "\n".join(record.getMessage() for record in caplog.records)
         assert "address not in allow_from" in logged and LANE1 not in logged
     inside = CameraAuth(secrets={"cam-lane1": LANE1}, allow_from=receiver_options(

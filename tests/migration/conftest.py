@@ -81,3 +81,48 @@ def service(db, terminal: str = "lane-1-term", *, sms: SimulatedSms | None = Non
 def session_of(db, session_id: int) -> VehicleSession:  # noqa: ANN001
     with db.read() as s:
         return s.get(VehicleSession, session_id)
+
+
+# --- Pilot helpers shared by the migration's screen tests (import these, not another test file's) ----------
+
+
+def migration_app(settings, db, *, reply: str = "auto", timeout: int = 30, **kw):  # noqa: ANN001, ANN003, ANN201
+    """The app with fast simulated devices and a simulated SMS reply (`reply`, after 0.1 s)."""
+    from tests.sale.uiflow import sale_app
+
+    settings.messaging.simulated_reply = reply
+    settings.messaging.simulated_reply_after_seconds = 0.1
+    settings.messaging.reply_timeout_seconds = timeout
+    settings.messaging.poll_interval_seconds = 1.0
+    return sale_app(settings, db, **kw)
+
+
+async def to_contact(pilot, session_id: int) -> None:  # noqa: ANN001
+    """Board -> the session -> Migrate Membership (F3) -> That's Me (F5) on the first candidate -> Contact."""
+    from tests.sale.uiflow import Keys, at, devices_ready, open_session
+
+    await devices_ready(pilot)
+    await open_session(pilot, Keys(pilot), session_id)
+    await pilot.press("f3")  # Migrate Membership
+    await at(pilot, "migration-match")
+    await pilot.press("f5")  # That's Me
+    await at(pilot, "migration-contact")
+
+
+async def card_to_agree(pilot) -> None:  # noqa: ANN001
+    """The card step (the reader) -> summary -> terms (presented) -> signature -> Agree."""
+    from tests.sale.uiflow import at, signer_done, text_of
+    from tests.uihelpers import wait_until
+
+    app = pilot.app
+    await at(pilot, "migration-card")
+    await pilot.press("r")  # the reader
+    await wait_until(pilot, lambda: "Card read" in text_of(app, "#card-message"), "the card read")
+    await pilot.press("f5")
+    await at(pilot, "checkout-summary")
+    await pilot.press("enter")  # Checkout
+    await at(pilot, "terms")
+    await pilot.press("f2")  # presented
+    await at(pilot, "signature")
+    await signer_done(pilot)
+    await pilot.press("f5")  # Agree

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from sqlmodel import col
 
 from clarity_tui.payments.errors import GatewayAuthError, GatewayRejected, GatewayServerError
 from clarity_tui.payments.lifecycle import (
@@ -436,17 +437,73 @@ def test_subscription_snapshot_is_what_the_event_carried() -> None:
 
 # --- end to end: every recorded event through the billing sync -----------------------------------------------------------
 
+# What each recorded event changes in the database, from the objects as Stripe serves them now:
+# memberships by subscription: (status, gateway status, paid_through, resumes_on, cancel_at_period_end, expires_on);
+# payment rows by (kind, object): (amount, status, reason, the membership's subscription);
+# cards by payment method: (last4, expiry month, expiry year, detached).
+D = dt.date
+RECORDED_EFFECTS: dict[str, dict[str, dict]] = {
+    # A paid renewal: the period runs to Dec 1 (cancel at period end: it expires then); a renewal row.
+    "invoice.paid@in_1QcLarityRenew001": {
+        "members": {SUB_MAIN: ("active", "active", D(2026, 12, 1), None, True, D(2026, 12, 1))},
+        "payments": {("renewal", "in_1QcLarityRenew001"): (3246, "paid", None, SUB_MAIN)}},
+    # Two failed attempts: past due from the unpaid period's start, one failed row per attempt, with the reason.
+    "invoice.payment_failed@in_1QcLarityFailed01": {
+        "members": {"sub_1QcLarityPastDue01": ("past_due", "past_due", D(2026, 11, 3), None, False, None)},
+        "payments": {("renewal_failed", f"in_1QcLarityFailed01#{n}"):
+                     (3246, "failed", "Your card has insufficient funds.", "sub_1QcLarityPastDue01") for n in (1, 2)}},
+    # Collection paused until Jan 1 2027 (Stripe's status stays active): PAUSED locally, with the resume date.
+    "customer.subscription.updated@sub_1QcLarityPauseCol1": {
+        "members": {"sub_1QcLarityPauseCol1": ("paused", "active", D(2026, 12, 1), D(2027, 1, 1), False, None)}},
+    # 3-D Secure needed: past due, the attempt a failed row with the authentication reason.
+    "invoice.payment_action_required@in_1QcLarityAction01": {
+        "members": {"sub_1QcLarity3dsAuth01": ("past_due", "past_due", D(2026, 11, 5), None, False, None)},
+        "payments": {("renewal_failed", "in_1QcLarityAction01#1"):
+                     (3246, "failed", "Your card was declined. This transaction requires authentication.",
+                      "sub_1QcLarity3dsAuth01")}},
+    # A trial ended with no card: Stripe paused the subscription.
+    "customer.subscription.paused@sub_1QcLarityTrialPz01": {
+        "members": {"sub_1QcLarityTrialPz01": ("paused", "paused", None, None, False, None)}},
+    # The card network renewed the card: the new expiry.
+    "payment_method.automatically_updated@pm_1QcLarityVisa4242": {
+        "cards": {"pm_1QcLarityVisa4242": ("4242", 12, 2029, False)}},
+    # A dispute of the earlier renewal's charge: a dispute row on the membership that paid it.
+    "charge.dispute.created@dp_1QcLarityDispute1": {
+        "payments": {("dispute", "dp_1QcLarityDispute1"): (3246, "needs_response", "fraudulent", SUB_MAIN)}},
+    # Resumed: active, paid through the period's end.
+    "customer.subscription.resumed@sub_1QcLarityResumed01": {
+        "members": {"sub_1QcLarityResumed01": ("active", "active", D(2026, 12, 9), None, False, None)}},
+    # The renewal refunded in full: a refund row.
+    "charge.refunded@ch_3QcLarityRenew001": {
+        "payments": {("refund", "re_3QcLarityRenew001"): (3246, "succeeded", None, SUB_MAIN)}},
+    # The last retry failed: four failed rows; the subscription retrieved with it is already canceled.
+    "invoice.marked_uncollectible@in_1QcLarityUncoll01": {
+        "members": {"sub_1QcLarityDeleted01": ("cancelled", "canceled", D(2026, 11, 12), None, False,
+                                               D(2026, 11, 12))},
+        "payments": {("renewal_failed", f"in_1QcLarityUncoll01#{n}"):
+                     (3246, "failed", "Your card was declined.", "sub_1QcLarityDeleted01") for n in (1, 2, 3, 4)}},
+    # Already applied from the fresh subscription the invoice event retrieved: nothing left to change.
+    "customer.subscription.deleted@sub_1QcLarityDeleted01": {},
+    # The old card taken off the customer: detached (and no longer the default).
+    "payment_method.detached@pm_1QcLarityMc4444Old": {
+        "cards": {"pm_1QcLarityMc4444Old": ("4444", 3, 2027, True)}},
+    # The same subscription invoice.paid retrieved fresh already: nothing left to change.
+    "customer.subscription.updated@sub_1QcLarityMain0001": {},
+}
+
+
 def test_every_recorded_event_through_the_billing_sync(sim_file_db, gateway: StripeGateway,  # noqa: ANN001
                                                        stripe_events: StripeEventsServer) -> None:
     """Each recorded event, as the Events API lists it, goes through StripeGateway (fresh objects from the
-    loopback Stripe) and BillingSync.handle_event on a migrated SQLite file: never an exception, and each is
-    processed (or an object we do not know); a second delivery is a duplicate."""
+    loopback Stripe) and BillingSync.handle_event on a migrated SQLite file, one at a time, and changes what
+    RECORDED_EFFECTS says and nothing else; a second delivery is a duplicate and changes nothing."""
     from sqlmodel import select
 
     from clarity_tui.config import Settings
     from clarity_tui.services.billing_sync import BillingSync
     from clarity_tui.services.demo import seed_demo
     from db.models import Membership, PaymentMethod
+    from db.models_billing import MembershipPayment
 
     seed_demo(sim_file_db, customers=30, legacy=0)
     subs = sorted(oid for oid, o in load_objects().items() if o["object"] == "subscription")
@@ -461,15 +518,47 @@ def test_every_recorded_event_through_the_billing_sync(sim_file_db, gateway: Str
                             last4="4242", exp_month=12, exp_year=2026, is_default=True))
         s.add(PaymentMethod(customer_id=owner, gateway="stripe", gateway_token="pm_1QcLarityMc4444Old",
                             brand="mastercard", last4="4444", exp_month=3, exp_year=2027))
+
+    def state() -> dict[str, dict]:
+        with sim_file_db.read() as s:
+            ms = s.exec(select(Membership).where(col(Membership.gateway_subscription_id).in_(subs))).all()
+            sub_of = {m.id: m.gateway_subscription_id for m in ms}
+            return {
+                "members": {m.gateway_subscription_id: (m.status, m.gateway_status, m.paid_through, m.resumes_on,
+                                                        m.cancel_at_period_end, m.expires_on) for m in ms},
+                "payments": {(p.kind, p.gateway_object_id): (p.amount_cents, p.status, p.reason,
+                                                             sub_of.get(p.membership_id))
+                             for p in s.exec(select(MembershipPayment))},
+                "cards": {p.gateway_token: (p.last4, p.exp_month, p.exp_year, p.detached_at is not None)
+                          for p in s.exec(select(PaymentMethod).where(PaymentMethod.gateway == "stripe"))},
+            }
+
+    def changes(before: dict[str, dict], after: dict[str, dict]) -> dict[str, dict]:
+        found = {}
+        for part in ("members", "payments", "cards"):
+            changed = {k: v for k, v in after[part].items() if before[part].get(k) != v}
+            assert set(before[part]) <= set(after[part])  # nothing is ever deleted
+            if changed:
+                found[part] = changed
+        return found
+
     sync = BillingSync(sim_file_db, gateway, Settings(site={"timezone": "UTC"}), terminal="lane-1-term")
     events, page = [], gateway.list_events(after=None, types=HANDLED_EVENT_TYPES, limit=100)
     events += page.events
     assert not page.has_more and len(events) == len(load_events())
-    outcomes = {e.type + (f"@{e.object_id}" if e.type == "customer.subscription.updated" else ""):
-                sync.handle_event(e, source="sync") for e in events}
-    assert set(outcomes.values()) <= {"processed", "unknown_object"}, outcomes
-    assert list(outcomes.values()).count("processed") >= 10, outcomes
+    assert [f"{e.type}@{e.object_id}" for e in events] == list(RECORDED_EFFECTS)  # oldest first
+    before = state()
+    for e in events:
+        key = f"{e.type}@{e.object_id}"
+        assert sync.handle_event(e, source="sync") == "processed", key
+        after = state()
+        assert changes(before, after) == RECORDED_EFFECTS[key], key
+        before = after
+    with sim_file_db.read() as s:
+        default = s.exec(select(PaymentMethod).where(PaymentMethod.gateway_token == "pm_1QcLarityMc4444Old")).one()
+        assert default.is_default is False and default.detached_at is not None
     assert [sync.handle_event(e, source="webhook") for e in events] == ["duplicate"] * len(events)
+    assert state() == before
     # The gateway was asked only for fresh objects, at the pinned version.
     assert {r.header("Stripe-Version") for r in stripe_events.requests} == {STRIPE_API_VERSION}
     assert {r.method for r in stripe_events.requests} == {"GET"}

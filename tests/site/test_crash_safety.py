@@ -260,3 +260,42 @@ def test_doctor_names_the_crash_log_and_counts_what_it_holds(tmp_path, monkeypat
     assert after["ok"] and after["warning"]
     assert after["detail"].startswith(f"{crash_log_path()}: 1 crash logged, the last at ")
     assert CARD not in crash_log_path().read_text()
+
+
+async def test_a_worker_that_answers_after_its_screen_closed_is_not_a_crash(demo_db, settings, monkeypatch) -> None:  # noqa: ANN001
+    """Mark done or Esc while the session screen still loads: the late answer finds no widgets, and the
+    board stays (found in CI: the calm error screen replaced the board after Mark done)."""
+    import threading
+
+    from clarity_tui.screens import session_lookalike
+    from clarity_tui.screens.error_screen import ErrorScreen
+    from clarity_tui.screens.board import BoardScreen
+
+    started, release, answered = threading.Event(), threading.Event(), threading.Event()
+    real = session_lookalike.session_lookalikes
+
+    def slow_lookalikes(db, session_id: int):  # noqa: ANN001, ANN202
+        started.set()
+        release.wait(60)
+        try:
+            return real(db, session_id)
+        finally:
+            answered.set()
+
+    monkeypatch.setattr(session_lookalike, "session_lookalikes", slow_lookalikes)
+    _arrive(demo_db, "LTE-001")
+    app = make_app(settings, demo_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and started.is_set(),
+                         "the session screen, still looking for look-alikes")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "back on the board")
+        release.set()
+        await wait_until(pilot, lambda: answered.is_set() and not any(
+            w.name == "load_lookalike" and w.is_running for w in app.workers), "the late answer")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, BoardScreen) and not any(isinstance(s, ErrorScreen) for s in app.screen_stack)
+    _still_fine(app)

@@ -2,6 +2,10 @@
 waits for the reply (polled, no webhook). No reply: the attendant types the email in. Every field
 is validated on Confirm, which creates the customer account linked to the legacy record.
 
+A phone or email that is already a customer's (issue 14 item 4) is not an error: the shared duplicate
+prompt offers that customer. "Use that customer" migrates the legacy member onto them (no second
+customer); "Go back" returns to the field, every typed value kept.
+
 Dismisses with the order (customer created) or BACK.
 """
 
@@ -17,6 +21,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from clarity_tui.messaging.base import SentSms
 from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
+from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, ValidationFailed
 from clarity_tui.services.migration import EmailReply, MigrationService
 from clarity_tui.services.sales import OrderView
@@ -195,6 +200,34 @@ class ContactScreen(Screen[OrderView | str]):
         except ValidationFailed as exc:
             self.app.call_from_thread(self._failed, " ".join(exc.errors.values()), set(exc.errors))
             return
+        except DuplicateCustomer as exc:  # the phone or email is a customer's already: offer them
+            self.app.call_from_thread(self._offer_existing, exc)
+            return
+        except USER_ERRORS as exc:
+            self.app.call_from_thread(self._failed, str(exc), set())
+            return
+        self.app.call_from_thread(self._confirmed, view)
+
+    def _offer_existing(self, exc: DuplicateCustomer) -> None:
+        """The shared prompt (widgets/duplicate_prompt.py); the screen stays busy until it is answered."""
+        from clarity_tui.widgets.duplicate_prompt import DuplicateCustomerPrompt
+
+        dup = exc.duplicate
+
+        def answered(use: bool | None) -> None:
+            if use:
+                self._say(f"Migrating onto {dup.name or 'customer #' + dup.customer_number}…")
+                self._use_existing(dup.customer_id)
+            else:
+                self._failed(f"{dup.message} Check the details with the customer, then Confirm (F5).",
+                             set(dup.fields))
+
+        self.app.push_screen(DuplicateCustomerPrompt(dup), answered)
+
+    @work(thread=True, exclusive=True, group="migration-contact-use", exit_on_error=False)
+    def _use_existing(self, customer_id: int) -> None:
+        try:
+            view = self.service.use_existing_customer(self.view.id, customer_id)
         except USER_ERRORS as exc:
             self.app.call_from_thread(self._failed, str(exc), set())
             return

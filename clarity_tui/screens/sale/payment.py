@@ -67,6 +67,7 @@ class PaymentScreen(Screen[OrderView | str]):
         self.service = service
         self.notice = notice
         self._debounce: Timer | None = None
+        self._promo_wanted = ""  # the code typed now; a check for another one is stale
         self._busy = False
         # Stripe + Stripe Terminal: the card is taken on the reader when paying; how a card is keyed.
         self._on_reader = False
@@ -141,12 +142,14 @@ class PaymentScreen(Screen[OrderView | str]):
         if self._debounce is not None:
             self._debounce.stop()
         code = event.value
+        self._promo_wanted = code
         self._debounce = self.set_timer(PROMO_DEBOUNCE, lambda: self._check_promo(code))
 
     @on(Input.Submitted, "#promo")
     def _promo_submitted(self, event: Input.Submitted) -> None:
         if self._debounce is not None:
             self._debounce.stop()
+        self._promo_wanted = event.value
         self._check_promo(event.value)
         self.query_one("#pay-options", OptionList).focus()
 
@@ -155,13 +158,13 @@ class PaymentScreen(Screen[OrderView | str]):
         try:
             if not code.strip():
                 view = self.service.clear_promotion(self.view.id)
-                self.app.call_from_thread(self._promo_done, view, "", "")
+                self.app.call_from_thread(self._promo_done, view, "", "", code)
                 return
             try:
                 view = self.service.apply_promotion(self.view.id, code)
             except PromotionInvalid as exc:
                 view = self.service.clear_promotion(self.view.id)
-                self.app.call_from_thread(self._promo_done, view, str(exc), "error")
+                self.app.call_from_thread(self._promo_done, view, str(exc), "error", code)
                 return
         except USER_ERRORS as exc:
             self.app.call_from_thread(self._promo_note, str(exc), "error")
@@ -169,9 +172,14 @@ class PaymentScreen(Screen[OrderView | str]):
         what = view.promotion_description or view.promotion_code
         self.app.call_from_thread(self._promo_done, view,
                                   f"✓ {what}: -{money(view.discount_cents)}, due today {money(view.due_today_cents)}",
-                                  "ok")
+                                  "ok", code)
 
-    def _promo_done(self, view: OrderView, note: str, kind: str) -> None:
+    def _promo_done(self, view: OrderView, note: str, kind: str, code: str) -> None:
+        # A check for an older code can finish after the newer one's (worker threads are not cancelled):
+        # its write is undone by checking the code that is typed now, and it never reaches the screen.
+        if code != self._promo_wanted:
+            self._check_promo(self._promo_wanted)
+            return
         self._refresh(view)
         self._promo_note(note, kind)
 
