@@ -64,6 +64,21 @@ def register(cli: click.Group) -> None:
         return pins.approve_manager(manager_id, manager_pin.strip(), action=action, entity="operator",
                                     entity_id=entity_id)
 
+    def _manage(ctx: click.Context, name: str, manager: str | None, manager_pin: str | None, action: str,
+                change: Any, ask_first: Any = None) -> Any:
+        """Find the operator, ask what the change needs, have a manager approve, then change: the row."""
+        from clarity_tui.services.operator_admin import OperatorAdmin
+
+        settings, db, terminal = _context(ctx)
+        try:
+            admin = OperatorAdmin(db, terminal)
+            target = admin.find(name)
+            extra = () if ask_first is None else (ask_first(),)
+            by = _approve(settings, db, terminal, manager, manager_pin, action, target.id)
+            return change(admin, by, target.id, *extra)
+        finally:
+            db.dispose()
+
     def _guarded(fn: Any) -> Any:
         """Every refusal the services know is one line and exit 2."""
         from functools import wraps
@@ -154,16 +169,7 @@ def register(cli: click.Group) -> None:
     @_guarded
     def operators_disable(ctx: click.Context, name: str, manager: str | None, manager_pin: str | None) -> None:
         """Disable an operator: they can no longer sign in (their history stays)."""
-        from clarity_tui.services.operator_admin import OperatorAdmin
-
-        settings, db, terminal = _context(ctx)
-        try:
-            admin = OperatorAdmin(db, terminal)
-            target = admin.find(name)
-            by = _approve(settings, db, terminal, manager, manager_pin, "operators.disable", target.id)
-            row = admin.disable(by, target.id)
-        finally:
-            db.dispose()
+        row = _manage(ctx, name, manager, manager_pin, "operators.disable", lambda admin, by, target: admin.disable(by, target))
         click.echo(f"Disabled {row.name}: they can no longer sign in.")
 
     @operators.command("set-pin")
@@ -177,19 +183,15 @@ def register(cli: click.Group) -> None:
     def operators_set_pin(ctx: click.Context, name: str, pin: str | None, manager: str | None,
                           manager_pin: str | None) -> None:
         """Set an operator's new PIN (it also lifts a lockout)."""
-        from clarity_tui.services.operator_admin import OperatorAdmin
         from clarity_tui.services.pin_check import require_good_pin
 
-        settings, db, terminal = _context(ctx)
-        try:
-            admin = OperatorAdmin(db, terminal)
-            target = admin.find(name)
+        def ask_first() -> str:
             new_pin = _new_pin(pin)
             require_good_pin(new_pin)
-            by = _approve(settings, db, terminal, manager, manager_pin, "operators.set_pin", target.id)
-            row = admin.set_pin(by, target.id, new_pin)
-        finally:
-            db.dispose()
+            return new_pin
+
+        row = _manage(ctx, name, manager, manager_pin, "operators.set_pin",
+                      lambda admin, by, target, new_pin: admin.set_pin(by, target, new_pin), ask_first=ask_first)
         click.echo(f"New PIN set for {row.name}.")
 
     @operators.command("unlock")
@@ -200,14 +202,5 @@ def register(cli: click.Group) -> None:
     @_guarded
     def operators_unlock(ctx: click.Context, name: str, manager: str | None, manager_pin: str | None) -> None:
         """Lift an operator's PIN lockout."""
-        from clarity_tui.services.operator_admin import OperatorAdmin
-
-        settings, db, terminal = _context(ctx)
-        try:
-            admin = OperatorAdmin(db, terminal)
-            target = admin.find(name)
-            by = _approve(settings, db, terminal, manager, manager_pin, "operators.unlock", target.id)
-            row = admin.unlock(by, target.id)
-        finally:
-            db.dispose()
+        row = _manage(ctx, name, manager, manager_pin, "operators.unlock", lambda admin, by, target: admin.unlock(by, target))
         click.echo(f"Unlocked {row.name}.")

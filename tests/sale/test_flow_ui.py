@@ -292,7 +292,8 @@ async def test_customer_declines_the_terms(settings, lanes: Lanes) -> None:  # n
         await wait_until(pilot, lambda: app.screen.read_to_end, "the end of the terms")
         await pilot.press("f8")
         await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen), "back on the session")
-        assert any("declined the terms" in n.message for n in app._notifications)
+        await wait_until(pilot, lambda: any("declined the terms" in n.message for n in app._notifications),
+                         "the message that the customer declined")
     assert succeeded_charges(db) == []
     with db.read() as s:
         order = s.exec(select(SalesOrder).where(SalesOrder.session_id == lanes.ivana)).one()

@@ -65,8 +65,9 @@ async def open_past_due(pilot, sid: int) -> SessionDetailScreen:  # noqa: ANN001
     await devices_ready(pilot)
     await tap_bubble(pilot, sid)
     app = pilot.app
-    await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and app.screen.past_due is not None,
-                     "the past-due session")
+    await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and app.screen.past_due is not None
+                     and app.screen.query_one("#update-card").region.area > 0, "the past-due session and its button")
+    await pilot.pause()  # laid out: a click lands on the button
     return app.screen
 
 
