@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 def test_eight_terminals_lose_nothing_and_never_see_a_lock() -> None:
     # Only this benchmark's scratch databases: other benchmarks may run on the same server meanwhile.
-    before = {d for d in _scratch_databases() if d.startswith("clarity_bench_load_")}
+    before = _scratch_databases("load")
     report = _run_bench("load", "--smoke")
     result = report["benchmarks"]["load"]
     assert result["terminals"] == 8 and result["seconds_per_run"] == 2.0
@@ -28,5 +28,5 @@ def test_eight_terminals_lose_nothing_and_never_see_a_lock() -> None:
         assert figures["lost_writes"] == 0 and figures["unreported_rows"] == 0, figures
         assert figures["locked_errors"] == 0 and figures["other_errors"] == 0, figures["error_samples"]
         assert figures["meets_target"] is True
-    after = {d for d in _scratch_databases() if d.startswith("clarity_bench_load_")}
+    after = _scratch_databases("load")
     assert after <= before  # the benchmark dropped its scratch databases
