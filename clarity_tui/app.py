@@ -193,7 +193,7 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
                 from clarity_tui.simulator.scenario import Scenario
 
                 seed_demo(db, gateway=settings.payments.gateway == "simulated")
-                scenario = scenario or Scenario()
+                scenario = scenario or Scenario.demo()
             devices = self._build_devices(settings, scenario, db)
             import_worker_stack()  # before the outbox and billing workers start, which import it at once
         except Exception as exc:  # noqa: BLE001 - shown to the person, then exit

@@ -128,7 +128,7 @@ def run_app(scenario: str | None = None) -> None:
             from clarity_tui.simulator.scenario import Scenario
 
             seed_demo(db, gateway=settings.payments.gateway == "simulated")
-            loaded = loaded or Scenario()
+            loaded = loaded or Scenario.demo()
         from clarity_tui.app import ClarityApp
 
         app = ClarityApp(settings=settings, db=db, scenario=loaded, require_signin=settings.ui.require_signin)

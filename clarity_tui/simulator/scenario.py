@@ -18,7 +18,8 @@ Top-level keys (in TOML, before the first [table]) include the simulated gateway
 
     billing_days_per_minute = 1.0   # the billing clock runs this many days per real minute (renewals,
                                     # failures, retries, cancellations, as `payments clock advance` runs
-                                    # them); 0, the default, leaves it still
+                                    # them); 0, the default in a file, leaves it still. The simulator
+                                    # with no scenario file (the demo) runs it: see Scenario.demo()
     billing_failure_rate = 0.1      # the share of renewals whose card fails meanwhile; unset: the
                                     # setting billing.simulated_failure_rate
 """
@@ -69,6 +70,16 @@ class Scenario(BaseModel):
     # renewals that fail meanwhile (None: settings.billing.simulated_failure_rate).
     billing_days_per_minute: float = Field(default=0.0, ge=0, le=1440)
     billing_failure_rate: float | None = Field(default=None, ge=0, le=1)
+
+    @classmethod
+    def demo(cls) -> Scenario:
+        """The simulator started with no scenario file (`./dev demo`): a technician watches members renew,
+        fail and recover on the board within minutes (a billing day a minute, one renewal in ten failing)."""
+        return cls(billing_days_per_minute=DEMO_BILLING_DAYS_PER_MINUTE, billing_failure_rate=DEMO_FAILURE_RATE)
+
+
+DEMO_BILLING_DAYS_PER_MINUTE = 1.0
+DEMO_FAILURE_RATE = 0.1
 
 
 def load_scenario(path: str | Path | None) -> Scenario:

@@ -110,3 +110,18 @@ def test_the_demo_scenario_runs_the_billing_clock_at_a_modest_rate(db, settings)
     report = gw.advance_clock(scenario.billing_days_per_minute * minutes, failure_rate=scenario.billing_failure_rate,
                               seed=7)
     assert report.renewals > 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_demo_with_no_scenario_file_runs_the_billing_clock(demo_db, settings) -> None:  # noqa: ANN001
+    """`./dev demo` is the simulator with no scenario file: its app boots with the billing clock running,
+    so a technician sees members renew, fail and recover on the board within minutes."""
+    from clarity_tui.app import ClarityApp
+    from clarity_tui.bootconfig import resolve_boot_config
+
+    app = ClarityApp(boot=resolve_boot_config(None, settings.resolved_database_url(), True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.is_booted or app.boot_error is not None, "the full boot in simulator mode")
+        assert app.boot_error is None
+        assert (app.scenario.billing_days_per_minute, app.scenario.billing_failure_rate) == (1.0, 0.1)
+        await wait_until(pilot, lambda: any(t.name == "billing-clock" for t in app._timers), "the billing clock's timer")
