@@ -49,7 +49,7 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _settings(ctx: click.Context, **overrides: Any):  # noqa: ANN202
+def _settings(ctx: click.Context, **overrides: Any):
     from clarity_tui.config import load_settings
 
     obj = ctx.find_root().obj or {}
@@ -58,7 +58,7 @@ def _settings(ctx: click.Context, **overrides: Any):  # noqa: ANN202
     return load_settings(obj.get("config"), **values)
 
 
-def _open_db(settings):  # noqa: ANN001, ANN202
+def _open_db(settings):
     from clarity_tui.services.bootstrap import open_database
 
     return open_database(settings)

@@ -137,7 +137,7 @@ async def _check_devices(settings: Any) -> list[Check]:
         if isinstance(device, HttpPlateReader):
             checks.append(await asyncio.to_thread(_check_receiver, label, device))
             continue
-        error = await devices._open(device)  # noqa: SLF001 - same open path as the app
+        error = await devices._open(device)
         status = device.status
         if error or not status.ok:
             checks.append(Check(label, False, error or status.reason or status.state.value))
@@ -160,7 +160,7 @@ def _check_receiver(label: str, reader: Any) -> Check:
     except DeviceError as exc:
         url = f"http://{reader.host}:{reader.port}/"
         try:
-            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback health check
+            with urllib.request.urlopen(url, timeout=3) as response:
                 body = json.loads(response.read())
             if body.get("status") == "ok":
                 return Check(label, True, f"{url}: a running receiver answers ({body.get('accepted', 0)} reads so far)")

@@ -7,7 +7,7 @@ import sys
 import click
 
 
-def _gateway_and_db(ctx: click.Context):  # noqa: ANN202
+def _gateway_and_db(ctx: click.Context):
     from clarity_tui.cli import _open_db, _settings
     from clarity_tui.payments import make_gateway
 
@@ -139,4 +139,4 @@ def register(cli: click.Group) -> None:
     from clarity_tui.cli_billing import register_billing
 
     register_billing(payments)
-    from clarity_tui.cli_sim_clock import register_clock; register_clock(payments)  # noqa: E702, I001
+    from clarity_tui.cli_sim_clock import register_clock; register_clock(payments)  # noqa: E702

@@ -67,7 +67,7 @@ class CrashGuard:
     async def _dispatch_action(self, namespace: Any, action_name: str, params: Any) -> bool:
         try:
             return await super()._dispatch_action(namespace, action_name, params)  # type: ignore[misc]
-        except Exception as error:  # noqa: BLE001 - logged and shown calmly, the app goes on
+        except Exception as error:
             if self._is_database_problem(error) or not self._can_recover():
                 raise
             self.crashed(error, f"action {action_name!r} on {type(namespace).__name__}")

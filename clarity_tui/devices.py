@@ -57,7 +57,7 @@ class DeviceSet:
             await device.open()
         except DeviceError as exc:
             return str(exc)
-        except Exception as exc:  # noqa: BLE001 - a third-party driver bug must not stop the lane
+        except Exception as exc:
             log.exception("device %s failed to open", device.driver_name)
             return f"{type(exc).__name__}: {exc}"
         return None
@@ -66,7 +66,7 @@ class DeviceSet:
         for _, device in self.items():
             try:
                 await device.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:
                 log.exception("device %s failed to close", device.driver_name)
 
     def summary(self) -> str:

@@ -82,7 +82,7 @@ class ScreenOpenGuard:
                     else:
                         await outcome
                         outcome = None
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits
+            except BaseException as exc:
                 if not result.done():
                     result.set_exception(exc)
                 raise

@@ -45,7 +45,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
-def _on_sqlite_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+def _on_sqlite_connect(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA journal_mode=WAL")
@@ -56,7 +56,7 @@ def _on_sqlite_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur.close()
 
 
-def _sqlite_begin(conn) -> None:  # noqa: ANN001
+def _sqlite_begin(conn) -> None:
     # Write transactions take the write lock at BEGIN (sqlite_begin="IMMEDIATE"),
     # so two terminals never fail upgrading a read lock: busy_timeout queues
     # them instead. Reads stay DEFERRED and never block writers under WAL.
@@ -119,7 +119,7 @@ def _annotate_errors(engine: Engine, where: str) -> None:
     names the file in its message, wherever the error surfaces)."""
 
     @event.listens_for(engine, "handle_error")
-    def _where(context) -> None:  # noqa: ANN001
+    def _where(context) -> None:
         for exc in (context.original_exception, context.sqlalchemy_exception):
             try:
                 exc.clarity_where = where  # type: ignore[union-attr]
@@ -199,7 +199,7 @@ def make_engine(url: str, *, echo: bool = False, create_dirs: bool = True, check
         event.listen(engine, "connect", _on_sqlite_connect)
         # pysqlite's own transaction handling would defer BEGIN; take it over.
         @event.listens_for(engine, "connect")
-        def _no_pysqlite_begin(dbapi_conn, _record):  # noqa: ANN001
+        def _no_pysqlite_begin(dbapi_conn, _record):
             dbapi_conn.isolation_level = None
 
         event.listen(engine, "begin", _sqlite_begin)
@@ -242,5 +242,5 @@ class Database:
         self.engine.dispose()
 
     @classmethod
-    def from_url(cls, url: str, **kw) -> "Database":  # noqa: ANN003
+    def from_url(cls, url: str, **kw) -> Database:
         return cls(make_engine(url, **kw))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -99,7 +99,7 @@ def _json(**kw: Any) -> Any:
 
 
 class Site(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)
     name: str = Field(max_length=120)
     phone_region: str = Field(default="US", max_length=2)
@@ -108,13 +108,13 @@ class Site(SQLModel, table=True):
 
 class Lane(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("site_id", "name"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     site_id: int = Field(foreign_key="site.id", index=True)
     name: str = Field(max_length=60)
     kind: str = Field(default=LaneKind.LANE, max_length=16)
     position: int = 0
     # Maps a plate camera (webhook camera_id) to this lane.
-    camera_id: Optional[str] = Field(default=None, max_length=64, unique=True)
+    camera_id: str | None = Field(default=None, max_length=64, unique=True)
     active: bool = True
 
 
@@ -123,25 +123,25 @@ class VehicleSession(SQLModel, table=True):
 
     __tablename__ = "vehicle_session"
     __table_args__ = (Index("ix_vehicle_session_status_lane", "status", "lane_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     lane_id: int = Field(foreign_key="lane.id", index=True)
     plate: str = Field(max_length=16)
     plate_region: str = Field(default="", max_length=16)
     plate_normalized: str = Field(max_length=16, index=True)
-    make: Optional[str] = Field(default=None, max_length=40)
-    model: Optional[str] = Field(default=None, max_length=40)
-    colour: Optional[str] = Field(default=None, max_length=24)
+    make: str | None = Field(default=None, max_length=40)
+    model: str | None = Field(default=None, max_length=40)
+    colour: str | None = Field(default=None, max_length=24)
     confidence: float = 1.0
-    image_ref: Optional[str] = Field(default=None, max_length=255)
+    image_ref: str | None = Field(default=None, max_length=255)
     arrived_at: dt.datetime = Field(default_factory=utcnow, index=True)
     status: str = Field(default=SessionStatus.WAITING, max_length=16)
-    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
-    vehicle_id: Optional[int] = Field(default=None, foreign_key="vehicle.id")
-    legacy_member_id: Optional[int] = Field(default=None, foreign_key="legacy_member.id")
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    vehicle_id: int | None = Field(default=None, foreign_key="vehicle.id")
+    legacy_member_id: int | None = Field(default=None, foreign_key="legacy_member.id")
     # Which terminal/operator has the session open (shown to other terminals).
-    held_by: Optional[str] = Field(default=None, max_length=120)
-    held_at: Optional[dt.datetime] = None
-    closed_at: Optional[dt.datetime] = None
+    held_by: str | None = Field(default=None, max_length=120)
+    held_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
     source: str = Field(default="camera", max_length=24)
     version: int = 1
 
@@ -159,27 +159,27 @@ Index(OPEN_PLATE_INDEX, VehicleSession.plate_normalized, unique=True, sqlite_whe
 
 
 class Customer(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_number: str = Field(max_length=20, unique=True)
     first_name: str = Field(default="", max_length=80)
     last_name: str = Field(default="", max_length=80)
-    phone_e164: Optional[str] = Field(default=None, max_length=20)
-    email: Optional[str] = Field(default=None, max_length=254)
-    address_line1: Optional[str] = Field(default=None, max_length=120)
-    address_line2: Optional[str] = Field(default=None, max_length=120)
-    city: Optional[str] = Field(default=None, max_length=80)
-    region: Optional[str] = Field(default=None, max_length=40)
-    postal_code: Optional[str] = Field(default=None, max_length=16)
-    country: Optional[str] = Field(default=None, max_length=2)
-    question_answers: Optional[dict[str, Any]] = _json()
-    gateway_customer_id: Optional[str] = Field(default=None, max_length=64)
+    phone_e164: str | None = Field(default=None, max_length=20)
+    email: str | None = Field(default=None, max_length=254)
+    address_line1: str | None = Field(default=None, max_length=120)
+    address_line2: str | None = Field(default=None, max_length=120)
+    city: str | None = Field(default=None, max_length=80)
+    region: str | None = Field(default=None, max_length=40)
+    postal_code: str | None = Field(default=None, max_length=16)
+    country: str | None = Field(default=None, max_length=2)
+    question_answers: dict[str, Any] | None = _json()
+    gateway_customer_id: str | None = Field(default=None, max_length=64)
     # Search keys, maintained by the customers service: casefolded, accent-free
     # names, lower-case email, and reversed phone digits so "last N digits" is
     # an index prefix scan.
     search_last: str = Field(default="", max_length=80, index=True)
     search_first: str = Field(default="", max_length=80, index=True)
-    email_lower: Optional[str] = Field(default=None, max_length=254, index=True)
-    phone_rev: Optional[str] = Field(default=None, max_length=20, index=True)
+    email_lower: str | None = Field(default=None, max_length=254, index=True)
+    phone_rev: str | None = Field(default=None, max_length=20, index=True)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     version: int = 1
@@ -187,15 +187,15 @@ class Customer(SQLModel, table=True):
 
 class Vehicle(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("plate_region", "plate_normalized"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
-    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     plate: str = Field(max_length=16)
     plate_region: str = Field(default="", max_length=16)
     plate_normalized: str = Field(max_length=16, index=True)
-    make: Optional[str] = Field(default=None, max_length=40)
-    model: Optional[str] = Field(default=None, max_length=40)
-    colour: Optional[str] = Field(default=None, max_length=24)
-    year: Optional[int] = None
+    make: str | None = Field(default=None, max_length=40)
+    model: str | None = Field(default=None, max_length=40)
+    colour: str | None = Field(default=None, max_length=24)
+    year: int | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -203,10 +203,10 @@ class QuestionPrompt(SQLModel, table=True):
     """A configurable customer question ("How did you hear about us?")."""
 
     __tablename__ = "question_prompt"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=40, unique=True)
     text: str = Field(max_length=200)
-    choices: Optional[list[str]] = _json()
+    choices: list[str] | None = _json()
     position: int = 0
     active: bool = True
 
@@ -215,46 +215,46 @@ class QuestionPrompt(SQLModel, table=True):
 
 
 class Plan(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)
     name: str = Field(max_length=80)
     tier: int = 1
     price_cents: int
     interval: str = Field(default="month", max_length=8)
-    benefits: Optional[list[str]] = _json()
+    benefits: list[str] | None = _json()
     active: bool = True
     # Family plans: the price covers `max_vehicles`; each extra vehicle costs extra, up to
     # `vehicle_limit` vehicles in all (None: max_vehicles, or DEFAULT_VEHICLE_LIMIT when extras
     # cost money; see services/plan_pricing.py). Never unlimited.
     max_vehicles: int = 1
     extra_vehicle_price_cents: int = 0
-    vehicle_limit: Optional[int] = None
-    gateway_product_id: Optional[str] = Field(default=None, max_length=64)
-    gateway_price_id: Optional[str] = Field(default=None, max_length=64)
+    vehicle_limit: int | None = None
+    gateway_product_id: str | None = Field(default=None, max_length=64)
+    gateway_price_id: str | None = Field(default=None, max_length=64)
 
 
 class Membership(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     plan_id: int = Field(foreign_key="plan.id", index=True)
     status: str = Field(default=MembershipStatus.ACTIVE, max_length=16)
     source: str = Field(default=MembershipSource.SALE, max_length=16)
     started_on: dt.date
-    expires_on: Optional[dt.date] = None
-    next_billing_on: Optional[dt.date] = None
-    legacy_member_id: Optional[int] = Field(default=None, foreign_key="legacy_member.id")
-    legacy_id: Optional[str] = Field(default=None, max_length=64)
-    gateway_subscription_id: Optional[str] = Field(default=None, max_length=64)
+    expires_on: dt.date | None = None
+    next_billing_on: dt.date | None = None
+    legacy_member_id: int | None = Field(default=None, foreign_key="legacy_member.id")
+    legacy_id: str | None = Field(default=None, max_length=64)
+    gateway_subscription_id: str | None = Field(default=None, max_length=64)
     cancel_at_period_end: bool = False
     pending_sync: bool = False
     # A downgrade waits for the next billing date: the plan it changes to, and when.
-    scheduled_plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
-    scheduled_plan_on: Optional[dt.date] = None
+    scheduled_plan_id: int | None = Field(default=None, foreign_key="plan.id")
+    scheduled_plan_on: dt.date | None = None
     # The billing engine's view (issue 13): the date the member has paid through (the current period's
     # end; the unpaid period's start while past due), the gateway's own status, and a pause's end.
-    paid_through: Optional[dt.date] = None
-    gateway_status: Optional[str] = Field(default=None, max_length=24)
-    resumes_on: Optional[dt.date] = None
+    paid_through: dt.date | None = None
+    gateway_status: str | None = Field(default=None, max_length=24)
+    resumes_on: dt.date | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     version: int = 1
@@ -270,7 +270,7 @@ class PaymentMethod(SQLModel, table=True):
     """A saved card, by gateway token only. Never a card number or CVC."""
 
     __tablename__ = "payment_method"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     gateway: str = Field(default="simulated", max_length=16)
     gateway_token: str = Field(max_length=64)
@@ -280,26 +280,26 @@ class PaymentMethod(SQLModel, table=True):
     exp_year: int
     is_default: bool = False
     created_at: dt.datetime = Field(default_factory=utcnow)
-    detached_at: Optional[dt.datetime] = None
+    detached_at: dt.datetime | None = None
 
 
 class Promotion(SQLModel, table=True):
     """A promotion or referral code, mapped to a gateway coupon."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)
     kind: str = Field(default=PromotionKind.PERCENT_OFF, max_length=16)
     # Percent (0-100) for percent_off; cents for amount_off and referral.
     value: int
-    description: Optional[str] = Field(default=None, max_length=200)
-    referring_customer_id: Optional[int] = Field(default=None, foreign_key="customer.id")
+    description: str | None = Field(default=None, max_length=200)
+    referring_customer_id: int | None = Field(default=None, foreign_key="customer.id")
     # None: valid for every plan; otherwise a list of plan codes.
-    plan_codes: Optional[list[str]] = _json()
-    max_redemptions: Optional[int] = None
+    plan_codes: list[str] | None = _json()
+    max_redemptions: int | None = None
     times_redeemed: int = 0
-    expires_at: Optional[dt.datetime] = None
+    expires_at: dt.datetime | None = None
     active: bool = True
-    gateway_coupon_id: Optional[str] = Field(default=None, max_length=64)
+    gateway_coupon_id: str | None = Field(default=None, max_length=64)
 
 
 # --- orders, terms, signatures --------------------------------------------
@@ -309,46 +309,46 @@ class SalesOrder(SQLModel, table=True):
     """A sale, migration or plan change, as a state machine (see OrderState)."""
 
     __tablename__ = "sales_order"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     # Stable key for every gateway call this order makes.
     idempotency_key: str = Field(max_length=64, unique=True)
     kind: str = Field(default=OrderKind.SALE, max_length=16)
     state: str = Field(default=OrderState.DRAFT, max_length=20, index=True)
-    session_id: Optional[int] = Field(default=None, foreign_key="vehicle_session.id", index=True)
-    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
-    plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
-    promotion_id: Optional[int] = Field(default=None, foreign_key="promotion.id")
-    payment_method_id: Optional[int] = Field(default=None, foreign_key="payment_method.id")
-    membership_id: Optional[int] = Field(default=None, foreign_key="membership.id")
-    legacy_member_id: Optional[int] = Field(default=None, foreign_key="legacy_member.id")
-    vehicle_ids: Optional[list[int]] = _json()
+    session_id: int | None = Field(default=None, foreign_key="vehicle_session.id", index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    plan_id: int | None = Field(default=None, foreign_key="plan.id")
+    promotion_id: int | None = Field(default=None, foreign_key="promotion.id")
+    payment_method_id: int | None = Field(default=None, foreign_key="payment_method.id")
+    membership_id: int | None = Field(default=None, foreign_key="membership.id")
+    legacy_member_id: int | None = Field(default=None, foreign_key="legacy_member.id")
+    vehicle_ids: list[int] | None = _json()
     subtotal_cents: int = 0
     discount_cents: int = 0
     due_today_cents: int = 0
-    next_billing_on: Optional[dt.date] = None
-    operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
-    terminal: Optional[str] = Field(default=None, max_length=64)
-    lane_id: Optional[int] = Field(default=None, foreign_key="lane.id")
-    gateway_payment_id: Optional[str] = Field(default=None, max_length=64)
-    gateway_subscription_id: Optional[str] = Field(default=None, max_length=64)
+    next_billing_on: dt.date | None = None
+    operator_id: int | None = Field(default=None, foreign_key="operator.id")
+    terminal: str | None = Field(default=None, max_length=64)
+    lane_id: int | None = Field(default=None, foreign_key="lane.id")
+    gateway_payment_id: str | None = Field(default=None, max_length=64)
+    gateway_subscription_id: str | None = Field(default=None, max_length=64)
     # The first payment is taken on the card reader (card present) instead of a saved card.
     card_present: bool = False
     # Money given back so far (refunds done at the gateway).
     refunded_cents: int = 0
     # A plan change's plan before the change (the membership's plan moves on once it is done).
-    from_plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
+    from_plan_id: int | None = Field(default=None, foreign_key="plan.id")
     # Sales tax in `due_today_cents` (issue 13): added on top (exclusive) or included (inclusive).
     tax_cents: int = 0
-    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     updated_at: dt.datetime = Field(default_factory=utcnow)
-    completed_at: Optional[dt.datetime] = None
+    completed_at: dt.datetime | None = None
     version: int = 1
 
 
 class TermsVersion(SQLModel, table=True):
     __tablename__ = "terms_version"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     label: str = Field(max_length=40)
     text: str = Field(sa_column=Column(Text, nullable=False))
     sha256: str = Field(max_length=64, unique=True)
@@ -356,18 +356,18 @@ class TermsVersion(SQLModel, table=True):
 
 
 class Signature(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
-    order_id: Optional[int] = Field(default=None, foreign_key="sales_order.id", index=True)
-    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int | None = Field(default=None, foreign_key="sales_order.id", index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     terms_version_id: int = Field(foreign_key="terms_version.id")
     terms_sha256: str = Field(max_length=64)
     # [[[x, y, t_ms], ...], ...] normalised to 0..1
-    strokes: Optional[list[Any]] = _json()
+    strokes: list[Any] | None = _json()
     svg: str = Field(sa_column=Column(Text, nullable=False))
-    signer_name: Optional[str] = Field(default=None, max_length=160)
+    signer_name: str | None = Field(default=None, max_length=160)
     signed_at: dt.datetime = Field(default_factory=utcnow)
-    lane_id: Optional[int] = Field(default=None, foreign_key="lane.id")
-    device: Optional[str] = Field(default=None, max_length=120)
+    lane_id: int | None = Field(default=None, foreign_key="lane.id")
+    device: str | None = Field(default=None, max_length=120)
 
 
 # --- legacy POS members ----------------------------------------------------
@@ -376,31 +376,31 @@ class Signature(SQLModel, table=True):
 class LegacyMember(SQLModel, table=True):
     __tablename__ = "legacy_member"
     __table_args__ = (UniqueConstraint("source_system", "legacy_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     source_system: str = Field(max_length=40)
     legacy_id: str = Field(max_length=64)
-    raw: Optional[dict[str, Any]] = _json()
+    raw: dict[str, Any] | None = _json()
     first_name: str = Field(default="", max_length=80)
     last_name: str = Field(default="", max_length=80)
-    phone_e164: Optional[str] = Field(default=None, max_length=20, index=True)
-    email: Optional[str] = Field(default=None, max_length=254)
-    vehicle_desc: Optional[str] = Field(default=None, max_length=120)
-    plan_name: Optional[str] = Field(default=None, max_length=80)
-    plan_id: Optional[int] = Field(default=None, foreign_key="plan.id")
-    status: Optional[str] = Field(default=None, max_length=24)
-    next_bill_on: Optional[dt.date] = None
-    joined_on: Optional[dt.date] = None
+    phone_e164: str | None = Field(default=None, max_length=20, index=True)
+    email: str | None = Field(default=None, max_length=254)
+    vehicle_desc: str | None = Field(default=None, max_length=120)
+    plan_name: str | None = Field(default=None, max_length=80)
+    plan_id: int | None = Field(default=None, foreign_key="plan.id")
+    status: str | None = Field(default=None, max_length=24)
+    next_bill_on: dt.date | None = None
+    joined_on: dt.date | None = None
     imported_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
-    migrated_at: Optional[dt.datetime] = None
-    migrated_by: Optional[str] = Field(default=None, max_length=120)
-    migrated_terminal: Optional[str] = Field(default=None, max_length=64)
-    migrated_customer_id: Optional[int] = Field(default=None, foreign_key="customer.id")
+    migrated_at: dt.datetime | None = None
+    migrated_by: str | None = Field(default=None, max_length=120)
+    migrated_terminal: str | None = Field(default=None, max_length=64)
+    migrated_customer_id: int | None = Field(default=None, foreign_key="customer.id")
 
 
 class LegacyMemberPlate(SQLModel, table=True):
     __tablename__ = "legacy_member_plate"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     legacy_member_id: int = Field(foreign_key="legacy_member.id", index=True)
     plate_raw: str = Field(max_length=16)
     plate_normalized: str = Field(max_length=16, index=True)
@@ -412,7 +412,7 @@ class LegacyMemberPlate(SQLModel, table=True):
 class CustomerRelationship(SQLModel, table=True):
     __tablename__ = "customer_relationship"
     __table_args__ = (UniqueConstraint("customer_id", "related_customer_id", "kind"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     related_customer_id: int = Field(foreign_key="customer.id", index=True)
     kind: str = Field(default=RelationshipKind.HOUSEHOLD, max_length=16)
@@ -421,48 +421,48 @@ class CustomerRelationship(SQLModel, table=True):
 
 class WebLogin(SQLModel, table=True):
     __tablename__ = "web_login"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", unique=True)
     username: str = Field(max_length=120, unique=True)
     # scrypt hash, never the password.
-    password_hash: Optional[str] = Field(default=None, max_length=255)
+    password_hash: str | None = Field(default=None, max_length=255)
     must_change_password: bool = False
-    reset_sent_at: Optional[dt.datetime] = None
+    reset_sent_at: dt.datetime | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class Touchpoint(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     title: str = Field(max_length=200)
-    due_on: Optional[dt.date] = None
-    assignee_operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
+    due_on: dt.date | None = None
+    assignee_operator_id: int | None = Field(default=None, foreign_key="operator.id")
     done: bool = False
-    done_at: Optional[dt.datetime] = None
+    done_at: dt.datetime | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class AccountBenefit(SQLModel, table=True):
     __tablename__ = "account_benefit"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     # The membership an extra benefit was added to (services/member_benefits.py); None: an account benefit.
-    membership_id: Optional[int] = Field(default=None, foreign_key="membership.id", index=True)
+    membership_id: int | None = Field(default=None, foreign_key="membership.id", index=True)
     kind: str = Field(max_length=40)
-    description: Optional[str] = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=200)
     quantity: int = 1
     remaining: int = 1
-    expires_on: Optional[dt.date] = None
+    expires_on: dt.date | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class Note(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     body: str = Field(sa_column=Column(Text, nullable=False))
     operator_notice: bool = False
-    author_operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
+    author_operator_id: int | None = Field(default=None, foreign_key="operator.id")
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -471,13 +471,13 @@ class Note(SQLModel, table=True):
 
 
 class Operator(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=80)
     role: str = Field(default=Role.ATTENDANT, max_length=16)
     pin_hash: str = Field(max_length=255)
     active: bool = True
     failed_attempts: int = 0
-    locked_until: Optional[dt.datetime] = None
+    locked_until: dt.datetime | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -485,49 +485,49 @@ class OperatorShift(SQLModel, table=True):
     """Who is signed in where: one row per sign-in at a terminal."""
 
     __tablename__ = "operator_shift"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     operator_id: int = Field(foreign_key="operator.id", index=True)
     terminal: str = Field(max_length=64)
     signed_in_at: dt.datetime = Field(default_factory=utcnow)
     last_activity_at: dt.datetime = Field(default_factory=utcnow)
-    signed_out_at: Optional[dt.datetime] = None
-    signout_reason: Optional[str] = Field(default=None, max_length=24)
+    signed_out_at: dt.datetime | None = None
+    signout_reason: str | None = Field(default=None, max_length=24)
 
 
 class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_log"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: dt.datetime = Field(default_factory=utcnow, index=True)
     actor: str = Field(max_length=120)
-    operator_id: Optional[int] = Field(default=None, foreign_key="operator.id")
-    terminal: Optional[str] = Field(default=None, max_length=64)
+    operator_id: int | None = Field(default=None, foreign_key="operator.id")
+    terminal: str | None = Field(default=None, max_length=64)
     action: str = Field(max_length=64, index=True)
     entity: str = Field(max_length=40)
-    entity_id: Optional[str] = Field(default=None, max_length=64)
-    before: Optional[dict[str, Any]] = _json()
-    after: Optional[dict[str, Any]] = _json()
+    entity_id: str | None = Field(default=None, max_length=64)
+    before: dict[str, Any] | None = _json()
+    after: dict[str, Any] | None = _json()
 
 
 class Outbox(SQLModel, table=True):
     """A gateway call recorded before it is made; replayed until done."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
-    order_id: Optional[int] = Field(default=None, foreign_key="sales_order.id", index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int | None = Field(default=None, foreign_key="sales_order.id", index=True)
     operation: str = Field(max_length=48)
-    payload: Optional[dict[str, Any]] = _json()
+    payload: dict[str, Any] | None = _json()
     idempotency_key: str = Field(max_length=96, unique=True)
     status: str = Field(default=OutboxStatus.PENDING, max_length=12, index=True)
     attempts: int = 0
-    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
-    result: Optional[dict[str, Any]] = _json()
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    result: dict[str, Any] | None = _json()
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
-    done_at: Optional[dt.datetime] = None
+    done_at: dt.datetime | None = None
     # A replayer's lease: no other process sends this row until `claimed_until` has passed.
-    claimed_by: Optional[str] = Field(default=None, max_length=120)
-    claimed_until: Optional[dt.datetime] = None
+    claimed_by: str | None = Field(default=None, max_length=120)
+    claimed_until: dt.datetime | None = None
     # Backoff: a row that failed transiently is not retried before this time.
-    next_attempt_at: Optional[dt.datetime] = None
+    next_attempt_at: dt.datetime | None = None
     # The gateway cached a 5xx under the current key: look the object up, then use a new key.
     key_poisoned: bool = False
 
@@ -538,9 +538,9 @@ class VehicleClaim(SQLModel, table=True):
 
     __tablename__ = "vehicle_claim"
     vehicle_id: int = Field(foreign_key="vehicle.id", primary_key=True)
-    order_id: Optional[int] = Field(default=None, foreign_key="sales_order.id", index=True)
-    membership_id: Optional[int] = Field(default=None, foreign_key="membership.id", index=True)
-    terminal: Optional[str] = Field(default=None, max_length=64)
+    order_id: int | None = Field(default=None, foreign_key="sales_order.id", index=True)
+    membership_id: int | None = Field(default=None, foreign_key="membership.id", index=True)
+    terminal: str | None = Field(default=None, max_length=64)
     holder: str = Field(default="", max_length=160)
     created_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -560,8 +560,8 @@ class SimGatewayObject(SQLModel, table=True):
     __tablename__ = "sim_gateway_object"
     id: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=32, index=True)
-    customer: Optional[str] = Field(default=None, max_length=64, index=True)
-    data: Optional[dict[str, Any]] = _json()
+    customer: str | None = Field(default=None, max_length=64, index=True)
+    data: dict[str, Any] | None = _json()
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -574,7 +574,7 @@ class SimGatewayRequest(SQLModel, table=True):
     operation: str = Field(max_length=48)
     # sha256 of the request parameters: a reused key with other parameters is refused.
     request_hash: str = Field(max_length=64)
-    response: Optional[dict[str, Any]] = _json()
+    response: dict[str, Any] | None = _json()
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -585,12 +585,12 @@ class PasswordReset(SQLModel, table=True):
     """A password-reset link sent by email: only the token's sha256 is kept."""
 
     __tablename__ = "password_reset"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     web_login_id: int = Field(foreign_key="web_login.id", index=True)
     token_sha256: str = Field(max_length=64, unique=True)
     sent_to: str = Field(max_length=254)
     expires_at: dt.datetime
-    used_at: Optional[dt.datetime] = None
+    used_at: dt.datetime | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -623,12 +623,12 @@ class OrderProgress(SQLModel, table=True):
 
     __tablename__ = "order_progress"
     order_id: int = Field(foreign_key="sales_order.id", primary_key=True)
-    terms_version_id: Optional[int] = Field(default=None, foreign_key="terms_version.id")
+    terms_version_id: int | None = Field(default=None, foreign_key="terms_version.id")
     # "read_to_end" (the customer scrolled to the end) or "presented" (the attendant confirmed).
-    terms_accepted_how: Optional[str] = Field(default=None, max_length=16)
-    terms_accepted_at: Optional[dt.datetime] = None
-    signature_id: Optional[int] = Field(default=None, foreign_key="signature.id")
-    activated_at: Optional[dt.datetime] = None
+    terms_accepted_how: str | None = Field(default=None, max_length=16)
+    terms_accepted_at: dt.datetime | None = None
+    signature_id: int | None = Field(default=None, foreign_key="signature.id")
+    activated_at: dt.datetime | None = None
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
 

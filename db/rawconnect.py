@@ -10,7 +10,7 @@ import os
 import sqlite3
 import stat
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from db.schema_head import HEAD_REVISION
 
@@ -112,7 +112,7 @@ def foreign_tables(tables: list[str]) -> list[str]:
     Ours = it holds Clarity's first tables (whatever its revision: too new is reported separately).
     An empty alembic_version (downgraded to base) counts as empty."""
     others = [t for t in tables if t != "alembic_version" and not t.startswith("sqlite_")]
-    if not others or CLARITY_MARKER_TABLES <= set(others):
+    if not others or set(others) >= CLARITY_MARKER_TABLES:
         return []
     return others
 

@@ -249,7 +249,7 @@ class LimitedHandler(BaseHTTPRequestHandler):
         """Log lines pass through here: subclasses hide secrets that may be in a request line."""
         return text
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's parameter name
+    def log_message(self, format: str, *args: Any) -> None:
         text = self.redact(format % args).translate(_LOG_ESCAPES)
         self.logger.info("%s %s: %s", self.log_label, self.client_address[0], text)
 

@@ -123,7 +123,7 @@ class SimulatedStore:
     #   don't save the idempotent result because no API endpoint initiates the execution."
     # and the API's status table: "409 Conflict: The request conflicts with another request (perhaps
     # due to using the same idempotent key)" (docs.stripe.com/api/errors), with code idempotency_key_in_use.
-    def _idempotent(self, operation: str, key: str, params: dict[str, Any], run) -> Any:  # noqa: ANN001
+    def _idempotent(self, operation: str, key: str, params: dict[str, Any], run) -> Any:
         """Run `run(session)` once per key; replay its stored response (decline, 5xx) afterwards.
 
         The key is marked in flight in its own committed transaction before anything runs, so another
@@ -201,7 +201,7 @@ class SimulatedStore:
                 continue
         raise self._key_in_use()
 
-    def _execute(self, key: str, owner: str, fault: dict[str, Any] | None, run) -> dict[str, Any] | None:  # noqa: ANN001
+    def _execute(self, key: str, owner: str, fault: dict[str, Any] | None, run) -> dict[str, Any] | None:
         """Run the operation and store its answer under the key, in one transaction (None: key lost)."""
         status = int(fault["status"]) if fault and fault.get("status") else None
         with self.db.write() as s:

@@ -104,7 +104,7 @@ class SimulatedSubscriptions:
         return None
 
     def _update_sub(self, op: str, subscription_id: str, key: str, changes: dict[str, Any],
-                    derived=None) -> SubscriptionResult:  # noqa: ANN001
+                    derived=None) -> SubscriptionResult:
         """Change the subscription (locked: the billing clock may be renewing it); `derived(s, sub)` gives
         the fields that follow from the change (not part of the request)."""
         def run(s: Session) -> dict:

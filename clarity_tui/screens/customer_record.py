@@ -19,7 +19,6 @@ from textual.widgets import (
     Button,
     DataTable,
     Footer,
-    Header,
     Input,
     Label,
     Select,
@@ -207,7 +206,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
     # --- services -------------------------------------------------------------------------------
 
     @property
-    def actor(self):  # noqa: ANN201
+    def actor(self):
         return self.app.actor  # type: ignore[attr-defined]
 
     def service(self) -> CustomerService:
@@ -241,7 +240,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         self.notify(message, severity="error")
         self.dismiss()
 
-    def _build_prompts(self, prompts, answers: dict[str, Any]) -> None:  # noqa: ANN001
+    def _build_prompts(self, prompts, answers: dict[str, Any]) -> None:
         grid = self.query_one("#prompt-grid", Grid)
         if not self._prompts_built:
             self._prompts_built = True
@@ -257,7 +256,7 @@ class CustomerRecordScreen(MembershipTabActions, Screen):
         for key in getattr(self, "_prompt_keys", []):
             select = self.query_one(f"#q-{key}", Select)
             value = answers.get(key)
-            options = {v for _, v in select._options}  # noqa: SLF001
+            options = {v for _, v in select._options}
             select.value = value if value in options else Select.NULL
 
     def _apply(self, record: CustomerRecord, refill: bool) -> None:

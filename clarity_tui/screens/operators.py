@@ -64,7 +64,7 @@ class _Form(ModalScreen[Any]):
     ]
     FIELDS: tuple[str, ...] = ()
 
-    def __init__(self, id: str) -> None:  # noqa: A002
+    def __init__(self, id: str) -> None:
         super().__init__(id=id)
         self._busy = False
 

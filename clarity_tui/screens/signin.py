@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 from clarity_tui.db_stack import import_database_stack
 
 if TYPE_CHECKING:
-    from clarity_tui.services.operators import OperatorChoice, SignedIn
+    from clarity_tui.services.operators import OperatorChoice
 
 PIN_LENGTH = 6
 KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "back"]

@@ -17,6 +17,6 @@ class Actor:
     is_system: bool = False
 
     @classmethod
-    def system(cls, what: str, terminal: str | None = None) -> "Actor":
+    def system(cls, what: str, terminal: str | None = None) -> Actor:
         """A non-person actor: the simulator, an import, the camera, background jobs."""
         return cls(name=what, role=Role.TECHNICIAN, terminal=terminal, is_system=True)

@@ -92,7 +92,7 @@ def _like(column: Any, text: str) -> Any:
     return func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
-def query(db, f: AuditFilter | None = None, *, actor: Actor) -> list[AuditEntry]:  # noqa: ANN001
+def query(db, f: AuditFilter | None = None, *, actor: Actor) -> list[AuditEntry]:
     require(actor, Permission.AUDIT_VIEW)
     f = f or AuditFilter()
     with db.read() as s:
@@ -114,7 +114,7 @@ def query(db, f: AuditFilter | None = None, *, actor: Actor) -> list[AuditEntry]
                            r.entity_id, r.before, r.after) for r in s.exec(q)]
 
 
-def distinct_values(db, column: str, *, actor: Actor) -> list[str]:  # noqa: ANN001
+def distinct_values(db, column: str, *, actor: Actor) -> list[str]:
     """The actors / actions / entities on record, for the screen's pickers."""
     require(actor, Permission.AUDIT_VIEW)
     field = {"actor": AuditLog.actor, "action": AuditLog.action, "entity": AuditLog.entity}[column]

@@ -42,7 +42,8 @@ import socket
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from sqlalchemy import or_, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError

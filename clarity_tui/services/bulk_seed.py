@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, cache
 
 from sqlalchemy import text
 
@@ -248,7 +248,7 @@ class BulkSeedResult:
         return self.customers / self.seconds if self.seconds else 0.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _name_keys(first: str, last: str) -> tuple[str, str]:
     keys = customer_search_keys(first, last, None, None)
     return keys["search_first"], keys["search_last"]  # type: ignore[return-value]

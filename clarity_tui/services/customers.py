@@ -108,7 +108,7 @@ class ContactForm:
     answers: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, c: Customer, phone_region: str = "US") -> "ContactForm":
+    def of(cls, c: Customer, phone_region: str = "US") -> ContactForm:
         return cls(c.first_name, c.last_name, display_phone(c.phone_e164, phone_region), c.email or "", c.address_line1 or "",
                    c.address_line2 or "", c.city or "", c.region or "", c.postal_code or "", c.country or "",
                    dict(c.question_answers or {}))
@@ -243,7 +243,7 @@ class CustomerService(CustomerMemberships):
 
     @classmethod
     def from_settings(cls, db: Database, settings: Any, gateway: PaymentGateway | None = None,
-                      today: Callable[[], dt.date] | None = None) -> "CustomerService":
+                      today: Callable[[], dt.date] | None = None) -> CustomerService:
         return cls(db, phone_region=settings.site.phone_region, gateway=gateway, mailer=make_mailer(settings),
                    reset_url=settings.smtp.reset_url, today=today, tax=settings.billing.tax)
 

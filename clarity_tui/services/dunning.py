@@ -355,7 +355,7 @@ class _Runner:
         except MessagingError as exc:
             status = DunningStatus.FAILED if _surely_not_sent(exc) else DunningStatus.UNKNOWN
             return self._finish(msg_id, tag, due, status, str(exc), from_=DunningStatus.SENDING, phone=phone)
-        except Exception as exc:  # noqa: BLE001 - the provider broke mid-send: it may have gone out
+        except Exception as exc:
             log.exception("dunning: the SMS provider failed while sending")
             return self._finish(msg_id, tag, due, DunningStatus.UNKNOWN, f"the SMS provider failed: {exc!r}",
                                 from_=DunningStatus.SENDING, phone=phone)

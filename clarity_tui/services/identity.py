@@ -30,7 +30,7 @@ def normalize_phone(raw: str, region: str = "US") -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone(f"'{text}' is not a phone number ({exc._msg}).") from exc  # noqa: SLF001
+        raise InvalidPhone(f"'{text}' is not a phone number ({exc._msg}).") from exc
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(
             f"'{text}' is not a valid {region} phone number: check the digits, or start with + and the country code."

@@ -7,7 +7,6 @@ In simulator mode (settings.simulate) email goes to the simulated mailer instead
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,7 +60,7 @@ class Mailer:
             raise MailError(f"The mail server {where} refused the login: check smtp.username/smtp.password.") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             raise MailError(f"The mail server {where} refused the address {to}: check the customer's email.") from exc
-        except (OSError, socket.timeout, smtplib.SMTPException) as exc:
+        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             raise MailError(
                 f"Could not send the email through {where} ({exc.__class__.__name__}: {exc}): "
                 "check the smtp settings and that the mail server is reachable, then try again."

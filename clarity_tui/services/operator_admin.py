@@ -94,13 +94,13 @@ def parse_role(role: str | Role) -> Role:
 class OperatorAdmin:
     """Operator management for one terminal (the audit rows name it). `clock` is injectable."""
 
-    def __init__(self, db, terminal: str, *, clock: Callable[[], dt.datetime] | None = None) -> None:  # noqa: ANN001
+    def __init__(self, db, terminal: str, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.db = db
         self.terminal = terminal
         self.clock = clock or utcnow
 
     @classmethod
-    def for_app(cls, app) -> OperatorAdmin:  # noqa: ANN001
+    def for_app(cls, app) -> OperatorAdmin:
         return cls(app.db, app.boot.terminal_id, clock=app.now)
 
     # --- reading -------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class ShiftRow:
 class OperatorService:
     """Sign-in and shifts for one terminal. `clock` is injectable (tests move time)."""
 
-    def __init__(self, db, terminal: str, *, policy: LockoutPolicy | None = None,  # noqa: ANN001
+    def __init__(self, db, terminal: str, *, policy: LockoutPolicy | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.db = db
         self.terminal = terminal
@@ -74,7 +74,7 @@ class OperatorService:
         self.clock = clock or utcnow
 
     @classmethod
-    def for_app(cls, app) -> OperatorService:  # noqa: ANN001
+    def for_app(cls, app) -> OperatorService:
         return cls(app.db, app.boot.terminal_id, policy=LockoutPolicy.from_settings(app.settings), clock=app.now)
 
     # --- sign-in ----------------------------------------------------------------------
@@ -91,7 +91,7 @@ class OperatorService:
         terminal, in the transaction that clears the failure count. Raises WrongPin, LockedOut, SignInError."""
         now = self.clock()
 
-        def open_shift(s, who: Actor) -> int:  # noqa: ANN001
+        def open_shift(s, who: Actor) -> int:
             self._close_open_shifts(s, now, "replaced")
             shift = OperatorShift(operator_id=operator_id, terminal=self.terminal, signed_in_at=now,
                                   last_activity_at=now)
@@ -174,7 +174,7 @@ class OperatorService:
                 shift.last_activity_at = when or self.clock()
                 s.add(shift)
 
-    def _close_open_shifts(self, s, now: dt.datetime, reason: str) -> None:  # noqa: ANN001
+    def _close_open_shifts(self, s, now: dt.datetime, reason: str) -> None:
         """One operator per terminal: a shift left open (a crash, a pulled plug) ends at the next sign-in."""
         for shift in s.exec(select(OperatorShift).where(OperatorShift.terminal == self.terminal,
                                                         col(OperatorShift.signed_out_at).is_(None))):

@@ -182,7 +182,7 @@ class _Reserved:
 class PinService:
     """Checks operator PINs for one terminal. `clock` is injectable (tests move time)."""
 
-    def __init__(self, db, terminal: str, *, policy: LockoutPolicy | None = None,  # noqa: ANN001
+    def __init__(self, db, terminal: str, *, policy: LockoutPolicy | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.db = db
         self.terminal = terminal
@@ -190,7 +190,7 @@ class PinService:
         self.clock = clock or utcnow
 
     @classmethod
-    def for_app(cls, app) -> PinService:  # noqa: ANN001
+    def for_app(cls, app) -> PinService:
         return cls(app.db, app.boot.terminal_id, policy=LockoutPolicy.from_settings(app.settings), clock=app.now)
 
     # --- the check ------------------------------------------------------------------------------------------

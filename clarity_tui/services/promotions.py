@@ -85,7 +85,7 @@ def validate_code(session: Session, code: str, plan_code: str, now: dt.datetime 
 class PromotionService:
     """The same checks over a Database, for screens and the CLI."""
 
-    def __init__(self, db) -> None:  # noqa: ANN001
+    def __init__(self, db) -> None:
         self.db = db
 
     def validate_code(self, code: str, plan_code: str, now: dt.datetime | None = None) -> Promotion:

@@ -133,7 +133,7 @@ def _lines(counts: Counter[str], amounts: dict[str, int] | None = None) -> list[
     return [Line(k, n, amounts.get(k, 0)) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def shift_report(db, shift_id: int, now: dt.datetime | None = None, *, actor: Actor) -> ShiftReport:  # noqa: ANN001
+def shift_report(db, shift_id: int, now: dt.datetime | None = None, *, actor: Actor) -> ShiftReport:
     """One operator's shift at one terminal, from sign-in to sign-out (or now): the actor's own
     (report.own_shift) or anyone's (report.view)."""
     if not allowed(actor, Permission.REPORT_OWN_SHIFT):
@@ -154,14 +154,14 @@ def shift_report(db, shift_id: int, now: dt.datetime | None = None, *, actor: Ac
     return report
 
 
-def day_report(db, day: dt.date, zone: dt.tzinfo = dt.UTC, *, actor: Actor) -> ShiftReport:  # noqa: ANN001
+def day_report(db, day: dt.date, zone: dt.tzinfo = dt.UTC, *, actor: Actor) -> ShiftReport:
     """Every terminal's sales of the site's day `day`: local midnight to local midnight."""
     require(actor, Permission.REPORT_VIEW)
     start, end = day_window(day, zone)
     return _build_report(db, start, end, title=f"Day {day.isoformat()} ({zone_label(zone)}), every terminal")
 
 
-def _build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,  # noqa: ANN001
+def _build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,
                   operator_id: int | None = None, terminal: str | None = None) -> ShiftReport:
     report = ShiftReport(title=title, start=start, end=end, terminal=terminal)
     with db.read() as s:
@@ -242,7 +242,7 @@ BILLING_LINES = ((PaymentKind.RENEWAL, "renewals"), (PaymentKind.RENEWAL_FAILED,
                  (PaymentKind.DISPUTE, "disputes"))
 
 
-def _billing_lines(s, start: dt.datetime, end: dt.datetime) -> list[Line]:  # noqa: ANN001
+def _billing_lines(s, start: dt.datetime, end: dt.datetime) -> list[Line]:
     found = {kind: (n, amount or 0) for kind, n, amount in s.exec(
         select(MembershipPayment.kind, func.count(), func.sum(MembershipPayment.amount_cents))
         .where(MembershipPayment.occurred_at >= start, MembershipPayment.occurred_at < end)
@@ -265,7 +265,7 @@ def _count_tax(report: ShiftReport, order: SalesOrder) -> None:
         report.tax_collected.amount_cents += order.tax_cents
 
 
-def promotion_totals(db, *, actor: Actor) -> list[Line]:  # noqa: ANN001
+def promotion_totals(db, *, actor: Actor) -> list[Line]:
     """Lifetime redemptions per promotion code (Promotion.times_redeemed)."""
     require(actor, Permission.REPORT_VIEW)
     with db.read() as s:

@@ -199,7 +199,7 @@ class SearchService:
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
 
-    def _score(self, text: str, rows) -> dict[int, tuple[int, str, str]]:  # noqa: ANN001
+    def _score(self, text: str, rows) -> dict[int, tuple[int, str, str]]:
         """Customer id -> (score, what matched, the key that matched) for its best criterion."""
         number = re.sub(r"\s", "", text).upper()
         joined = "".join(fold(text).split())
@@ -235,7 +235,7 @@ class SearchService:
                 scores[cid] = (score, matched, str(key))
         return scores
 
-    def _hits(self, conn, scores: dict[int, tuple[int, str, str]], ids: list[int]) -> list[SearchHit]:  # noqa: ANN001
+    def _hits(self, conn, scores: dict[int, tuple[int, str, str]], ids: list[int]) -> list[SearchHit]:
         if not ids:
             return []
         customers: dict[int, Any] = {}

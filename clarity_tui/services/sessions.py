@@ -21,7 +21,6 @@ from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.entitlement import EntitlementPolicy
 from clarity_tui.services.board_view import (
-    BADGE_LABELS,
     Badge,
     BubbleView,
     LaneView,
@@ -41,7 +40,6 @@ from db.models import (
     Lane,
     LegacyMember,
     Membership,
-    MembershipStatus,
     Plan,
     SessionStatus,
     Site,

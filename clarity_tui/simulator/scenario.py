@@ -49,7 +49,7 @@ class Mix(BaseModel):
 
     @field_validator("unknown")
     @classmethod
-    def _some_weight(cls, v: float, info) -> float:  # noqa: ANN001
+    def _some_weight(cls, v: float, info) -> float:
         if v + info.data.get("member", 0) + info.data.get("legacy", 0) <= 0:
             raise ValueError("at least one of member, legacy, unknown must be above 0")
         return v

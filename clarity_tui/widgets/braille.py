@@ -79,7 +79,7 @@ class BrailleCanvas(Widget):
     strokes: reactive[tuple[tuple[tuple[float, float], ...], ...]] = reactive((), layout=False)
     aspect: reactive[float | None] = reactive(None)
 
-    def __init__(self, placeholder: str = "", *, name: str | None = None, id: str | None = None,  # noqa: A002
+    def __init__(self, placeholder: str = "", *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.placeholder = placeholder

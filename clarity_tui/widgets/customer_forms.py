@@ -79,7 +79,7 @@ class FormDialog(ModalScreen[Any]):
     """
 
     def __init__(self, title: str, fields: Sequence[FieldSpec], submit: Callable[[dict[str, Any]], Any],
-                 extra: dict[str, Callable[["FormDialog"], None]] | None = None, save_label: str = "Save",
+                 extra: dict[str, Callable[[FormDialog], None]] | None = None, save_label: str = "Save",
                  approval: ManagerAsk | None = None) -> None:
         """With `approval`, `submit` is called as submit(values, actor): the signed-in actor when they
         hold the permission, else the manager who approved with their PIN."""
@@ -107,7 +107,7 @@ class FormDialog(ModalScreen[Any]):
                     yield Button(label, id=f"form-extra-{i}")
                 yield Button("Cancel Esc", id="form-cancel")
 
-    def _widget(self, spec: FieldSpec):  # noqa: ANN202
+    def _widget(self, spec: FieldSpec):
         wid = f"f-{spec.name}"
         if spec.kind == "select":
             values = {v for _, v in spec.choices}

@@ -439,7 +439,7 @@ class _Handler(LimitedHandler):
         self.reply_json(HTTPStatus.UNAUTHORIZED, {"error": "This address may not send plate reads."}, close=True)
         return False
 
-    def do_GET(self) -> None:  # noqa: N802 - a health check for technicians
+    def do_GET(self) -> None:
         if not self._address_ok():
             return
         receiver = self.server.receiver
@@ -450,9 +450,9 @@ class _Handler(LimitedHandler):
         self.reply_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST plate reads; GET is the health check."},
                         close=True, headers={"Allow": "GET, POST"})
 
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if not self._address_ok():
             return
         receiver = self.server.receiver
@@ -675,5 +675,5 @@ class HttpPlateReader(PlateReader):
     async def events(self) -> AsyncIterator[PlateEvent]:
         if self._queue is None:
             raise DeviceError("Open the plate receiver before reading events.")
-        while self.receiver._server is not None:  # noqa: SLF001
+        while self.receiver._server is not None:
             yield await self._queue.get()

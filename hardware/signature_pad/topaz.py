@@ -178,7 +178,7 @@ class StrokeBuilder:
         return self._closed
 
 
-def _open_serial(port: str, baudrate: int, read_timeout: float):  # noqa: ANN202
+def _open_serial(port: str, baudrate: int, read_timeout: float):
     import serial
 
     return serial.serial_for_url(
@@ -222,7 +222,7 @@ class TopazSerialPad(SignaturePad):
             return
         try:
             self._serial = await asyncio.to_thread(_open_serial, self.port, self.baudrate, self.read_timeout)
-        except Exception as exc:  # noqa: BLE001 - pyserial raises SerialException, ValueError, OSError...
+        except Exception as exc:
             reason = (f"Signature pad not found at {self.port} ({_short(exc)}): check its USB cable and the "
                       "port in the settings, then Retry.")
             self._set_status(DeviceState.ERROR, reason)
@@ -251,7 +251,7 @@ class TopazSerialPad(SignaturePad):
         assert serial_port is not None
         try:
             return await asyncio.to_thread(serial_port.read, READ_SIZE)
-        except Exception as exc:  # noqa: BLE001 - SerialException, OSError: the port went away
+        except Exception as exc:
             raise self._dropped(exc) from exc
 
     async def _before_capture(self) -> None:

@@ -201,7 +201,7 @@ class HostedCardScreen(ModalScreen[OrderView | None]):
             return
         self.app.call_from_thread(self._checked, status, view)
 
-    def _checked(self, status, view: OrderView | None) -> None:  # noqa: ANN001
+    def _checked(self, status, view: OrderView | None) -> None:
         if status.complete and view is not None:
             self._stop()
             self.dismiss(view)
