@@ -42,6 +42,10 @@ from db.changefeed import ChangeFeed, open_change_feed
 if TYPE_CHECKING:  # the heavy modules load after the first paint
     from clarity_tui.config import Settings
     from clarity_tui.devices import DeviceSet
+    from clarity_tui.messaging.base import SmsProvider
+    from clarity_tui.payments.base import PaymentGateway
+    from clarity_tui.services.mailer import MailSender
+    from clarity_tui.wiring import Services
     from clarity_tui.services.actor import Actor
     from clarity_tui.simulator.scenario import Scenario
     from db.engine import Database
@@ -81,6 +85,9 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         boot: BootConfig | None = None,
         require_signin: bool = False,
         support_user: str | None = None,
+        gateway: PaymentGateway | None = None,
+        sms: SmsProvider | None = None,
+        mailer: MailSender | None = None,
     ) -> None:
         super().__init__()
         # Operators (issue 8): the CLI asks for a PIN (require_signin); tests inject an actor instead.
@@ -104,6 +111,9 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         self.now: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
         self._settings: Settings | None = None
         self._db: Database | None = None
+        # The one wiring (clarity_tui/wiring.py): None until the boot has settings and database.
+        self.services: Services | None = None
+        self._injected = {"gateway": gateway, "messaging": sms, "mailer": mailer}
         self._actor = actor
         self.scenario = scenario
         self.devices: DeviceSet | None = None
@@ -132,6 +142,9 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
 
     def _adopt(self, settings: Settings, db: Database, scenario: Scenario | None, devices: DeviceSet) -> None:
         self._settings, self._db, self.scenario, self.devices = settings, db, scenario, devices
+        from clarity_tui.wiring import Services
+
+        self.services = Services(settings, db, clock=self.now, **self._injected)
         self.devices.add_status_listener(self._device_status_changed)
         self.animation_level = "full" if settings.ui.animations else "none"
         self._booted.set()
