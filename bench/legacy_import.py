@@ -54,7 +54,7 @@ def run(options: Options) -> dict[str, Any]:
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
     from clarity_tui.services.demo import seed_demo
-    from clarity_tui.services.legacy_import import LegacyImporter, load_mapping
+    from clarity_tui.services.legacy import LegacyImporter, load_mapping
 
     rows = options.pick(full=TARGET_ROWS, quick=TARGET_ROWS, smoke=500)
     out: dict[str, Any] = {"rows": rows, "target_rows": TARGET_ROWS, "target_seconds": TARGET_SECONDS}

@@ -122,7 +122,7 @@ def _open(url: str):  # noqa: ANN202
 
 
 def _seed(url: str, customers: int) -> None:
-    from clarity_tui.services.bulk_seed import bulk_seed
+    from clarity_tui.seeding.bulk import bulk_seed
 
     db = _open(url)
     try:

@@ -14,7 +14,7 @@ TARGET_1M_SECONDS = 120.0
 def run(options: Options) -> dict[str, Any]:
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.bulk_seed import bulk_seed
+    from clarity_tui.seeding.bulk import bulk_seed
 
     customers = 1_000_000 if options.full else options.pick(full=100_000, quick=20_000, smoke=2_000)
     out: dict[str, Any] = {"customers": customers}

@@ -1,9 +1,20 @@
-"""The Clarity App: settings and database are injected, or loaded right after the first paint.
+"""The Clarity App: its keys, its navigation and its command palette.
 
-Start-up: a lane terminal should show its board as fast as a bare Textual app.
-Given only a BootConfig (the CLI's path), the app paints the board from one
-plain-SQL read, then loads the full Settings, the ORM, devices and simulator in
-a worker (`_boot`). Tests inject `settings` and `db` and skip that dance.
+Everything else has a module of its own, which the App holds together:
+- the boot (clarity_tui/boot.py): given a BootConfig (the CLI's path) the board paints from one plain-SQL
+  read, then a thread worker loads the settings, the database and the devices. Tests inject `settings`
+  and `db` and skip the loading. Either way the App then holds its one wiring, `self.services`
+  (clarity_tui/wiring.py), which screens reach through `services_of(self)`;
+- who is signed in (clarity_tui/operator_session.py): sign-in, idle sign-out, shifts, support sessions;
+- the live feeds (app_live.py: the change feed, the devices, the simulator) and the money loops
+  (app_billing.py); crashes (crash_guard.py), screens opened twice (screen_open.py), keys typed ahead
+  (typeahead.py) and support sessions' file writes (support_palette.py).
+
+Screens never import each other: they post the messages of clarity_tui/messages.py, and the App's
+handlers open the screens (imported when first needed, so the first paint stays light).
+
+A little over 400 lines: the keys, the actions and message handlers that open screens, and the palette
+that offers the same actions belong together; the rest already lives in the modules above.
 """
 
 from __future__ import annotations
@@ -26,35 +37,38 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from clarity_tui.app_billing import BillingMixin
-from clarity_tui.app_workstack import WorkStackMixin
-from clarity_tui.bootconfig import BootConfig
+from clarity_tui.app_live import LiveMixin
+from clarity_tui.boot import BoardBeforeBoot, Booted, BootFailed, boot, config_of
 from clarity_tui.crash_guard import CrashGuard
-from clarity_tui.db_stack import database_stack_loaded, import_database_stack, import_worker_stack
-from clarity_tui.messages import DatabaseChanged
+from clarity_tui.db_stack import database_stack_loaded, import_database_stack
+from clarity_tui.messages import OpenCustomer, OpenSession, SearchCustomers, StartMigration, StartSale
+from clarity_tui.operator_session import OperatorSession
 from clarity_tui.screen_open import ScreenOpenGuard, screen_is_open
-from clarity_tui.screens.board import BoardScreen
 from clarity_tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
-from clarity_tui.services.board_view import LaneView, read_board
 from clarity_tui.support_palette import SupportGuard
 from clarity_tui.typeahead import TypeaheadMixin  # issue 14: keys typed ahead land where they belong
-from db.changefeed import ChangeFeed, open_change_feed
+from clarity_tui.wiring import Services, StillStarting, services_of, utc_now
 
 if TYPE_CHECKING:  # the heavy modules load after the first paint
+    from clarity_tui.bootconfig import BootConfig
     from clarity_tui.config import Settings
     from clarity_tui.devices import DeviceSet
     from clarity_tui.messaging.base import SmsProvider
     from clarity_tui.payments.base import PaymentGateway
-    from clarity_tui.services.mailer import MailSender
-    from clarity_tui.wiring import Services
+    from clarity_tui.screens.board import BoardScreen
+    from clarity_tui.screens.session_detail import SessionDetailScreen
     from clarity_tui.services.actor import Actor
+    from clarity_tui.services.mailer import MailSender
     from clarity_tui.simulator.scenario import Scenario
+    from db.changefeed import ChangeFeed
     from db.engine import Database
 
 log = logging.getLogger(__name__)
 _PROCESS_START = time.perf_counter()
+BOOT_WAIT_SECONDS = 60.0
 
 
-class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, BillingMixin, SupportGuard, App[None]):  # SupportGuard: no file writes over SSH
+class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, BillingMixin, SupportGuard, App[None]):
     # Absolute, so subclasses elsewhere (tests, bench) find the stylesheet too.
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     TITLE = "Clarity"
@@ -90,38 +104,26 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         mailer: MailSender | None = None,
     ) -> None:
         super().__init__()
-        # Operators (issue 8): the CLI asks for a PIN (require_signin); tests inject an actor instead.
-        # support_user: `clarity-tui support` over SSH, identified by the SSH user (no PIN).
-        self.require_signin = require_signin and support_user is None
-        self.support_user = support_user
-        self._awaiting_signin = False
-        self._shift_id: int | None = None
-        self._last_activity: dt.datetime | None = None
-        self._last_touch: dt.datetime | None = None
-        self._stack_owner: int | None = None  # the operator whose screens are on the stack
-        self._parked: dict[int, int] = {}  # operator id -> the session they left for another operator
-        self.signed_in: Signal[Actor] = Signal(self, "signed-in")
         if boot is None:
             if settings is None or db is None:
                 raise TypeError("ClarityApp needs settings and db, or a BootConfig")
-            boot = BootConfig(settings.resolved_database_url(), settings.terminal_id, settings.simulate,
-                              settings.ui.show_clock, None)
-        self.boot = boot
+            boot = config_of(settings)
+        self.boot_config = boot
         # Injected so wait times and snapshots can run on a fixed clock.
-        self.now: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._settings: Settings | None = None
-        self._db: Database | None = None
-        # The one wiring (clarity_tui/wiring.py): None until the boot has settings and database.
+        self.now: Callable[[], dt.datetime] = clock or utc_now
+        # Operators (issue 8): the CLI asks for a PIN (require_signin); tests inject an actor instead.
+        self.operator_session = OperatorSession(self, require_signin=require_signin, support_user=support_user,
+                                                actor=actor)
+        # The one wiring (clarity_tui/wiring.py): None until the boot has the settings and the database.
         self.services: Services | None = None
-        self._injected = {"gateway": gateway, "messaging": sms, "mailer": mailer}
-        self._actor = actor
+        self.boot_error: str | None = None  # why the boot failed: the CLI prints it once the screen is gone
+        self._services_ready = threading.Event()  # set when the boot is done, or has failed
+        self._boot_requested = False
+        self._injected = (gateway, sms, mailer)
         self.scenario = scenario
         self.devices: DeviceSet | None = None
         self._feed = change_feed
-        self._booted = threading.Event()
-        self._boot_error: str | None = None
-        self._raw_conn: Any = None
-        self._raw_lock = threading.Lock()
+        self._board_before_boot = BoardBeforeBoot(boot.database_url)
         self.db_changed: Signal[None] = Signal(self, "db-changed")
         self.devices_changed: Signal[None] = Signal(self, "devices-changed")
         # Published once the full settings, database and devices are there.
@@ -129,99 +131,53 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         self.animation_level = "none"
         self._started = _PROCESS_START
         if settings is not None and db is not None:
-            self._adopt(settings, db, scenario, self._build_devices(settings, scenario, db))
+            self._adopt(Booted.of(settings, db, scenario))
 
-    # --- boot -------------------------------------------------------------------------
+    # --- the boot (clarity_tui/boot.py) -----------------------------------------------------------------
 
-    @staticmethod
-    def _build_devices(settings: Settings, scenario: Scenario | None, db: Database) -> DeviceSet:
-        # Devices are built without I/O and opened in a worker; see clarity_tui/devices.py.
-        from clarity_tui.devices import build_devices
-
-        return build_devices(settings, scenario, db=db)
-
-    def _adopt(self, settings: Settings, db: Database, scenario: Scenario | None, devices: DeviceSet) -> None:
-        self._settings, self._db, self.scenario, self.devices = settings, db, scenario, devices
-        from clarity_tui.wiring import Services
-
-        self.services = Services(settings, db, clock=self.now, **self._injected)
-        self.devices.add_status_listener(self._device_status_changed)
-        self.animation_level = "full" if settings.ui.animations else "none"
-        self._booted.set()
-
-    def _wait_booted(self) -> None:
-        if not self._booted.wait(timeout=60):
-            raise RuntimeError("Clarity is still starting: try again in a moment.")
-        if self._boot_error:
-            raise RuntimeError(self._boot_error)
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._wait_booted()
-        return self._settings  # type: ignore[return-value]
-
-    @property
-    def db(self) -> Database:
-        """The database; blocks (briefly, only right after start) until the boot worker has opened it."""
-        if self._db is None:
-            self._wait_booted()
-        return self._db  # type: ignore[return-value]
+    def _adopt(self, booted: Booted) -> None:
+        self.scenario, self.devices = booted.scenario, booted.devices
+        gateway, sms, mailer = self._injected
+        self.services = Services(booted.settings, booted.db, clock=self.now, gateway=gateway, messaging=sms,
+                                 mailer=mailer)
+        booted.devices.add_status_listener(self._device_status_changed)
+        self.animation_level = "full" if booted.settings.ui.animations else "none"
+        self._services_ready.set()
 
     @property
     def is_booted(self) -> bool:
-        return self._booted.is_set() and self._boot_error is None
+        return self.services is not None and self.boot_error is None
 
-    @property
-    def actor(self) -> Actor:
-        if self._actor is None:
-            from clarity_tui.services.actor import Actor
+    def wait_for_services(self, timeout: float = BOOT_WAIT_SECONDS) -> Services:
+        """For worker threads that may start during the boot: wait for it (never call it on the UI thread).
 
-            if self.support_user is not None:  # until the support shift is recorded (after the boot)
-                from db.models import Role
+        Raises StillStarting after `timeout`, BootFailed if the boot failed."""
+        if not self._services_ready.wait(timeout):
+            raise StillStarting()
+        if self.boot_error is not None or self.services is None:
+            raise BootFailed(self.boot_error or "Clarity did not start.")
+        return self.services
 
-                self._actor = Actor(f"{self.support_user} (ssh)", Role.SUPPORT, self.boot.terminal_id)
-            else:
-                self._actor = Actor(name="attendant", terminal=self.boot.terminal_id)
-        return self._actor
-
-    @actor.setter
-    def actor(self, value: Actor) -> None:
-        self._actor = value
+    def on_board_screen_painted(self, _: BoardScreen.Painted) -> None:
+        # The first board is on screen: now load the rest.
+        if not self._services_ready.is_set() and not self._boot_requested:
+            self._boot_requested = True
+            self._run_boot()
 
     @work(thread=True, exclusive=True, group="boot", exit_on_error=False)
-    def _boot(self) -> None:
-        """Everything the first paint did not need: Settings, ORM, schema check, devices, simulator."""
+    def _run_boot(self) -> None:
         try:
-            import_database_stack()  # first, on this thread alone: the PIN pad's workers wait for it
-            from clarity_tui.config import load_settings
-            from clarity_tui.services.bootstrap import open_database
-
-            settings = load_settings(self.boot.config_file, database_url=self.boot.database_url,
-                                     simulate=self.boot.simulate or None)
-            db = open_database(settings)
-            scenario = self.scenario
-            if settings.simulate:
-                from clarity_tui.services.demo import seed_demo
-                from clarity_tui.simulator.scenario import Scenario
-
-                seed_demo(db, gateway=settings.payments.gateway == "simulated")
-                scenario = scenario or Scenario.demo()
-            devices = self._build_devices(settings, scenario, db)
-            import_worker_stack()  # before the outbox and billing workers start, which import it at once
-        except Exception as exc:  # noqa: BLE001 - shown to the person, then exit
+            booted = boot(self.boot_config, self.scenario)
+        except Exception as exc:  # noqa: BLE001 - shown to the person as one line, then exit
             self.call_from_thread(self._boot_failed, exc)
             return
-        self.call_from_thread(self._boot_done, settings, db, scenario, devices)
+        self.call_from_thread(self._boot_done, booted)
 
-    def _boot_done(self, settings: Settings, db: Database, scenario: Scenario | None, devices: DeviceSet) -> None:
-        self._adopt(settings, db, scenario, devices)
-        with self._raw_lock:
-            if self._raw_conn is not None:
-                self._raw_conn.close()
-                self._raw_conn = None
+    def _boot_done(self, booted: Booted) -> None:
+        self._adopt(booted)
+        self._board_before_boot.close()
         log.info("boot finished: %.3f s", time.perf_counter() - self._started)
-        self._start_services()
+        self._start_background_work()
         self.booted.publish(None)
         self.db_changed.publish(None)
 
@@ -230,8 +186,8 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         # damaged, full, unreachable or another program's gets the same calm line as in the CLI.
         from db.errors import as_problem
 
-        self._boot_error = " ".join(str(as_problem(exc) or exc).split())
-        self._booted.set()
+        self.boot_error = " ".join(str(as_problem(exc) or exc).split())
+        self._services_ready.set()
         self.exit(return_code=2)
 
     def _handle_exception(self, error: Exception) -> None:
@@ -246,15 +202,8 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         else:
             self._boot_failed(problem)
 
-    @property
-    def boot_error(self) -> str | None:
-        return self._boot_error
-
-    def _start_services(self) -> None:
-        if self.require_signin and not self.settings.ui.require_signin:
-            self._signin_off()
-        if self.support_user is not None:
-            self._start_support()
+    def _start_background_work(self) -> None:
+        self.operator_session.on_booted()
         self.open_devices()
         self._start_billing()
         if self.scenario is not None:
@@ -262,15 +211,27 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
 
     def today(self) -> dt.date:
         """The site's calendar day now (settings.site.timezone), not UTC's."""
-        from clarity_tui.sitetime import site_date
+        return services_of(self).today()
 
-        return site_date(self.now(), self.settings.site.zone)
+    # --- who is working here (clarity_tui/operator_session.py) ---------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        return self.operator_session.actor
 
     @property
     def holder_label(self) -> str:
-        return f"{self.actor.name} @ {self.boot.terminal_id}"
+        return self.operator_session.holder_label
 
-    def get_default_screen(self) -> Screen:
+    @property
+    def support_user(self) -> str | None:
+        return self.operator_session.support_user
+
+    # --- start and stop -----------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        from clarity_tui.screens.board import BoardScreen
+
         return BoardScreen()
 
     @staticmethod
@@ -284,135 +245,36 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         if self.sixteen_colour_terminal():
             # Use the terminal's own 16 colours rather than approximating truecolor ones.
             self.theme = "ansi-dark"
-        if self._feed is None:
-            self._feed = open_change_feed(self.boot.database_url)
-        self.watch_database()
-        if self.require_signin:
-            # The PIN pad goes over the board at once; the PIN check waits for the boot worker.
-            self._show_signin()
-            self.set_interval(0.25, self._idle_tick, name="idle-signout")
-        if self._booted.is_set():
-            self._start_services()
+        self._start_live()
+        self.operator_session.on_mount()
+        if self.services is not None:
+            self._start_background_work()
         self._check_size()
-
-    def on_board_screen_painted(self, _: BoardScreen.Painted) -> None:
-        # The first board is on screen: now load the rest.
-        if not self._booted.is_set() and not self._boot_started:
-            self._boot_started = True
-            self._boot()
-
-    _boot_started = False
 
     def on_ready(self) -> None:
         log.info("start-up to ready: %.3f s", time.perf_counter() - self._started)
 
     async def on_unmount(self) -> None:
-        self._end_shift_now("exit")
+        self.operator_session.end_now("exit")
         self._stop_billing()
-        if self._feed is not None:
-            self._feed.close()
-        if self.devices is not None:
-            await self.devices.close_all()
+        await self._stop_live()
 
-    # --- devices -----------------------------------------------------------------------
+    async def on_event(self, event: Any) -> None:
+        from textual import events
 
-    @work(exclusive=True, group="devices", exit_on_error=False)
-    async def open_devices(self) -> None:
-        """Open (or reopen) every device, then feed plate reads; exclusive, so a reopen replaces the old feed."""
-        from clarity_tui.devices import feed_plates, plate_recorder
+        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollUp, events.MouseScrollDown)):
+            self.operator_session.note_activity()
+            if self._boot_requested and not database_stack_loaded():
+                # A key during the boot's imports: its handler may import the database stack on this
+                # thread too. Wait for the boot worker's import (once, briefly); the key is kept.
+                import_database_stack()
+        await super().on_event(event)
 
-        errors = await self.devices.open_all()
-        self.devices_changed.publish(None)
-        for kind, error in errors.items():
-            if error:
-                log.warning("%s did not open: %s", kind, error)
-        if errors.get("plate_reader") is None:
-            await feed_plates(self.devices.plate_reader, plate_recorder(self.db, self.settings.terminal_id))
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # While the PIN pad is up, the app's own keys (search, hardware, palette…) stay shut.
+        return action == "quit" or not self.operator_session.keys_shut()
 
-    def _device_status_changed(self, device: object, status: object) -> None:
-        # Called from whichever thread changed the status; post_message is thread-safe.
-        from clarity_tui.widgets.device_bar import DevicesChanged
-
-        self.post_message(DevicesChanged(device.kind, status.state.value, status.reason))  # type: ignore[attr-defined]
-
-    def on_devices_changed(self, _: object) -> None:
-        self.devices_changed.publish(None)
-
-    def action_search_customers(self) -> None:
-        from clarity_tui.screens.customer_search import CustomerSearchScreen
-
-        if isinstance(self.screen, CustomerSearchScreen):
-            self.screen.query_one("#search-box").focus()
-        elif screen_is_open(self, "customer-search"):
-            self.notify("Customer search is open under this screen: Esc goes back to it.", timeout=4)
-        else:
-            self.push_screen(CustomerSearchScreen())
-
-    def action_hardware(self) -> None:
-        from clarity_tui.screens.hardware import HardwareScreen
-
-        if not isinstance(self.screen, HardwareScreen):
-            self.push_screen(HardwareScreen())
-
-    # --- live updates ---------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="change-feed", exit_on_error=False)
-    def watch_database(self) -> None:
-        feed = self._feed
-        assert feed is not None
-        while not feed.closed:
-            try:
-                changed = feed.wait(1.0)
-            except Exception as exc:  # noqa: BLE001 - a dropped DB connection must not kill the app
-                if feed.closed:
-                    return
-                log.warning("change feed failed (%s); reopening", exc)
-                time.sleep(1.0)
-                try:
-                    self._feed = feed = open_change_feed(self.boot.database_url)
-                except Exception:  # noqa: BLE001
-                    continue
-                changed = True
-            if changed:
-                self.post_message(DatabaseChanged())
-
-    def read_board(self) -> list[LaneView]:
-        """The lanes board from the database (call from a worker thread).
-
-        Before the boot worker has opened the ORM, one plain DB-API connection does it."""
-        if self._db is not None:
-            from clarity_tui.services.sessions import SessionService
-
-            return SessionService(self._db, self.entitlement_policy).board(self.now())
-        from db.rawconnect import connect_raw, is_sqlite_url
-
-        try:
-            with self._raw_lock:
-                if self._raw_conn is None:
-                    self._raw_conn = connect_raw(self.boot.database_url)
-                return read_board(self._raw_conn, is_sqlite_url(self.boot.database_url), self.now(),
-                                  self.entitlement_policy)
-        except Exception as exc:
-            from db.errors import as_problem
-
-            # The boot starts after the first paint: a damaged file must not leave the PIN pad up for ever.
-            if as_problem(exc) is not None:
-                self.call_later(self._boot_failed, exc)
-            raise
-
-    def on_database_changed(self, _: DatabaseChanged) -> None:
-        self.db_changed.publish(None)
-
-    @work(exclusive=True, group="simulator", exit_on_error=False)
-    async def run_simulator(self) -> None:
-        from clarity_tui.simulator.world import build_camera, run_camera
-
-        assert self.scenario is not None
-        camera = build_camera(self.db, self.scenario)
-        await run_camera(self.db, camera, self.settings.terminal_id, self.scenario.initial_vehicles,
-                         dwell=dt.timedelta(minutes=self.scenario.dwell_minutes))
-
-    # --- terminal size ------------------------------------------------------------------
+    # --- terminal size ------------------------------------------------------------------------------------
 
     def on_resize(self, event: Resize) -> None:
         # Runs before App._on_resize updates self.size: use the event's size.
@@ -427,114 +289,26 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         elif not small and showing:
             self.pop_screen()
 
-    # --- operators: sign-in, idle sign-out, work kept for the operator who left it (issue 8) ---
+    # --- navigation: the app's keys -------------------------------------------------------------------------
 
-    def _show_signin(self, notice: str = "", preselect: int | None = None) -> None:
-        from clarity_tui.screens.signin import SignInScreen
+    def action_search_customers(self, query: str = "") -> None:
+        from clarity_tui.screens.customer_search import CustomerSearchScreen
 
-        self._awaiting_signin = True
-        self.push_screen(SignInScreen(notice=notice, preselect=preselect), callback=self._signed_in)
-
-    def _signin_off(self) -> None:
-        """The site turned sign-in off (ui.require_signin = false): the pad shown at start goes."""
-        from clarity_tui.screens.signin import SignInScreen
-
-        self.require_signin = self._awaiting_signin = False
-        for screen in list(self.screen_stack):
-            if isinstance(screen, SignInScreen) and screen is self.screen:
-                self.pop_screen()
-
-    def _signed_in(self, result: Any) -> None:
-        self._awaiting_signin = False
-        self.actor = result.actor
-        self._shift_id = result.shift_id
-        self._last_activity = self._last_touch = self.now()
-        self._enter_operator_stack(result.actor.operator_id)
-        self.notify(f"Signed in: {result.actor.name} ({result.actor.role})", timeout=3)
-        self.signed_in.publish(result.actor)
-
-    def action_sign_out(self, reason: str = "signout") -> None:
-        if not (self.require_signin and self._shift_id and not self._awaiting_signin):
-            if self.support_user is None and not self.require_signin:
-                self.notify("Sign-in is off on this terminal.", severity="warning")
-            return
-        who = self.actor
-        self._end_shift(self._shift_id, reason)
-        self._shift_id = None
-        if reason == "idle":
-            idle = self.settings.ui.idle_signout_seconds
-            span = f"{idle // 60} min" if idle >= 60 and idle % 60 == 0 else f"{idle} s"
-            notice = f"{who.name} was signed out after {span} idle. Their work is kept: it resumes when they sign in."
+        if isinstance(self.screen, CustomerSearchScreen):
+            self.screen.query_one("#search-box").focus()
+        elif screen_is_open(self, "customer-search"):
+            self.notify("Customer search is open under this screen: Esc goes back to it.", timeout=4)
         else:
-            notice = f"{who.name} signed out. Their work is kept: it resumes when they sign in."
-        self._show_signin(notice, preselect=who.operator_id)
+            self.push_screen(CustomerSearchScreen(query))
 
-    async def on_event(self, event: Any) -> None:
-        from textual import events
+    def action_hardware(self) -> None:
+        from clarity_tui.screens.hardware import HardwareScreen
 
-        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollUp, events.MouseScrollDown)):
-            self._last_activity = self.now()
-            if self._boot_started and not database_stack_loaded():
-                # A key during the boot's imports: its handler may import the database stack on this
-                # thread too. Wait for the boot worker's import (once, briefly); the key is kept.
-                import_database_stack()
-        await super().on_event(event)
+        if not isinstance(self.screen, HardwareScreen):
+            self.push_screen(HardwareScreen())
 
-    def _idle_tick(self) -> None:
-        if self._shift_id is None or self._awaiting_signin or self._last_activity is None or not self.is_booted:
-            return
-        now = self.now()
-        idle = self.settings.ui.idle_signout_seconds
-        if idle > 0 and (now - self._last_activity).total_seconds() >= idle:
-            self.action_sign_out("idle")
-        elif self._last_touch is not None and self._last_activity > self._last_touch \
-                and (now - self._last_touch).total_seconds() >= 60:
-            self._last_touch = now
-            self._touch_shift(self._shift_id, self._last_activity)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # While the PIN pad is up, the app's own keys (search, hardware, palette…) stay shut.
-        if self._awaiting_signin and action != "quit":
-            return False
-        return True
-
-    @work(thread=True, group="shift", exit_on_error=False)
-    def _end_shift(self, shift_id: int, reason: str) -> None:
-        from clarity_tui.services.operators import OperatorService
-
-        OperatorService.for_app(self).sign_out(shift_id, reason)
-
-    @work(thread=True, group="shift", exit_on_error=False)
-    def _touch_shift(self, shift_id: int, when: dt.datetime) -> None:
-        from clarity_tui.services.operators import OperatorService
-
-        OperatorService.for_app(self).touch(shift_id, when)
-
-    def _end_shift_now(self, reason: str) -> None:
-        """At exit the shift ends in the foreground: the workers are being cancelled."""
-        if self._shift_id is None or self._db is None:
-            return
-        try:
-            from clarity_tui.services.operators import OperatorService
-
-            OperatorService.for_app(self).sign_out(self._shift_id, reason)
-        except Exception as exc:  # noqa: BLE001 - never block the exit
-            log.warning("could not end the shift: %s", exc)
-        self._shift_id = None
-
-    @work(thread=True, exclusive=True, group="support", exit_on_error=False)
-    def _start_support(self) -> None:
-        from clarity_tui.services.operators import OperatorService
-
-        assert self.support_user is not None
-        result = OperatorService.for_app(self).start_support(self.support_user)
-        self.call_from_thread(self._support_started, result)
-
-    def _support_started(self, result: Any) -> None:
-        self.actor, self._shift_id = result.actor, result.shift_id
-        self.signed_in.publish(result.actor)
-        self.notify(f"Support session: {result.actor.name} at {result.actor.terminal}. Every change is audited.",
-                    title="Support", timeout=6)
+    def action_sign_out(self) -> None:
+        self.operator_session.sign_out()
 
     def action_shifts(self) -> None:
         from clarity_tui.screens.shift import ShiftScreen
@@ -566,9 +340,89 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         if manager is not None:
             self.push_screen(OperatorsScreen(manager))
 
-    # --- command palette -------------------------------------------------------------------
+    # --- navigation: the messages screens post (clarity_tui/messages.py) -------------------------------------
+    # Each screen opens on the message loop of the screen that asked (a Callback message, as when screens
+    # pushed each other): a failure stops that screen and CrashGuard replaces it, never the App's own loop;
+    # a push's callback (the picker's) runs there too.
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def _open_from(self, requester: Screen[Any], open_it: Callable[[], object]) -> None:
+        requester.call_later(open_it)
+
+    def on_open_session(self, message: OpenSession) -> None:
+        def open_it() -> None:
+            from clarity_tui.screens.session_detail import SessionDetailScreen
+
+            self.push_screen(SessionDetailScreen(message.session_id))
+
+        self._open_from(self.screen, open_it)
+
+    def on_open_customer(self, message: OpenCustomer) -> None:
+        def open_it() -> None:
+            from clarity_tui.screens.customer_record import CustomerRecordScreen
+
+            self.push_screen(CustomerRecordScreen(message.customer_id))
+
+        self._open_from(self.screen, open_it)
+
+    def on_search_customers(self, message: SearchCustomers) -> None:
+        pick = message.pick
+        if pick is None:
+            self._open_from(self.screen, lambda: self.action_search_customers(message.query))
+            return
+
+        def open_it() -> None:
+            from clarity_tui.screens.customer_search import CustomerSearchScreen
+
+            self.push_screen(CustomerSearchScreen(message.query, pick=True), pick)
+
+        self._open_from(self.screen, open_it)
+
+    def _session_screen(self, session_id: int) -> SessionDetailScreen | None:
+        """The open screen of this session (the sale and migration flows run in its workers), if any."""
+        from clarity_tui.screens.session_detail import SessionDetailScreen
+
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, SessionDetailScreen) and screen.session_id == session_id:
+                return screen
+        return None
+
+    def on_start_sale(self, message: StartSale) -> None:
+        """Purchase: the sale flow; on a LEGACY bubble (a legacy member, no customer) Migrate is offered first."""
+        owner = self._session_screen(message.session_id)
+        if owner is None:
+            return  # the session's screen closed before the message arrived
+
+        def start() -> None:
+            from clarity_tui.screens.sale import start_sale
+
+            detail = owner.detail
+            if detail is not None and detail.legacy_member_id and not detail.customer_id:
+                from clarity_tui.screens.migration.prompts import offer_migration
+
+                offer_migration(owner, message.session_id, detail.legacy_member_id,
+                                sell=lambda: start_sale(owner, message.session_id))
+                return
+            start_sale(owner, message.session_id)
+
+        self._open_from(owner, start)
+
+    def on_start_migration(self, message: StartMigration) -> None:
+        owner = self._session_screen(message.session_id)
+        if owner is None:
+            return
+
+        def start() -> None:
+            from clarity_tui.screens.migration import start_migration
+
+            start_migration(owner, message.session_id)
+
+        self._open_from(owner, start)
+
+    # --- the command palette --------------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from clarity_tui.screens.session_detail import SessionDetailScreen
+
         yield from super().get_system_commands(screen)
         yield SystemCommand("Lanes board: refresh", "Re-read every lane from the database", self._refresh_board)
         yield SystemCommand("Hardware: devices and tests", "Status of the card reader, signature pad and plate camera; test each (F9)", self.action_hardware)
@@ -578,8 +432,6 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
         yield SystemCommand("End-of-shift report", "Memberships sold and migrated, promotions, declines, pending syncs; CSV (Ctrl+E)", self.action_shift_report)
         yield SystemCommand("Operators: manage", "Managers: add operators, set PINs, unlock, disable (Ctrl+K)", self.action_operators)
         yield from self.billing_commands()
-        from clarity_tui.screens.session_detail import SessionDetailScreen
-
         if isinstance(screen, SessionDetailScreen):
             yield SystemCommand("Purchase membership", "Sell a membership for this vehicle: plan, card, terms, signature (F2)",
                                 screen.action_purchase)
@@ -587,7 +439,7 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, WorkStackMixin, Bi
             yield SystemCommand("Mark done", "This vehicle has been served: take it off the board (F6)", screen.action_done)
             yield SystemCommand("Migrate membership", "Move this vehicle's legacy POS member over: no charge today (F3)",
                                 screen.action_migrate)
-        if self.require_signin:
+        if self.operator_session.require_signin:
             yield SystemCommand("Sign out", "Sign out of this terminal; your work is kept (Ctrl+O)", self.action_sign_out)
 
     def _refresh_board(self) -> None:

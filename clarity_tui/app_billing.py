@@ -1,4 +1,4 @@
-"""The app's money loops, mixed into ClarityApp (kept out of app.py, which holds start-up and screens):
+"""The app's money loops, mixed into ClarityApp (kept out of app.py, which holds keys, navigation and palette):
 
 - the outbox replay timer (issue 12): gateway calls a crash or a dropped network left pending;
 - the billing pass timer (issue 13): the gateway's events in, dates that pass, past-due texts;
@@ -7,12 +7,12 @@
   and palette commands), so a technician watches members renew, fail and recover in minutes;
 - the board's banner when the sync has not succeeded for too long.
 
+They start once the boot is done and take the gateway and messaging from the app's Services.
 All blocking work runs in thread workers.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -20,47 +20,55 @@ from textual import work
 from textual.app import SystemCommand
 
 from clarity_tui.db_stack import import_worker_stack
+from clarity_tui.wiring import services_of
 
 if TYPE_CHECKING:
-    from clarity_tui.services.entitlement import EntitlementPolicy
+    import datetime as dt
+
+    from textual.app import App
+
+    from clarity_tui.services.actor import Actor
+    from clarity_tui.simulator.scenario import Scenario
+    from clarity_tui.wiring import Services
+
+    _AppBase = App[None]
+else:
+    _AppBase = object
 
 log = logging.getLogger(__name__)
 
 
-class BillingMixin:
+class BillingMixin(_AppBase):
     _webhook: Any = None
 
     # Provided by ClarityApp.
-    settings: Any
-    db: Any
-    scenario: Any
-    _settings: Any
-    _db: Any
+    services: Services | None
+    scenario: Scenario | None
+
+    @property
+    def actor(self) -> Actor:  # pragma: no cover - ClarityApp's
+        raise NotImplementedError
+
+    def today(self) -> dt.date:  # pragma: no cover - ClarityApp's
+        raise NotImplementedError
 
     def _start_billing(self) -> None:
+        settings = services_of(self).settings
         self.replay_outbox()
-        self.set_interval(self.settings.payments.replay_every_seconds, self._replay_due,  # type: ignore[attr-defined]
-                          name="outbox-replay")
+        self.set_interval(settings.payments.replay_every_seconds, self._replay_due, name="outbox-replay")
         self.billing_pass()
-        self.set_interval(self.settings.billing.sync_every_seconds, self.billing_pass,  # type: ignore[attr-defined]
-                          name="billing-sync")
-        if self.settings.billing.webhook.enabled:
+        self.set_interval(settings.billing.sync_every_seconds, self.billing_pass, name="billing-sync")
+        if settings.billing.webhook.enabled:
             self._start_webhook()
         rate = self.scenario.billing_days_per_minute if self.scenario is not None else 0
-        if rate and self.settings.payments.gateway == "simulated":
+        if rate and settings.payments.gateway == "simulated":
             # One simulated day at a time, so each day's renewals show up on the board as they happen.
-            self.set_interval(60.0 / rate, lambda: self.advance_billing_clock(1.0),  # type: ignore[attr-defined]
-                              name="billing-clock")
+            self.set_interval(60.0 / rate, lambda: self.advance_billing_clock(1.0), name="billing-clock")
 
     def _stop_billing(self) -> None:
         webhook, self._webhook = self._webhook, None
         if webhook is not None:
             webhook.stop()
-
-    def _gateway(self) -> Any:
-        from clarity_tui.payments import make_gateway
-
-        return make_gateway(self.settings, self.db)
 
     # --- the outbox ---------------------------------------------------------------------------
 
@@ -77,23 +85,18 @@ class BillingMixin:
         from clarity_tui.services.membership_actions import apply_due_plan_changes
         from clarity_tui.services.sales import SaleService
 
+        services = services_of(self)
         try:
-            billing = BillingService(self.db, self._gateway(), backoff_first=self.settings.payments.replay_every_seconds)
+            billing = BillingService(services.db, services.gateway,
+                                     backoff_first=services.settings.payments.replay_every_seconds)
             billing.processor.replay_pending(due_only=due_only)
-            apply_due_plan_changes(self.db, self.today())  # type: ignore[attr-defined]
+            apply_due_plan_changes(services.db, services.today())
             # Sales paid before a crash but not yet activated: vehicles on the membership, session member (issue 5).
-            SaleService.for_app(self).recover(replay=False)
+            SaleService.from_services(services, self.actor).recover(replay=False)
         except Exception as exc:  # noqa: BLE001 - the network may still be down: try again later
             log.warning("outbox replay failed: %s", exc)
 
     # --- the billing lifecycle --------------------------------------------------------------------
-
-    @property
-    def entitlement_policy(self) -> EntitlementPolicy | None:
-        """Grace days and the site's calendar, once the settings are loaded (the default before)."""
-        from clarity_tui.services.entitlement import EntitlementPolicy
-
-        return EntitlementPolicy.from_settings(self._settings) if self._settings is not None else None
 
     @work(thread=True, exclusive=True, group="billing", exit_on_error=False)
     def billing_pass(self) -> None:
@@ -102,39 +105,42 @@ class BillingMixin:
 
     def _billing_pass_now(self) -> None:
         import_worker_stack()
-        from clarity_tui.messaging import make_sms_provider
         from clarity_tui.services.billing_pass import run_billing_pass
 
+        services = services_of(self)
         try:
-            run_billing_pass(self.db, self._gateway(), self.settings, today=self.today(),  # type: ignore[attr-defined]
-                             terminal=self.settings.terminal_id, messaging=make_sms_provider(self.settings))
+            run_billing_pass(services.db, services.gateway, services.settings, today=services.today(),
+                             terminal=services.terminal, messaging=services.messaging)
         except Exception as exc:  # noqa: BLE001 - the board's banner tells the attendant when this persists
             log.warning("billing pass failed: %s", exc)
 
     def billing_banner(self) -> str | None:
         """The board's warning when the billing sync has not succeeded for too long (call from a worker)."""
-        if self._db is None:
+        services = self.services
+        if services is None:
             return None
         from clarity_tui.services.sessions import SessionService
 
-        hours = self.settings.billing.sync_stale_after_hours
-        health = SessionService(self._db).sync_health()
-        if not health.stale(self.now(), hours):  # type: ignore[attr-defined]
+        billing = services.settings.billing
+        hours = billing.sync_stale_after_hours
+        health = SessionService(services.db).sync_health()
+        if not health.stale(services.now(), hours):
             return None
         since = "never synced" if health.last_success_at is None else f"not synced for over {hours:g} h"
-        return (f"Billing {since}: members past their paid-through date plus {self.settings.billing.grace_days} "
+        return (f"Billing {since}: members past their paid-through date plus {billing.grace_days} "
                 "grace days show PAST DUE. Sales and cards still work; tell a manager.")
 
     def _start_webhook(self) -> None:
         from clarity_tui.services.billing_sync import BillingSync
         from clarity_tui.services.billing_webhook import start_webhook_server
 
-        sync = BillingSync(self.db, self._gateway(), self.settings, terminal=self.settings.terminal_id)
+        services = services_of(self)
+        sync = BillingSync(services.db, services.gateway, services.settings, terminal=services.terminal)
         try:
-            self._webhook = start_webhook_server(self.settings, sync.handle_event)
+            self._webhook = start_webhook_server(services.settings, sync.handle_event)
         except (OSError, ValueError) as exc:
             log.warning("billing webhook not started: %s", exc)
-            self.notify(f"The billing webhook did not start: {exc}. The sync still pulls events.",  # type: ignore[attr-defined]
+            self.notify(f"The billing webhook did not start: {exc}. The sync still pulls events.",
                         severity="warning", timeout=15)
 
     # --- the simulator's billing clock -----------------------------------------------------------
@@ -142,30 +148,28 @@ class BillingMixin:
     @work(thread=True, exclusive=True, group="billing-clock", exit_on_error=False)
     def advance_billing_clock(self, days: float) -> None:
         """Simulator only: move the simulated gateway's clock, then sync at once so the board follows."""
-        gateway = self._gateway()
+        services = services_of(self)
+        gateway: Any = services.gateway
         if not hasattr(gateway, "advance_clock"):
-            return
+            return  # only the simulated gateway has a clock to move
         rate = self.scenario.billing_failure_rate if self.scenario is not None else None
         if rate is None:
-            rate = self.settings.billing.simulated_failure_rate
+            rate = services.settings.billing.simulated_failure_rate
         try:
             report = gateway.advance_clock(days, failure_rate=rate)
         except Exception as exc:  # noqa: BLE001 - a busy database: the next tick tries again
             log.warning("billing clock: %s", exc)
             return
         self._billing_pass_now()
-        self.call_from_thread(  # type: ignore[attr-defined]
+        self.call_from_thread(
             self.notify, f"Billing clock {report.now:%b %d}: {report.renewals} renewal(s), {report.failures} failed, "
             f"{report.recovered} recovered, {report.cancelled} cancelled.", timeout=4)
 
     def billing_commands(self) -> list[SystemCommand]:
-        settings = self._settings
+        settings = self.services.settings if self.services is not None else None
         if settings is None or not (settings.simulate and settings.payments.gateway == "simulated"):
             return []
         return [SystemCommand("Billing clock: advance 1 day", "Simulator: renewals, failures and retries of the "
                               "next day at the simulated gateway", lambda: self.advance_billing_clock(1.0)),
                 SystemCommand("Billing clock: advance 7 days", "Simulator: a week of renewals, failures and retries",
                               lambda: self.advance_billing_clock(7.0))]
-
-    def today(self) -> dt.date:  # pragma: no cover - ClarityApp's
-        raise NotImplementedError

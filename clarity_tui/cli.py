@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -28,7 +28,7 @@ def known_problem(exc: BaseException) -> str | None:
     return str(problem) if problem is not None else None
 
 
-def _fail_one_line(message: str) -> None:
+def _fail_one_line(message: str) -> NoReturn:
     click.echo(f"Error: {' '.join(message.split())}", err=True)
     sys.exit(2)
 
@@ -110,7 +110,7 @@ def run_app(scenario: str | None = None) -> None:
 
     boot = resolve_boot_config(obj.get("config"), obj.get("db"), obj.get("simulate") or None)
     if scenario is None and schema_at_head(boot.database_url):
-        # Fast path: paint the board first, load settings/ORM/devices right after (ClarityApp._boot).
+        # Fast path: paint the board first, load settings/ORM/devices right after (clarity_tui/boot.py).
         from clarity_tui.app import ClarityApp
 
         # Operators sign in with a PIN (issue 8); the pad appears over the first board.
@@ -124,7 +124,7 @@ def run_app(scenario: str | None = None) -> None:
         loaded = load_scenario(scenario) if settings.simulate else None
         db = _open_db(settings)
         if settings.simulate:
-            from clarity_tui.services.demo import seed_demo
+            from clarity_tui.seeding.demo import seed_demo
             from clarity_tui.simulator.scenario import Scenario
 
             seed_demo(db, gateway=settings.payments.gateway == "simulated")
@@ -153,7 +153,7 @@ def simulate(ctx: click.Context, scenario: str | None, headless: bool, duration:
         return
     import asyncio
 
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from clarity_tui.simulator.scenario import load_scenario
     from clarity_tui.simulator.world import build_camera, run_camera
 
@@ -238,7 +238,7 @@ def demo_seed(ctx: click.Context, customers: int, legacy: int | None, db_url: st
     started = time.perf_counter()
     try:
         if customers <= 5000:
-            from clarity_tui.services.demo import seed_demo
+            from clarity_tui.seeding.demo import seed_demo
 
             # With the simulated gateway the members are real subscriptions there, so `payments clock
             # advance` renews them.
@@ -247,7 +247,7 @@ def demo_seed(ctx: click.Context, customers: int, legacy: int | None, db_url: st
             click.echo(f"demo data: {summary.customers} customers, {summary.legacy_members} legacy members"
                        f"{'' if summary.created else ' (already there)'}")
         else:
-            from clarity_tui.services.bulk_seed import bulk_seed
+            from clarity_tui.seeding.bulk import bulk_seed
 
             result = bulk_seed(database, customers=customers, legacy=legacy if legacy is not None else 0)
             click.echo(f"bulk data: {result.customers} customers, {result.vehicles} vehicles, "

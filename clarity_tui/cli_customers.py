@@ -67,7 +67,8 @@ def register(cli: click.Group) -> None:
             if customer is None:
                 click.echo(f"Error: no customer number '{number}': search with `clarity-tui customers search`.", err=True)
                 sys.exit(1)
-            record = svc.record(customer.id)  # type: ignore[arg-type]
+            assert customer.id is not None  # read from the database
+            record = svc.record(customer.id)
         finally:
             database.dispose()
         data = _record_dict(record)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -331,7 +331,7 @@ def hardware_test() -> None:
     """Exercise one device."""
 
 
-def _fail(message: str, code: str, as_json: bool) -> None:
+def _fail(message: str, code: str, as_json: bool) -> NoReturn:
     if as_json:
         click.echo(json.dumps({"ok": False, "error": code, "message": message}))
     else:
@@ -354,6 +354,7 @@ def test_signature_pad(ctx: click.Context, port: str | None, as_json: bool, idle
     from clarity_tui.config import DeviceConfig
     from hardware.base import DeviceError
     from hardware.registry import create_device
+    from hardware.signature_pad.base import SignaturePad
 
     settings = _settings(ctx)
     config = settings.hardware.signature_pad
@@ -367,11 +368,12 @@ def test_signature_pad(ctx: click.Context, port: str | None, as_json: bool, idle
 
     async def run() -> Any:
         pad = create_device("signature_pad", config)
+        assert isinstance(pad, SignaturePad)  # the registry checks each driver's base class
         await pad.open()
         try:
             if not as_json:
                 click.echo(f"Sign on the pad at {pad.port_description} (finishes {idle:g} s after the pen lifts)…", err=True)
-            return await pad.capture(idle_seconds=idle, timeout=timeout)  # type: ignore[attr-defined]
+            return await pad.capture(idle_seconds=idle, timeout=timeout)
         finally:
             await pad.close()
 
@@ -407,7 +409,7 @@ def test_card_reader(ctx: click.Context, as_json: bool, outcome: str | None, amo
     if outcome:
         if not isinstance(reader, SimulatedCardReader):
             _fail("--outcome only applies to the simulated card reader.", "config", as_json)
-        reader.set_outcome(outcome)  # type: ignore[union-attr]
+        reader.set_outcome(outcome)
 
     async def run() -> Any:
         await reader.open()

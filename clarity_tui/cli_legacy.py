@@ -31,7 +31,7 @@ def register(cli: click.Group) -> None:
         Rejected rows are listed with their line number and reason; the exit code is then 1 (a --dry-run
         only reports them: 0)."""
         from clarity_tui.services.actor import Actor
-        from clarity_tui.services.legacy_import import LegacyImporter, LegacyImportError, load_mapping
+        from clarity_tui.services.legacy import LegacyImporter, LegacyImportError, load_mapping
 
         settings = _settings(ctx)
         try:
@@ -68,7 +68,7 @@ def register(cli: click.Group) -> None:
     @friendly_errors
     def legacy_export(ctx: click.Context, since: dt.datetime | None, output: str | None) -> None:
         """Migrated legacy ids with their new billing dates (CSV): stop billing them in the old POS."""
-        from clarity_tui.services.legacy_import import export_migrated, write_export_csv
+        from clarity_tui.services.legacy import export_migrated, write_export_csv
 
         settings = _settings(ctx)
         db = _open_db(settings)

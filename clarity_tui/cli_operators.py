@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 ROLE_CHOICES = ["attendant", "manager", "support", "technician"]
 
 
-def _fail(message: object) -> None:
+def _fail(message: object) -> NoReturn:
     click.echo(f"Error: {' '.join(str(message).split())}", err=True)
     sys.exit(2)
 
@@ -58,7 +58,7 @@ def register(cli: click.Group) -> None:
             _fail("Managing operators needs a manager: give --manager NAME (their PIN is prompted, "
                   "or set CLARITY_MANAGER_PIN).")
         pins = PinService(db, terminal, policy=LockoutPolicy.from_settings(settings))
-        manager_id = pins.manager_by_name(manager)  # type: ignore[arg-type]
+        manager_id = pins.manager_by_name(manager)
         if manager_pin is None:
             manager_pin = click.prompt("Manager PIN", hide_input=True)
         return pins.approve_manager(manager_id, manager_pin.strip(), action=action, entity="operator",
@@ -118,7 +118,7 @@ def register(cli: click.Group) -> None:
         now = utcnow()
         if as_json:
             click.echo(json.dumps([{"id": r.id, "name": r.name, "role": r.role, "active": r.active,
-                                    "locked_until": r.locked_until.isoformat() if r.locked(now) else None}  # type: ignore[union-attr]
+                                    "locked_until": r.locked_until.isoformat() if r.locked_until and r.locked(now) else None}
                                    for r in rows], indent=1, ensure_ascii=False))
             return
         if not rows:

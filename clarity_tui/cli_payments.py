@@ -139,4 +139,6 @@ def register(cli: click.Group) -> None:
     from clarity_tui.cli_billing import register_billing
 
     register_billing(payments)
-    from clarity_tui.cli_sim_clock import register_clock; register_clock(payments)  # noqa: E702
+    from clarity_tui.cli_sim_clock import register_clock
+
+    register_clock(payments)

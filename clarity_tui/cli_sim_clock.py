@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import math
 import sys
+from typing import NoReturn
 
 import click
 
 MAX_DAYS = 3660.0  # ten years in one go is plenty; more is a typo
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(2)
 

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.paths import APP_NAME, data_dir, default_config_file  # noqa: F401 - re-exported
 
 
@@ -280,5 +281,5 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(f"Settings file {path} cannot be read ({exc.strerror}): check its permissions.") from exc
 
 
-class ConfigError(ValueError):
+class ConfigError(UserFacingError, ValueError):
     """Settings that cannot be used; str() names the fix."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual._context import active_message_pump
@@ -33,6 +33,12 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from textual.worker_manager import WorkerManager
 
 from clarity_tui.crash_log import record_crash
+from clarity_tui.operator_session import operator_session_of
+
+if TYPE_CHECKING:
+    _AppBase = App[None]
+else:
+    _AppBase = object
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +52,27 @@ class GuardedWorkerManager(WorkerManager):
 
     def _remove_worker(self, worker: Worker[Any]) -> None:
         super()._remove_worker(worker)
-        if worker.state == WorkerState.ERROR and not worker.exit_on_error and worker.error is not None:
-            handler = getattr(self._app, "worker_crashed", None)
-            if handler is not None:
-                handler(worker)
+        failed = worker.state == WorkerState.ERROR and not worker.exit_on_error and worker.error is not None
+        if failed and isinstance(self._app, CrashGuard):
+            self._app.worker_crashed(worker)
 
 
-class CrashGuard:
+class CrashGuard(_AppBase):
     """App mixin: see the module docstring."""
 
     _crash_screen_up = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._workers = GuardedWorkerManager(self)  # type: ignore[arg-type]
+        self._workers: WorkerManager = GuardedWorkerManager(self)
         self.crashes: list[Path] = []  # the log file, once per crash shown (tests and support read it)
+        self._broken_screens: set[Screen[Any]] = set()
 
     # --- where exceptions arrive ---------------------------------------------------------
 
     async def _dispatch_action(self, namespace: Any, action_name: str, params: Any) -> bool:
         try:
-            return await super()._dispatch_action(namespace, action_name, params)  # type: ignore[misc]
+            return await super()._dispatch_action(namespace, action_name, params)
         except Exception as error:
             if self._is_database_problem(error) or not self._can_recover():
                 raise
@@ -74,22 +80,21 @@ class CrashGuard:
             return True
 
     def _handle_exception(self, error: Exception) -> None:
-        if isinstance(error, WorkerFailed):
-            error = error.error  # type: ignore[assignment]
+        cause = error.error if isinstance(error, WorkerFailed) else error
         pump = active_message_pump.get(None)
-        app: App[Any] = self  # type: ignore[assignment]
+        app = self
         if app._exit or not app._screen_stack:
             # Already leaving (Ctrl+Q, a signal, the screens gone): an error while screens and workers close
             # is logged only.
-            record_crash(error, f"{type(pump).__name__} while the app was closing")
+            record_crash(cause, f"{type(pump).__name__} while the app was closing")
             return
         if pump is app or not self._can_recover():
             # The App's own message loop has stopped: nothing can carry on. Logged, then one line.
-            path = record_crash(error, "the application")
+            path = record_crash(cause, "the application")
             self._stop_calmly(f"Clarity stopped after an error. It was logged to {path}.")
             return
         broken = _screen_of(pump)
-        self.crashed(error, f"{type(pump).__name__}" if pump is not None else "a worker", broken)
+        self.crashed(cause, f"{type(pump).__name__}" if pump is not None else "a worker", broken)
 
     def worker_crashed(self, worker: Worker[Any]) -> None:
         error = worker.error
@@ -112,7 +117,7 @@ class CrashGuard:
         """Log the traceback, show the calm error screen; Enter returns to the board."""
         from clarity_tui.screens.error_screen import ErrorScreen
 
-        app: App[Any] = self  # type: ignore[assignment]
+        app = self
         log.error("unhandled error in %s: %r", where, error)
         path = record_crash(error, where)
         self.crashes.append(path)
@@ -125,19 +130,13 @@ class CrashGuard:
         # and the one that raised may have stopped for good.
         app.call_later(app.push_screen, ErrorScreen(path), lambda _: self._back_to_board())
 
-    @property
-    def _broken_screens(self) -> set[Screen[Any]]:
-        if not hasattr(self, "_broken"):
-            self._broken: set[Screen[Any]] = set()
-        return self._broken
-
     def _back_to_board(self) -> None:
         """Close what is above the board (not the PIN pad). A screen whose message loop the error stopped
         has already left the DOM (Textual's clean-up): it leaves the stack too, and the board or the
         PIN pad, if it was one of them, is replaced by a new one."""
         from clarity_tui.screens.board import BoardScreen
 
-        app: App[Any] = self  # type: ignore[assignment]
+        app = self
         self._crash_screen_up = False
         broken = {s for s in self._broken_screens if s in app.screen_stack}
         self._broken_screens.clear()
@@ -151,15 +150,15 @@ class CrashGuard:
         if board in broken and len(stack) == 1:
             board._push_result_callback(app, None)  # the default screen has none; switch_screen pops one
             app.switch_screen(BoardScreen())
-        if lost_pad and hasattr(app, "_show_signin"):
-            app._show_signin("Something went wrong and was logged: sign in again.")
+        if lost_pad:
+            operator_session_of(app).show_signin("Something went wrong and was logged: sign in again.")
         elif app.screen_stack:
             app.screen.post_message(events.ScreenResume())
 
     # --- helpers -----------------------------------------------------------------------------
 
     def _can_recover(self) -> bool:
-        app: App[Any] = self  # type: ignore[assignment]
+        app = self
         return bool(app.is_running and not app._exit and app._screen_stack)
 
     @staticmethod
@@ -169,7 +168,7 @@ class CrashGuard:
         return isinstance(error, Exception) and as_problem(error) is not None
 
     def _stop_calmly(self, line: str) -> None:
-        app: App[Any] = self  # type: ignore[assignment]
+        app = self
         app._return_code = 1
         app.exit(return_code=1, message=line)
 

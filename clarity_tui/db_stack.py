@@ -1,7 +1,7 @@
 """The database stack is imported once, on one thread, before anything uses it.
 
 The first board paints from plain SQL; SQLAlchemy, SQLModel, the models and the services load after
-(ClarityApp._boot). Two threads importing them at once (the boot worker and the PIN pad's operator
+(clarity_tui/boot.py). Two threads importing them at once (the boot worker and the PIN pad's operator
 loader, or a key handled on the main thread) can see a partly initialised module: "cannot import
 name 'AdaptedConnection' from partially initialized module 'sqlalchemy.engine'", in 3 of 19 starts.
 

@@ -134,14 +134,19 @@ def build_devices(
                     context["moto_enabled"] = settings.payments.stripe.moto_enabled
             if kind == "plate_reader" and db is not None:
                 context["record_plate"] = plate_recorder(db, settings.terminal_id)
-            built[kind] = create_device(kind, config, **context)
-            if kind == "signature_pad" and isinstance(built[kind], SignaturePad):
+            device = create_device(kind, config, **context)
+            if isinstance(device, SignaturePad):
                 # When a signature is finished (Agree comes on): the settings, under the pad's own options.
-                built[kind].finish = FinishRule.from_options(  # type: ignore[attr-defined]
+                device.finish = FinishRule.from_options(
                     config.options, FinishRule(config.min_points, config.min_length, config.settle_ms))
+            built[kind] = device
         except DeviceError as exc:
             built[kind] = UNAVAILABLE[kind](reason=str(exc), wanted_driver=config.driver)
-    return DeviceSet(built["card_reader"], built["signature_pad"], built["plate_reader"])  # type: ignore[arg-type]
+    card_reader, signature_pad, plate_reader = built["card_reader"], built["signature_pad"], built["plate_reader"]
+    # The registry builds each kind's driver (or its "unavailable" stand-in, which has the kind's type).
+    assert isinstance(card_reader, CardReader) and isinstance(signature_pad, SignaturePad)
+    assert isinstance(plate_reader, PlateReader)
+    return DeviceSet(card_reader, signature_pad, plate_reader)
 
 
 async def feed_plates(reader: PlateReader, record: Callable[[PlateEvent], int]) -> None:

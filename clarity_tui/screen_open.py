@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.screen import Screen
 from textual.widget import AwaitMount, Widget
+
+if TYPE_CHECKING:
+    _AppBase = App[None]
+else:
+    _AppBase = object
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +46,12 @@ def screen_is_open(app: App[Any], screen_id: str) -> bool:
     return _stacked(app, screen_id) is not None
 
 
-class ScreenOpenGuard:
+class ScreenOpenGuard(_AppBase):
     """App mixin: see the module docstring."""
 
     def push_screen(self, screen: Any, callback: Any = None, wait_for_dismiss: bool = False,
                     *, mode: str | None = None) -> Any:
-        app: App[Any] = self  # type: ignore[assignment]
+        app = self
         if isinstance(screen, Screen) and screen.id and not screen.is_running:
             holder = app._nodes._get_by_id(screen.id)
             if holder is not None and holder is not screen:
@@ -54,12 +59,14 @@ class ScreenOpenGuard:
                     log.info("screen %r is already open: a second request was ignored", screen.id)
                     return _ignored(holder, wait_for_dismiss)
                 return self._push_after_removal(holder, screen, callback, wait_for_dismiss, mode)
-        return super().push_screen(screen, callback, wait_for_dismiss, mode=mode)  # type: ignore[misc]
+        if wait_for_dismiss:  # App.push_screen's overloads tell the two results apart by this literal
+            return super().push_screen(screen, callback, True, mode=mode)
+        return super().push_screen(screen, callback, False, mode=mode)
 
     def _push_after_removal(self, old: Any, screen: Screen[Any], callback: Any, wait_for_dismiss: bool,
                             mode: str | None) -> Any:
         """The id still belongs to a closing screen: push once it is removed (its task has ended)."""
-        app: App[Any] = self  # type: ignore[assignment]
+        app = self
         log.info("screen %r is still closing: it opens again once removed", screen.id)
         result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
@@ -68,7 +75,7 @@ class ScreenOpenGuard:
                 for _ in range(1000):  # its removal ends with its task; a few loop turns at most otherwise
                     if app._nodes._get_by_id(screen.id or "") is not old:
                         break
-                    task = old._task
+                    task = old._task if old is not None else None
                     if task is not None and not task.done():
                         await asyncio.wait([task])
                     else:

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
     from textual.screen import Screen
 
+    _AppBase = App[None]
+else:
+    _AppBase = object
+
 log = logging.getLogger(__name__)
 
 # Worker groups that are a step transition: keys typed after the key that started one wait for it.
@@ -234,10 +238,10 @@ class KeyGate:
         except Exception:  # noqa: BLE001 - no screen yet / shutting down
             return [app]
         chain: list[MessagePump] = [app, screen]
-        node = focused
+        node: MessagePump | None = focused
         while node is not None and node is not screen:
             chain.append(node)
-            node = node.parent  # type: ignore[assignment]
+            node = node._parent
         return chain
 
     def _gone(self, node: MessagePump) -> bool:
@@ -296,7 +300,7 @@ class KeyGate:
                 quiet, last = 0, after
 
     def _closing(self) -> bool:
-        return bool(getattr(self.app, "_exit", False)) or not self.app.is_running or not self.app.screen_stack
+        return self.app._exit or not self.app.is_running or not self.app.screen_stack
 
     def _give_up(self) -> None:
         self.gave_up += 1
@@ -310,7 +314,7 @@ class KeyGate:
         self._holds.clear()
 
 
-class TypeaheadMixin:
+class TypeaheadMixin(_AppBase):
     """Mixed into the App: every key read from the terminal passes the gate."""
 
     _typeahead: KeyGate | None = None
@@ -318,18 +322,18 @@ class TypeaheadMixin:
     @property
     def typeahead(self) -> KeyGate:
         if self._typeahead is None:
-            self._typeahead = KeyGate(self)  # type: ignore[arg-type]
+            self._typeahead = KeyGate(self)
         return self._typeahead
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded and not self.typeahead.admit(event):
             return
-        await super().on_event(event)  # type: ignore[misc]
+        await super().on_event(event)
 
     def push_screen(self, screen: Any, *args: Any, **kwargs: Any) -> Any:
         wait = kwargs.get("wait_for_dismiss", args[1] if len(args) > 1 else False)
         self.typeahead.screen_pushed(screen, bool(wait))
-        return super().push_screen(screen, *args, **kwargs)  # type: ignore[misc]
+        return super().push_screen(screen, *args, **kwargs)
 
     def _on_unmount(self) -> None:
         if self._typeahead is not None:
@@ -339,5 +343,4 @@ class TypeaheadMixin:
 def hold(app: Any, reason: str) -> Hold:
     """Keys wait until the hold is released: for a screen that defers an action the next keys depend on.
     (An app without the gate gets a hold that holds nothing.)"""
-    gate = getattr(app, "typeahead", None)
-    return gate.hold(reason) if isinstance(gate, KeyGate) else Hold(None, reason)
+    return app.typeahead.hold(reason) if isinstance(app, TypeaheadMixin) else Hold(None, reason)

@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from clarity_tui.errors import UserFacingError
 
 if TYPE_CHECKING:
-    from textual.dom import DOMNode
-
     from clarity_tui.config import Settings
     from clarity_tui.messaging.base import SmsProvider
     from clarity_tui.payments.base import PaymentGateway
@@ -85,13 +83,13 @@ class Services:
                 self._mailer = make_mailer(self.settings)
             return self._mailer
 
-    def replace(self, **parts: Any) -> Services:
+    def replace(self, *, settings: Settings | None = None, db: Database | None = None,
+                clock: Callable[[], dt.datetime] | None = None, gateway: PaymentGateway | None = None,
+                messaging: SmsProvider | None = None, mailer: MailSender | None = None) -> Services:
         """A copy with some parts swapped (a test's gateway, a fixed clock)."""
-        current = {"clock": self.clock, "gateway": self._gateway, "messaging": self._messaging, "mailer": self._mailer}
-        current.update(parts)
-        settings = current.pop("settings", self.settings)
-        db = current.pop("db", self.db)
-        return Services(settings, db, **current)
+        return Services(settings or self.settings, db or self.db, clock=clock or self.clock,
+                        gateway=gateway or self._gateway, messaging=messaging or self._messaging,
+                        mailer=mailer or self._mailer)
 
     # --- the site's facts --------------------------------------------------------------------------------
 
@@ -121,7 +119,14 @@ class ServiceHost(Protocol):
     services: Services | None
 
 
-def services_of(node: DOMNode) -> Services:
+class InApp(Protocol):
+    """A widget or screen (anything with `.app`); typed structurally so services need not import Textual."""
+
+    @property
+    def app(self) -> Any: ...
+
+
+def services_of(node: InApp) -> Services:
     """The running app's services; raises StillStarting (shown as a calm message) before the boot is done.
 
     Never blocks: on the UI thread a wait would freeze the screen. Work that may start during the boot

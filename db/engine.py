@@ -122,7 +122,7 @@ def _annotate_errors(engine: Engine, where: str) -> None:
     def _where(context) -> None:
         for exc in (context.original_exception, context.sqlalchemy_exception):
             try:
-                exc.clarity_where = where  # type: ignore[union-attr]
+                exc.clarity_where = where
             except AttributeError:
                 pass
 

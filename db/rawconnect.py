@@ -100,7 +100,7 @@ def schema_at_head(url: str) -> bool:
         cur.execute("SELECT version_num FROM alembic_version")
         row = cur.fetchone()
         return row is not None and row[0] == HEAD_REVISION
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - an older schema or none: the full path explains it
         return False
     finally:
         conn.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -44,7 +43,7 @@ StatusListener = Callable[["Device", DeviceStatus], None]
 
 
 @dataclass
-class Device(abc.ABC):
+class Device:
     """Base for every driver. Subclasses call `_set_status` on every change."""
 
     kind: str = field(init=False, default="device")
@@ -78,8 +77,8 @@ class Device(abc.ABC):
     def port_description(self) -> str:
         return "-"
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def open(self) -> None:
         """Connect to the device."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release the device."""

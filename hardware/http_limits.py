@@ -227,9 +227,10 @@ class LimitedHandler(BaseHTTPRequestHandler):
     body_problem: str | None = None  # after read_body returned None: length, too_large, timeout or gone
 
     def setup(self) -> None:
-        self.timeout = self.server.read_timeout
         self.deadline = time.monotonic() + self.server.request_timeout
         super().setup()
+        # The server's read timeout on the socket (the stdlib reads it from a class attribute, shared by every server).
+        self.connection.settimeout(self.server.read_timeout)
         self.rfile.close()
         self.rfile = io.BufferedReader(_DeadlineReader(self), 8192)
 

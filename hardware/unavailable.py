@@ -8,18 +8,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from hardware.base import DeviceError, DeviceState
+from hardware.base import Device, DeviceError, DeviceState
 from hardware.card_reader.base import CardReader, CardToken, PaymentResult
 from hardware.plate_reader.base import PlateEvent, PlateReader
 from hardware.signature_pad.base import PadListener, Signature, SignaturePad
 
 
-class _Unavailable:
+class _Unavailable(Device):
+    """What every stand-in shares: the reason, shown as the device's error and raised by every call."""
+
     reason: str
     wanted_driver: str
 
     def _init_unavailable(self) -> None:
-        self._set_status(DeviceState.ERROR, self.reason)  # type: ignore[attr-defined]
+        self._set_status(DeviceState.ERROR, self.reason)
 
     def _fail(self) -> DeviceError:
         return DeviceError(self.reason, code="config")

@@ -6,41 +6,17 @@ figure is there and is a positive number, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_ADMIN_URL
+from tests.helpers.bench import positive, run_bench, scratch_databases
 
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-def _run_bench(*args: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARITY_")}
-    env["CLARITY_BENCH_PG_URL"] = PG_ADMIN_URL
-    proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-def _scratch_databases(label: str) -> set[str]:
-    """This benchmark's scratch databases (other benchmarks may be running in parallel test workers)."""
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
-                                           (f"clarity_bench_{label}_",))}
 
 
 def test_list_names_every_benchmark() -> None:
@@ -57,29 +33,29 @@ def test_unknown_benchmark_is_a_clear_error() -> None:
 
 
 def test_startup_smoke() -> None:
-    report = _run_bench("startup", "--smoke")
+    report = run_bench("startup", "--smoke")
     assert report["mode"] == "smoke"
     result = report["benchmarks"]["startup"]
     assert result["repetitions"] == 2
     assert "resolve_boot_config" in result["path"] and result["lanes"] > 0
     for section in ("startup", "peak_rss"):
         figures = result[section]
-        assert _positive(figures["ratio"]) and _positive(figures["target_ratio"])
+        assert positive(figures["ratio"]) and positive(figures["target_ratio"])
         assert isinstance(figures["meets_target"], bool)
     for key in ("bare_ms_median", "clarity_ms_median", "bare_ms_min", "clarity_ms_min",
                 "bare_spawn_to_paint_ms_median", "clarity_spawn_to_paint_ms_median", "spawn_to_paint_ratio"):
-        assert _positive(result["startup"][key]), key
+        assert positive(result["startup"][key]), key
     booted = result["fully_booted"]
     for key in ("spawn_to_paint_ms_median", "spawn_to_booted_ms_median", "spawn_to_orm_paint_ms_median",
                 "spawn_to_exit_ms_median", "ratio_vs_bare_exit"):
-        assert _positive(booted[key]), key
+        assert positive(booted[key]), key
     # Events happen in order within the booted runs.
     assert booted["spawn_to_paint_ms_median"] <= booted["spawn_to_booted_ms_median"] <= booted["spawn_to_orm_paint_ms_median"]
     rss = result["peak_rss"]
     for key in ("bare_kb_median", "first_paint_kb_median", "booted_at_signal_kb_median", "fully_booted_kb_median",
                 "fully_booted_ratio", "clarity_kb_median", "orm_floor_kb_median", "orm_floor_ratio",
                 "fully_booted_vs_orm_floor"):
-        assert _positive(rss[key]), key
+        assert positive(rss[key]), key
     # The target is judged at the first painted board (the issue's start-up benchmark), and the JSON says so;
     # the fully booted figure sits beside the SQLModel floor it cannot go below.
     assert rss["clarity_kb_median"] == rss["first_paint_kb_median"]
@@ -89,41 +65,41 @@ def test_startup_smoke() -> None:
 
 
 def test_latency_smoke_on_sqlite_and_postgres() -> None:
-    before = _scratch_databases("latency")
-    result = _run_bench("latency", "--smoke")["benchmarks"]["latency"]
+    before = scratch_databases("latency")
+    result = run_bench("latency", "--smoke")["benchmarks"]["latency"]
     assert result["samples_per_backend"] == 3
     for backend, target in (("sqlite", 300.0), ("postgres", 150.0)):
         figures = result[backend]
         assert figures["n"] == 3 and figures["missed"] == 0, figures
         for key in ("p50_ms", "p95_ms", "min_ms", "max_ms", "mean_ms"):
-            assert _positive(figures[key]), (backend, key)
+            assert positive(figures[key]), (backend, key)
         assert figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
         assert figures["target_p95_ms"] == target
         assert isinstance(figures["meets_target"], bool)
-    assert _scratch_databases("latency") <= before  # the benchmark dropped its scratch databases
+    assert scratch_databases("latency") <= before  # the benchmark dropped its scratch databases
 
 
 def test_seed_smoke_on_sqlite_and_postgres() -> None:
-    before = _scratch_databases("seed")
-    result = _run_bench("seed", "--smoke")["benchmarks"]["seed"]
+    before = scratch_databases("seed")
+    result = run_bench("seed", "--smoke")["benchmarks"]["seed"]
     assert result["customers"] == 2000
     for backend in ("sqlite", "postgres"):
         figures = result[backend]
         for key in ("seconds", "customers_per_s", "vehicles", "memberships", "payment_methods", "one_million_seconds"):
-            assert _positive(figures[key]), (backend, key)
+            assert positive(figures[key]), (backend, key)
         assert figures["one_million_is"] == "extrapolated"
         assert isinstance(figures["meets_target"], bool)
-    assert _scratch_databases("seed") <= before  # the benchmark dropped its scratch databases
+    assert scratch_databases("seed") <= before  # the benchmark dropped its scratch databases
 
 
 def test_only_the_chosen_backend_runs() -> None:
-    result = _run_bench("seed", "--smoke", "--backend", "sqlite")["benchmarks"]["seed"]
+    result = run_bench("seed", "--smoke", "--backend", "sqlite")["benchmarks"]["seed"]
     assert "sqlite" in result and "postgres" not in result
 
 
 def test_search_smoke_on_sqlite_and_postgres() -> None:
-    before = _scratch_databases("search")
-    result = _run_bench("search", "--smoke")["benchmarks"]["search"]
+    before = scratch_databases("search")
+    result = run_bench("search", "--smoke")["benchmarks"]["search"]
     assert result["customers"] == 3000 and result["queries"] == 20 and result["naive_queries"] == 5
     assert result["target_p95_ms"] == 10.0 and result["target_speedup"] == 30.0
     for backend in ("sqlite", "postgres"):
@@ -132,27 +108,27 @@ def test_search_smoke_on_sqlite_and_postgres() -> None:
         for side, n in (("service", 20), ("service_repeated", 20), ("naive_like", 5)):
             assert figures[side]["n"] == n, (backend, side)
             for key in ("p50_ms", "p95_ms", "max_ms", "mean_ms"):
-                assert _positive(figures[side][key]), (backend, side, key)
+                assert positive(figures[side][key]), (backend, side, key)
             assert figures[side]["p50_ms"] <= figures[side]["p95_ms"] <= figures[side]["max_ms"]
         for key in ("speedup_p50", "speedup_p95", "speedup_same_terms_p50"):
-            assert _positive(figures[key]), (backend, key)
+            assert positive(figures[key]), (backend, key)
         kinds = {"last_prefix", "full_name", "phone_4", "phone_7", "phone_10", "email_prefix", "customer_number",
                  "plate_dash", "plate_space", "plate_misread"}
         assert set(figures["service_p95_by_kind_ms"]) == kinds
-        assert all(_positive(v) for v in figures["service_p95_by_kind_ms"].values())
+        assert all(positive(v) for v in figures["service_p95_by_kind_ms"].values())
         # Sampled from the data: exact kinds find their customer at this size.
         for kind in ("full_name", "customer_number", "plate_dash", "plate_space", "phone_10"):
             assert figures["found_rate_by_kind"][kind] == 1.0, (backend, kind)
         for key in ("meets_p95_target", "meets_speedup_target", "meets_speedup_target_on_p95", "meets_target"):
             assert isinstance(figures[key], bool), (backend, key)
-    assert _scratch_databases("search") <= before  # the benchmark dropped its scratch database
+    assert scratch_databases("search") <= before  # the benchmark dropped its scratch database
 
 
 def test_money_race_smoke_on_sqlite_and_postgres() -> None:
     """Correctness, not timing: after the races and the SIGKILLs (and one restart), no charge is
     doubled, lost or stranded, and no car has two open sessions or two current memberships."""
-    before = _scratch_databases("money_race")
-    result = _run_bench("money_race", "--smoke")["benchmarks"]["money_race"]
+    before = scratch_databases("money_race")
+    result = run_bench("money_race", "--smoke")["benchmarks"]["money_race"]
     assert result["pairs"] >= 1 and result["pending_orders"] > 0 and result["crashing_sales"] > 0
     for backend in ("sqlite", "postgres"):
         figures = result[backend]
@@ -160,17 +136,17 @@ def test_money_race_smoke_on_sqlite_and_postgres() -> None:
                     "max_open_sessions_per_car", "max_current_memberships_per_car", "gateway_calls",
                     "gateway_calls_per_step", "key_in_use_409s", "replays_per_s"):
             assert key in figures, (backend, key)
-        assert _positive(figures["orders"]) and _positive(figures["gateway_charges"]), backend
+        assert positive(figures["orders"]) and positive(figures["gateway_charges"]), backend
         money = {k: figures[k] for k in ("double_charges", "lost_charges", "stranded_charges")}
         assert money == {"double_charges": 0, "lost_charges": 0, "stranded_charges": 0}, (backend, figures["examples"])
         identity = {k: figures[k] for k in ("max_open_sessions_per_car", "max_current_memberships_per_car")}
         assert identity == {"max_open_sessions_per_car": 1, "max_current_memberships_per_car": 1}, (backend, figures)
         assert figures["phases"]["crashes"]["exits"].get("sigkill", 0) > 0, backend  # the crashes happened
-    assert _scratch_databases("money_race") <= before  # the benchmark dropped its scratch databases
+    assert scratch_databases("money_race") <= before  # the benchmark dropped its scratch databases
 
 
 def test_billing_sync_smoke_on_sqlite_and_postgres() -> None:
-    result = _run_bench("billing_sync", "--smoke")["benchmarks"]["billing_sync"]
+    result = run_bench("billing_sync", "--smoke")["benchmarks"]["billing_sync"]
     for backend in ("sqlite", "postgres"):
         figures = result[backend]
         assert figures["gateway"]["renewals"] > 0 and figures["events_handled"].get("processed", 0) > 0

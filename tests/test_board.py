@@ -18,7 +18,7 @@ from clarity_tui.widgets.lane_column import LaneColumn
 from db.engine import make_engine
 from db.models import Lane, SessionStatus, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent
-from tests.uihelpers import bubble_ids, make_app, tap_bubble, wait_until
+from tests.helpers.ui import bubble_ids, make_app, tap_bubble, wait_until
 
 ACTOR = Actor.system("test")
 
@@ -133,6 +133,7 @@ async def test_legacy_plate_gets_a_legacy_badge(demo_db, settings) -> None:  # n
         assert app.screen.query_one(f"#session-{sid}", SessionBubble).border_title == "LEGACY"
 
 
+@pytest.mark.both_databases
 async def test_session_inserted_by_another_connection_appears_without_a_key_press(demo_db, settings) -> None:  # noqa: ANN001
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:

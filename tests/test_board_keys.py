@@ -15,7 +15,7 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.sessions import SessionService
 from clarity_tui.widgets.bubble import SessionBubble
 from hardware.plate_reader import PlateEvent
-from tests.uihelpers import bubble_ids, make_app, wait_until
+from tests.helpers.ui import bubble_ids, make_app, wait_until
 
 ACTOR = Actor.system("test")
 START = dt.datetime(2026, 11, 22, 14, 30, tzinfo=dt.UTC)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 from sqlmodel import func, select
 
-from clarity_tui.services.bulk_seed import BulkSeedResult, bulk_seed
+from clarity_tui.seeding.bulk import BulkSeedResult, bulk_seed
 from clarity_tui.services.identity import customer_search_keys, normalize_email, normalize_phone
 from clarity_tui.services.plates import normalize_plate
 from db.models import (
@@ -22,6 +23,8 @@ from db.models import (
     Vehicle,
     utcnow,
 )
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 N = 3000
 
@@ -184,7 +187,7 @@ def test_cli_demo_seed_uses_the_bulk_loader(sqlite_url: str, tmp_path) -> None: 
 
 
 def test_plates_already_in_the_database_are_never_reused() -> None:
-    from clarity_tui.services.bulk_seed import _Generator
+    from clarity_tui.seeding.bulk_rows import RowGenerator as _Generator
 
     plans = {"BASIC": (1, 1)}
     fresh = _Generator(plans, seed=1, ts_suffix="", existing_plates=set(), plate_counter=0)

@@ -6,7 +6,11 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from db.changefeed import open_change_feed
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 WRITER = """
 import sys

@@ -9,15 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from db import migrate
 from db.engine import make_engine
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "clarity_tui", *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+from tests.helpers.cli import run_cli
 
 
 def _digest(path: Path) -> str:

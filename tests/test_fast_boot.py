@@ -12,7 +12,7 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.sessions import SessionService
 from clarity_tui.widgets.status_bar import StatusBar
 from hardware.plate_reader import PlateEvent
-from tests.uihelpers import bubble_ids, wait_until
+from tests.helpers.ui import bubble_ids, wait_until
 
 HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "pydantic_settings", "alembic", "stripe", "serial", "phonenumbers")
 
@@ -43,7 +43,7 @@ async def test_board_paints_before_the_full_boot_and_the_boot_completes(demo_db,
         await wait_until(pilot, lambda: app.is_booted, "the full boot")
         assert painted_before_boot[0] is True, "the first board must paint before settings and ORM are loaded"
         # The board hears of the boot through a signal it handles on its own queue, a moment later.
-        await wait_until(pilot, lambda: app.screen.title == app.settings.site.name, "the site's name in the title")
+        await wait_until(pilot, lambda: app.screen.title == app.services.settings.site.name, "the site's name in the title")
         await wait_until(pilot, lambda: "Devices:" in app.screen.query_one(StatusBar).devices, "device status after boot")
         # After the boot, live updates and the ORM path work as usual.
         sid2 = SessionService(demo_db).record_plate_read(PlateEvent(plate="FST-456", lane="Lane 1"), Actor.system("t"))

@@ -11,6 +11,8 @@ from db.engine import make_engine
 from db.errors import SchemaTooNew
 from db.models import metadata
 
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001

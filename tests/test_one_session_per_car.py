@@ -25,6 +25,8 @@ from db.engine import Database, make_engine
 from db.models import AuditLog, Lane, SalesOrder, SessionStatus, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent
 
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
+
 CAMERA = Actor.system("test-camera")
 LANES = ("Pre-Gate", "Lane 1", "Lane 2", "Lane 3")
 OPEN = (SessionStatus.WAITING, SessionStatus.IN_SERVICE)
@@ -274,7 +276,7 @@ def test_a_move_by_another_process_wakes_the_change_feed(db) -> None:  # noqa: A
 
 async def test_the_board_shows_the_moved_bubble_under_its_new_lane(demo_db, settings) -> None:  # noqa: ANN001
     from clarity_tui.widgets.bubble import SessionBubble
-    from tests.uihelpers import bubble_ids, make_app, wait_until
+    from tests.helpers.ui import bubble_ids, make_app, wait_until
 
     sid = _read(demo_db, "BRD-606", "Pre-Gate")
     pre_gate, lane_2 = _lane_id(demo_db, "Pre-Gate"), _lane_id(demo_db, "Lane 2")

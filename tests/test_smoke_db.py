@@ -1,9 +1,12 @@
+import pytest
 from sqlmodel import select
 
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.sessions import SessionService
 from db.models import Customer, Lane
 from hardware.plate_reader import PlateEvent
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 
 def test_demo_site_and_plate_read(demo_db) -> None:  # noqa: ANN001

@@ -15,7 +15,8 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.sessions import SessionService
 from db.models import LegacyMemberPlate, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent
-from tests.uihelpers import FIXED_NOW, make_app, wait_until
+from tests.helpers.clock import FIXED_NOW
+from tests.helpers.ui import make_app, wait_until
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -6,8 +6,10 @@ import abc
 import datetime as dt
 from dataclasses import dataclass
 
+from clarity_tui.errors import UserFacingError
 
-class MessagingError(Exception):
+
+class MessagingError(UserFacingError):
     """The provider refused the message; str() says why and what to do."""
 
 

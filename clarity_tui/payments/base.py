@@ -17,8 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from clarity_tui.payments.cards import CardToken, ManualCard, SavedCard
 from clarity_tui.payments.lifecycle import LifecycleGateway
@@ -86,16 +85,6 @@ class RefundResult:
     payment_id: str
     amount_cents: int
     status: str
-
-
-@dataclass
-class GatewayCounts:
-    """What exists at the gateway for a customer (diagnostics and tests)."""
-
-    customers: int = 0
-    subscriptions: int = 0
-    charges: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def to_epoch(when: dt.date | dt.datetime) -> int:

@@ -13,8 +13,10 @@ and, if it did not, act again under a new key.
 
 from __future__ import annotations
 
+from clarity_tui.errors import UserFacingError
 
-class PaymentError(Exception):
+
+class PaymentError(UserFacingError):
     """Base class. str(error) is the attendant-facing message."""
 
     transient = False
@@ -112,6 +114,12 @@ class GatewayRejected(PaymentError):
     """The gateway refused the request (bad parameters, missing object)."""
 
     code = "gateway_rejected"
+
+
+class RowGone(GatewayRejected):
+    """A row a payment step needs was deleted meanwhile (an order removed on another terminal): final."""
+
+    code = "row_gone"
 
 
 class PromotionInvalid(PaymentError):

@@ -42,6 +42,9 @@ collection that reached their resumes_at), `events` (the events it emitted), and
 Each action runs in its own write transaction that locks the subscription row and checks again that the
 action is still due: two processes advancing the clock at once never renew a period twice (the second finds
 the period already moved on). Events carry the clock time at which the action was due.
+
+Past 400 lines on purpose: one job, the simulated gateway's billing clock (renewals, retries,
+pauses, cancels) and the invoice arithmetic it charges by.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def invoice_totals(amounts: list[int], coupon: tuple[str, dict[str, Any]] | None
                       "taxable_amount": taxable - amount if td.get("inclusive") else taxable})
     total = taxable + exclusive
     return {"subtotal": subtotal, "subtotal_excluding_tax": subtotal - inclusive,
-            "total_discount_amounts": [{"amount": discount, "discount": f"di_{coupon[0]}"}] if discount else [],
+            "total_discount_amounts": [{"amount": discount, "discount": f"di_{coupon[0]}"}] if discount and coupon else [],
             "tax": exclusive + inclusive, "total_tax_amounts": taxes, "total": total,
             "total_excluding_tax": total - exclusive - inclusive, "amount_due": total, "amount_paid": 0,
             "amount_remaining": total}
@@ -337,8 +340,8 @@ class SimulatedBilling:
                 end = period_of(d)[1]
                 if d.get("status") != "paused" and end and end <= until:
                     due.append((int(end), 2, "period_end", row.id))
-                if d.get("status") == "past_due":
-                    past_due[row.id] = d.get("customer")
+                if d.get("status") == "past_due" and d.get("customer"):
+                    past_due[row.id] = d["customer"]
             if past_due:
                 for row in s.exec(select(SimGatewayObject).where(
                         SimGatewayObject.kind == "invoice",
@@ -367,9 +370,9 @@ class SimulatedBilling:
             if action == "resume":
                 when = self._resume_collection(sub, until, counts)
             elif action == "period_end":
-                when = self._period_end(s, sub_id, sub, until, failure_rate, seed, counts)
+                when = self._period_end(s, sub_row.id, sub, until, failure_rate, seed, counts)
             else:
-                when = self._retry(s, sub_id, sub, obj_id, until, seed, counts)
+                when = self._retry(s, sub_row.id, sub, obj_id, until, seed, counts)
             if when is None:
                 return False
             self._put(s, sub_id, "subscription", sub)
@@ -437,6 +440,8 @@ class SimulatedBilling:
     def _retry(self, s: Session, sub_id: str, sub: dict[str, Any], inv_id: str, until: int, seed: int,
                counts: Counter[str]) -> int | None:
         row = s.get(SimGatewayObject, inv_id, with_for_update=True, populate_existing=True)
+        if row is None:
+            return None
         inv = dict(row.data or {})
         when = inv.get("next_payment_attempt")
         if inv.get("status") != "open" or not when or when > until:

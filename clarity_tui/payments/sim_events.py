@@ -23,10 +23,12 @@ import datetime as dt
 import json
 import secrets
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy import event as sa_event
-from sqlmodel import Session, select
+from sqlalchemy import inspect as sa_inspect
+from sqlmodel import Session, col, select
 
 from db.models import SimGatewayObject
 
@@ -61,15 +63,20 @@ def emit(s: Session, type_: str, obj: dict[str, Any], *, created: int,
 def locked_row(s: Session, obj_id: str, kind: str, initial: dict[str, Any]) -> SimGatewayObject:
     """The row `obj_id`, made with `initial` data if missing, locked until `s` commits. Two processes
     making it at once both succeed (INSERT ... ON CONFLICT DO NOTHING), then queue for the lock."""
-    table = SimGatewayObject.__table__
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    table = cast(Table, sa_inspect(SimGatewayObject).local_table)
     now = dt.datetime.now(dt.UTC)
-    s.execute(insert(table).values(id=obj_id, kind=kind, customer=None, data=initial, created_at=now,
-                                   updated_at=now).on_conflict_do_nothing(index_elements=["id"]))
-    return s.get(SimGatewayObject, obj_id, with_for_update=True, populate_existing=True)
+    values = {"id": obj_id, "kind": kind, "customer": None, "data": initial, "created_at": now, "updated_at": now}
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        s.execute(pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["id"]))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        s.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=["id"]))
+    row = s.get(SimGatewayObject, obj_id, with_for_update=True, populate_existing=True)
+    assert row is not None  # inserted above when it was missing
+    return row
 
 
 def _store_events(s: Session) -> None:
@@ -136,7 +143,7 @@ def period_of(d: dict[str, Any]) -> tuple[int | None, int | None]:
 def render_subscription(s: Session, sub_id: str, d: dict[str, Any]) -> dict[str, Any]:
     start, end = period_of(d)
     suffix = sub_id.split("_", 1)[-1]
-    items = []
+    items: list[dict[str, Any]] = []
     for n, (price_id, qty) in enumerate([(d.get("plan"), 1)] + ([(d["extra"]["plan"], d["extra"]["quantity"])]
                                                                 if d.get("extra") else [])):
         plan = _obj(s, price_id) or {}
@@ -251,7 +258,7 @@ def render_customer(cus_id: str, d: dict[str, Any]) -> dict[str, Any]:
 def refunds_of(s: Session, pi_id: str, customer: str | None) -> list[tuple[str, dict[str, Any]]]:
     rows = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "refund",
                                                  SimGatewayObject.customer == customer)
-                  .order_by(SimGatewayObject.created_at, SimGatewayObject.id)).all()
+                  .order_by(col(SimGatewayObject.created_at), col(SimGatewayObject.id))).all()
     return [(r.id, dict(r.data or {})) for r in rows if (r.data or {}).get("payment_intent") == pi_id]
 
 

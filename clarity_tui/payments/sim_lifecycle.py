@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from clarity_tui.payments.lifecycle import (
     EVENT_RETENTION,
@@ -30,6 +30,7 @@ from clarity_tui.payments.lifecycle import (
     CursorExpired,
     DisputeState,
     EventPage,
+    GatewayEvent,
     InvoiceState,
     RefundState,
     SubscriptionState,
@@ -63,12 +64,12 @@ class SimulatedLifecycle:
         self._check_online()
         with self.db.read() as s:
             return s.exec(select(SimGatewayObject.id).where(SimGatewayObject.kind == EVENT_KIND)
-                          .order_by(SimGatewayObject.id.desc()).limit(1)).first()
+                          .order_by(col(SimGatewayObject.id).desc()).limit(1)).first()
 
     def list_events(self, *, after: str | None, types: Sequence[str], limit: int = 100) -> EventPage:
         self._check_online()
         wanted, limit = set(types), max(1, min(int(limit), 100))
-        out = []
+        out: list[GatewayEvent] = []
         with self.db.read() as s:
             cutoff = self._now(s) - EVENT_RETENTION
             cursor = ""
@@ -80,15 +81,15 @@ class SimulatedLifecycle:
                 cursor = after
             while True:
                 batch = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == EVENT_KIND,
-                                                              SimGatewayObject.id > cursor)
-                               .order_by(SimGatewayObject.id).limit(_PAGE)).all()
+                                                              col(SimGatewayObject.id) > cursor)
+                               .order_by(col(SimGatewayObject.id)).limit(_PAGE)).all()
                 for row in batch:
                     cursor = row.id
                     if _created(row) < cutoff or (wanted and (row.data or {}).get("type") not in wanted):
                         continue
                     if len(out) == limit:
                         return EventPage(out, has_more=True)
-                    out.append(event_from_json(row.data))
+                    out.append(event_from_json(row.data or {}))
                 if len(batch) < _PAGE:
                     return EventPage(out, has_more=False)
 
@@ -144,7 +145,8 @@ class SimulatedLifecycle:
     def retrieve_invoice(self, invoice_id: str) -> InvoiceState:
         with self._read(invoice_id, "invoice") as (s, d):
             if not d.get("customer"):  # invoices stored before issue 13 kept the customer on the row only
-                d["customer"] = s.get(SimGatewayObject, invoice_id).customer
+                row = s.get(SimGatewayObject, invoice_id)
+                d["customer"] = row.customer if row is not None else None
             return self._invoice_state(invoice_id, d)
 
     def open_invoices(self, subscription_id: str) -> list[InvoiceState]:

@@ -29,7 +29,7 @@ class SimSeeder:
     def catalogue(self, spec: PlanSpec, product_id: str, price_id: str, extra_id: str | None,
                   existing: set[str]) -> None:
         """The plan's product and price(s) (as `sync_plan` makes them), unless they exist already."""
-        objects = [(product_id, "product", {"name": spec.name}),
+        objects: list[tuple[str, str, dict[str, Any]]] = [(product_id, "product", {"name": spec.name}),
                    (price_id, "plan", {"product": product_id, "amount": spec.price_cents, "currency": spec.currency,
                                        "interval": spec.interval})]
         if extra_id:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from clarity_tui.payments import errors as E
 from clarity_tui.payments.sim_events import emit, previous_attributes, render
@@ -208,7 +208,7 @@ class SimulatedStore:
             row = s.get(SimGatewayRequest, key, with_for_update=True)
             if row is None or (row.response or {}).get("in_flight") != owner:
                 return None
-            if status is not None and not fault.get("after_effect"):
+            if status is not None and not (fault or {}).get("after_effect"):
                 response: dict[str, Any] = {"server_error": status}
             else:
                 try:
@@ -285,7 +285,7 @@ class SimulatedStore:
         with self.db.write() as s:
             # Locked, so a fault cleared by another process meanwhile is skipped, not updated.
             rows = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == FAULT_KIND)
-                          .order_by(SimGatewayObject.created_at, SimGatewayObject.id).with_for_update()).all()
+                          .order_by(col(SimGatewayObject.created_at), col(SimGatewayObject.id)).with_for_update()).all()
             for row in rows:
                 data = dict(row.data or {})
                 if data.get("operation") not in (operation, "*") or int(data.get("times") or 0) < 1:

@@ -69,7 +69,7 @@ class SimulatedSubscriptions:
                             coupon_id: str | None = None, metadata: dict[str, str] | None = None,
                             extra_price_id: str | None = None, extra_vehicles: int = 0,
                             tax_rate_ids: Sequence[str] = (), idempotency_key: str) -> SubscriptionResult:
-        params = {"customer": customer_id, "plan": price_id, "trial_end": to_epoch(first_billing),
+        params: dict[str, Any] = {"customer": customer_id, "plan": price_id, "trial_end": to_epoch(first_billing),
                   "coupon": coupon_id, "metadata": metadata or {},
                   "extra": self._extra_item(extra_price_id, extra_vehicles)}
         if tax_rate_ids:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from clarity_tui.payments import errors as E
 from clarity_tui.payments.base import (
@@ -175,7 +175,7 @@ class SimulatedGateway(SimulatedSubscriptions, SimulatedBilling, SimulatedLifecy
             cust = self._get(s, customer_id, "customer")
             rows = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "payment_method",
                                                          SimGatewayObject.customer == customer_id)
-                          .order_by(SimGatewayObject.created_at)).all()
+                          .order_by(col(SimGatewayObject.created_at))).all()
             return [SavedCard(r.id, r.data["brand"], r.data["last4"], r.data["exp_month"], r.data["exp_year"],
                               is_default=r.id == cust.get("default_payment_method"))
                     for r in rows if r.data.get("customer") == customer_id]
@@ -201,7 +201,9 @@ class SimulatedGateway(SimulatedSubscriptions, SimulatedBilling, SimulatedLifecy
             before = dict(pm)
             pm["customer"] = None
             self._put(s, payment_method_id, "payment_method", pm)
-            s.get(SimGatewayObject, payment_method_id).customer = None
+            row = s.get(SimGatewayObject, payment_method_id)
+            if row is not None:  # _put above stored it
+                row.customer = None
             if owner:
                 self._emit(s, "payment_method.detached", "payment_method", payment_method_id, pm, before=before)
                 cust = self._get(s, owner, "customer")
@@ -293,7 +295,7 @@ class SimulatedGateway(SimulatedSubscriptions, SimulatedBilling, SimulatedLifecy
         with self.db.read() as s:
             rows = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == kind,
                                                          SimGatewayObject.customer == customer_id)
-                          .order_by(SimGatewayObject.created_at)).all()
+                          .order_by(col(SimGatewayObject.created_at))).all()
             return [(row.id, dict(row.data or {})) for row in rows]
 
     def find_charge(self, customer_id: str, order_key: str) -> ChargeResult | None:

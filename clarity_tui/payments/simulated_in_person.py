@@ -28,6 +28,7 @@ class SimulatedInPerson:
     _emit: Any
     _epoch: Any
     _now: Any
+    _objects: Any
 
     # --- card present at the lane (issue 12) -----------------------------------------------------------
     # Like Stripe: the PaymentIntent is created first (requires_payment_method), the reader collects it,

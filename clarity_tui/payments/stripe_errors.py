@@ -61,7 +61,8 @@ def _stripe_error_code(exc: stripe.StripeError) -> str | None:
     if code:
         return code
     body = exc.json_body if isinstance(exc.json_body, dict) else {}
-    inner = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error = body.get("error")
+    inner = error if isinstance(error, dict) else {}
     return inner.get("code")
 
 

@@ -6,7 +6,7 @@ the trail as the manager who approved with their PIN (widgets/manager_pin, issue
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,7 +14,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Static
+
 from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import services_of
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
+    from clarity_tui.services.actor import Actor
+    from clarity_tui.services.audit_query import AuditFilter
 
 
 # Column widths: who, what and where fit 80 columns; the change scrolls, and shows in full below.
@@ -37,7 +46,10 @@ def entity_cell(entity: str, entity_id: Any, width: int) -> str:
     return fit(entity, room) + tail if room >= 2 else fit(tail, width)
 
 
-class AuditScreen(Screen):
+class AuditScreen(Screen[None]):
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     BINDINGS = [
         Binding("escape", "back", "Back", id="audit.back", tooltip="Back to the lanes board"),
         Binding("f5", "reload", "Refresh", id="audit.refresh", tooltip="Re-read the audit trail"),
@@ -65,7 +77,7 @@ class AuditScreen(Screen):
     def __init__(self) -> None:
         super().__init__(id="audit")
         self._entries: dict[str, Any] = {}
-        self.viewer: Any = None  # the approving manager, after a Manager PIN
+        self.viewer: Actor | None = None  # the approving manager, after a Manager PIN
 
     def compose(self) -> ComposeResult:
         yield ClarityHeader(show_clock=False, icon="≋")
@@ -83,7 +95,7 @@ class AuditScreen(Screen):
         table = self.query_one(DataTable)
         for label, width in COLUMNS:
             table.add_column(label, width=width)
-        self.app.db_changed.subscribe(self, lambda _: self.reload())  # type: ignore[attr-defined]
+        self.app.db_changed.subscribe(self, lambda _: self.reload())
         self.query_one(DataTable).focus()
         self.reload()
 
@@ -96,7 +108,7 @@ class AuditScreen(Screen):
     def _may_view(self) -> bool:
         from clarity_tui.services.permissions import Permission, allowed
 
-        return self.viewer is not None or allowed(self.app.actor, Permission.AUDIT_VIEW)  # type: ignore[attr-defined]
+        return self.viewer is not None or allowed(self.app.actor, Permission.AUDIT_VIEW)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "manager_pin":
@@ -139,11 +151,11 @@ class AuditScreen(Screen):
         if event.input.id != "f-since":  # a half-typed date is not an error yet
             self.reload()
 
-    def _filter(self) -> Any:
+    def _filter(self) -> AuditFilter:
         from clarity_tui.services.audit_query import AuditFilter, parse_since
 
         value = {wid: self.query_one(f"#{wid}", Input).value.strip() for wid, _ in self.FILTERS}
-        since = parse_since(value["f-since"], self.app.now()) if value["f-since"] else None  # type: ignore[attr-defined]
+        since = parse_since(value["f-since"], self.app.now()) if value["f-since"] else None
         return AuditFilter(actor=value["f-actor"], action=value["f-action"], entity=value["f-entity"], since=since)
 
     def reload(self) -> None:
@@ -154,15 +166,15 @@ class AuditScreen(Screen):
         except AuditQueryError as exc:
             self._detail(str(exc), error=True)
             return
-        self._load(f, self.viewer or self.app.actor)  # type: ignore[attr-defined]
+        self._load(f, self.viewer or self.app.actor)
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
-    def _load(self, f: Any, actor: Any) -> None:
+    def _load(self, f: AuditFilter, actor: Actor) -> None:
         from clarity_tui.services.audit_query import query
         from clarity_tui.services.permissions import PermissionDenied
 
         try:
-            entries = query(self.app.db, f, actor=actor)  # type: ignore[attr-defined]
+            entries = query(services_of(self).db, f, actor=actor)
         except PermissionDenied as exc:  # audit.view: managers and support
             self.app.call_from_thread(self._refused, str(exc))
             return

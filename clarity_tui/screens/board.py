@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
-from textual import events, on, work
+from textual import events, work
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from clarity_tui.messages import OpenSession
@@ -20,9 +23,18 @@ from clarity_tui.widgets.bubble import SessionBubble
 from clarity_tui.widgets.lane_column import LaneColumn
 from clarity_tui.widgets.status_bar import StatusBar
 from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import services_of
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
 
 
-class BoardScreen(Screen):
+class BoardScreen(Screen[None]):
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     BINDINGS = [
         # priority: the lane scrollers would otherwise take the arrow keys.
         Binding("up,k", "move(0,-1)", "Up", show=False, priority=True, id="board.up"),
@@ -56,40 +68,40 @@ class BoardScreen(Screen):
         self._columns_fit: bool | None = None
         self._loading = False
         self._dirty = False
-        self._plate_prefix = PlatePrefix(lambda: self.app.now())  # type: ignore[attr-defined]
+        self._plate_prefix = PlatePrefix(lambda: self.app.now())
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.boot.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=self.app.boot_config.show_clock, icon="≋")
         yield Static(id="billing-banner", markup=False)
         yield Horizontal(id="lanes")
         yield StatusBar(id="status-bar")
         yield Footer()
 
     def on_mount(self) -> None:
-        boot = self.app.boot  # type: ignore[attr-defined]
+        config = self.app.boot_config
         self.sub_title = "Lanes"
-        self.app.db_changed.subscribe(self, lambda _: self.reload())  # type: ignore[attr-defined]
-        self.app.devices_changed.subscribe(self, lambda _: self._show_devices())  # type: ignore[attr-defined]
-        self.app.booted.subscribe(self, lambda _: self._show_site())  # type: ignore[attr-defined]
+        self.app.db_changed.subscribe(self, lambda _: self.reload())
+        self.app.devices_changed.subscribe(self, lambda _: self._show_devices())
+        self.app.booted.subscribe(self, lambda _: self._show_site())
         self.set_interval(1.0, self._tick)
-        mode = "SIMULATOR · " if boot.simulate else ""
-        engine = "SQLite" if boot.database_url.startswith("sqlite") else "PostgreSQL"
-        self.query_one(StatusBar).info = f"{mode}{boot.terminal_id} · {engine}"
-        if self.app.is_booted:  # type: ignore[attr-defined]
+        mode = "SIMULATOR · " if config.simulate else ""
+        engine = "SQLite" if config.database_url.startswith("sqlite") else "PostgreSQL"
+        self.query_one(StatusBar).info = f"{mode}{config.terminal_id} · {engine}"
+        if self.app.is_booted:
             self._show_site()
         self.reload()
 
     def _show_site(self) -> None:
-        # The full settings arrive after the first paint (see ClarityApp._boot).
-        self.title = self.app.settings.site.name  # type: ignore[attr-defined]
+        # The full settings arrive after the first paint (see clarity_tui/boot.py).
+        self.title = services_of(self).settings.site.name
         self._show_devices()
 
     def _show_devices(self) -> None:
-        if self.app.devices is None:  # type: ignore[attr-defined]
+        if self.app.devices is None:
             return
         from clarity_tui.widgets.device_bar import devices_line
 
-        self.query_one(StatusBar).devices = devices_line(self.app)
+        self.query_one(StatusBar).devices = devices_line(self.app.devices)
 
     def on_screen_resume(self) -> None:
         self.reload()
@@ -110,10 +122,11 @@ class BoardScreen(Screen):
     def _load(self) -> None:
         try:
             while True:
-                lanes = self.app.read_board()  # type: ignore[attr-defined]
-                banner = self.app.billing_banner()  # type: ignore[attr-defined]
+                lanes = self.app.read_board()
+                banner = self.app.billing_banner()
                 self.app.call_from_thread(self._show_banner, banner)
-                self.app.call_from_thread(self._apply, lanes)
+                # call_from_thread awaits the coroutine (the repaint's mount): its typing cannot say so.
+                self.app.call_from_thread(cast("Callable[[list[LaneView]], None]", self._apply), lanes)
                 if not self._dirty:
                     break
                 self._dirty = False
@@ -167,7 +180,7 @@ class BoardScreen(Screen):
         self.post_message(self.Painted(ids))
 
     def _tick(self) -> None:
-        now = self.app.now()  # type: ignore[attr-defined]
+        now = self.app.now()
         for bubble in self.query(SessionBubble):
             bubble.tick(now)
         if self.sub_title != "Lanes" and not self._plate_prefix.live:
@@ -207,8 +220,8 @@ class BoardScreen(Screen):
         if isinstance(self.focused, SessionBubble):
             body = self.focused.parent
             height = self.focused.outer_size.height
-            if body is not None and height:
-                page = max(1, body.size.height // height)  # type: ignore[attr-defined]
+            if isinstance(body, Widget) and height:
+                page = max(1, body.size.height // height)
         self._move(0, direction * page)
 
     def action_find_plate(self) -> None:
@@ -243,7 +256,7 @@ class BoardScreen(Screen):
     def _jump_to(self, text: str) -> None:
         plates = [(b, b.view.plate) for column in self._grid() for b in column]
         bubble = first_match(text, plates)
-        if isinstance(bubble, SessionBubble):
+        if bubble is not None:
             self._focus_bubble(bubble)
             self.sub_title = f"Lanes · plate: {text}"
         elif text:
@@ -278,10 +291,4 @@ class BoardScreen(Screen):
         if session_id is None:
             self.notify("No vehicle selected: move to a bubble with the arrow keys.", severity="warning")
             return
-        self.post_message(OpenSession(session_id))
-
-    @on(OpenSession)
-    def _open(self, message: OpenSession) -> None:
-        from clarity_tui.screens.session_detail import SessionDetailScreen
-
-        self.app.push_screen(SessionDetailScreen(message.session_id))
+        self.post_message(OpenSession(session_id))  # the app opens it (ClarityApp.on_open_session)

@@ -10,10 +10,12 @@ plate such as "HKL 123" is typed after "/" (which starts an empty prefix) or aft
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from clarity_tui.services.plates import normalize_plate
 
+T = TypeVar("T")
 PAUSE = dt.timedelta(seconds=1.5)
 MAX_PREFIX = 10
 
@@ -64,7 +66,7 @@ class PlatePrefix:
         self._last = None
 
 
-def first_match(prefix: str, plates: list[tuple[object, str]]) -> object | None:
+def first_match(prefix: str, plates: Sequence[tuple[T, str]]) -> T | None:
     """The first item (in board order) whose plate, normalised, starts with `prefix`."""
     if not prefix:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from textual import on, work
@@ -14,16 +15,21 @@ from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
-from clarity_tui.services.customers import display_phone
+from clarity_tui.errors import UserFacingError
+from clarity_tui.messages import OpenCustomer
+from clarity_tui.services.identity import display_phone
 from clarity_tui.services.search import SearchResult, SearchService
 from clarity_tui.typeahead import Hold, hold
 from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import services_of
 
 DEBOUNCE_SECONDS = 0.15
+log = logging.getLogger(__name__)
 
 
 class CustomerSearchScreen(Screen[int | None]):
-    """Normal mode opens the chosen record; pick mode (`pick=True`) returns its customer id.
+    """Normal mode opens the chosen record (asking the app: `OpenCustomer`); pick mode (`pick=True`)
+    returns its customer id.
 
     The two have their own ids: a record opened from the search (F7) can still pick a customer
     (the Related tab's Search) over it, while a second search of either kind is never pushed
@@ -67,10 +73,11 @@ class CustomerSearchScreen(Screen[int | None]):
         yield Static("Type to search.", id="search-status")
         yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="search-buttons"):
-            yield Button("Choose F2" if self.pick else "View F2", id="search-view", variant="primary")
+            yield Button("Choose F2" if self.pick else "View F2", id="search-view", variant="primary",
+                         action="screen.view")
             if not self.pick:
-                yield Button("New customer ^N", id="search-new", variant="success")
-            yield Button("Close Esc", id="search-close")
+                yield Button("New customer ^N", id="search-new", variant="success", action="screen.new_customer")
+            yield Button("Close Esc", id="search-close", action="screen.close")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -87,7 +94,7 @@ class CustomerSearchScreen(Screen[int | None]):
 
     @property
     def search(self) -> SearchService:
-        return SearchService(self.app.db)  # type: ignore[attr-defined]
+        return SearchService(services_of(self).db)
 
     # --- typing -> search ---------------------------------------------------------------
 
@@ -102,15 +109,19 @@ class CustomerSearchScreen(Screen[int | None]):
     def run_search(self, term: str) -> None:
         try:
             result = self.search.search(term)
-        except Exception as exc:  # noqa: BLE001 - the box stays usable
-            self.app.call_from_thread(self._failed, str(exc))
+        except UserFacingError as exc:
+            self.app.call_from_thread(self._failed, f"Search failed: {exc}")
+            return
+        except Exception:  # logged (its text is not advice); the box stays usable
+            log.exception("customer search for %r failed", term)
+            self.app.call_from_thread(self._failed, "Search failed. Check the database connection and try again.")
             return
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show, result)
 
     def _failed(self, message: str) -> None:
         self._release_view()
-        self.query_one("#search-status", Static).update(f"Search failed: {message}. Check the database connection and try again.")
+        self.query_one("#search-status", Static).update(message)
 
     def _show(self, result: SearchResult) -> None:
         if result.term != self.query_one("#search-box", Input).value.strip():
@@ -118,7 +129,7 @@ class CustomerSearchScreen(Screen[int | None]):
         self.result = result
         table = self.query_one("#results", DataTable)
         table.clear()
-        region = self.app.settings.site.phone_region  # type: ignore[attr-defined]
+        region = services_of(self).settings.site.phone_region
         for hit in result.hits:
             table.add_row(hit.name or "(no name)", hit.customer_number, display_phone(hit.phone_e164, region),
                           hit.plates[0] if hit.plates else "", hit.email or "", key=str(hit.customer_id))
@@ -156,9 +167,7 @@ class CustomerSearchScreen(Screen[int | None]):
         if self.pick:
             self.dismiss(customer_id)
             return
-        from clarity_tui.screens.customer_record import CustomerRecordScreen
-
-        self.app.push_screen(CustomerRecordScreen(customer_id))
+        self.app.post_message(OpenCustomer(customer_id))
 
     def action_view(self) -> None:
         typed = self.query_one("#search-box", Input).value.strip()
@@ -183,7 +192,8 @@ class CustomerSearchScreen(Screen[int | None]):
 
     @on(DataTable.RowSelected, "#results")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.open_customer(int(event.row_key.value))  # type: ignore[arg-type]
+        if event.row_key.value:
+            self.open_customer(int(event.row_key.value))
 
     def action_to_results(self) -> None:
         table = self.query_one("#results", DataTable)
@@ -193,14 +203,7 @@ class CustomerSearchScreen(Screen[int | None]):
     def action_new_customer(self) -> None:
         if self.pick:
             return
-        from clarity_tui.screens.customer_record import CustomerRecordScreen
-
-        self.app.push_screen(CustomerRecordScreen(None))
+        self.app.post_message(OpenCustomer(None))
 
     def action_close(self) -> None:
         self.dismiss(None)
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"search-view": self.action_view, "search-new": self.action_new_customer,
-         "search-close": self.action_close}[event.button.id or ""]()

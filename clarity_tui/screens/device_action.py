@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -67,8 +67,8 @@ class DeviceErrorScreen(ModalScreen[bool]):
             yield Static(self.message, id="device-error-message", classes="dialog-body", markup=False)
             with Horizontal():
                 if self.can_retry:
-                    yield Button("Retry · R", id="retry", variant="primary")
-                yield Button("Cancel · Esc", id="cancel")
+                    yield Button("Retry · R", id="retry", variant="primary", action="screen.retry")
+                yield Button("Cancel · Esc", id="cancel", action="screen.give_up")
 
     def action_retry(self) -> None:
         if self.can_retry:
@@ -76,14 +76,6 @@ class DeviceErrorScreen(ModalScreen[bool]):
 
     def action_give_up(self) -> None:
         self.dismiss(False)
-
-    @on(Button.Pressed, "#retry")
-    def _retry(self) -> None:
-        self.action_retry()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.action_give_up()
 
 
 @dataclass(frozen=True)
@@ -210,7 +202,7 @@ class DeviceActionScreen(ModalScreen[DeviceOutcome[Any]]):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.waiting, id="device-action-message", classes="dialog-body", markup=False)
             with Horizontal():
-                yield Button("Cancel · Esc", id="cancel")
+                yield Button("Cancel · Esc", id="cancel", action="screen.cancel_call")
 
     def on_mount(self) -> None:
         self._run()
@@ -226,7 +218,3 @@ class DeviceActionScreen(ModalScreen[DeviceOutcome[Any]]):
             result = self.cancel()
             if inspect.isawaitable(result):
                 await result
-
-    @on(Button.Pressed, "#cancel")
-    async def _cancel_pressed(self) -> None:
-        await self.action_cancel_call()

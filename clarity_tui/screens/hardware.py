@@ -9,6 +9,7 @@ message with Retry / Cancel.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,17 +19,27 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from clarity_tui.devices import DEVICE_LABELS, DeviceSet
+from clarity_tui.errors import UserFacingError
 from clarity_tui.screens.device_action import DeviceActionScreen, DeviceOutcome, run_device_call
 from clarity_tui.widgets.braille import BrailleCanvas
 from clarity_tui.widgets.header import ClarityHeader
 from hardware.card_reader.simulated import OUTCOME_LABELS, Outcome, SimulatedCardReader
 from hardware.plate_reader.base import PlateEvent
+from clarity_tui.wiring import StillStarting, services_of
 from hardware.signature_pad.base import PadUpdate, Signature
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
 
 STATE_WORDS = {"connected": "connected", "busy": "busy", "error": "ERROR", "disconnected": "not open"}
 
 
-class HardwareScreen(Screen):
+class HardwareScreen(Screen[None]):
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     BINDINGS = [
         Binding("escape", "back", "Back", id="hardware.back", tooltip="Back to the lanes board"),
         Binding("c,f2", "test_card", "Card", id="hardware.test_card", tooltip="Read a card (no charge)"),
@@ -62,18 +73,21 @@ class HardwareScreen(Screen):
 
     @property
     def devices(self) -> DeviceSet:
-        return self.app.devices  # type: ignore[attr-defined]
+        devices = self.app.devices
+        if devices is None:
+            raise StillStarting()
+        return devices
 
     def compose(self) -> ComposeResult:
-        settings = self.app.settings  # type: ignore[attr-defined]
+        settings = services_of(self).settings
         yield ClarityHeader(icon="≋")
         yield DataTable(id="device-table", cursor_type="row", zebra_stripes=False)
         with Horizontal(id="controls"):
-            yield Button("Card · C", id="test-card", variant="primary")
-            yield Button("Sign · S", id="sign")
-            yield Button("Accept · A", id="accept", variant="success")
-            yield Button("Clear · X", id="clear")
-            yield Button("Plate · P", id="inject-plate")
+            yield Button("Card · C", id="test-card", variant="primary", action="screen.test_card")
+            yield Button("Sign · S", id="sign", action="screen.sign")
+            yield Button("Accept · A", id="accept", variant="success", action="screen.accept")
+            yield Button("Clear · X", id="clear", action="screen.clear_pad")
+            yield Button("Plate · P", id="inject-plate", action="screen.inject_plate")
         with Horizontal(id="options"):
             yield Label("Next card:")
             yield Select(
@@ -97,7 +111,7 @@ class HardwareScreen(Screen):
         table = self.query_one(DataTable)
         table.add_columns("Device", "Driver", "Port", "Status", "Last error")
         self.refresh_devices()
-        self.app.devices_changed.subscribe(self, lambda _: self.refresh_devices())  # type: ignore[attr-defined]
+        self.app.devices_changed.subscribe(self, lambda _: self.refresh_devices())
         table.focus()
 
     def _current_outcome(self) -> str:
@@ -118,12 +132,11 @@ class HardwareScreen(Screen):
     @on(DataTable.RowSelected, "#device-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         """The table clips long text; Enter on a device shows its full last error in the message line."""
-        kind = event.row_key.value if event.row_key else None
-        device = dict(self.devices.items()).get(kind or "")
+        kind = (event.row_key.value if event.row_key else None) or ""
+        device = dict(self.devices.items()).get(kind)
         if device is not None:
             detail = device.last_error or f"no errors; {device.status.state.value}"
-            self.say(f"{DEVICE_LABELS[kind]} at {device.port_description}: {detail}",  # type: ignore[index]
-                     "error" if device.last_error else "")
+            self.say(f"{DEVICE_LABELS[kind]} at {device.port_description}: {detail}", "error" if device.last_error else "")
 
     def say(self, text: str, kind: str = "") -> None:
         message = self.query_one("#hw-message", Static)
@@ -143,7 +156,7 @@ class HardwareScreen(Screen):
     async def action_reopen(self) -> None:
         self.say("Reopening devices…")
         await self.devices.close_all()
-        worker = self.app.open_devices()  # type: ignore[attr-defined]
+        worker = self.app.open_devices()
         # open_devices keeps running (it feeds plate reads); wait only until every device has tried to open.
         while worker.is_running and any(d.status.state.value == "disconnected" for _, d in self.devices.items()):
             await asyncio.sleep(0.05)
@@ -160,7 +173,6 @@ class HardwareScreen(Screen):
             reader.set_outcome(event.value)
             self.refresh_devices()
 
-    @on(Button.Pressed, "#test-card")
     def action_test_card(self) -> None:
         reader = self.devices.card_reader
         self.say("Waiting for a card…")
@@ -185,7 +197,6 @@ class HardwareScreen(Screen):
 
     # --- signature pad -----------------------------------------------------------------
 
-    @on(Button.Pressed, "#sign")
     def action_sign(self) -> None:
         if self._capturing:
             self.say("Already capturing: sign on the pad, then press A to accept.")
@@ -223,14 +234,12 @@ class HardwareScreen(Screen):
         self.say(f"Signature captured: {len(signature.strokes)} strokes, {signature.point_count} points, "
                  f"{signature.duration_ms / 1000:.1f} s.", "ok")
 
-    @on(Button.Pressed, "#accept")
     def action_accept(self) -> None:
         if not self._capturing:
             self.say("Nothing to accept: press S to capture a signature first.")
             return
         self.devices.signature_pad.accept()
 
-    @on(Button.Pressed, "#clear")
     def action_clear_pad(self) -> None:
         self.query_one(BrailleCanvas).clear()
         if self._capturing:
@@ -239,7 +248,6 @@ class HardwareScreen(Screen):
     # --- plate reader ----------------------------------------------------------------------
 
     @on(Input.Submitted, "#plate-input")
-    @on(Button.Pressed, "#inject-plate")
     def action_inject_plate(self) -> None:
         plate = self.query_one("#plate-input", Input).value.strip()
         lane = self.query_one("#plate-lane", Select).value
@@ -250,17 +258,18 @@ class HardwareScreen(Screen):
         if not isinstance(lane, str):
             self.say("Choose a lane for the plate.", "error")
             return
-        self._inject(PlateEvent(plate=plate, lane=lane, region=self.app.settings.site.plate_region,  # type: ignore[attr-defined]
+        self._inject(PlateEvent(plate=plate, lane=lane, region=services_of(self).settings.site.plate_region,
                                 confidence=1.0, image_ref="injected"))
 
     @work(thread=True, exclusive=True, group="hardware-plate", exit_on_error=False)
     def _inject(self, event: PlateEvent) -> None:
         from clarity_tui.devices import plate_recorder
 
-        record = plate_recorder(self.app.db, self.app.settings.terminal_id)  # type: ignore[attr-defined]
+        services = services_of(self)
+        record = plate_recorder(services.db, services.terminal)
         try:
             session_id = record(event)
-        except ValueError as exc:
+        except UserFacingError as exc:  # an unreadable plate, a lane the settings do not map
             self.app.call_from_thread(self.say, f"Plate not recorded: {exc}", "error")
             return
         self.app.call_from_thread(self.say, f"Plate {event.plate.upper()} recorded at {event.lane}: session {session_id}.", "ok")

@@ -21,11 +21,16 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from clarity_tui.errors import UserFacingError
 from clarity_tui.widgets.header import ClarityHeader
 
 if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
     from clarity_tui.services.actor import Actor
-    from clarity_tui.services.operator_admin import OperatorRow
+    from clarity_tui.services.operator_admin import OperatorAdmin, OperatorRow
 
 ROLES = [("attendant", "Attendant: sells and migrates at the lane"), ("manager", "Manager: approves, refunds, operators"),
          ("support", "Support: remote help, customer records"), ("technician", "Technician: devices, diagnostics")]
@@ -46,17 +51,18 @@ FORM_CSS = """
 """
 
 
-def _refusals() -> tuple[type[BaseException], ...]:
-    """The services' one-line refusals (loaded lazily: this module stays ORM-free)."""
-    from clarity_tui.services.operator_admin import OperatorAdminError
-    from clarity_tui.services.permissions import PermissionDenied
-    from clarity_tui.services.pin_check import SignInError, WeakPin
+def _admin(app: ClarityApp) -> OperatorAdmin:
+    """The operator service (worker threads only: the first-run form may be up before the boot is done)."""
+    from clarity_tui.services.operator_admin import OperatorAdmin
 
-    return (OperatorAdminError, PermissionDenied, SignInError, WeakPin)
+    return OperatorAdmin.from_services(app.wait_for_services())
 
 
 class _Form(ModalScreen[Any]):
     """A small form: Enter moves to the next field and saves from the last; F5 saves; Esc cancels."""
+
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="operator_form.cancel", tooltip="Close: nothing is changed"),
@@ -97,19 +103,11 @@ class _Form(ModalScreen[Any]):
         event.stop()
         self._next(event.option_list.id)
 
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "form-cancel":
-            self.action_cancel()
-        else:
-            self.action_save()
-
     def _buttons(self, save: str) -> ComposeResult:
         yield Static("", classes="form-error", markup=False)
         with Horizontal(classes="form-buttons"):
-            yield Button("Cancel · Esc", id="form-cancel")
-            yield Button(f"{save} · F5", id="form-save", variant="success")
+            yield Button("Cancel · Esc", id="form-cancel", action="screen.cancel")
+            yield Button(f"{save} · F5", id="form-save", variant="success", action="screen.save")
 
     def action_cancel(self) -> None:
         from clarity_tui.widgets.unsaved_guard import leave_or_ask
@@ -180,12 +178,11 @@ class AddOperatorModal(_Form):
 
     @work(thread=True, exclusive=True, group="operator-add", exit_on_error=False)
     def _add(self, name: str, role: str, pin: str, again: str) -> None:
-        from clarity_tui.services.operator_admin import OperatorAdmin
         from clarity_tui.services.pin_check import confirm_new_pin
 
         try:
-            row = OperatorAdmin.for_app(self.app).add(self.manager, name, role, confirm_new_pin(pin, again))
-        except _refusals() as exc:
+            row = _admin(self.app).add(self.manager, name, role, confirm_new_pin(pin, again))
+        except UserFacingError as exc:
             self.app.call_from_thread(self._refused, str(exc))
             return
         self.app.call_from_thread(self.dismiss, row)
@@ -214,12 +211,11 @@ class SetPinModal(_Form):
 
     @work(thread=True, exclusive=True, group="operator-set-pin", exit_on_error=False)
     def _set(self, pin: str, again: str) -> None:
-        from clarity_tui.services.operator_admin import OperatorAdmin
         from clarity_tui.services.pin_check import confirm_new_pin
 
         try:
-            row = OperatorAdmin.for_app(self.app).set_pin(self.manager, self.row.id, confirm_new_pin(pin, again))
-        except _refusals() as exc:
+            row = _admin(self.app).set_pin(self.manager, self.row.id, confirm_new_pin(pin, again))
+        except UserFacingError as exc:
             self.app.call_from_thread(self._refused, str(exc))
             return
         self.app.call_from_thread(self.dismiss, row)
@@ -244,20 +240,18 @@ class ConfirmDisableModal(ModalScreen[bool]):
             yield Static("They can no longer sign in, and a shift they have open ends. Their history stays.",
                          classes="form-note")
             with Horizontal(classes="form-buttons"):
-                yield Button("Keep · N", id="operator-disable-no")
-                yield Button("Disable · Y", id="operator-disable-yes", variant="error")
+                yield Button("Keep · N", id="operator-disable-no", action="screen.answer(False)")
+                yield Button("Disable · Y", id="operator-disable-yes", variant="error", action="screen.answer(True)")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
 
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "operator-disable-yes")
-
 
 class OperatorsScreen(Screen[None]):
     """The site's operators, for a manager (the `manager` Actor does every change, audited by name)."""
+
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="operators.back", tooltip="Back to the lanes board"),
@@ -291,14 +285,12 @@ class OperatorsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "Operators"
         self.query_one(DataTable).add_columns("Name", "Role", "Status")
-        self.app.db_changed.subscribe(self, lambda _: self.reload())  # type: ignore[attr-defined]
+        self.app.db_changed.subscribe(self, lambda _: self.reload())
         self.reload()
 
     @work(thread=True, exclusive=True, group="operators", exit_on_error=False)
     def reload(self) -> None:
-        from clarity_tui.services.operator_admin import OperatorAdmin
-
-        rows = OperatorAdmin.for_app(self.app).list()
+        rows = _admin(self.app).list()
         self.app.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[OperatorRow]) -> None:
@@ -306,7 +298,7 @@ class OperatorsScreen(Screen[None]):
         keep = self.highlighted
         self._rows = rows
         table.clear()
-        now = self.app.now()  # type: ignore[attr-defined]
+        now = self.app.now()
         for r in rows:
             table.add_row(r.name, r.role, r.status(now), key=str(r.id))
         if keep is not None:
@@ -374,12 +366,11 @@ class OperatorsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="operators-change", exit_on_error=False)
     def _change(self, what: str, operator_id: int, done: str) -> None:
-        from clarity_tui.services.operator_admin import OperatorAdmin
-
-        admin = OperatorAdmin.for_app(self.app)
+        admin = _admin(self.app)
+        change = {"disable": admin.disable, "unlock": admin.unlock}[what]
         try:
-            getattr(admin, what)(self.manager, operator_id)
-        except _refusals() as exc:
+            change(self.manager, operator_id)
+        except UserFacingError as exc:
             self.app.call_from_thread(self._say, str(exc), True)
             return
         self.app.call_from_thread(self._say, done)
@@ -418,18 +409,16 @@ class FirstManagerScreen(_Form):
 
     @work(thread=True, exclusive=True, group="first-manager", exit_on_error=False)
     def _create(self, name: str, pin: str, again: str) -> None:
-        from clarity_tui.services.operator_admin import OperatorAdmin
-        from clarity_tui.services.pin_check import confirm_new_pin
-
         from clarity_tui.services.operator_admin import SiteAlreadySetUp
+        from clarity_tui.services.pin_check import confirm_new_pin
 
         try:
             pin = confirm_new_pin(pin, again)
-            row = OperatorAdmin.for_app(self.app).add_first_manager(name, pin)
+            row = _admin(self.app).add_first_manager(name, pin)
         except SiteAlreadySetUp as exc:
             self.app.call_from_thread(self._set_up_meanwhile, str(exc))
             return
-        except _refusals() as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._refused, str(exc))
             return
         self.app.call_from_thread(self.dismiss, (row.id, pin))

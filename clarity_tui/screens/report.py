@@ -5,7 +5,7 @@ button) and reads it as the manager who approved with their PIN (widgets/manager
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -13,10 +13,22 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
+
 from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import services_of
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
+    from clarity_tui.services.actor import Actor
+    from clarity_tui.services.reports import ShiftReport
 
 
-class ReportScreen(Screen):
+class ReportScreen(Screen[None]):
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     BINDINGS = [
         Binding("escape", "back", "Back", id="report.back", tooltip="Back to the lanes board"),
         Binding("f2", "export", "Export CSV", id="report.export", tooltip="Write the report as a CSV file"),
@@ -38,8 +50,8 @@ class ReportScreen(Screen):
     def __init__(self, scope: str | None = None) -> None:
         super().__init__(id="report")
         self.scope = scope
-        self.report: Any = None
-        self.viewer: Any = None  # the approving manager, after a Manager PIN
+        self.report: ShiftReport | None = None
+        self.viewer: Actor | None = None  # the approving manager, after a Manager PIN
 
     def compose(self) -> ComposeResult:
         yield ClarityHeader(show_clock=False, icon="≋")
@@ -53,7 +65,7 @@ class ReportScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "End-of-shift report"
         if self.scope is None:
-            self.scope = "shift" if getattr(self.app, "_shift_id", None) else "day"
+            self.scope = "shift" if self.app.operator_session.shift_id else "day"
         self.query_one("#report-scroll").focus()
         self.reload()
 
@@ -63,7 +75,7 @@ class ReportScreen(Screen):
     def _may_view(self) -> bool:
         from clarity_tui.services.permissions import Permission, allowed
 
-        return self.viewer is not None or allowed(self.app.actor, Permission.REPORT_VIEW)  # type: ignore[attr-defined]
+        return self.viewer is not None or allowed(self.app.actor, Permission.REPORT_VIEW)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "manager_pin":
@@ -89,7 +101,7 @@ class ReportScreen(Screen):
         self.reload()
 
     def action_scope(self, scope: str) -> None:
-        if scope == "shift" and not getattr(self.app, "_shift_id", None):
+        if scope == "shift" and not self.app.operator_session.shift_id:
             self.notify("Nobody is signed in here: showing the day.", severity="warning")
             scope = "day"
         self.scope = scope
@@ -100,13 +112,14 @@ class ReportScreen(Screen):
         from clarity_tui.services.permissions import PermissionDenied
         from clarity_tui.services.reports import day_report, render_text, shift_report
 
-        app: Any = self.app
-        actor = self.viewer or app.actor
+        services = services_of(self)
+        actor = self.viewer or self.app.actor
+        shift_id = self.app.operator_session.shift_id
         try:
-            if self.scope == "shift" and app._shift_id:
-                report = shift_report(app.db, app._shift_id, now=app.now(), actor=actor)
+            if self.scope == "shift" and shift_id:
+                report = shift_report(services.db, shift_id, now=services.now(), actor=actor)
             else:
-                report = day_report(app.db, app.today(), app.settings.site.zone, actor=actor)
+                report = day_report(services.db, services.today(), services.settings.site.zone, actor=actor)
         except PermissionDenied as exc:  # the day and others' shifts: report.view; one's own shift: report.own_shift
             self.app.call_from_thread(self._refused, str(exc))
             return
@@ -118,7 +131,7 @@ class ReportScreen(Screen):
             self.query_one("#report-manager-pin", Button).add_class("-shown")
             self.query_one("#report-note", Static).update("A manager can approve: Manager PIN (F6) · F4 my shift")
 
-    def _show(self, report: Any, text: str) -> None:
+    def _show(self, report: ShiftReport | None, text: str) -> None:
         self.report = report
         from rich.text import Text
 
@@ -135,13 +148,12 @@ class ReportScreen(Screen):
             self._export(self.report)
 
     @work(thread=True, exclusive=True, group="report-export", exit_on_error=False)
-    def _export(self, report: Any) -> None:
+    def _export(self, report: ShiftReport) -> None:
         from clarity_tui.paths import data_dir
 
-        app: Any = self.app
         folder = data_dir() / "reports"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"report-{app.boot.terminal_id}-{app.now():%Y%m%d-%H%M%S}.csv"
+        path = folder / f"report-{self.app.boot_config.terminal_id}-{self.app.now():%Y%m%d-%H%M%S}.csv"
         path.write_text(report.to_csv(), encoding="utf-8")
         self.app.call_from_thread(self._exported, str(path))
 

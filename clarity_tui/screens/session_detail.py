@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual import on, work
+from typing import TYPE_CHECKING
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
@@ -10,16 +12,26 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Label, Static
 
+from clarity_tui.messages import OpenCustomer, SearchCustomers, StartMigration, StartSale
 from clarity_tui.screens.session_lookalike import LOOKALIKE_CSS, SessionLookalike
 from clarity_tui.screens.session_recovery import RECOVERY_CSS, SessionRecovery
 from clarity_tui.services.identity import format_phone
 from clarity_tui.services.permissions import Permission, PermissionDenied, allowed, refusal
 from clarity_tui.services.sessions import SessionDetail, SessionGone, SessionService
 from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import services_of
 from db.models import SessionStatus
 
+if TYPE_CHECKING:
+    from textual import getters
 
-class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
+    from clarity_tui.app import ClarityApp
+
+
+class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     BINDINGS = [
         Binding("escape,backspace", "back", "Back", id="session.back"),
         Binding("f2,p", "purchase", "Purchase", id="session.purchase", tooltip="Sell a membership for this vehicle"),
@@ -51,7 +63,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
         self.detail: SessionDetail | None = None
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield ClarityHeader(show_clock=services_of(self).settings.ui.show_clock, icon="≋")
         yield Static("", id="session-notice", markup=False)  # the customer's operator notices (issue 14)
         with VerticalScroll(id="detail-body"):
             yield Label("Vehicle", classes="section-title")
@@ -63,21 +75,22 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
             yield self.recovery_info()
         yield self.recovery_button()
         with Grid(id="actions"):
-            yield Button("Purchase\nMembership · F2", id="purchase", variant="success")
-            yield Button("Migrate\nMembership · F3", id="migrate", variant="primary")
-            yield Button("Customer\nRecord · F4", id="customer-record")
-            yield Button("Mark done\nF6", id="done")
+            yield Button("Purchase\nMembership · F2", id="purchase", variant="success", action="screen.purchase")
+            yield Button("Migrate\nMembership · F3", id="migrate", variant="primary", action="screen.migrate")
+            yield Button("Customer\nRecord · F4", id="customer-record", action="screen.customer")
+            yield Button("Mark done\nF6", id="done", action="screen.done")
         yield Footer()
 
     @property
     def sessions(self) -> SessionService:
-        return SessionService(self.app.db, self.app.entitlement_policy)  # type: ignore[attr-defined]
+        services = services_of(self)
+        return SessionService(services.db, services.entitlement_policy)
 
     def on_mount(self) -> None:
         self.sub_title = "Session"
-        self.app.db_changed.subscribe(self, lambda _: self.load())  # type: ignore[attr-defined]
+        self.app.db_changed.subscribe(self, lambda _: self.load())
         self.load()
-        self._hold(self.app.holder_label)  # type: ignore[attr-defined]
+        self._hold(self.app.holder_label)
 
     @work(thread=True, exclusive=True, group="session-load", exit_on_error=False)
     def load(self) -> None:
@@ -89,11 +102,12 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
         self.app.call_from_thread(self._show, detail)
         from clarity_tui.services.notices import notice_line, operator_notices
 
-        self.app.call_from_thread(self._show_notice, notice_line(operator_notices(self.app.db, detail.customer_id)))  # type: ignore[attr-defined]
+        services = services_of(self)
+        self.app.call_from_thread(self._show_notice, notice_line(operator_notices(services.db, detail.customer_id)))
         from clarity_tui.services.member_benefits import MemberBenefits, extras_line
 
         # The extras of the car's membership (and the customer's account benefits), not another membership's.
-        extras = MemberBenefits(self.app.db, self.app.today).extras(detail.membership.membership_id if detail.membership else None)  # type: ignore[attr-defined]
+        extras = MemberBenefits(services.db, services.today).extras(detail.membership.membership_id if detail.membership else None)
         self.app.call_from_thread(self._show_benefits, extras_line(extras))
 
     @staticmethod
@@ -123,7 +137,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
         try:
             # Several terminals (issue 8): never take over or release another terminal's hold.
             if holder is None:
-                self.sessions.release(self.session_id, self.app.holder_label)  # type: ignore[attr-defined]
+                self.sessions.release(self.session_id, self.app.holder_label)
             else:
                 self.sessions.claim(self.session_id, holder)
         except SessionGone:
@@ -139,7 +153,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
         self.sub_title = f"{d.lane_name} · {b.plate}"
         confidence = "" if b.confidence >= 0.8 else f"   [b]check plate[/b] (read {b.confidence:.0%})"
         held = ""
-        me = self.app.holder_label  # type: ignore[attr-defined]
+        me = self.app.holder_label
         if b.held_by and b.held_by != me:
             held = f"\n[b]Open on {b.held_by}[/b]"
         self.query_one("#vehicle", Static).update(
@@ -167,7 +181,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
 
     def _refused(self, button: str) -> str | None:
         """Why the signed-in role may not take this action (None: it may)."""
-        actor, permission = self.app.actor, self.NEEDS[button]  # type: ignore[attr-defined]
+        actor, permission = self.app.actor, self.NEEDS[button]
         return None if allowed(actor, permission) else refusal(actor, permission)
 
     def _told_refused(self, button: str) -> bool:
@@ -182,36 +196,22 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
     # --- actions --------------------------------------------------------------------
 
     def action_purchase(self) -> None:
-        # The sale flow (issue 5) runs in a worker owned by this screen; see clarity_tui/screens/sale/.
-        from clarity_tui.screens.sale import start_sale
-
-        if self._told_refused("purchase"):
-            return
-        d = self.detail
-        if d is not None and d.legacy_member_id and not d.customer_id:  # LEGACY bubble: offer Migrate first
-            from clarity_tui.screens.migration.prompts import offer_migration
-
-            offer_migration(self, self.session_id, d.legacy_member_id)
-            return
-        start_sale(self, self.session_id)
+        # The sale flow (issue 5) runs in a worker owned by this screen (the app starts it; a LEGACY bubble
+        # is offered Migrate first); see clarity_tui/screens/sale/.
+        if not self._told_refused("purchase"):
+            self.post_message(StartSale(self.session_id))
 
     def action_migrate(self) -> None:
         # The migration flow (issue 6) runs in a worker owned by this screen; see clarity_tui/screens/migration/.
-        from clarity_tui.screens.migration import start_migration
-
-        if self._told_refused("migrate"):
-            return
-        start_migration(self, self.session_id)
+        if not self._told_refused("migrate"):
+            self.post_message(StartMigration(self.session_id))
 
     def action_customer(self) -> None:
         # The session's customer record, or a search primed with the plate when nobody is on file.
-        from clarity_tui.screens.customer_record import CustomerRecordScreen
-        from clarity_tui.screens.customer_search import CustomerSearchScreen
-
         if self.detail is not None and self.detail.customer_id:
-            self.app.push_screen(CustomerRecordScreen(self.detail.customer_id))
+            self.post_message(OpenCustomer(self.detail.customer_id))
         else:
-            self.app.push_screen(CustomerSearchScreen(self.detail.bubble.plate if self.detail else ""))
+            self.post_message(SearchCustomers(self.detail.bubble.plate if self.detail else ""))
 
     def action_done(self) -> None:
         if not self._told_refused("done"):
@@ -220,7 +220,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
     @work(thread=True, exit_on_error=False)
     def _mark_done(self) -> None:
         try:
-            self.sessions.set_status(self.session_id, SessionStatus.DONE, self.app.actor)  # type: ignore[attr-defined]
+            self.sessions.set_status(self.session_id, SessionStatus.DONE, self.app.actor)
         except SessionGone as exc:
             self.app.call_from_thread(self._gone, str(exc))
             return
@@ -233,9 +233,3 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen):
     def action_back(self) -> None:
         self._hold(None)
         self.dismiss()
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        actions = {"purchase": self.action_purchase, "migrate": self.action_migrate,
-                   "customer-record": self.action_customer, "done": self.action_done}
-        actions[event.button.id or ""]()

@@ -11,15 +11,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label, Static
 
+from clarity_tui.operator_session import operator_session_of
 from clarity_tui.screens.device_action import MODAL_CSS
 from clarity_tui.services.permissions import PermissionDenied
 from clarity_tui.services.plate_lookalikes import (
@@ -30,6 +31,12 @@ from clarity_tui.services.plate_lookalikes import (
     note_sell_anyway,
     session_lookalikes,
 )
+from clarity_tui.wiring import services_of
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
 
 LOOKALIKE_CSS = """
     #lookalike { display: none; height: auto; padding: 0 1; }
@@ -39,10 +46,11 @@ LOOKALIKE_CSS = """
 """
 
 
-async def correct_plate(app: Any, session_id: int, lookalike: LookAlike) -> bool:
+async def correct_plate(app: App[Any], session_id: int, lookalike: LookAlike) -> bool:
     """Correct the session's plate to the look-alike car, telling the attendant either way."""
     try:
-        plate = await asyncio.to_thread(correct_session_plate, app.db, session_id, lookalike.vehicle_id, app.actor)
+        plate = await asyncio.to_thread(correct_session_plate, services_of(app).db, session_id, lookalike.vehicle_id,
+                                        operator_session_of(app).actor)
     except PermissionDenied as exc:
         app.notify(str(exc), title="Not allowed", severity="error", timeout=8)
         return False
@@ -53,16 +61,16 @@ async def correct_plate(app: Any, session_id: int, lookalike: LookAlike) -> bool
     return True
 
 
-class SessionLookalike:
-    """The look-alike hint and the correction key on the session screen (a mixin)."""
+class SessionLookalike(Screen[None]):
+    """The look-alike hint and the correction key on the session screen (mixed into SessionDetailScreen)."""
 
-    app: Any
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     session_id: int
-    notify: Any
-    load: Any
-    query_one: Any
-    set_class: Any
-    refresh_bindings: Any
+
+    def load(self) -> Any:  # pragma: no cover - SessionDetailScreen's: re-read the session
+        raise NotImplementedError
 
     lookalike: LookAlike | None = None
     # Type-ahead (clarity_tui/typeahead.py): F5 typed right after opening the session waits for the hint.
@@ -79,7 +87,7 @@ class SessionLookalike:
 
     @work(thread=True, exclusive=True, group="session-lookalike", exit_on_error=False)
     def load_lookalike(self) -> None:
-        found = session_lookalikes(self.app.db, self.session_id)
+        found = session_lookalikes(services_of(self).db, self.session_id)
         self.app.call_from_thread(self._show_lookalike, found)
 
     def _show_lookalike(self, found: list[LookAlike]) -> None:
@@ -151,13 +159,14 @@ class LookalikeSaleScreen(ModalScreen[str]):
 async def lookalike_cleared(app: App[Any], session_id: int) -> bool:
     """Before a sale opens: True to go on. A session whose plate looks like a current member's car asks
     first; "Correct the plate" corrects it (and the sale does not start: the member is on screen now)."""
-    lookalike = await asyncio.to_thread(member_lookalike, app.db, session_id)  # type: ignore[attr-defined]
+    db = services_of(app).db
+    lookalike = await asyncio.to_thread(member_lookalike, db, session_id)
     if lookalike is None:
         return True
     choice = await app.push_screen_wait(LookalikeSaleScreen(lookalike.read_plate, lookalike))
     if choice == "correct":
         await correct_plate(app, session_id, lookalike)
     elif choice == "sell":
-        await asyncio.to_thread(note_sell_anyway, app.db, session_id, lookalike, app.actor)  # type: ignore[attr-defined]
+        await asyncio.to_thread(note_sell_anyway, db, session_id, lookalike, operator_session_of(app).actor)
     return choice == "sell"
 

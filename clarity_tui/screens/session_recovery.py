@@ -10,14 +10,23 @@ do, or that it is queued behind the network (the bubble then shows pending sync)
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.containers import Vertical
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.widgets import Button, Static
 
 from clarity_tui.services.membership_payments import LaneCardResult, MembershipPayments, PastDue
 from clarity_tui.services.plan_pricing import money
+from clarity_tui.wiring import services_of
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
+    from clarity_tui.payments.base import PaymentGateway
 
 RECOVERY_CSS = """
     #recovery-info { display: none; color: $warning; }
@@ -27,18 +36,18 @@ RECOVERY_CSS = """
 """
 
 
-class SessionRecovery:
-    app: Any
-    session_id: int
-    notify: Any
-    load: Any
-    query_one: Any
-    set_class: Any
-    refresh_bindings: Any
+class SessionRecovery(Screen[None]):
+    """Mixed into SessionDetailScreen (before Screen): the past-due line and "Update card"."""
 
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
+    session_id: int
     past_due: PastDue | None = None
     lane_result: LaneCardResult | None = None
-    _recovery_gateway: Any = None
+
+    def load(self) -> Any:  # pragma: no cover - SessionDetailScreen's: re-read the session
+        raise NotImplementedError
 
     @staticmethod
     def recovery_info() -> Static:
@@ -53,24 +62,18 @@ class SessionRecovery:
                                tooltip="Past due: read a new card on the reader and pay the open invoice with it"),
                         id="recovery")
 
-    def _payments(self, gateway: Any = None) -> MembershipPayments:
-        return MembershipPayments(self.app.db, gateway, zone=self.app.settings.site.zone)
+    def _payments(self, gateway: PaymentGateway | None = None) -> MembershipPayments:
+        services = services_of(self)
+        return MembershipPayments(services.db, gateway, zone=services.settings.site.zone)
 
-    def _gateway(self) -> Any:
-        """The app's gateway when it has one, else one built from settings (once). Worker thread only."""
-        gateway = getattr(self.app, "gateway", None)
-        if gateway is not None:
-            return gateway
-        if self._recovery_gateway is None:
-            from clarity_tui.payments import make_gateway
-
-            self._recovery_gateway = make_gateway(self.app.settings, self.app.db)
-        return self._recovery_gateway
+    def _gateway(self) -> PaymentGateway:
+        """The terminal's gateway (built on first use: worker thread only)."""
+        return services_of(self).gateway
 
     # --- reading ------------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="session-recovery", exit_on_error=False)
     def load_recovery(self) -> None:
-        past_due = self._payments().past_due_for_session(self.session_id, self.app.today())
+        past_due = self._payments().past_due_for_session(self.session_id, services_of(self).today())
         self.app.call_from_thread(self._show_recovery, past_due)
 
     def _show_recovery(self, past_due: PastDue | None) -> None:
@@ -107,9 +110,11 @@ class SessionRecovery:
             self.notify(refused, title="Not allowed", severity="error", timeout=8)
             return
         gateway = await asyncio.to_thread(self._gateway)
+        devices = self.app.devices
+        assert devices is not None  # built with the services
         owed = f" ({money(pd.amount_cents)})" if pd.amount_cents else ""
         outcome = await self.app.push_screen_wait(DeviceActionScreen.card_from_reader(
-            self.app.devices.card_reader, self.app.db, gateway, customer_id=pd.customer_id,
+            devices.card_reader, services_of(self).db, gateway, customer_id=pd.customer_id,
             membership_id=pd.membership_id, note=f" The past-due amount{owed} is paid on it."))
         if not outcome.ok:
             self._lane_result(LaneCardResult("not_read", f"{outcome.error or 'Cancelled.'} Nothing was charged. "
@@ -126,7 +131,8 @@ class SessionRecovery:
 
     def _lane_result(self, result: LaneCardResult) -> None:
         self.lane_result = result
-        severity = {"paid": "information", "declined": "error"}.get(result.status, "warning")
+        severities: dict[str, SeverityLevel] = {"paid": "information", "declined": "error"}
+        severity = severities.get(result.status, "warning")
         self.notify(result.message, title="Card update", severity=severity, timeout=12)
         self._show_recovery(self.past_due)
         self.load_recovery()

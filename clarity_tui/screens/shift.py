@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+
 from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import services_of
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
+    from clarity_tui.services.operators import ShiftRow
 
 
-class ShiftScreen(Screen):
+class ShiftScreen(Screen[None]):
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     BINDINGS = [
         Binding("escape", "back", "Back", id="shifts.back", tooltip="Back to the lanes board"),
         Binding("f5", "reload", "Refresh", id="shifts.refresh", tooltip="Re-read the shifts"),
@@ -39,7 +50,7 @@ class ShiftScreen(Screen):
         self.sub_title = "Who's on"
         table = self.query_one(DataTable)
         table.add_columns("Operator", "Role", "Terminal", "Since", "Last active")
-        self.app.db_changed.subscribe(self, lambda _: self.reload())  # type: ignore[attr-defined]
+        self.app.db_changed.subscribe(self, lambda _: self.reload())
         self.reload()
 
     def action_back(self) -> None:
@@ -52,8 +63,8 @@ class ShiftScreen(Screen):
     def reload(self) -> None:
         from clarity_tui.services.operators import OperatorService
 
-        svc = OperatorService.for_app(self.app)
-        now = self.app.now()  # type: ignore[attr-defined]
+        svc = OperatorService.from_services(services_of(self))
+        now = self.app.now()
         locked = [c.name for c in svc.choices() if c.locked_until and c.locked_until > now]
         self.app.call_from_thread(self._show, svc.shifts(open_only=True), locked)
 
@@ -61,12 +72,12 @@ class ShiftScreen(Screen):
     def action_unlock(self) -> None:
         from clarity_tui.services.operators import OperatorService, SignInError
 
-        svc = OperatorService.for_app(self.app)
-        now = self.app.now()  # type: ignore[attr-defined]
+        svc = OperatorService.from_services(services_of(self))
+        now = self.app.now()
         locked = [c for c in svc.choices() if c.locked_until and c.locked_until > now]
         try:
             for choice in locked:
-                svc.unlock(choice.id, self.app.actor)  # type: ignore[attr-defined]
+                svc.unlock(choice.id, self.app.actor)
         except SignInError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
@@ -74,10 +85,10 @@ class ShiftScreen(Screen):
         self.app.call_from_thread(self.notify, f"Unlocked: {names}.")
         self.reload()
 
-    def _show(self, rows: list[Any], locked: list[str]) -> None:
+    def _show(self, rows: list[ShiftRow], locked: list[str]) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        here = self.app.boot.terminal_id  # type: ignore[attr-defined]
+        here = self.app.boot_config.terminal_id
         for r in rows:
             terminal = f"{r.terminal} (here)" if r.terminal == here else r.terminal
             table.add_row(r.operator, r.role, terminal, f"{r.signed_in_at:%H:%M}", f"{r.last_activity_at:%H:%M}",

@@ -2,12 +2,12 @@
 
 A modal over the lanes board, pushed at start so it appears with the first paint.
 This module stays import-light (Textual only): the operator list and the PIN check
-run in workers once the database is open (see ClarityApp._boot).
+run in workers once the database is open (see clarity_tui/boot.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,15 +20,22 @@ from textual.widgets.option_list import Option
 from clarity_tui.db_stack import import_database_stack
 
 if TYPE_CHECKING:
-    from clarity_tui.services.operators import OperatorChoice
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
+    from clarity_tui.services.operators import OperatorChoice, SignedIn
 
 PIN_LENGTH = 6
 KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "back"]
 KEY_LABELS = {"clear": "Clear", "back": "Del"}  # plain words: glyphs are missing on the Linux console
+KEY_ACTIONS = {"clear": "screen.clear_pin", "back": "screen.delete"}  # the digits: screen.digit('1')…
 
 
 class SignInScreen(ModalScreen["SignedIn"]):
     """Dismissed with a SignedIn once a PIN checks out; there is no way around it but Quit."""
+
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
 
     BINDINGS = [
         *[Binding(d, f"digit('{d}')", d, show=False, priority=True, id=f"signin.digit{d}") for d in "0123456789"],
@@ -76,7 +83,8 @@ class SignInScreen(ModalScreen["SignedIn"]):
                     yield Static(self._dots(), id="signin-dots")
                     with Grid(id="signin-pad"):
                         for key in KEYS:
-                            button = Button(KEY_LABELS.get(key, key), id=f"pin-{key}", compact=False)
+                            button = Button(KEY_LABELS.get(key, key), id=f"pin-{key}", compact=False,
+                                            action=KEY_ACTIONS.get(key, f"screen.digit('{key}')"))
                             button.can_focus = False  # focus stays on the list; digits come from the keys
                             # Two quick taps on one digit are two digits (the default ignores the second).
                             button.active_effect_duration = 0.0
@@ -86,7 +94,7 @@ class SignInScreen(ModalScreen["SignedIn"]):
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
         # A new site set up elsewhere (`clarity-tui operators add`, another terminal) shows up here at once.
-        self.app.db_changed.subscribe(self, lambda _: None if self._choices or self._busy  # type: ignore[attr-defined]
+        self.app.db_changed.subscribe(self, lambda _: None if self._choices or self._busy
                                       else self.load_operators())
         self.load_operators()
 
@@ -98,12 +106,13 @@ class SignInScreen(ModalScreen["SignedIn"]):
         from clarity_tui.services.operators import OperatorService
 
         try:
-            choices = OperatorService.for_app(self.app).choices()
+            services = self.app.wait_for_services()  # the pad is up before the boot is done
+            choices = OperatorService.from_services(services).choices()
             first_run = False
             if not choices:
                 from clarity_tui.services.operator_admin import OperatorAdmin
 
-                first_run = OperatorAdmin.for_app(self.app).needs_first_manager()
+                first_run = OperatorAdmin.from_services(services).needs_first_manager()
         except Exception as exc:  # noqa: BLE001 - shown, the pad stays up
             self.app.call_from_thread(self._say, f"Cannot read the operators: {exc}", True)
             return
@@ -187,17 +196,6 @@ class SignInScreen(ModalScreen["SignedIn"]):
             self._pin = ""
             self._show_pin()
 
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        key = (event.button.id or "").removeprefix("pin-")
-        if key.isdigit():
-            self.action_digit(key)
-        elif key == "back":
-            self.action_delete()
-        elif key == "clear":
-            self.action_clear_pin()
-
     def action_submit(self) -> None:
         who = self.chosen
         if self._busy:
@@ -218,7 +216,7 @@ class SignInScreen(ModalScreen["SignedIn"]):
         from clarity_tui.services.operators import OperatorService, SignInError
 
         try:
-            result: Any = OperatorService.for_app(self.app).sign_in(operator_id, pin)
+            result: SignedIn = OperatorService.from_services(self.app.wait_for_services()).sign_in(operator_id, pin)
         except SignInError as exc:
             self.app.call_from_thread(self._refused, str(exc))
             return
@@ -238,7 +236,7 @@ class SignInScreen(ModalScreen["SignedIn"]):
 
         self.app.push_screen(FirstManagerScreen(), callback=self._first_manager_created)
 
-    def _first_manager_created(self, result: Any) -> None:
+    def _first_manager_created(self, result: tuple[int, str] | None) -> None:
         if not result:  # closed (Esc): re-read, another terminal may have set the site up meanwhile
             self.load_operators()
             return

@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.operators import as_utc
+from clarity_tui.sitetime import stored_utc
 from clarity_tui.services.permissions import Permission, require
 from db.models import AuditLog
 
 
-class AuditQueryError(ValueError):
+class AuditQueryError(UserFacingError, ValueError):
     """str() says how to write the filter."""
 
 
@@ -110,13 +111,5 @@ def query(db, f: AuditFilter | None = None, *, actor: Actor) -> list[AuditEntry]
         if f.until is not None:
             q = q.where(AuditLog.at < f.until)
         q = q.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(f.limit)
-        return [AuditEntry(r.id, as_utc(r.at), r.actor, r.operator_id, r.terminal, r.action, r.entity,  # type: ignore[arg-type]
+        return [AuditEntry(r.id, stored_utc(r.at), r.actor, r.operator_id, r.terminal, r.action, r.entity,
                            r.entity_id, r.before, r.after) for r in s.exec(q)]
-
-
-def distinct_values(db, column: str, *, actor: Actor) -> list[str]:
-    """The actors / actions / entities on record, for the screen's pickers."""
-    require(actor, Permission.AUDIT_VIEW)
-    field = {"actor": AuditLog.actor, "action": AuditLog.action, "entity": AuditLog.entity}[column]
-    with db.read() as s:
-        return [v for v in s.exec(select(field).distinct().order_by(field)).all() if v]

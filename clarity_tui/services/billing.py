@@ -13,6 +13,9 @@ If the gateway cannot be reached the order completes locally as "pending sync"
 (order.state = pending_sync, membership.pending_sync = True) and the outbox
 replays it later. Keyed card numbers never reach this module's rows: they are
 tokenised first (`add_manual_card`), and only the token is stored.
+
+Past 400 lines on purpose: one job, the order's money flow (record the steps, run them, cancel and
+settle) with the outbox hooks that finish it; the steps themselves are in billing_steps.py.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from clarity_tui.payments.errors import GatewayRejected, PaymentError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.card_present import enqueue_charge
-from clarity_tui.services.membership_actions import card_row, on_row_failed, refunds_in_flight
-from clarity_tui.services.outbox import BACKOFF_FIRST, OutboxProcessor, enqueue, lease_is_live, make_key
+from clarity_tui.services.membership_steps import card_row, on_row_failed, refunds_in_flight
+from clarity_tui.services.outbox import BACKOFF_FIRST, OutboxProcessor, enqueue, existing, lease_is_live, make_key
 from clarity_tui.services.billing_steps import (
     CHARGE_OPERATIONS,
     OPERATIONS,
@@ -106,7 +109,7 @@ class BillingService:
         Needs the gateway: a keyed card cannot wait offline (we never store it)."""
         card = ManualCard.parse(number, expiry, cvc)
         with self.db.read() as s:
-            key = s.get(SalesOrder, order_id).idempotency_key
+            key = existing(s, SalesOrder, order_id).idempotency_key
         token = self.gateway.tokenize_card(card, idempotency_key=make_key(key, "tokenize", secrets.token_hex(8)))
         del card
         return self.attach_card_token(order_id, token)
@@ -114,7 +117,7 @@ class BillingService:
     def attach_card_token(self, order_id: int, token: Any) -> PaymentMethod:
         """Record a reader's (or keyed) card token on the order; returns the payment_method row."""
         with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
+            order = existing(s, SalesOrder, order_id)
             if order.customer_id is None:
                 raise GatewayRejected("Choose the customer before taking a card.")
             pm = card_row(s, order.customer_id, self.gateway.name, token)
@@ -124,15 +127,6 @@ class BillingService:
             audit.record(s, self.actor, "order.card", "sales_order", order.id,
                          after={"payment_method_id": pm.id, "brand": pm.brand, "last4": pm.last4})
             return pm
-
-    def choose_saved_card(self, order_id: int, payment_method_row_id: int) -> None:
-        with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
-            pm = s.get(PaymentMethod, payment_method_row_id)
-            if pm is None or pm.customer_id != order.customer_id or pm.detached_at is not None:
-                raise GatewayRejected("That card is not saved on this customer.")
-            order.payment_method_id = pm.id
-            s.add(order)
 
     # --- order flows ----------------------------------------------------------------------------
     def start_sale(self, order_id: int, *, today: dt.date | None = None) -> BillingOutcome:
@@ -177,12 +171,12 @@ class BillingService:
             if missing:
                 raise GatewayRejected(f"The order has no {' or '.join(missing)} yet: complete that step first.")
             before = audit.snapshot(order)
-            plan = s.get(Plan, order.plan_id)
+            plan = existing(s, Plan, order.plan_id)
             problem = limit_problem(plan, len(order.vehicle_ids or []))
             if problem:
                 raise GatewayRejected(f"{problem} Remove vehicles first. Nothing was charged.")
             promo = s.get(Promotion, order.promotion_id) if order.promotion_id else None
-            customer = s.get(Customer, order.customer_id)
+            customer = existing(s, Customer, order.customer_id)
             if anchor is None:
                 price = price_with(promo, plan_subtotal(plan, max(1, len(order.vehicle_ids or []))))
                 order.subtotal_cents, order.discount_cents = price.subtotal_cents, price.discount_cents
@@ -205,7 +199,6 @@ class BillingService:
             # gateway answers an old key with its old decline, and a step must never run without
             # the steps before it.
             attempt = attempt_suffix(s, order.id)
-            pm = s.get(PaymentMethod, order.payment_method_id) if order.payment_method_id else None
             if not customer.gateway_customer_id:
                 enqueue(s, order_id=order.id, operation="customer.ensure", payload={"customer_id": customer.id},
                         idempotency_key=make_key(k, "customer"))
@@ -213,13 +206,14 @@ class BillingService:
                 if not order.gateway_payment_id:
                     enqueue_charge(s, order, currency=self.currency)  # its generated card pays the renewals
             else:
+                pm = existing(s, PaymentMethod, order.payment_method_id)
                 enqueue(s, order_id=order.id, operation="card.save", payload={"payment_method_row_id": pm.id},
                         idempotency_key=make_key(k, "card", pm.gateway_token + attempt))
-            if not present and order.due_today_cents > 0 and not order.gateway_payment_id:  # taken already: never again
-                enqueue(s, order_id=order.id, operation="payment.charge",
-                        payload={"payment_method_row_id": pm.id, "amount_cents": order.due_today_cents,
-                                 "currency": self.currency, "tax_cents": order.tax_cents},
-                        idempotency_key=make_key(k, "charge", pm.gateway_token + attempt))
+                if order.due_today_cents > 0 and not order.gateway_payment_id:  # taken already: never again
+                    enqueue(s, order_id=order.id, operation="payment.charge",
+                            payload={"payment_method_row_id": pm.id, "amount_cents": order.due_today_cents,
+                                     "currency": self.currency, "tax_cents": order.tax_cents},
+                            idempotency_key=make_key(k, "charge", pm.gateway_token + attempt))
             # A sale's promotion is spent on today's charge; a migration's on its first invoice.
             sub_promo = promo.id if (promo and anchor is not None) else None
             enqueue(s, order_id=order.id, operation="subscription.create",
@@ -238,6 +232,7 @@ class BillingService:
     def _ensure_membership(self, s: Session, order: SalesOrder, kind: str, first_billing: dt.date,
                            today: dt.date) -> None:
         if order.membership_id is None:
+            assert order.customer_id is not None and order.plan_id is not None  # checked by _record_steps
             m = Membership(customer_id=order.customer_id, plan_id=order.plan_id, status=MembershipStatus.ACTIVE,
                            source=MembershipSource.MIGRATION if kind == OrderKind.MIGRATION else MembershipSource.SALE,
                            started_on=today, next_billing_on=first_billing, paid_through=first_billing,
@@ -252,17 +247,18 @@ class BillingService:
                 _count_redemption(s, order.promotion_id, +1)
             audit.record(s, self.actor, "membership.create", "membership", m.id, after=audit.snapshot(m))
         else:
-            m = s.get(Membership, order.membership_id)
+            m = existing(s, Membership, order.membership_id)
             m.status, m.next_billing_on, m.pending_sync = MembershipStatus.ACTIVE, first_billing, True
             m.paid_through = first_billing  # the period charged today (a sale) or kept (a migration)
             s.add(m)
 
     def outcome(self, order_id: int) -> BillingOutcome:
         with self.db.read() as s:
-            return self._outcome(s.get(SalesOrder, order_id))
+            return self._outcome(existing(s, SalesOrder, order_id))
 
     @staticmethod
     def _outcome(order: SalesOrder) -> BillingOutcome:
+        assert order.id is not None  # a stored row
         return BillingOutcome(order.id, order.state, order.last_error, order.state == OrderState.PENDING_SYNC)
 
     def cancel_order(self, order_id: int) -> BillingOutcome:
@@ -272,14 +268,14 @@ class BillingService:
         was lost is looked up at the gateway (and refunded if it happened). The outcome's message
         says which."""
         with self.db.write() as s:
-            order = s.get(SalesOrder, order_id, with_for_update=True)
+            order = existing(s, SalesOrder, order_id, lock=True)
             if order.state == OrderState.CANCELLED:
                 return self._outcome(order)  # already done: a second tap changes nothing
             if order.state == OrderState.COMPLETED or order.gateway_subscription_id:
                 raise GatewayRejected("A completed order cannot be cancelled here: refund or cancel the membership.")
             # Locked: a replayer's claim either committed before (and is seen here) or waits for this
             # transaction and then finds the rows no longer pending.
-            rows = s.exec(select(Outbox).where(Outbox.order_id == order_id).order_by(Outbox.id)
+            rows = s.exec(select(Outbox).where(Outbox.order_id == order_id).order_by(col(Outbox.id))
                           .with_for_update()).all()
             if any(r.status == OutboxStatus.PENDING and lease_is_live(r, utcnow()) for r in rows):
                 raise GatewayRejected("The payment is being taken right now: wait for the reader or the screen "
@@ -299,11 +295,11 @@ class BillingService:
                          after=audit.snapshot(order))
         self.run_settlements(order_id)
         with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
+            order = existing(s, SalesOrder, order_id)
             lookup = s.exec(select(Outbox).where(Outbox.operation == "payment.refund_if_charged",
                                                  Outbox.status == OutboxStatus.DONE)).all()
             for row in lookup:
-                if row.payload.get("order_id") == order_id:  # the gateway answered: say what it found
+                if (row.payload or {}).get("order_id") == order_id:  # the gateway answered: say what it found
                     amount = int((row.result or {}).get("amount_cents") or 0)
                     order.last_error = (f"The {money(amount)} charge that reached the bank is refunded automatically."
                                         if amount else None)
@@ -312,6 +308,7 @@ class BillingService:
 
     def _settle(self, s: Session, order: SalesOrder, unsure: list[Outbox], reason: str) -> str | None:
         """Queue the refund of whatever the order took (or may have taken); the attendant's words."""
+        assert order.id is not None  # a stored row
         k = order.idempotency_key
         if order.gateway_payment_id:
             # What is still ours to give back: a manager may have refunded part of it already.
@@ -345,13 +342,14 @@ class BillingService:
             self.processor.run_rows(ids)
 
     def _end_membership(self, s: Session, order: SalesOrder) -> None:
+        assert order.id is not None  # a stored row
         release_order(s, order.id)
         if order.membership_id and order.kind == OrderKind.PLAN_CHANGE:
-            m = s.get(Membership, order.membership_id)
+            m = existing(s, Membership, order.membership_id)
             m.pending_sync = False  # the plan did not change: the membership goes on as it was
             s.add(m)
         elif order.membership_id:
-            m = s.get(Membership, order.membership_id)
+            m = existing(s, Membership, order.membership_id)
             if m.status != MembershipStatus.CANCELLED:
                 m.status, m.pending_sync = MembershipStatus.CANCELLED, False
                 s.add(m)
@@ -361,7 +359,7 @@ class BillingService:
 
     # --- outbox hooks ----------------------------------------------------------------------------------
     def on_synced(self, s: Session, order_id: int) -> None:
-        order = s.get(SalesOrder, order_id)
+        order = existing(s, SalesOrder, order_id)
         if order.state not in (OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC):
             return
         before = audit.snapshot(order)
@@ -369,7 +367,7 @@ class BillingService:
         order.completed_at = order.updated_at = utcnow()
         s.add(order)
         if order.membership_id:
-            m = s.get(Membership, order.membership_id)
+            m = existing(s, Membership, order.membership_id)
             m.pending_sync = False
             m.updated_at = utcnow()
             s.add(m)
@@ -380,7 +378,7 @@ class BillingService:
         """A charge that went through after its order was cancelled: recorded, then refunded."""
         if row.operation not in CHARGE_OPERATIONS or not result.get("payment_id") or row.order_id is None:
             return
-        order = s.get(SalesOrder, row.order_id, with_for_update=True)
+        order = existing(s, SalesOrder, row.order_id, lock=True)
         order.gateway_payment_id = order.gateway_payment_id or result["payment_id"]
         note = self._settle(s, order, [], "charged after the order was cancelled")
         order.last_error = note
@@ -390,18 +388,19 @@ class BillingService:
         on_row_failed(s, row, error)
 
     def on_pending_sync(self, s: Session, order_id: int, error: PaymentError) -> None:
-        order = s.get(SalesOrder, order_id)
+        order = existing(s, SalesOrder, order_id)
         if order.state in (OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC):
             order.state = OrderState.PENDING_SYNC
             order.last_error, order.updated_at = str(error), utcnow()
             s.add(order)
             if order.membership_id:
-                m = s.get(Membership, order.membership_id)
+                m = existing(s, Membership, order.membership_id)
                 m.pending_sync = True
                 s.add(m)
 
     def on_failed(self, s: Session, order_id: int, entry: Outbox, error: PaymentError) -> None:
-        order = s.get(SalesOrder, order_id)
+        order = existing(s, SalesOrder, order_id)
+        assert order.id is not None  # a stored row
         before = audit.snapshot(order)
         if order.gateway_payment_id and entry.operation not in CHARGE_OPERATIONS:
             # The money was taken and a later step failed for good: never keep it stranded.
@@ -418,11 +417,11 @@ class BillingService:
         s.add(order)
         release_order(s, order.id)
         if order.membership_id and order.kind == OrderKind.PLAN_CHANGE:
-            m = s.get(Membership, order.membership_id)
+            m = existing(s, Membership, order.membership_id)
             m.pending_sync = False  # the plan change did not happen: the membership is as it was
             s.add(m)
         elif order.membership_id:
-            m = s.get(Membership, order.membership_id)
+            m = existing(s, Membership, order.membership_id)
             m.status = MembershipStatus.PAST_DUE
             s.add(m)
         audit.record(s, self.actor, "order.payment_failed", "sales_order", order.id, before=before,
@@ -444,16 +443,16 @@ def sync_plans(db: Any, gateway: PaymentGateway, currency: str = "usd",
     for plan in plans:
         synced = gateway.sync_plan(plan_spec(plan, currency))
         with db.write() as s:
-            row = s.get(Plan, plan.id)
+            row = existing(s, Plan, plan.id)
             row.gateway_product_id, row.gateway_price_id = synced.product_id, synced.price_id
             s.add(row)
         out.append((plan.code, synced.product_id, synced.price_id))
     for promo in promos:
         cid = gateway.sync_coupon(promotion_coupon(promo, currency))
         with db.write() as s:
-            row = s.get(Promotion, promo.id)
-            row.gateway_coupon_id = cid
-            s.add(row)
+            promo_row = existing(s, Promotion, promo.id)
+            promo_row.gateway_coupon_id = cid
+            s.add(promo_row)
         out.append((promo.code, "coupon", cid))
     return out
 

@@ -48,7 +48,7 @@ def membership_for_subscription(s: Session, subscription_id: str | None) -> Memb
     if not subscription_id:
         return None
     return s.exec(select(Membership).where(Membership.gateway_subscription_id == subscription_id)
-                  .order_by(Membership.id.desc())).first()  # type: ignore[union-attr]
+                  .order_by(col(Membership.id).desc())).first()
 
 
 def reconcile_subscription(s: Session, m: Membership, sub: SubscriptionState, zone: dt.tzinfo) -> bool:
@@ -127,7 +127,7 @@ def record_invoice(s: Session, inv: InvoiceState, m: Membership | None, *, failu
     if inv.amount_due <= 0 or inv.status in ("draft", "void"):
         return []
     written: list[str] = []
-    base = {"membership_id": m.id if m else None, "customer_id": m.customer_id if m else None,
+    base: dict[str, Any] = {"membership_id": m.id if m else None, "customer_id": m.customer_id if m else None,
             "invoice_id": inv.invoice_id, "payment_id": inv.payment_id, "currency": inv.currency,
             "tax_cents": inv.tax_cents}
     failed = inv.attempt_count - (1 if inv.status == "paid" else 0)

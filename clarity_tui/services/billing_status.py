@@ -10,7 +10,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from clarity_tui.services.board_view import SyncHealth
 from clarity_tui.services.entitlement import EntitlementPolicy, Standing, entitlement
@@ -30,9 +30,10 @@ def members_by_standing(db: Any, policy: EntitlementPolicy, now: dt.datetime) ->
     today = policy.today(now)
     counts: Counter[str] = Counter({name: 0 for name in STATUS_NAMES.values()})
     with db.read() as s:
+        # sqlmodel's select() is typed for at most four columns: the fifth is added.
         for status, paid, resumes, cancelling, expires in s.exec(select(
-                Membership.status, Membership.paid_through, Membership.resumes_on,
-                Membership.cancel_at_period_end, Membership.expires_on)):
+                col(Membership.status), col(Membership.paid_through), col(Membership.resumes_on),
+                col(Membership.cancel_at_period_end)).add_columns(col(Membership.expires_on))):
             judged = entitlement(status, paid_through=paid, resumes_on=resumes, cancel_at_period_end=cancelling,
                                  expires_on=expires, today=today, grace_days=policy.grace_days)
             counts[STATUS_NAMES[judged.standing]] += 1

@@ -21,8 +21,8 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.card_present import CARD_PRESENT_CHARGE, CARD_PRESENT_OPERATIONS
 from clarity_tui.services.dunning import DunningLink
 from clarity_tui.services.hosted_card import HOSTED_CARD_OPERATIONS
-from clarity_tui.services.membership_actions import ACTION_OPERATIONS, make_default
-from clarity_tui.services.outbox import NOT_RUN, Operation
+from clarity_tui.services.membership_steps import ACTION_OPERATIONS, make_default
+from clarity_tui.services.outbox import NOT_RUN, Operation, existing, gateway_customer, payload_of
 from clarity_tui.services.plan_pricing import extra_vehicles, plan_spec
 from clarity_tui.services.reader_card import READER_CARD_OPERATIONS
 from clarity_tui.services.sales_tax import spec_from_payload, tax_metadata
@@ -40,20 +40,20 @@ from db.models import (
 
 
 def _order(s: Session, entry: Outbox) -> SalesOrder:
-    return s.get(SalesOrder, entry.order_id)
+    return existing(s, SalesOrder, entry.order_id)
 
 
 class EnsureCustomer:
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
         with db.read() as s:
-            c = s.get(Customer, entry.payload["customer_id"])
+            c = existing(s, Customer, payload_of(entry)["customer_id"])
             if c.gateway_customer_id:
                 return {"gateway_customer_id": c.gateway_customer_id, "existing": True}
             info = CustomerInfo(c.customer_number, f"{c.first_name} {c.last_name}".strip(), c.email, c.phone_e164)
         return {"gateway_customer_id": gateway.ensure_customer(info, idempotency_key=entry.idempotency_key)}
 
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        c = s.get(Customer, entry.payload["customer_id"])
+        c = existing(s, Customer, payload_of(entry)["customer_id"])
         c.gateway_customer_id = result["gateway_customer_id"]
         c.updated_at = utcnow()
         s.add(c)
@@ -62,20 +62,21 @@ class EnsureCustomer:
 class SaveCard:
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
         with db.read() as s:
-            pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
-            cus = s.get(Customer, pm.customer_id).gateway_customer_id
+            pm = existing(s, PaymentMethod, payload_of(entry)["payment_method_row_id"])
+            cus = gateway_customer(s, pm.customer_id)
             token = CardToken(pm.gateway_token, pm.brand, pm.last4, pm.exp_month, pm.exp_year)
         saved = gateway.save_card(cus, token, idempotency_key=entry.idempotency_key,
-                                  make_default=entry.payload.get("make_default", True))
+                                  make_default=payload_of(entry).get("make_default", True))
         return {"payment_method_id": saved.payment_method_id, "brand": saved.brand, "last4": saved.last4,
                 "exp_month": saved.exp_month, "exp_year": saved.exp_year}
 
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
+        pm = existing(s, PaymentMethod, payload_of(entry)["payment_method_row_id"])
         pm.brand, pm.last4 = result["brand"] or pm.brand, result["last4"] or pm.last4
         pm.exp_month, pm.exp_year = result["exp_month"] or pm.exp_month, result["exp_year"] or pm.exp_year
         s.add(pm)
-        if entry.payload.get("make_default", True):
+        if payload_of(entry).get("make_default", True):
+            assert pm.id is not None  # a stored row
             make_default(s, pm.id)
 
 
@@ -83,19 +84,20 @@ class Charge:
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
         with db.read() as s:
             order = _order(s, entry)
-            pm = s.get(PaymentMethod, entry.payload["payment_method_row_id"])
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
-        r = gateway.charge(cus, pm.gateway_token, entry.payload["amount_cents"],
-                           currency=entry.payload.get("currency", "usd"),
+            p = payload_of(entry)
+            pm = existing(s, PaymentMethod, p["payment_method_row_id"])
+            cus = gateway_customer(s, order.customer_id)
+        r = gateway.charge(cus, pm.gateway_token, p["amount_cents"],
+                           currency=p.get("currency", "usd"),
                            metadata={"clarity_order": str(order.id), "order_key": order.idempotency_key,
-                                     **tax_metadata(entry.payload)},
+                                     **tax_metadata(p)},
                            idempotency_key=entry.idempotency_key)
         return {"payment_id": r.payment_id, "charge_id": r.charge_id, "amount_cents": r.amount_cents}
 
     def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
         with db.read() as s:
             order = _order(s, entry)
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            cus = gateway_customer(s, order.customer_id)
         found = gateway.find_charge(cus, order.idempotency_key)
         if found is None:
             return None
@@ -109,12 +111,12 @@ class Charge:
 
 class CreateSubscription:
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        p = entry.payload
+        p = payload_of(entry)
         with db.read() as s:
             order = _order(s, entry)
-            plan = s.get(Plan, order.plan_id)
-            promo = s.get(Promotion, p["promotion_id"]) if p.get("promotion_id") else None
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            plan = existing(s, Plan, order.plan_id)
+            promo = existing(s, Promotion, p["promotion_id"]) if p.get("promotion_id") else None
+            cus = gateway_customer(s, order.customer_id)
             spec = plan_spec(plan, p.get("currency", "usd"))
             coupon = promotion_coupon(promo, p.get("currency", "usd")) if promo else None
             # Rows from before family billing have no count: the order's vehicles say it.
@@ -133,11 +135,12 @@ class CreateSubscription:
                 "price_id": synced.price_id, "coupon_id": coupon_id, "tax_rate_ids": tax_rate_ids}
 
     def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
+        p = payload_of(entry)
         with db.read() as s:
             order = _order(s, entry)
-            plan = s.get(Plan, order.plan_id)
-            promo = s.get(Promotion, entry.payload["promotion_id"]) if entry.payload.get("promotion_id") else None
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            plan = existing(s, Plan, order.plan_id)
+            promo = existing(s, Promotion, p["promotion_id"]) if p.get("promotion_id") else None
+            cus = gateway_customer(s, order.customer_id)
             product_id, price_id = plan.gateway_product_id, plan.gateway_price_id
             coupon_id = promo.gateway_coupon_id if promo else None
         found = gateway.find_subscription(cus, order.idempotency_key)
@@ -151,15 +154,15 @@ class CreateSubscription:
         order.gateway_subscription_id = result["subscription_id"]
         s.add(order)
         if order.membership_id:
-            m = s.get(Membership, order.membership_id)
+            m = existing(s, Membership, order.membership_id)
             m.gateway_subscription_id = result["subscription_id"]
             s.add(m)
-        plan = s.get(Plan, order.plan_id)
+        plan = existing(s, Plan, order.plan_id)
         if result.get("product_id") and result.get("price_id"):  # a recovered result may not know them
             plan.gateway_product_id, plan.gateway_price_id = result["product_id"], result["price_id"]
             s.add(plan)
-        if result.get("coupon_id") and entry.payload.get("promotion_id"):
-            promo = s.get(Promotion, entry.payload["promotion_id"])
+        if result.get("coupon_id") and payload_of(entry).get("promotion_id"):
+            promo = existing(s, Promotion, payload_of(entry)["promotion_id"])
             promo.gateway_coupon_id = result["coupon_id"]
             s.add(promo)
 
@@ -172,13 +175,13 @@ class RefundIfCharged:
 
     def _found(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> tuple[Any, dict[str, Any] | None]:
         with db.read() as s:
-            order = s.get(SalesOrder, entry.payload["order_id"])
-            cus = s.get(Customer, order.customer_id).gateway_customer_id
+            order = existing(s, SalesOrder, payload_of(entry)["order_id"])
+            cus = existing(s, Customer, order.customer_id).gateway_customer_id  # none: nothing was charged
             key = order.idempotency_key
         charge = gateway.find_charge(cus, key) if cus else None
         if charge is None:
             return None, {"payment_id": None, "amount_cents": 0, "refund_id": None}
-        for refund_key in [*(entry.payload.get("prior_keys") or []), entry.idempotency_key]:
+        for refund_key in [*(payload_of(entry).get("prior_keys") or []), entry.idempotency_key]:
             done = gateway.find_refund(charge.payment_id, refund_key)
             if done is not None:
                 return charge, {"payment_id": charge.payment_id, "amount_cents": done.amount_cents,
@@ -197,7 +200,7 @@ class RefundIfCharged:
         return known if charge is not None else None
 
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        order_id = entry.payload["order_id"]
+        order_id = payload_of(entry)["order_id"]
         if result.get("payment_id"):
             s.exec(update(SalesOrder).where(col(SalesOrder.id) == order_id).values(
                 gateway_payment_id=func.coalesce(col(SalesOrder.gateway_payment_id), result["payment_id"]),
@@ -223,7 +226,7 @@ def charged_cents(s: Session, order: SalesOrder) -> int:
     for row in s.exec(select(Outbox).where(Outbox.order_id == order.id,
                                            col(Outbox.operation).in_(CHARGE_OPERATIONS))):
         if (row.result or {}).get("payment_id") == order.gateway_payment_id:
-            return int(row.result.get("amount_cents") or 0)
+            return int((row.result or {}).get("amount_cents") or 0)
     return order.due_today_cents
 
 

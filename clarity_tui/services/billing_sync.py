@@ -30,6 +30,9 @@ the subscription is retrieved again.
 
 A gateway outage leaves every membership as it was: entitlement then runs out with the grace days,
 and the board's banner says why (see entitlement.py, board_view.SyncHealth).
+
+Past 400 lines on purpose: one job, the sync pass (events, then reconcile) and the leadership lease
+that guards it; they share one state row and change together.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ from clarity_tui.services.billing_reconcile import (
     record_invoice,
     record_refunds,
 )
-from clarity_tui.services.outbox import _owner_alive
+from clarity_tui.services.outbox import owner_alive
 from db.models import Membership, MembershipStatus, utcnow
 from db.models_billing import BillingSync as SyncRow
 from db.models_billing import GatewayEvent as EventRow
@@ -268,7 +271,7 @@ class BillingSync:
     def _version_of(self, subscription_id: str) -> tuple[int, int] | None:
         with self.db.read() as s:
             m = membership_for_subscription(s, subscription_id)
-            return None if m is None else (m.id, m.version)  # type: ignore[return-value]
+            return None if m is None or m.id is None else (m.id, m.version)
 
     def _locked_current(self, s: Session, m: Membership | None, seen: tuple[int, int] | None) -> Membership | None:
         """The membership locked (PostgreSQL; SQLite's writer already holds the database), or _Stale when it
@@ -334,7 +337,7 @@ class BillingSync:
     def _succeeded(self, began: dt.datetime) -> None:
         with self.db.write() as s:
             self._row_for_update(s)
-            s.exec(update(SyncRow).where(col(SyncRow.name) == SYNC_NAME)  # type: ignore[call-overload]
+            s.exec(update(SyncRow).where(col(SyncRow.name) == SYNC_NAME)
                    .values(last_success_at=utcnow(), last_error=None))
             clock = self._row_for_update(s, GATEWAY_CLOCK_ROW)
             clock.last_success_at = began
@@ -444,7 +447,7 @@ class BillingSync:
             if until is not None and until.tzinfo is None:
                 until = until.replace(tzinfo=dt.UTC)
             held = row.leader and row.leader != self.owner and until is not None and until > now
-            if held and _owner_alive(row.leader):
+            if held and owner_alive(row.leader):
                 return False
             row.leader, row.leader_until = self.owner, now + LEASE
             return True
@@ -462,7 +465,8 @@ class BillingSync:
             except IntegrityError:
                 pass
             row = s.get(SyncRow, name, with_for_update=not self.db.is_sqlite, populate_existing=True)
-        return row  # type: ignore[return-value]
+            assert row is not None  # made above, here or by the process that won the race
+        return row
 
     def _mark(self, *, only_if_leader: bool = False, **values: Any) -> None:
         with self.db.write() as s:
@@ -470,7 +474,7 @@ class BillingSync:
             stmt = update(SyncRow).where(col(SyncRow.name) == SYNC_NAME)
             if only_if_leader:
                 stmt = stmt.where(col(SyncRow.leader) == self.owner)
-            s.exec(stmt.values(**values))  # type: ignore[call-overload]
+            s.exec(stmt.values(**values))
 
 
 def apply_due_dates(db: Any, today: dt.date) -> list[int]:

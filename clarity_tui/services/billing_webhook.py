@@ -86,8 +86,9 @@ def _event_shaped(body: Any) -> bool:
     data = body.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     return (isinstance(body.get("id"), str) and bool(body["id"]) and isinstance(body.get("type"), str)
-            and bool(body["type"]) and isinstance(obj, dict) and isinstance(obj.get("id"), str) and bool(obj["id"])
-            and isinstance(data.get("previous_attributes") or {}, dict))  # type: ignore[union-attr]
+            and bool(body["type"]) and isinstance(data, dict) and isinstance(obj, dict)
+            and isinstance(obj.get("id"), str) and bool(obj["id"])
+            and isinstance(data.get("previous_attributes") or {}, dict))
 
 
 class _Handler(LimitedHandler):

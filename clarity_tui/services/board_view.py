@@ -14,7 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from clarity_tui.services.entitlement import Entitlement, EntitlementPolicy, Standing, entitlement
-from clarity_tui.services.plates import CONFUSIONS, normalize_plate, plate_shape
+from clarity_tui.services.plates import normalize_plate, plate_shape
+from db.plate_shape import plate_shape_sql_text
+from db.states import CURRENT_MEMBERSHIP_STATES, OPEN_SESSION_STATES, sql_in
 
 
 class Badge(StrEnum):
@@ -37,8 +39,6 @@ BADGE_LABELS = {
     Badge.NEW: "NEW",
 }
 
-# Membership statuses that decide the badge, best first (the sale and the record rank by status).
-_RANKED_STATUSES = ("active", "past_due", "paused")
 # Standings that still belong to a member (the plan name is shown with them).
 _MEMBER_STANDINGS = (Standing.MEMBER, Standing.PAST_DUE, Standing.PAUSED)
 
@@ -83,7 +83,9 @@ class LaneView:
 
 
 def membership_rank(status: str) -> int:
-    return _RANKED_STATUSES.index(status) if status in _RANKED_STATUSES else len(_RANKED_STATUSES)
+    """Current memberships best first (db.states.CURRENT_MEMBERSHIP_STATES), then every other status."""
+    ranked = CURRENT_MEMBERSHIP_STATES
+    return ranked.index(status) if status in ranked else len(ranked)
 
 
 def badge_for(standing: Standing | None, legacy_member_id: int | None) -> Badge:
@@ -108,12 +110,15 @@ def as_utc(value: Any) -> dt.datetime:
 HOLD_TTL = dt.timedelta(minutes=15)
 
 _LANES_SQL = "SELECT id, name, kind FROM lane WHERE active = {true} ORDER BY position, id"
+# The board's lists of states come from db/states.py (tests/test_one_source_rules.py reads them back).
+OPEN_SESSIONS_WHERE = sql_in("s.status", OPEN_SESSION_STATES)
+CURRENT_MEMBERSHIPS_WHERE = sql_in("m.status", CURRENT_MEMBERSHIP_STATES)
 _SESSIONS_SQL = """
 SELECT s.id, s.lane_id, s.plate, s.make, s.model, s.colour, s.arrived_at, s.status, s.held_by, s.held_at,
        s.confidence, s.customer_id, s.legacy_member_id, c.first_name, c.last_name, s.vehicle_id
 FROM vehicle_session s
 LEFT JOIN customer c ON c.id = s.customer_id
-WHERE s.status IN ('waiting', 'in_service') {only}
+WHERE {where}
 ORDER BY s.arrived_at, s.id
 """
 # The badge is the car's, not the customer's: a member's second car that no membership covers
@@ -141,14 +146,12 @@ def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = Non
     policy = policy or EntitlementPolicy()
     now = now or dt.datetime.now(dt.UTC)
     today = policy.today(now)
-    only = ""
-    sql = _SESSIONS_SQL
+    where = OPEN_SESSIONS_WHERE
     if session_ids is not None:
         if not session_ids:
             return []
-        sql = sql.replace("WHERE s.status IN ('waiting', 'in_service') {only}", "WHERE s.id IN ({only})")
-        only = ",".join(str(int(i)) for i in session_ids)
-    rows = _fetch(conn, sql.format(only=only))
+        where = f"s.id IN ({','.join(str(int(i)) for i in session_ids)})"
+    rows = _fetch(conn, _SESSIONS_SQL.format(where=where))
     vehicle_ids = sorted({r[15] for r in rows if r[15] is not None})
     best: dict[int, tuple[Entitlement, bool, str]] = {}
     if vehicle_ids:
@@ -191,15 +194,13 @@ def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = Non
     return bubbles
 
 
-# The plate's shape in SQL, exactly as db.models.plate_shape_sql builds it (same replacements, same order),
-# so the expression index on vehicle plates (ix_vehicle_plate_shape, migration 0010) answers the probe.
-_SHAPE_SQL = "v.plate_normalized"
-for _old, _new in CONFUSIONS.items():
-    _SHAPE_SQL = f"replace({_SHAPE_SQL}, '{_old}', '{_new}')"
+# The plate's shape in SQL, the same expression as the index on vehicle plates (ix_vehicle_plate_shape,
+# migration 0010) is built on, so the index answers the probe.
+SHAPE_SQL = plate_shape_sql_text("v.plate_normalized")
 _LOOKALIKES_SQL = f"""
-SELECT DISTINCT v.plate_normalized, {_SHAPE_SQL}
+SELECT DISTINCT v.plate_normalized, {SHAPE_SQL}
 FROM vehicle v JOIN membership_vehicle mv ON mv.vehicle_id = v.id JOIN membership m ON m.id = mv.membership_id
-WHERE {_SHAPE_SQL} IN ({{shapes}}) AND m.status IN ('active', 'past_due', 'paused')
+WHERE {SHAPE_SQL} IN ({{shapes}}) AND {CURRENT_MEMBERSHIPS_WHERE}
 """
 _SAFE_SHAPE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 

@@ -36,17 +36,17 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from clarity_tui.payments import errors as E
 from clarity_tui.payments.base import CardPresentPayment, PaymentGateway
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.outbox import NOT_RUN, Operation, enqueue, make_key
+from clarity_tui.services.outbox import NOT_RUN, Operation, enqueue, existing, make_key, payload_of
 from clarity_tui.services.permissions import Permission, require
 from clarity_tui.services.sales_tax import tax_metadata
 from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder, utcnow
@@ -82,7 +82,7 @@ class _Attended:
         with _MOTO_LOCK:
             return order_key in _MOTO_ORDERS
 
-    def run(self, call: Callable[[Any], Awaitable[T]]) -> T:
+    def run(self, call: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         """Run a reader coroutine from this worker thread: on the app's loop when it has one (so the
         UI's Cancel reaches the same reader action), else on a loop of its own."""
         if self.loop is not None and self.loop.is_running():
@@ -93,7 +93,7 @@ class _Attended:
             if running is self.loop:
                 raise RuntimeError("Card-present billing waits for the reader: run it in a worker thread.")
             return asyncio.run_coroutine_threadsafe(call(self.reader), self.loop).result()
-        return asyncio.run(call(self.reader))  # type: ignore[arg-type]
+        return asyncio.run(call(self.reader))
 
 
 # Orders whose card the attendant keys on the reader (MOTO) instead of the customer presenting it: a
@@ -194,7 +194,7 @@ def enqueue_charge(s: Session, order: SalesOrder, *, currency: str = "usd") -> O
         raise E.GatewayRejected("Nothing is due today, so the card cannot be taken as a payment: read it on the "
                                 "reader to save it instead.")
     rows = s.exec(select(Outbox).where(Outbox.order_id == order.id, Outbox.operation == CARD_PRESENT_CHARGE)
-                  .order_by(Outbox.id)).all()
+                  .order_by(col(Outbox.id))).all()
     failed = sum(1 for r in rows if r.status == OutboxStatus.FAILED and r.last_error != NOT_RUN)
     return enqueue(s, order_id=order.id, operation=CARD_PRESENT_CHARGE,
                    payload={"amount_cents": order.due_today_cents, "currency": currency, "attempt": failed + 1,
@@ -236,7 +236,7 @@ class CardPresentCharge:
 
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
         order_id, order_key, cus = self._context(db, entry)
-        key, p = entry.idempotency_key, entry.payload
+        key, p = entry.idempotency_key, payload_of(entry)
         attended = _ATTENDED.get()
         moto = bool(attended and attended.wants_moto(order_key))
         if int(p.get("attempt") or 1) > 1:
@@ -315,7 +315,8 @@ class CardPresentCharge:
         return None if found is None else self._settle(gateway, cus, found, entry.idempotency_key)
 
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        order = s.get(SalesOrder, entry.order_id)
+        order = existing(s, SalesOrder, entry.order_id)
+        assert order.customer_id is not None  # _context refused an order with no customer
         order.gateway_payment_id = result["payment_id"]
         with _MOTO_LOCK:
             _MOTO_ORDERS.discard(order.idempotency_key)

@@ -22,7 +22,8 @@ from sqlmodel import Session, col, or_, select
 
 from clarity_tui.services import audit
 from clarity_tui.services.customer_input import CustomerError
-from clarity_tui.services.identity import fold, phone_reversed_digits
+from clarity_tui.services.customers.base import saved_id
+from clarity_tui.services.identity import display_name, fold, phone_reversed_digits
 from db.models import Customer, Membership, OrderKind, OrderState, SalesOrder
 
 if TYPE_CHECKING:
@@ -87,8 +88,9 @@ def find_duplicate(s: Session, phone_e164: str | None, email: str | None, first_
         if not fields:
             continue
         same_name = (fold(c.first_name), fold(c.last_name)) == (fold(first_name), fold(last_name))
-        dup = Duplicate(c.id, c.customer_number, f"{c.first_name} {c.last_name}".strip(), fields,  # type: ignore[arg-type]
-                        same_name, _has_membership(s, c.id), _on_open_order(s, c.id))  # type: ignore[arg-type]
+        cid = saved_id(c)
+        dup = Duplicate(cid, c.customer_number, display_name(c.first_name, c.last_name), fields,
+                        same_name, _has_membership(s, cid), _on_open_order(s, cid))
         rank = (-len(fields), -int(same_name))
         if best is None or rank < best[0]:
             best = (rank, dup)
@@ -120,8 +122,8 @@ def previous_migration_customer(s: Session, legacy_member_id: int) -> Customer |
         SalesOrder.kind == OrderKind.MIGRATION, SalesOrder.legacy_member_id == legacy_member_id,
         SalesOrder.state == OrderState.CANCELLED, col(SalesOrder.customer_id).is_not(None))
         .order_by(col(SalesOrder.id).desc())).all()
-    for customer_id in dict.fromkeys(rows):
-        if not _has_membership(s, customer_id) and not _on_open_order(s, customer_id):  # type: ignore[arg-type]
+    for customer_id in dict.fromkeys(r for r in rows if r is not None):
+        if not _has_membership(s, customer_id) and not _on_open_order(s, customer_id):
             found = s.get(Customer, customer_id)
             if found is not None:
                 return found
@@ -151,7 +153,7 @@ def create_or_reuse(customers: CustomerService, actor: Actor, form: ContactForm,
             why = f"same name and {exc.duplicate.what}, no membership yet"
             if reused is None:
                 raise
-    customer = customers.update_contact(actor, reused.id, reused.version, form)  # type: ignore[arg-type]
+    customer = customers.update_contact(actor, saved_id(reused), reused.version, form)
     with db.write() as s:
         audit.record(s, actor, "customer.reused", "customer", customer.id,
                      after={"customer_number": customer.customer_number, "why": why, "order_id": order_id,

@@ -1,15 +1,17 @@
 """The customer record's refusals, and the parsing of typed values that produces them.
 
-Split from customers.py so the record's parts (customers.py, customer_memberships.py) share them
-without importing each other.
+A leaf module (no service imports), so the record's parts (services/customers/), the duplicate check
+and the membership screens share them without importing each other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from clarity_tui.errors import UserFacingError
 
-class CustomerError(Exception):
+
+class CustomerError(UserFacingError):
     """A refused change; str() says what happened and what to do."""
 
 

@@ -33,6 +33,9 @@ or sending, its `detail` names the owner (`host:pid:token`) and the claim's time
 
 A customer with no mobile number (or a landline) is recorded `skipped`, with the reason, and the run
 goes on. So is a link the gateway refuses for good.
+
+Past 400 lines on purpose: one job, the dunning pass and its claim/send bookkeeping, which the
+crash-safety argument above spans.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from clarity_tui.payments.errors import GatewayRejected
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.membership_payments import OpenFailedInvoice, open_failed_invoices
-from clarity_tui.services.outbox import _owner_alive, enqueue, make_key
+from clarity_tui.services.outbox import owner_alive, enqueue, make_key, payload_of
 from clarity_tui.services.plan_pricing import money
 from clarity_tui.sitetime import site_date, stored_utc
 from db.models import Customer, Membership, MembershipStatus, Outbox, OutboxStatus, utcnow
@@ -91,7 +94,7 @@ class DunningLink:
     """The gateway's card-update page for the customer (no money moves: no `recover` needed)."""
 
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        p = entry.payload
+        p = payload_of(entry)
         with db.read() as s:
             c = s.get(Customer, p["customer_id"])
             cus = c.gateway_customer_id if c is not None else None
@@ -101,7 +104,7 @@ class DunningLink:
         return {"url": url}
 
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        msg = s.get(DunningMessage, entry.payload.get("dunning_message_id"))
+        msg = s.get(DunningMessage, payload_of(entry).get("dunning_message_id"))
         if msg is not None and not msg.link_url:
             msg.link_url = result["url"]
             s.add(msg)
@@ -241,7 +244,7 @@ def settle_abandoned(db: Any, actor: Actor) -> dict[str, int]:
             col(DunningMessage.status).in_([DunningStatus.CLAIMED, DunningStatus.SENDING]))).all()
     for r in rows:
         owner, since = _claim_of(r.detail)
-        if owner is not None and _owner_alive(owner) and since is not None and now - since < CLAIM_LEASE:
+        if owner is not None and owner_alive(owner) and since is not None and now - since < CLAIM_LEASE:
             continue
         to = DunningStatus.UNKNOWN if r.status == DunningStatus.SENDING else DunningStatus.FAILED
         why = ("the terminal stopped while sending: the text may have gone out, so it is not sent again"
@@ -329,7 +332,7 @@ class _Runner:
             phone = customer.phone_e164 if customer is not None else None
             customer_id = customer.id if customer is not None else None
         problem = _phone_problem(phone, self.settings.site.phone_region)
-        if problem is not None or customer_id is None:
+        if problem is not None or customer_id is None or phone is None:
             return self._finish(msg_id, tag, due, DunningStatus.SKIPPED, problem or "no customer on file",
                                 from_=DunningStatus.CLAIMED)
         if self.messaging is None:
@@ -351,7 +354,7 @@ class _Runner:
         if moved != 1:
             return DunningOutcome(inv.membership_id, inv.invoice_id, step, "busy", "the claim was taken over")
         try:
-            sent = self.messaging.send(phone, body)  # type: ignore[arg-type]
+            sent = self.messaging.send(phone, body)
         except MessagingError as exc:
             status = DunningStatus.FAILED if _surely_not_sent(exc) else DunningStatus.UNKNOWN
             return self._finish(msg_id, tag, due, status, str(exc), from_=DunningStatus.SENDING, phone=phone)
@@ -392,6 +395,7 @@ class _Runner:
                                    "chain": f"dunning-{inv.invoice_id}-{due.step}"},
                           idempotency_key=link_key(inv.invoice_id, due.step))
             row_id, done = row.id, row.status == OutboxStatus.DONE
+            assert row_id is not None  # flushed by enqueue
         run = None if done else self.processor.run_rows([row_id])
         with self.db.read() as s:
             row = s.get(Outbox, row_id)

@@ -27,14 +27,15 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.messaging.base import MessagingError, SmsProvider
 from clarity_tui.payments import errors as E
 from clarity_tui.payments.base import PaymentGateway
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.identity import InvalidPhone, normalize_phone
-from clarity_tui.services.membership_actions import card_row
-from clarity_tui.services.outbox import Operation, OutboxProcessor, enqueue, make_key
+from clarity_tui.services.membership_steps import card_row
+from clarity_tui.services.outbox import Operation, OutboxProcessor, enqueue, existing, make_key, payload_of
 from clarity_tui.services.permissions import Permission, guarded
 from db.models import Customer, Outbox, OutboxStatus, SalesOrder, utcnow
 
@@ -45,7 +46,7 @@ class CreateHostedCardPage:
     """`card.hosted_page`: a Checkout Session in setup mode for the order's customer (no money moves)."""
 
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        p = entry.payload
+        p = payload_of(entry)
         with db.read() as s:
             customer = s.get(Customer, p["customer_id"])
             cus = customer.gateway_customer_id if customer else None
@@ -66,7 +67,7 @@ class CreateHostedCardPage:
 HOSTED_CARD_OPERATIONS: dict[str, Operation] = {HOSTED_CARD_PAGE: CreateHostedCardPage()}
 
 
-class HostedCardError(Exception):
+class HostedCardError(UserFacingError):
     """str() says what to do (type the phone again, use the reader, ask a technician)."""
 
 
@@ -197,8 +198,10 @@ class HostedCardService:
     def _attach(self, order_id: int, page: Any) -> int:
         """The page's card becomes the order's card (saved on the customer, made the default at billing)."""
         with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
+            order = existing(s, SalesOrder, order_id)
+            assert order.customer_id is not None  # the page was made for the order's customer
             pm = card_row(s, order.customer_id, self.gateway.name, page)
+            assert pm.id is not None  # flushed by card_row
             if order.payment_method_id != pm.id:
                 order.payment_method_id = pm.id
                 order.card_present = False

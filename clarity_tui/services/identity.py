@@ -1,4 +1,7 @@
-"""Validation and search keys for people: phone (phonenumbers), email (email-validator), names."""
+"""Validation, display and search keys for people: phone (phonenumbers), email (email-validator), names.
+
+One source for each rule: `display_phone` is how a stored phone reads on every customer screen,
+`display_name` is how a customer's name reads."""
 
 from __future__ import annotations
 
@@ -8,14 +11,16 @@ import unicodedata
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from clarity_tui.errors import UserFacingError
+
 _DIGITS = re.compile(r"\D")
 
 
-class InvalidPhone(ValueError):
+class InvalidPhone(UserFacingError, ValueError):
     pass
 
 
-class InvalidEmail(ValueError):
+class InvalidEmail(UserFacingError, ValueError):
     pass
 
 
@@ -38,7 +43,23 @@ def normalize_phone(raw: str, region: str = "US") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def display_phone(e164: str | None, site_region: str = "US") -> str:
+    """National format for the site's own country, international (+44 20 ...) otherwise,
+    so the number reads right and parses back to the same E.164 when the form is saved."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    same = phonenumbers.region_code_for_number(number) == site_region.upper()
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if same else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)
+
+
 def format_phone(e164: str | None) -> str:
+    """National format whatever the country. Prefer `display_phone`, which keeps a foreign number's
+    country code; this one remains for the session and sale screens until they move to it."""
     if not e164:
         return ""
     try:
@@ -56,6 +77,11 @@ def normalize_email(raw: str) -> str:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InvalidEmail(f"'{text}' is not a valid email address: {exc}") from exc
+
+
+def display_name(first_name: str | None, last_name: str | None) -> str:
+    """'Sofia Evans'; just one of them when the other is empty, '' when both are."""
+    return f"{first_name or ''} {last_name or ''}".strip()
 
 
 def fold(text: str | None) -> str:

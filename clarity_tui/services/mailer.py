@@ -11,6 +11,7 @@ import ssl
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.config import SmtpConfig
 
 
@@ -31,7 +32,7 @@ def make_mailer(settings: Any) -> Mailer | SimulatedMailer:
     return Mailer(settings.smtp)
 
 
-class MailError(RuntimeError):
+class MailError(UserFacingError, RuntimeError):
     """str() says what failed and what to check."""
 
 

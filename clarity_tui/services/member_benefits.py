@@ -24,12 +24,14 @@ from sqlmodel import Session, col, or_, select
 
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.customer_input import CustomerError, NotFound
+from clarity_tui.services.customer_input import CustomerError, NotFound, ValidationFailed
+from clarity_tui.services.customers.account_items import benefit_values
+from clarity_tui.services.customers.base import saved_id
 from clarity_tui.services.permissions import Permission, require
 from db.engine import Database
-from db.models import AccountBenefit, Membership, MembershipStatus
+from clarity_tui.services.membership_rules import is_current
+from db.models import AccountBenefit, Membership
 
-CURRENT = (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.PAUSED)
 FIELDS = ["id", "customer_id", "membership_id", "kind", "description", "quantity", "remaining", "expires_on"]
 
 
@@ -62,7 +64,7 @@ def of_membership(benefits: Iterable[Any], membership_id: int, status: str, toda
     rows that belong to no membership (account benefits, rows from before migration 0011).
 
     `benefits` are the customer's AccountBenefit rows; another membership's extras are never among them."""
-    own = status in CURRENT
+    own = is_current(status)
     return live([b for b in benefits
                  if b.membership_id is None or (own and b.membership_id == membership_id)], today)
 
@@ -89,7 +91,7 @@ class MemberBenefits:
                 AccountBenefit.customer_id == m.customer_id,
                 or_(col(AccountBenefit.membership_id).is_(None), AccountBenefit.membership_id == m.id),
             ).order_by(col(AccountBenefit.id))).all()
-            return of_membership(rows, m.id, m.status, self.today())
+            return of_membership(rows, saved_id(m), m.status, self.today())
 
     def _membership(self, s: Session, membership_id: int) -> Membership:
         m = s.get(Membership, membership_id)
@@ -101,16 +103,12 @@ class MemberBenefits:
             expires_on: str | dt.date | None = None) -> int:
         """Grant an extra benefit to a current membership's member. Managers (or a manager's PIN) only."""
         require(actor, Permission.BENEFIT)
-        from clarity_tui.services.customers import CustomerService
-
-        values = CustomerService(self.db)._benefit_values(kind, description, quantity, None, expires_on)
+        values = benefit_values(kind, description, quantity, None, expires_on)
         if values["expires_on"] is not None and values["expires_on"] < self.today():
-            from clarity_tui.services.customer_input import ValidationFailed
-
             raise ValidationFailed({"expires_on": "The expiry date has passed: choose today or a later date."})
         with self.db.write() as s:
             m = self._membership(s, membership_id)
-            if m.status not in CURRENT:
+            if not is_current(m.status):
                 raise CustomerError(f"This membership is {str(m.status).replace('_', ' ')}: extra benefits go on a "
                                     "current membership.")
             b = AccountBenefit(customer_id=m.customer_id, membership_id=m.id, **values)
@@ -118,7 +116,7 @@ class MemberBenefits:
             s.flush()
             audit.record(s, actor, "membership.benefit_added", "membership", membership_id,
                          after=audit.snapshot(b, FIELDS))
-            return b.id  # type: ignore[return-value]
+            return saved_id(b)
 
     def remove(self, actor: Actor, membership_id: int, benefit_id: int) -> None:
         require(actor, Permission.BENEFIT)

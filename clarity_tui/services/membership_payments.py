@@ -125,7 +125,7 @@ def open_failed_invoices(s: Session, membership_ids: list[int] | None = None) ->
         if not membership_ids:
             return []
         q = q.where(col(MembershipPayment.membership_id).in_(membership_ids))
-    failed = s.exec(q.order_by(MembershipPayment.occurred_at, MembershipPayment.id)).all()
+    failed = s.exec(q.order_by(col(MembershipPayment.occurred_at), col(MembershipPayment.id))).all()
     if not failed:
         return []
     invoices = sorted({r.invoice_id for r in failed if r.invoice_id})
@@ -133,13 +133,14 @@ def open_failed_invoices(s: Session, membership_ids: list[int] | None = None) ->
         col(MembershipPayment.kind).in_(_SETTLING), col(MembershipPayment.invoice_id).in_(invoices))).all())
     by_invoice: dict[str, list[MembershipPayment]] = {}
     for r in failed:
-        if r.invoice_id not in settled:
-            by_invoice.setdefault(r.invoice_id, []).append(r)  # type: ignore[arg-type]
+        if r.invoice_id and r.invoice_id not in settled:
+            by_invoice.setdefault(r.invoice_id, []).append(r)
     out = []
     for invoice_id, rows in by_invoice.items():
         first, last = rows[0], rows[-1]
+        assert last.membership_id is not None  # the query asked for rows with a membership
         out.append(OpenFailedInvoice(
-            membership_id=last.membership_id, customer_id=last.customer_id, invoice_id=invoice_id,  # type: ignore[arg-type]
+            membership_id=last.membership_id, customer_id=last.customer_id, invoice_id=invoice_id,
             amount_cents=int(last.amount_cents or 0), first_failed_at=stored_utc(first.occurred_at),
             last_failed_at=stored_utc(last.occurred_at),
             reason=next((r.reason for r in reversed(rows) if r.reason), None),
@@ -162,7 +163,7 @@ class MembershipPayments:
             rows = s.exec(select(MembershipPayment).where(MembershipPayment.membership_id == membership_id)
                           .order_by(col(MembershipPayment.occurred_at).desc(), col(MembershipPayment.id).desc())
                           .limit(limit)).all()
-        return [PaymentLine(id=r.id, occurred_at=stored_utc(r.occurred_at),  # type: ignore[arg-type]
+        return [PaymentLine(id=r.id, occurred_at=stored_utc(r.occurred_at),
                             occurred_on=site_date(r.occurred_at, self.zone), kind=r.kind, invoice_id=r.invoice_id,
                             amount_cents=int(r.amount_cents or 0), currency=r.currency, status=r.status or "",
                             reason=r.reason, attempt=int(r.attempt or 0)) for r in rows]
@@ -177,12 +178,12 @@ class MembershipPayments:
             v = s.get(VehicleSession, session_id)
             if v is None or v.customer_id is None:
                 return None
-            q = (select(Membership, Plan.name).join(Plan, Plan.id == Membership.plan_id)
+            q = (select(Membership, Plan.name).join(Plan, col(Plan.id) == Membership.plan_id)
                  .where(Membership.customer_id == v.customer_id, Membership.status == MembershipStatus.PAST_DUE))
             if v.vehicle_id is not None:
-                q = q.join(MembershipVehicle, MembershipVehicle.membership_id == Membership.id).where(
+                q = q.join(MembershipVehicle, col(MembershipVehicle.membership_id) == Membership.id).where(
                     MembershipVehicle.vehicle_id == v.vehicle_id)
-            found = s.exec(q.order_by(Membership.id)).first()
+            found = s.exec(q.order_by(col(Membership.id))).first()
             if found is None:
                 return None
             m, plan_name = found
@@ -194,7 +195,7 @@ class MembershipPayments:
             days = (today - site_date(invoices[0].first_failed_at, self.zone)).days
         else:
             days = 0
-        return PastDue(membership_id=m.id, customer_id=m.customer_id,  # type: ignore[arg-type]
+        return PastDue(membership_id=m.id, customer_id=m.customer_id,
                        plan_name=plan_name, pending_sync=m.pending_sync, days_overdue=max(0, days),
                        reason=latest.reason if latest else None,
                        amount_cents=sum(i.amount_cents for i in invoices) if invoices else None,

@@ -1,8 +1,7 @@
-"""Which memberships count as current: the one rule the sale, the claims and the board share."""
+"""Kept for its importers: the rule lives in services/membership_rules.py."""
 
 from __future__ import annotations
 
-from db.models import MembershipStatus
+from clarity_tui.services.membership_rules import CURRENT_STATUSES, current_membership, current_rank, is_current
 
-# A member still (billing may be failing or paused, but the membership has not ended).
-CURRENT_STATUSES = (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.PAUSED)
+__all__ = ["CURRENT_STATUSES", "current_membership", "current_rank", "is_current"]

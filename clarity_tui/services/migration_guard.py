@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.permissions import Permission, PermissionDenied, require
-from clarity_tui.services.sales import SaleError
+from clarity_tui.services.orders.guards import SaleError
 from db.models import LegacyMember, Operator, Role
 
 # The furthest a manager may move the first billing date.
@@ -58,7 +58,7 @@ def is_inactive(status: str | None) -> bool:
 
 def last_billed(raw: dict[str, Any] | None) -> dt.date | None:
     """The legacy POS's last billing date, from the imported row, when the export has it."""
-    from clarity_tui.services.legacy_rows import RowProblem, parse_date
+    from clarity_tui.services.legacy.parsers import RowProblem, parse_date
 
     for header, value in (raw or {}).items():
         if str(header).strip().casefold() in LAST_BILL_HEADERS and str(value or "").strip():

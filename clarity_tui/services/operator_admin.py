@@ -15,25 +15,25 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import hash_pin
 from clarity_tui.services.permissions import Permission, PermissionDenied, require
-from clarity_tui.services.pin_check import SSH_ONLY, as_utc, require_good_pin
-from db.models import Operator, OperatorShift, Role, utcnow
+from clarity_tui.services.pin_check import SSH_ONLY, TerminalService, as_utc, require_good_pin, saved_id
+from db.models import Operator, OperatorShift, Role
 
 NAME_MAX = 80
 ROLES = (Role.ATTENDANT, Role.MANAGER, Role.SUPPORT, Role.TECHNICIAN)
 _ADVISORY_KEY = 0x0C1A_0015  # PostgreSQL: one operator change at a time (pg_advisory_xact_lock)
 
 
-class OperatorAdminError(Exception):
+class OperatorAdminError(UserFacingError):
     """A refused change; str() says what happened and what to do. Nothing was changed."""
 
 
@@ -86,22 +86,13 @@ def parse_role(role: str | Role) -> Role:
         value = Role(str(role).strip().lower())
     except ValueError:
         value = None
-    if value not in ROLES:
+    if value is None or value not in ROLES:
         raise OperatorAdminError(f"Unknown role {role!r}: choose one of {', '.join(r.value for r in ROLES)}.")
-    return value  # type: ignore[return-value]
+    return value
 
 
-class OperatorAdmin:
-    """Operator management for one terminal (the audit rows name it). `clock` is injectable."""
-
-    def __init__(self, db, terminal: str, *, clock: Callable[[], dt.datetime] | None = None) -> None:
-        self.db = db
-        self.terminal = terminal
-        self.clock = clock or utcnow
-
-    @classmethod
-    def for_app(cls, app) -> OperatorAdmin:
-        return cls(app.db, app.boot.terminal_id, clock=app.now)
+class OperatorAdmin(TerminalService):
+    """Operator management for one terminal (the audit rows name it)."""
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -115,8 +106,8 @@ class OperatorAdmin:
         with self.db.read() as s:
             q = select(Operator).where(Operator.pin_hash != SSH_ONLY)
             if not include_disabled:
-                q = q.where(Operator.active == True)  # noqa: E712
-            rows = s.exec(q.order_by(col(Operator.active).desc(), Operator.name, Operator.id)).all()
+                q = q.where(col(Operator.active).is_(True))
+            rows = s.exec(q.order_by(col(Operator.active).desc(), col(Operator.name), col(Operator.id))).all()
             return [_row(o) for o in rows]
 
     def find(self, name: str) -> OperatorRow:
@@ -226,12 +217,12 @@ class OperatorAdmin:
     @staticmethod
     def _active_managers(s: Session) -> int:
         return s.exec(select(func.count()).select_from(Operator).where(
-            Operator.active == True, Operator.role == Role.MANAGER, Operator.pin_hash != SSH_ONLY)).one()  # noqa: E712
+            col(Operator.active).is_(True), Operator.role == Role.MANAGER, Operator.pin_hash != SSH_ONLY)).one()
 
     @staticmethod
     def _active_named(s: Session, name: str) -> Operator | None:
         wanted = name_key(name)
-        for op in s.exec(select(Operator).where(Operator.active == True)):  # noqa: E712
+        for op in s.exec(select(Operator).where(col(Operator.active).is_(True))):
             if name_key(op.name) == wanted:
                 return op
         return None
@@ -253,5 +244,5 @@ def _require_manager(by: Actor, what: str) -> None:
 
 
 def _row(op: Operator) -> OperatorRow:
-    return OperatorRow(op.id, op.name, str(op.role), bool(op.active), as_utc(op.locked_until),  # type: ignore[arg-type]
+    return OperatorRow(saved_id(op.id), op.name, str(op.role), bool(op.active), as_utc(op.locked_until),
                        op.failed_attempts, as_utc(op.created_at))

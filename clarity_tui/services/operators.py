@@ -10,7 +10,6 @@ Support over SSH has no PIN: it is identified by the SSH user (see `start_suppor
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlmodel import col, select
@@ -25,10 +24,12 @@ from clarity_tui.services.pin_check import (  # noqa: F401 - re-exported: caller
     PinService,
     Purpose,
     SignInError,
+    TerminalService,
     WrongPin,
     as_utc,
+    saved_id,
 )
-from db.models import Operator, OperatorShift, Role, utcnow
+from db.models import Operator, OperatorShift, Role
 
 
 @dataclass(frozen=True)
@@ -63,28 +64,17 @@ class ShiftRow:
     signout_reason: str | None
 
 
-class OperatorService:
-    """Sign-in and shifts for one terminal. `clock` is injectable (tests move time)."""
-
-    def __init__(self, db, terminal: str, *, policy: LockoutPolicy | None = None,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
-        self.db = db
-        self.terminal = terminal
-        self.policy = policy or LockoutPolicy()
-        self.clock = clock or utcnow
-
-    @classmethod
-    def for_app(cls, app) -> OperatorService:
-        return cls(app.db, app.boot.terminal_id, policy=LockoutPolicy.from_settings(app.settings), clock=app.now)
+class OperatorService(TerminalService):
+    """Sign-in and shifts for one terminal."""
 
     # --- sign-in ----------------------------------------------------------------------
 
     def choices(self) -> list[OperatorChoice]:
         """Operators who can sign in at a terminal (PIN holders), by name."""
         with self.db.read() as s:
-            rows = s.exec(select(Operator).where(Operator.active == True, Operator.pin_hash != SSH_ONLY)  # noqa: E712
-                          .order_by(Operator.name)).all()
-            return [OperatorChoice(o.id, o.name, o.role, as_utc(o.locked_until)) for o in rows]  # type: ignore[arg-type]
+            rows = s.exec(select(Operator).where(col(Operator.active).is_(True), Operator.pin_hash != SSH_ONLY)
+                          .order_by(col(Operator.name))).all()
+            return [OperatorChoice(saved_id(o.id), o.name, o.role, as_utc(o.locked_until)) for o in rows]
 
     def sign_in(self, operator_id: int, pin: str) -> SignedIn:
         """Check the PIN (services/pin_check: one lockout for every PIN check); on success open a shift at this
@@ -99,7 +89,7 @@ class OperatorService:
             s.flush()
             audit.record(s, who, "operator.sign_in", "operator_shift", shift.id,
                          after={"operator": who.name, "role": who.role, "terminal": self.terminal})
-            return shift.id  # type: ignore[return-value]
+            return saved_id(shift.id)
 
         who, shift_id = self.pins().verify(operator_id, pin, purpose=Purpose.sign_in(), then=open_shift)
         assert shift_id is not None
@@ -142,13 +132,13 @@ class OperatorService:
                 audit.record(s, Actor(name, Role.SUPPORT, self.terminal, op.id), "operator.created", "operator",
                              op.id, after={"name": name, "role": Role.SUPPORT, "via": "ssh"})
             who = Actor(name, Role.SUPPORT, self.terminal, op.id)
-            shift = OperatorShift(operator_id=op.id, terminal=self.terminal, signed_in_at=now,  # type: ignore[arg-type]
+            shift = OperatorShift(operator_id=saved_id(op.id), terminal=self.terminal, signed_in_at=now,
                                   last_activity_at=now)
             s.add(shift)
             s.flush()
             audit.record(s, who, "operator.sign_in", "operator_shift", shift.id,
                          after={"operator": name, "role": Role.SUPPORT, "terminal": self.terminal, "via": "ssh"})
-            return SignedIn(who, shift.id)  # type: ignore[arg-type]
+            return SignedIn(who, saved_id(shift.id))
 
     # --- shifts --------------------------------------------------------------------------
 
@@ -174,6 +164,17 @@ class OperatorService:
                 shift.last_activity_at = when or self.clock()
                 s.add(shift)
 
+    def open_order_of(self, operator_id: int, session_id: int) -> tuple[int, str] | None:
+        """This terminal's open order (id, kind) for the session, if this operator started it: the work
+        an operator left when another signed in, reopened when they are back."""
+        from db.models import OPEN_ORDER_STATES, SalesOrder
+
+        with self.db.read() as s:
+            row = s.exec(select(SalesOrder.id, SalesOrder.kind).where(
+                SalesOrder.session_id == session_id, SalesOrder.operator_id == operator_id,
+                SalesOrder.terminal == self.terminal, col(SalesOrder.state).in_(OPEN_ORDER_STATES))).first()
+            return (row[0], row[1]) if row is not None and row[0] is not None else None
+
     def _close_open_shifts(self, s, now: dt.datetime, reason: str) -> None:
         """One operator per terminal: a shift left open (a crash, a pulled plug) ends at the next sign-in."""
         for shift in s.exec(select(OperatorShift).where(OperatorShift.terminal == self.terminal,
@@ -184,12 +185,12 @@ class OperatorService:
     def shifts(self, *, open_only: bool = False, since: dt.datetime | None = None) -> list[ShiftRow]:
         """Shifts, newest first: with open_only, who is signed in where right now."""
         with self.db.read() as s:
-            q = select(OperatorShift, Operator).join(Operator, Operator.id == OperatorShift.operator_id)
+            q = select(OperatorShift, Operator).join(Operator, col(Operator.id) == col(OperatorShift.operator_id))
             if open_only:
                 q = q.where(col(OperatorShift.signed_out_at).is_(None))
             if since is not None:
-                q = q.where((col(OperatorShift.signed_out_at).is_(None)) | (OperatorShift.signed_out_at >= since))
+                q = q.where(col(OperatorShift.signed_out_at).is_(None) | (col(OperatorShift.signed_out_at) >= since))
             q = q.order_by(col(OperatorShift.signed_in_at).desc(), col(OperatorShift.id).desc())
-            return [ShiftRow(sh.id, op.id, op.name, op.role, sh.terminal, as_utc(sh.signed_in_at),  # type: ignore[arg-type]
-                             as_utc(sh.last_activity_at), as_utc(sh.signed_out_at), sh.signout_reason)  # type: ignore[arg-type]
+            return [ShiftRow(saved_id(sh.id), saved_id(op.id), op.name, op.role, sh.terminal, as_utc(sh.signed_in_at),
+                             as_utc(sh.last_activity_at), as_utc(sh.signed_out_at), sh.signout_reason)
                     for sh, op in s.exec(q)]

@@ -20,6 +20,9 @@ backoff; final errors (a decline) mark the row failed.
 
 The running app replays due rows on a timer (`App.replay_outbox`, every REPLAY_EVERY seconds);
 `clarity-tui payments replay` does it once. One stuck order never blocks the others.
+
+Past 400 lines on purpose: one job, the claim-send-record cycle and its replay, with the small row
+helpers every operation shares (`existing`, `gateway_customer`, `payload_of`).
 """
 
 from __future__ import annotations
@@ -33,15 +36,15 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from clarity_tui.payments.base import PaymentGateway
-from clarity_tui.payments.errors import PaymentError
+from clarity_tui.payments.errors import GatewayRejected, PaymentError, RowGone
 from clarity_tui.sitetime import stored_utc
-from db.models import OrderState, Outbox, OutboxStatus, SalesOrder, utcnow
+from db.models import Customer, OrderState, Outbox, OutboxStatus, SalesOrder, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,31 @@ CLAIM_POLL = 0.05
 BACKOFF_FIRST, BACKOFF_MAX = 30, 5 * 60
 # The running app looks for due rows this often.
 REPLAY_EVERY = 30.0
+
+_Row = TypeVar("_Row")
+
+
+def existing(session: Session, model: type[_Row], ident: Any, *, lock: bool = False) -> _Row:
+    """The row a step needs; RowGone (a final PaymentError) when it was deleted meanwhile."""
+    row = session.get(model, ident, with_for_update=lock or None)
+    if row is None:
+        raise RowGone(f"{getattr(model, '__tablename__', model.__name__)} {ident} no longer exists: it may have "
+                      "been deleted on another terminal.")
+    return row
+
+
+def gateway_customer(session: Session, customer_id: Any) -> str:
+    """The customer's id at the gateway, which every step after `customer.ensure` needs."""
+    found = existing(session, Customer, customer_id).gateway_customer_id
+    if not found:
+        raise GatewayRejected(f"Customer {customer_id} is not at the payment gateway yet: the order retries "
+                              "from its first step.")
+    return found
+
+
+def payload_of(entry: Outbox) -> dict[str, Any]:
+    """The row's payload (every row is written with one)."""
+    return entry.payload or {}
 
 
 class Operation(Protocol):
@@ -118,7 +146,7 @@ def order_settled(session: Session, order_id: int) -> bool:
 
     Earlier failed rows (a declined card, then another card) are superseded by later ones."""
     latest: dict[str, Outbox] = {}
-    for row in session.exec(select(Outbox).where(Outbox.order_id == order_id).order_by(Outbox.id)).all():
+    for row in session.exec(select(Outbox).where(Outbox.order_id == order_id).order_by(col(Outbox.id))).all():
         latest[row.operation] = row
     return bool(latest) and all(r.status == OutboxStatus.DONE for r in latest.values())
 
@@ -135,7 +163,7 @@ class RunResult:
         return None if self.error is None else str(self.error)
 
 
-def _owner_alive(owner: str | None) -> bool:
+def owner_alive(owner: str | None) -> bool:
     """A lease owner is `host:pid:token`. On this host, a pid that is gone holds nothing."""
     if not owner:
         return False
@@ -155,7 +183,7 @@ def _owner_alive(owner: str | None) -> bool:
 def lease_is_live(row: Outbox, now: dt.datetime) -> bool:
     """Another replayer is sending this row now: its lease has not run out and its process lives."""
     return (row.claimed_until is not None and stored_utc(row.claimed_until) > now
-            and _owner_alive(row.claimed_by))
+            and owner_alive(row.claimed_by))
 
 
 def backoff(attempts: int, first: float = BACKOFF_FIRST) -> dt.timedelta:
@@ -222,7 +250,7 @@ class OutboxProcessor:
                 q = q.where(col(Outbox.id).in_(row_ids))
             else:
                 q = q.where(Outbox.order_id == order_id)
-            return s.exec(q.order_by(Outbox.id)).first()
+            return s.exec(q.order_by(col(Outbox.id))).first()
 
     # --- running --------------------------------------------------------------------------------
     def run_order(self, order_id: int | None, *, wait: float = 0.0) -> RunResult:
@@ -247,10 +275,11 @@ class OutboxProcessor:
             entry = self._next_row(order_id, row_ids)
             if entry is None:
                 break
+            assert entry.id is not None  # a stored row
             claimed = self._claim(entry.id, owner)
             if claimed == "done":
                 continue
-            if claimed == "busy":
+            if isinstance(claimed, str):  # "busy"
                 if time.monotonic() < deadline:
                     time.sleep(CLAIM_POLL)  # product code, not a test: another terminal is sending it
                     continue
@@ -259,7 +288,7 @@ class OutboxProcessor:
             try:
                 error = self._send(claimed, owner)
             except BaseException:
-                self._release_after_crash(claimed.id, owner)  # the row stays pending for the next replay
+                self._release_after_crash(entry.id, owner)  # the row stays pending for the next replay
                 raise
             if error is not None:
                 return self._on_error(result, claimed, error, row_ids)
@@ -355,7 +384,7 @@ class OutboxProcessor:
             else:
                 result.status = "failed"
                 row.status = OutboxStatus.FAILED
-                later_q = select(Outbox).where(Outbox.id > entry.id, Outbox.status == OutboxStatus.PENDING)
+                later_q = select(Outbox).where(col(Outbox.id) > entry.id, Outbox.status == OutboxStatus.PENDING)
                 later_q = (later_q.where(Outbox.order_id == entry.order_id) if entry.order_id is not None
                            else later_q.where(col(Outbox.id).in_(chain or [])))
                 for other in s.exec(later_q).all():
@@ -378,12 +407,12 @@ class OutboxProcessor:
         now = utcnow()
         units: dict[tuple[str, Any], list[Outbox]] = {}
         with self.db.read() as s:
-            for row in s.exec(select(Outbox).where(Outbox.status == OutboxStatus.PENDING).order_by(Outbox.id)):
+            for row in s.exec(select(Outbox).where(Outbox.status == OutboxStatus.PENDING).order_by(col(Outbox.id))):
                 unit = (("order", row.order_id) if row.order_id is not None
                         else ("chain", (row.payload or {}).get("chain") or f"row-{row.id}"))
                 units.setdefault(unit, []).append(row)
             # Orders whose last step finished but which were not marked complete (a crash in between).
-            for order_id in s.exec(select(Outbox.order_id).join(SalesOrder, SalesOrder.id == Outbox.order_id).where(
+            for order_id in s.exec(select(Outbox.order_id).join(SalesOrder, col(SalesOrder.id) == col(Outbox.order_id)).where(
                     col(SalesOrder.state).in_([OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC]))).all():
                 units.setdefault(("order", order_id), [])
         results = []
@@ -392,7 +421,7 @@ class OutboxProcessor:
             if due_only and first is not None and first.next_attempt_at is not None \
                     and stored_utc(first.next_attempt_at) > now:
                 continue
-            r = self.run_order(ident) if kind == "order" else self.run_rows([row.id for row in rows])
+            r = self.run_order(ident) if kind == "order" else self.run_rows([row.id for row in rows if row.id is not None])
             if r.status != "idle" or r.error is not None:
                 results.append(r)
         return results

@@ -67,8 +67,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.services.actor import Actor
 from db.models import Role
 
@@ -155,7 +156,7 @@ _WHAT = {
 }
 
 
-class PermissionDenied(PermissionError):
+class PermissionDenied(UserFacingError, PermissionError):
     """str() says who was refused what, and who can do it."""
 
 
@@ -184,19 +185,27 @@ def require(actor: Actor, permission: Permission) -> None:
         raise PermissionDenied(refusal(actor, permission))
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+class GuardedService(Protocol):
+    """A service whose @guarded methods check `permission` for `actor`."""
+
+    actor: Actor
+    permission: Permission
 
 
-def guarded(method: F) -> F:
+Service = TypeVar("Service", bound=GuardedService)
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+def guarded(method: Callable[Concatenate[Service, Params], Result]) -> Callable[Concatenate[Service, Params], Result]:
     """A service method checked against `self.permission` for `self.actor`, before anything else."""
 
     @functools.wraps(method)
-    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def checked(self: Service, /, *args: Params.args, **kwargs: Params.kwargs) -> Result:
         require(self.actor, self.permission)
         return method(self, *args, **kwargs)
 
-    checked.guarded = True  # type: ignore[attr-defined]
-    return checked  # type: ignore[return-value]
+    return checked
 
 
 def render_table() -> str:

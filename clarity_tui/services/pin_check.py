@@ -28,15 +28,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
-from sqlalchemy import case, literal, null, or_, true, update
-from sqlmodel import Session, select
+from sqlalchemy import Table, case, literal, null, or_, true, update
+from sqlalchemy import inspect as sa_inspect
+from sqlmodel import Session, col, select
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import verify_pin
 from db.models import Operator, Role, utcnow
+
+if TYPE_CHECKING:
+    from clarity_tui.wiring import Services
+    from db.engine import Database
 
 PIN_LENGTH = 6
 # Operators created for SSH support users carry this instead of a PIN hash: it never verifies.
@@ -48,7 +55,7 @@ T = TypeVar("T")
 # --- errors --------------------------------------------------------------------------------------------
 
 
-class SignInError(Exception):
+class SignInError(UserFacingError):
     """A refused PIN check; str() tells the person what happened and what to do."""
 
 
@@ -68,7 +75,7 @@ class NotAManager(SignInError):
     """The chosen operator may not approve manager-only actions (no attempt was counted)."""
 
 
-class WeakPin(ValueError):
+class WeakPin(UserFacingError, ValueError):
     """A new PIN the policy refuses; str() says why and what to choose instead."""
 
 
@@ -109,7 +116,7 @@ def pin_problem(pin: str) -> str | None:
     if not is_pin_shape(pin):
         return f"A PIN is {PIN_LENGTH} digits (0-9)."
     digits = [int(c) for c in pin]
-    steps = {(b - a) % 10 for a, b in zip(digits, digits[1:])}
+    steps = {(b - a) % 10 for a, b in pairwise(digits)}
     if steps == {0}:
         return "That PIN is one digit repeated: choose one that is hard to guess."
     if steps in ({1}, {9}):
@@ -141,11 +148,23 @@ def confirm_new_pin(pin: str, again: str) -> str:
 # --- helpers -----------------------------------------------------------------------------------------------
 
 
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: dt.datetime | None) -> dt.datetime | None: ...
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes: every stored time is UTC."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def saved_id(value: int | None) -> int:
+    """The id of a row read from the database or flushed to it: set by then."""
+    assert value is not None, "a row read or flushed has its id"
+    return value
 
 
 def wait_text(delta: dt.timedelta) -> str:
@@ -179,10 +198,18 @@ class _Reserved:
     locks: bool  # this attempt reached max_attempts: the operator is locked unless the PIN is right
 
 
-class PinService:
-    """Checks operator PINs for one terminal. `clock` is injectable (tests move time)."""
+def _operators_table() -> Table:
+    """The operator table, for the conditional UPDATEs that count attempts in the database."""
+    table = sa_inspect(Operator).local_table
+    assert isinstance(table, Table)
+    return table
 
-    def __init__(self, db, terminal: str, *, policy: LockoutPolicy | None = None,
+
+class TerminalService:
+    """The shape of the operator services (PinService, OperatorService, OperatorAdmin): the database, the
+    terminal their audit rows name, the PIN lockout policy and a clock (injectable: tests move time)."""
+
+    def __init__(self, db: Database, terminal: str, *, policy: LockoutPolicy | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.db = db
         self.terminal = terminal
@@ -190,8 +217,13 @@ class PinService:
         self.clock = clock or utcnow
 
     @classmethod
-    def for_app(cls, app) -> PinService:
-        return cls(app.db, app.boot.terminal_id, policy=LockoutPolicy.from_settings(app.settings), clock=app.now)
+    def from_services(cls, services: Services) -> Self:
+        return cls(services.db, services.terminal, policy=LockoutPolicy.from_settings(services.settings),
+                   clock=services.clock)
+
+
+class PinService(TerminalService):
+    """Checks operator PINs for one terminal."""
 
     # --- the check ------------------------------------------------------------------------------------------
 
@@ -209,7 +241,7 @@ class PinService:
         ok = is_pin_shape(pin) and verify_pin(pin, reserved.pin_hash)
         who = Actor(reserved.name, Role(reserved.role), self.terminal, operator_id)
         if ok:
-            t = Operator.__table__
+            t = _operators_table()
             with self.db.write() as s:
                 cleared = s.execute(
                     update(t).where(t.c.id == operator_id, t.c.active == true(), t.c.pin_hash == reserved.pin_hash)
@@ -221,7 +253,7 @@ class PinService:
         raise self._failed(who, reserved, now, purpose, detail or {})
 
     def _reserve(self, operator_id: int, now: dt.datetime, roles: frozenset[Role] | None) -> _Reserved:
-        t = Operator.__table__
+        t = _operators_table()
         max_attempts = max(1, self.policy.max_attempts)
         until = literal(now + self.policy.lockout, t.c.locked_until.type)
         # After an expired lockout the count starts again at 1 (SET expressions see the old row).
@@ -276,9 +308,9 @@ class PinService:
     def managers(self) -> list[tuple[int, str, dt.datetime | None]]:
         """Active managers who have a PIN: (id, name, locked_until), by name."""
         with self.db.read() as s:
-            rows = s.exec(select(Operator).where(Operator.active == True, Operator.role == Role.MANAGER,  # noqa: E712
-                                                 Operator.pin_hash != SSH_ONLY).order_by(Operator.name)).all()
-            return [(o.id, o.name, as_utc(o.locked_until)) for o in rows]  # type: ignore[misc]
+            rows = s.exec(select(Operator).where(col(Operator.active).is_(True), Operator.role == Role.MANAGER,
+                                                 Operator.pin_hash != SSH_ONLY).order_by(col(Operator.name))).all()
+            return [(saved_id(o.id), o.name, as_utc(o.locked_until)) for o in rows]
 
     def approve_manager(self, manager_id: int, pin: str, *, action: str, entity: str | None = None,
                         entity_id: Any = None, requested_by: Actor | None = None) -> Actor:

@@ -24,9 +24,10 @@ from sqlmodel import Session, col, select
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingOutcome
-from clarity_tui.services.memberships import CURRENT_STATUSES
-from clarity_tui.services.membership_actions import AUDITED, _membership_local_change
-from clarity_tui.services.outbox import enqueue, make_key
+from clarity_tui.errors import UserFacingError
+from clarity_tui.services.membership_steps import AUDITED, apply_local_change
+from clarity_tui.services.membership_rules import is_current
+from clarity_tui.services.outbox import enqueue, existing, make_key
 from clarity_tui.services.plan_pricing import PlanChangeQuote, extra_vehicles, limit_problem, money, quote
 from clarity_tui.services import sales_tax
 from clarity_tui.services.vehicle_claims import claim_vehicles, holder_label
@@ -44,7 +45,7 @@ from db.models import (
 )
 
 
-class PlanChangeRefused(Exception):
+class PlanChangeRefused(UserFacingError):
     """The change cannot be made as asked; str() says why and what to do. Nothing was changed."""
 
 
@@ -55,7 +56,7 @@ def membership_vehicle_ids(s: Session, membership_id: int) -> list[int]:
 
 def check(m: Membership, old_plan: Plan, new_plan: Plan, vehicles: int) -> None:
     """Raise PlanChangeRefused when the membership cannot move to `new_plan` with `vehicles`."""
-    if m.status not in CURRENT_STATUSES:
+    if not is_current(m.status):
         raise PlanChangeRefused(f"A {m.status.replace('_', ' ')} membership cannot change plan.")
     if new_plan.id == m.plan_id:
         raise PlanChangeRefused(f"The membership is already on {new_plan.name}.")
@@ -74,9 +75,10 @@ def _every(plan: Plan) -> str:
 
 def order_quote(s: Session, order: SalesOrder, today: dt.date) -> PlanChangeQuote:
     """What the PLAN_CHANGE order costs today (the order's vehicles on the new plan)."""
-    m = s.get(Membership, order.membership_id)
-    old_plan = s.get(Plan, order.from_plan_id or m.plan_id)
-    new_plan = s.get(Plan, order.plan_id)
+    m = existing(s, Membership, order.membership_id)
+    assert m.id is not None  # a stored row
+    old_plan = existing(s, Plan, order.from_plan_id or m.plan_id)
+    new_plan = existing(s, Plan, order.plan_id)
     before = max(1, len(membership_vehicle_ids(s, m.id)))
     return quote(old_plan, before, new_plan, max(1, len(order.vehicle_ids or [])), today, m.next_billing_on,
                  billed=bool(m.gateway_subscription_id))
@@ -92,13 +94,13 @@ def preview(s: Session, membership_id: int, plan_code: str, today: dt.date, tax:
     "downgrade from 2026-12-14", "current plan" or "not possible" (choosing it then says why). With
     `tax` (the site's sales tax) today's amount is the one charged, tax and all."""
     m = s.get(Membership, membership_id)
-    plan = s.exec(select(Plan).where(Plan.code == plan_code, Plan.active == True)).first()  # noqa: E712
+    plan = s.exec(select(Plan).where(Plan.code == plan_code, col(Plan.active).is_(True))).first()
     if m is None or plan is None:
         return ""
     if plan.id == m.plan_id:
         return "current plan"
-    n = max(1, len(membership_vehicle_ids(s, m.id)))
-    old = s.get(Plan, m.plan_id)
+    n = max(1, len(membership_vehicle_ids(s, membership_id)))
+    old = existing(s, Plan, m.plan_id)
     try:
         check(m, old, plan, n)
     except PlanChangeRefused:
@@ -119,7 +121,7 @@ class PlanChanges:
     def start(self, order_id: int) -> BillingOutcome:
         """Record the steps (once) and send them now. Raises PlanChangeRefused before anything moved."""
         with self.db.write() as s:
-            order = s.get(SalesOrder, order_id, with_for_update=True)
+            order = existing(s, SalesOrder, order_id, lock=True)
             if order.state in (OrderState.SIGNED, OrderState.PAYMENT_PENDING) and self._needs_steps(s, order):
                 self._record(s, order)
         self.billing.processor.run_order(order_id, wait=5.0)
@@ -140,11 +142,11 @@ class PlanChanges:
                                                       Outbox.status == OutboxStatus.FAILED)).all())
 
     def _record(self, s: Session, order: SalesOrder) -> None:
-        m = s.get(Membership, order.membership_id, with_for_update=True)
-        old_plan = s.get(Plan, order.from_plan_id or m.plan_id)
-        new_plan = s.get(Plan, order.plan_id)
+        m = existing(s, Membership, order.membership_id, lock=True)
+        old_plan = existing(s, Plan, order.from_plan_id or m.plan_id)
+        new_plan = existing(s, Plan, order.plan_id)
         if m.plan_id != old_plan.id:
-            raise PlanChangeRefused(f"The membership was changed to {s.get(Plan, m.plan_id).name} on another "
+            raise PlanChangeRefused(f"The membership was changed to {existing(s, Plan, m.plan_id).name} on another "
                                     "terminal meanwhile. Nothing was charged: start again.")
         if m.pending_sync and m.gateway_subscription_id:
             raise PlanChangeRefused("This membership has a change still on its way to the payment gateway. "
@@ -166,7 +168,7 @@ class PlanChanges:
                    "scheduled_on": None if q.upgrade else q.effective_on.isoformat()}
         if not m.gateway_subscription_id:
             before_m = audit.snapshot(m, AUDITED)
-            _membership_local_change(s, "subscription.change_plan", m, payload)
+            apply_local_change(s, "subscription.change_plan", m, payload)
             order.due_today_cents = 0
             order.state, order.completed_at = OrderState.COMPLETED, utcnow()
             audit.record(s, self.billing.actor, "membership.plan_changed_locally", "membership", m.id,
@@ -204,7 +206,8 @@ class PlanChanges:
                 raise PlanChangeRefused(f"Membership {membership_id} no longer exists: reload the record.")
             if m.version != version:
                 raise StaleVersion("This membership was changed on another terminal: reload the record and try again.")
-            new_plan = s.exec(select(Plan).where(Plan.code == plan_code.strip().upper(), Plan.active == True)).first()  # noqa: E712
+            new_plan = s.exec(select(Plan).where(Plan.code == plan_code.strip().upper(),
+                                                 col(Plan.active).is_(True))).first()
             if new_plan is None:
                 raise PlanChangeRefused("Choose one of the plans on sale.")
             if m.scheduled_plan_id == new_plan.id:
@@ -212,8 +215,8 @@ class PlanChanges:
             if m.pending_sync and m.gateway_subscription_id:
                 raise PlanChangeRefused("This membership has a change still on its way to the payment gateway: try "
                                         "again once it has synced.")
-            vehicle_ids = membership_vehicle_ids(s, m.id)
-            old_plan, n = s.get(Plan, m.plan_id), max(1, len(vehicle_ids))
+            vehicle_ids = membership_vehicle_ids(s, membership_id)
+            old_plan, n = existing(s, Plan, m.plan_id), max(1, len(vehicle_ids))
             check(m, old_plan, new_plan, n)
             q = quote(old_plan, n, new_plan, n, self.today(), m.next_billing_on, billed=bool(m.gateway_subscription_id))
             taxed = sales_tax.compute(getattr(self.billing, "tax", None), q.due_today_cents)  # the total is charged
@@ -235,6 +238,7 @@ class PlanChanges:
                          after={"plan_id": new_plan.id, "order_id": order.id, "due_today_cents": taxed.total_cents,
                                 "effective_on": q.effective_on.isoformat()})
             order_id, direction = order.id, q.direction
+        assert order_id is not None  # flushed above
         try:
             outcome = self.start(order_id)
         except PlanChangeRefused:

@@ -36,6 +36,7 @@ def plan_spec(plan: Any, currency: str = "usd") -> PlanSpec:
 
 
 def money(cents: int) -> str:
+    """Cents as the attendant reads them: 123456 -> "$1,234.56" (the one money format of the screens)."""
     return f"${cents / 100:,.2f}"
 
 
@@ -89,7 +90,8 @@ def full_message(plan: Any) -> str:
     return f"{plan.name} covers {_s(limit)}: choose the Family plan to add more."
 
 
-def per(plan: Any) -> str:
+def period_suffix(plan: Any) -> str:
+    """What follows a plan's price: "/yr" for a yearly plan, "/mo" for a monthly one (anything with `interval`)."""
     return "/yr" if plan.interval == "year" else "/mo"
 
 
@@ -99,7 +101,7 @@ def vehicle_terms(plan: Any) -> tuple[str, ...]:
         return ()
     lines = [f"{_s(included_vehicles(plan))} included"]
     if plan.extra_vehicle_price_cents > 0 and vehicle_limit(plan) > included_vehicles(plan):
-        lines.append(f"Extra vehicle {money(plan.extra_vehicle_price_cents)}{per(plan)}")
+        lines.append(f"Extra vehicle {money(plan.extra_vehicle_price_cents)}{period_suffix(plan)}")
         lines.append(f"Up to {_s(vehicle_limit(plan))}")
     return tuple(lines)
 
@@ -117,7 +119,7 @@ def price_lines(plan: Any, vehicles: int) -> tuple[tuple[str, int], ...]:
 def itemised(plan: Any, vehicles: int) -> str:
     """"$59.99 + 2 extra vehicles × $15.00 = $89.99/mo" (just "$19.99/mo" without extras)."""
     lines = price_lines(plan, vehicles)
-    total = money(sum(c for _, c in lines)) + per(plan)
+    total = money(sum(c for _, c in lines)) + period_suffix(plan)
     if len(lines) == 1:
         return total
     return f"{money(lines[0][1])} + {lines[1][0]} = {total}"
@@ -170,7 +172,17 @@ class PlanChangeQuote:
 
 
 def direction(old_plan: Any, new_plan: Any) -> str:
+    """"upgrade" to a higher tier (or, within a tier, a dearer plan), else "downgrade": the one rule."""
     return "upgrade" if (new_plan.tier, new_plan.price_cents) > (old_plan.tier, old_plan.price_cents) else "downgrade"
+
+
+def plan_relation(current_plan: Any | None, plan: Any) -> str:
+    """How `plan` stands to the customer's current plan: "current", "upgrade", "downgrade", or "" (none)."""
+    if current_plan is None:
+        return ""
+    if plan.id == current_plan.id:
+        return "current"
+    return direction(current_plan, plan)
 
 
 def quote(old_plan: Any, old_vehicles: int, new_plan: Any, new_vehicles: int, today: dt.date,

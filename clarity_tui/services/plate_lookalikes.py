@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.memberships import CURRENT_STATUSES
@@ -49,7 +50,7 @@ ONE_OFF = 0.7
 _CORRECTED_FIELDS = ["plate", "plate_normalized", "plate_region", "customer_id", "vehicle_id", "legacy_member_id"]
 
 
-class PlateCorrectionRefused(ValueError):
+class PlateCorrectionRefused(UserFacingError, ValueError):
     """The plate cannot be corrected (another open session has it, a sale is open, ...): nothing changed."""
 
 
@@ -92,17 +93,16 @@ def customer_lookalikes(s: Session, plate: str, *, min_score: float = ONE_OFF, l
     variants = shape_variants(read)
     if not variants:
         return []
-    rows = s.exec(select(Vehicle.id, Vehicle.plate, Vehicle.plate_normalized, Customer.id, Customer.first_name,
-                         Customer.last_name)
-                  .join(Customer, col(Customer.id) == Vehicle.customer_id)
+    rows = s.exec(select(col(Vehicle.id), col(Vehicle.plate), col(Vehicle.plate_normalized), Customer)
+                  .join(Customer, col(Customer.id) == col(Vehicle.customer_id))
                   .where(plate_shape_sql(Vehicle.plate_normalized).in_(sorted(variants)),
-                         Vehicle.plate_normalized != read)).all()
+                         col(Vehicle.plate_normalized) != read)).all()
     found = []
-    for vehicle_id, shown, normalized, customer_id, first, last in rows:
+    for vehicle_id, shown, normalized, customer in rows:
         score = plate_match_score(read, normalized)
-        if score >= min_score:
-            name = f"{first} {last}".strip() or "a customer"
-            found.append(LookAlike(vehicle_id, shown, customer_id, name, _current_plan(s, vehicle_id), score))
+        if score >= min_score and vehicle_id is not None and customer.id is not None:
+            name = f"{customer.first_name} {customer.last_name}".strip() or "a customer"
+            found.append(LookAlike(vehicle_id, shown, customer.id, name, _current_plan(s, vehicle_id), score))
     found.sort(key=lambda a: (not a.member, -a.score, a.vehicle_id))
     return found[:limit]
 

@@ -19,6 +19,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from clarity_tui.errors import UserFacingError
+from db.plate_shape import CONFUSIONS
+
 MIN_PLATE_LENGTH = 2
 MAX_PLATE_LENGTH = 10  # letters and digits, after normalisation
 MAX_PLATE_TEXT = 16  # the plate as read or typed, separators included (VehicleSession.plate and the like)
@@ -32,13 +35,11 @@ _DOTS = frozenset(".\u00b7")  # a dot, and the middle dot some European plates p
 _LATIN_EXTRA = {"ẞ": "SS", "Ø": "O", "Æ": "AE", "Œ": "OE", "Ł": "L", "Đ": "D", "Ð": "D", "Þ": "TH",
                 "Ħ": "H", "Ŧ": "T", "Ŋ": "N", "Ŀ": "L"}
 
-# Characters that plate cameras confuse. Each maps to a canonical "shape" so
-# that "8OB 1234" and "BOB I234" compare equal.
-CONFUSIONS = {"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "B": "8", "S": "5", "Z": "2", "G": "6"}
+# Characters that plate cameras confuse (db/plate_shape.py: the one map, also behind the SQL shape indexes).
 _SHAPE_TABLE = str.maketrans(CONFUSIONS)
 
 
-class InvalidPlate(ValueError):
+class InvalidPlate(UserFacingError, ValueError):
     pass
 
 
@@ -129,7 +130,7 @@ SHAPE_ALPHABET = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" if c 
 
 def shape_variants(read: str) -> set[str]:
     """Shapes a stored plate may have for this read: the same after camera confusions, or one character
-    missing, extra or wrong (what plate_match_score accepts), as keys of a shape index (db.models.plate_shape_sql).
+    missing, extra or wrong (what plate_match_score accepts), as keys of a shape index (db.plate_shape.plate_shape_sql).
     Used by the legacy match and the current-customer look-alikes (services/plate_lookalikes.py)."""
     base = plate_shape(read)
     if not base:

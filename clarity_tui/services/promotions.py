@@ -14,6 +14,7 @@ from sqlmodel import Session, func, select
 
 from clarity_tui.payments.errors import PromotionInvalid
 from clarity_tui.services.plan_pricing import subtotal
+from db.engine import Database
 from db.models import Plan, Promotion, PromotionKind, utcnow
 
 
@@ -85,7 +86,7 @@ def validate_code(session: Session, code: str, plan_code: str, now: dt.datetime 
 class PromotionService:
     """The same checks over a Database, for screens and the CLI."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def validate_code(self, code: str, plan_code: str, now: dt.datetime | None = None) -> Promotion:

@@ -38,7 +38,7 @@ from sqlmodel import Session, select
 from clarity_tui.payments import errors as E
 from clarity_tui.payments.base import CardPresentSetup, PaymentGateway
 from clarity_tui.services.card_present import _ATTENDED, reader_attended, reader_failure
-from clarity_tui.services.outbox import Operation, enqueue, make_key
+from clarity_tui.services.outbox import Operation, enqueue, make_key, payload_of
 from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder
 from hardware.card_reader.base import CardReaderError, CardToken
 
@@ -113,7 +113,7 @@ def save_card_on_reader(db: Any, gateway: PaymentGateway, reader: Any, *, custom
             raise E.GatewayRejected(f"Customer {customer_id} does not exist.")
         order = s.get(SalesOrder, order_id) if order_id else None
         rows = enqueue_save(s, customer, order=order, membership_id=membership_id)
-        row_ids, save_id = [r.id for r in rows], rows[-1].id
+        row_ids, save_id = [r.id for r in rows if r.id is not None], rows[-1].id
     attended = _ATTENDED.get()
     here = (contextlib.nullcontext() if attended is not None and attended.reader is reader
             else reader_attended(reader))
@@ -139,7 +139,7 @@ class CardPresentSave:
     @staticmethod
     def _customer(db: Any, entry: Outbox) -> str:
         with db.read() as s:
-            customer = s.get(Customer, entry.payload["customer_id"])
+            customer = s.get(Customer, payload_of(entry)["customer_id"])
             cus = customer.gateway_customer_id if customer is not None else None
         if not cus:
             raise E.GatewayRejected("The customer is not at the payment gateway yet: sync the customer first.")
@@ -147,7 +147,7 @@ class CardPresentSave:
 
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
         cus = self._customer(db, entry)
-        key, p = entry.idempotency_key, entry.payload
+        key, p = entry.idempotency_key, payload_of(entry)
         attended = _ATTENDED.get()
         if attended is None and entry.attempts <= 1:
             # Never sent, so nothing exists at the gateway: without the customer there is nothing to make.
@@ -204,13 +204,13 @@ class CardPresentSave:
 
     def recover(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any] | None:
         cus = self._customer(db, entry)
-        found = gateway.find_card_present_setup(cus, entry.payload["save_key"])
+        found = gateway.find_card_present_setup(cus, payload_of(entry)["save_key"])
         return None if found is None else self._settle(gateway, found)
 
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:
-        if not entry.payload.get("record", True):
+        if not payload_of(entry).get("record", True):
             return  # a membership's card: update_card records it (the row's result keeps the card)
-        customer_id = entry.payload["customer_id"]
+        customer_id = payload_of(entry)["customer_id"]
         pm = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == customer_id,
                                                 PaymentMethod.gateway_token == result["payment_method_id"])).first()
         if pm is None:

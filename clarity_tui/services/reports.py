@@ -3,7 +3,7 @@ declines and pending syncs, for one shift or one day. Shown on screen and export
 
 Sources: finished orders (`SalesOrder` in completed / pending_sync, by `completed_at`, else
 `updated_at`), memberships created (`Membership.source`), promotion use (orders with a
-`promotion_id`; `Promotion.times_redeemed` for the lifetime count), declines (the billing
+`promotion_id`), declines (the billing
 service's `order.payment_failed` audit rows), and what is still waiting for the gateway
 (orders in pending_sync, outbox rows pending).
 
@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 from sqlmodel import col, func, select
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.services import csv_safe
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.operators import as_utc
 from clarity_tui.services.permissions import Permission, allowed, require
-from clarity_tui.sitetime import day_window, zone_label
+from clarity_tui.sitetime import day_window, stored_utc, zone_label
 from db.models import (
     AuditLog,
     Membership,
@@ -44,7 +45,7 @@ from db.models_billing import MembershipPayment, PaymentKind
 FINISHED = (OrderState.COMPLETED, OrderState.PENDING_SYNC)
 
 
-class ReportError(ValueError):
+class ReportError(UserFacingError, ValueError):
     """str() says what to change (an unknown shift, a bad date)."""
 
 
@@ -139,16 +140,16 @@ def shift_report(db, shift_id: int, now: dt.datetime | None = None, *, actor: Ac
     if not allowed(actor, Permission.REPORT_OWN_SHIFT):
         require(actor, Permission.REPORT_VIEW)
     with db.read() as s:
-        row = s.exec(select(OperatorShift, Operator).join(Operator, Operator.id == OperatorShift.operator_id)
+        row = s.exec(select(OperatorShift, Operator).join(Operator, col(Operator.id) == OperatorShift.operator_id)
                      .where(OperatorShift.id == shift_id)).first()
         if row is None:
             raise ReportError(f"There is no shift {shift_id}: `clarity-tui audit` or the Who's on view lists them.")
         shift, op = row
         if actor.operator_id is None or op.id != actor.operator_id:
             require(actor, Permission.REPORT_VIEW)  # someone else's shift
-        start = as_utc(shift.signed_in_at)
+        start = stored_utc(shift.signed_in_at)
         end = as_utc(shift.signed_out_at) or (now or utcnow())
-    report = _build_report(db, start, end, title=f"Shift {shift_id}: {op.name} at {shift.terminal}",  # type: ignore[arg-type]
+    report = _build_report(db, start, end, title=f"Shift {shift_id}: {op.name} at {shift.terminal}",
                            operator_id=op.id, terminal=shift.terminal)
     report.operator = op.name
     return report
@@ -167,15 +168,18 @@ def _build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,
     with db.read() as s:
         when = func.coalesce(SalesOrder.completed_at, SalesOrder.updated_at)
         q = (select(SalesOrder, Plan.name, Operator.name, Promotion.code)
-             .join(Plan, Plan.id == SalesOrder.plan_id, isouter=True)
-             .join(Operator, Operator.id == SalesOrder.operator_id, isouter=True)
-             .join(Promotion, Promotion.id == SalesOrder.promotion_id, isouter=True)
+             .join(Plan, col(Plan.id) == SalesOrder.plan_id, isouter=True)
+             .join(Operator, col(Operator.id) == SalesOrder.operator_id, isouter=True)
+             .join(Promotion, col(Promotion.id) == SalesOrder.promotion_id, isouter=True)
              .where(when >= start, when < end))
         if operator_id is not None:
             q = q.where(SalesOrder.operator_id == operator_id)
         if terminal is not None:
             q = q.where(SalesOrder.terminal == terminal)
-        sold, migrated, by_op, promos = Counter(), Counter(), Counter(), Counter()  # type: ignore[var-annotated]
+        sold: Counter[str] = Counter()
+        migrated: Counter[str] = Counter()
+        by_op: Counter[str] = Counter()
+        promos: Counter[str] = Counter()
         sold_amt: dict[str, int] = defaultdict(int)
         mig_amt: dict[str, int] = defaultdict(int)
         op_amt: dict[str, int] = defaultdict(int)
@@ -220,7 +224,7 @@ def _build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,
         if terminal is not None:
             dq = dq.where(AuditLog.terminal == terminal)
         declines: Counter[str] = Counter()
-        for row in s.exec(dq.order_by(AuditLog.id)):
+        for row in s.exec(dq.order_by(col(AuditLog.id))):
             declines[row.actor] += 1
             error = (row.after or {}).get("error") or "declined"
             report.decline_messages.append(f"order {row.entity_id}: {error}")
@@ -263,13 +267,6 @@ def _count_tax(report: ShiftReport, order: SalesOrder) -> None:
     if order.tax_cents > 0:
         report.tax_collected.count += 1
         report.tax_collected.amount_cents += order.tax_cents
-
-
-def promotion_totals(db, *, actor: Actor) -> list[Line]:
-    """Lifetime redemptions per promotion code (Promotion.times_redeemed)."""
-    require(actor, Permission.REPORT_VIEW)
-    with db.read() as s:
-        return [Line(p.code, p.times_redeemed) for p in s.exec(select(Promotion).order_by(Promotion.code))]
 
 
 def render_text(report: ShiftReport) -> str:

@@ -22,10 +22,17 @@ from typing import Any, Protocol
 from clarity_tui.payments.lifecycle import TaxRateSpec
 
 
-class TaxSettings(Protocol):  # config.TaxConfig
-    behavior: str
-    rate_percent: Decimal
-    display_name: str
+class TaxSettings(Protocol):
+    """The site's tax settings (config.TaxConfig), read only here."""
+
+    @property
+    def behavior(self) -> str: ...
+
+    @property
+    def rate_percent(self) -> Decimal: ...
+
+    @property
+    def display_name(self) -> str: ...
 
     @property
     def applies(self) -> bool: ...
@@ -45,7 +52,7 @@ def applies(tax: TaxSettings | None) -> bool:
 
 
 def inclusive(tax: TaxSettings | None) -> bool:
-    return applies(tax) and tax.behavior == "inclusive"  # type: ignore[union-attr]
+    return tax is not None and applies(tax) and tax.behavior == "inclusive"
 
 
 def _half_up(x: Fraction) -> int:
@@ -57,10 +64,10 @@ def compute(tax: TaxSettings | None, amount_cents: int) -> Taxed:
     """The tax on `amount_cents` (the price after any discount) and what the customer pays."""
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents < 0:
         raise ValueError(f"An amount is a whole number of cents, zero or more (got {amount_cents!r}).")
-    if not applies(tax):
+    if tax is None or not applies(tax):
         return Taxed(0, amount_cents, amount_cents)
-    rate = Fraction(Decimal(tax.rate_percent)) / 100  # type: ignore[union-attr]
-    if tax.behavior == "inclusive":  # type: ignore[union-attr]
+    rate = Fraction(Decimal(tax.rate_percent)) / 100
+    if tax.behavior == "inclusive":
         part = _half_up(amount_cents * rate / (1 + rate))  # amount − amount / (1 + rate)
         return Taxed(part, amount_cents, amount_cents - part)
     part = _half_up(amount_cents * rate)
@@ -75,9 +82,9 @@ def rate_text(rate_percent: Decimal) -> str:
 
 def label(tax: TaxSettings | None) -> str:
     """"Sales tax 8.25%" (exclusive), "incl. Sales tax 8.25%" (inclusive), "" (no tax)."""
-    if not applies(tax):
+    if tax is None or not applies(tax):
         return ""
-    name = f"{tax.display_name} {rate_text(tax.rate_percent)}"  # type: ignore[union-attr]
+    name = f"{tax.display_name} {rate_text(tax.rate_percent)}"
     return f"incl. {name}" if inclusive(tax) else name
 
 
@@ -91,17 +98,17 @@ def price_note(tax: TaxSettings | None) -> str:
 def prices_note(tax: TaxSettings | None) -> str:
     """A sentence for a screen of prices: "Sales tax 8.25% is added to these prices.", "These prices
     include Sales tax 8.25%.", or ""."""
-    if not applies(tax):
+    if tax is None or not applies(tax):
         return ""
-    name = f"{tax.display_name} {rate_text(tax.rate_percent)}"  # type: ignore[union-attr]
+    name = f"{tax.display_name} {rate_text(tax.rate_percent)}"
     return f"These prices include {name}." if inclusive(tax) else f"{name} is added to these prices."
 
 
 def rate_spec(tax: TaxSettings | None) -> TaxRateSpec | None:
     """The gateway's tax rate for the subscription's renewals (None: no tax)."""
-    if not applies(tax):
+    if tax is None or not applies(tax):
         return None
-    return TaxRateSpec(tax.display_name, Decimal(tax.rate_percent), inclusive(tax))  # type: ignore[union-attr]
+    return TaxRateSpec(tax.display_name, Decimal(tax.rate_percent), inclusive(tax))
 
 
 def spec_payload(spec: TaxRateSpec | None) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from sqlalchemy import or_
 from sqlmodel import col
 from sqlmodel import select as model_select
 
-from clarity_tui.services.identity import fold
+from clarity_tui.services.identity import display_name, fold
 from clarity_tui.services.plates import CONFUSIONS, fuzzy_variants, normalize_plate, plate_match_score
 from db.engine import Database
 from db.models import Customer, Vehicle
@@ -64,7 +64,7 @@ class SearchHit:
 
     @property
     def name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip()
+        return display_name(self.first_name, self.last_name)
 
 
 @dataclass
@@ -288,8 +288,8 @@ class SearchService:
         with self.db.read() as s:
             rows = s.exec(model_select(Customer).where(or_(*conditions)).order_by(Customer.search_last, Customer.search_first).limit(limit)).all()
             result.hits = [
-                SearchHit(c.id, c.customer_number, c.first_name, c.last_name, c.phone_e164, c.email, (), 0, "like")  # type: ignore[arg-type]
-                for c in rows
+                SearchHit(c.id, c.customer_number, c.first_name, c.last_name, c.phone_e164, c.email, (), 0, "like")
+                for c in rows if c.id is not None
             ]
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result

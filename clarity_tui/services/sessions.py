@@ -13,18 +13,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.entitlement import EntitlementPolicy
+from clarity_tui.services.membership_rules import current_rank
 from clarity_tui.services.board_view import (
     Badge,
     BubbleView,
     LaneView,
-    membership_rank,
     SyncHealth,
     read_board,
     read_bubbles,
@@ -47,19 +48,20 @@ from db.models import (
     VehicleSession,
     utcnow,
 )
+from db.states import OPEN_SESSION_STATES
 from hardware.plate_reader import PlateEvent
 
-ACTIVE_SESSION_STATES = (SessionStatus.WAITING, SessionStatus.IN_SERVICE)
+ACTIVE_SESSION_STATES = tuple(SessionStatus(s) for s in OPEN_SESSION_STATES)  # one definition: db.states
 
 log = logging.getLogger(__name__)
 
 
 class UnknownLane(ValueError):
-    pass
+    """A camera message for no lane or camera of that name (its sender is told, not an attendant)."""
 
 
-class SessionGone(LookupError):
-    pass
+class SessionGone(UserFacingError, LookupError):
+    """The session was closed or removed on another terminal."""
 
 
 @dataclass(frozen=True)
@@ -101,30 +103,33 @@ class SessionService:
         with self.db.read() as s:
             # Every start calls this: a read is enough when nothing is missing.
             site = s.exec(select(Site).where(Site.code == code)).first()
-            if site is not None:
+            if site is not None and site.id is not None:
                 names = set(s.exec(select(Lane.name).where(Lane.site_id == site.id)))
                 if all(name in names for name, _, _ in lanes):
-                    return site.id  # type: ignore[return-value]
+                    return site.id
         with self.db.write() as s:
             site = s.exec(select(Site).where(Site.code == code)).first()
             if site is None:
                 site = Site(code=code, name=name, phone_region=phone_region)
                 s.add(site)
                 s.flush()
-            existing = {lane.name: lane for lane in s.exec(select(Lane).where(Lane.site_id == site.id))}
+            site_id = site.id
+            assert site_id is not None  # flushed above
+            existing = {lane.name: lane for lane in s.exec(select(Lane).where(Lane.site_id == site_id))}
             for position, (lane_name, kind, camera_id) in enumerate(lanes):
                 lane = existing.get(lane_name)
                 if lane is None:
-                    s.add(Lane(site_id=site.id, name=lane_name, kind=kind, position=position, camera_id=camera_id))
-            return site.id  # type: ignore[return-value]
+                    s.add(Lane(site_id=site_id, name=lane_name, kind=kind, position=position, camera_id=camera_id))
+            return site_id
 
     def lane_ids_by_key(self, s: Session) -> dict[str, int]:
         """Lane lookup by name (case-insensitive) and by camera id."""
         keys: dict[str, int] = {}
-        for lane in s.exec(select(Lane).where(Lane.active == True)):  # noqa: E712
-            keys[lane.name.lower()] = lane.id  # type: ignore[assignment]
+        for lane in s.exec(select(Lane).where(col(Lane.active).is_(True))):
+            assert lane.id is not None  # a stored row
+            keys[lane.name.lower()] = lane.id
             if lane.camera_id:
-                keys[lane.camera_id.lower()] = lane.id  # type: ignore[assignment]
+                keys[lane.camera_id.lower()] = lane.id
         return keys
 
     # --- plate reads -----------------------------------------------------------
@@ -151,9 +156,9 @@ class SessionService:
                         .where(VehicleSession.plate_normalized == plate, col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))
                         .with_for_update()
                     ).first()
-                    if current is not None:
+                    if current is not None and current.id is not None:
                         _move(s, current, lane_id, event, actor)
-                        return current.id  # type: ignore[return-value]
+                        return current.id
                     return _open(s, plate, lane_id, event, actor)
             except IntegrityError as exc:
                 if attempt == _READ_ATTEMPTS or not _is_open_plate_clash(exc):
@@ -240,11 +245,12 @@ class SessionService:
             membership_view = None
             if customer is not None:
                 rows = s.exec(
-                    select(Membership, Plan.name).join(Plan, Plan.id == Membership.plan_id).where(Membership.customer_id == customer.id)
+                    select(Membership, Plan.name).join(Plan, col(Plan.id) == Membership.plan_id).where(Membership.customer_id == customer.id)
                 ).all()
                 if rows:
-                    m, plan_name = min(rows, key=lambda r: membership_rank(r[0].status))
-                    membership_view = MembershipView(m.id, plan_name, m.status, m.next_billing_on, m.expires_on, m.pending_sync)  # type: ignore[arg-type]
+                    m, plan_name = min(rows, key=lambda r: current_rank(r[0].status))
+                    assert m.id is not None  # a stored row
+                    membership_view = MembershipView(m.id, plan_name, m.status, m.next_billing_on, m.expires_on, m.pending_sync)
             legacy = s.get(LegacyMember, v.legacy_member_id) if v.legacy_member_id else None
             return SessionDetail(
                 bubble=bubble,
@@ -261,10 +267,6 @@ class SessionService:
                 legacy_next_bill_on=legacy.next_bill_on if legacy else None,
             )
 
-    def active_count(self) -> int:
-        with self.db.read() as s:
-            return s.exec(select(func.count()).select_from(VehicleSession).where(col(VehicleSession.status).in_(ACTIVE_SESSION_STATES))).one()
-
     def expire_stale(self, older_than: dt.timedelta, actor: Actor, status: SessionStatus = SessionStatus.ABANDONED,
                      *, keep_lane_kind: str | None = None) -> int:
         """Close sessions older than `older_than` that no terminal holds (keeps the board honest).
@@ -278,7 +280,7 @@ class SessionService:
                 col(VehicleSession.status).in_(ACTIVE_SESSION_STATES), VehicleSession.arrived_at < cutoff, or_(col(VehicleSession.held_by).is_(None))
             )
             if keep_lane_kind is not None:
-                query = query.join(Lane, Lane.id == VehicleSession.lane_id).where(Lane.kind != keep_lane_kind)
+                query = query.join(Lane, col(Lane.id) == VehicleSession.lane_id).where(Lane.kind != keep_lane_kind)
             rows = s.exec(query).all()
             for row in rows:
                 row.status = status
@@ -322,7 +324,8 @@ def _open(s: Session, plate: str, lane_id: int, event: PlateEvent, actor: Actor)
     s.add(row)
     s.flush()  # the unique index speaks here if another camera got in first
     audit.record(s, actor, "session.created", "vehicle_session", row.id, after=audit.snapshot(row, ["lane_id", "plate", "customer_id", "legacy_member_id"]))
-    return row.id  # type: ignore[return-value]
+    assert row.id is not None  # flushed above
+    return row.id
 
 
 def _move(s: Session, row: VehicleSession, lane_id: int, event: PlateEvent, actor: Actor) -> None:

@@ -56,7 +56,7 @@ def _still_held(s: Session, claim: VehicleClaim) -> bool:
     m = s.get(Membership, claim.membership_id) if claim.membership_id else None
     if m is not None and m.status not in CURRENT_STATUSES:
         return False
-    if m is not None and _covers(s, m.id, claim.vehicle_id):
+    if m is not None and m.id is not None and _covers(s, m.id, claim.vehicle_id):
         return True
     order = s.get(SalesOrder, claim.order_id) if claim.order_id else None
     return order is not None and order.state in _HOLDING_ORDER_STATES
@@ -66,19 +66,20 @@ def _covers(s: Session, membership_id: int, vehicle_id: int) -> bool:
     return s.get(MembershipVehicle, (membership_id, vehicle_id)) is not None
 
 
-def _refusal(s: Session, claim: VehicleClaim, vehicle: Vehicle) -> VehicleTaken:
+def _refusal(s: Session, claim: VehicleClaim, vehicle: Vehicle | None) -> VehicleTaken:
+    plate = vehicle.plate if vehicle is not None else "This car"
     m = s.get(Membership, claim.membership_id) if claim.membership_id else None
     order = s.get(SalesOrder, claim.order_id) if claim.order_id else None
     if order is not None and order.state in OPEN_ORDER_STATES:
-        return VehicleTaken(f"{claim.holder or holder_label(s, order)} is selling a membership to {vehicle.plate}. "
+        return VehicleTaken(f"{claim.holder or holder_label(s, order)} is selling a membership to {plate}. "
                             "Nothing was charged here: let them finish, or ask them to cancel theirs.")
     if m is not None:
         c = s.get(Customer, m.customer_id)
         plan = s.get(Plan, m.plan_id)
         name = f"{c.first_name} {c.last_name}".strip() if c else "another customer"
-        return VehicleTaken(f"{vehicle.plate} is already on {name}'s {plan.name if plan else ''} membership. "
+        return VehicleTaken(f"{plate} is already on {name}'s {plan.name if plan else ''} membership. "
                             "Nothing was charged: open that customer's record to change it.")
-    return VehicleTaken(f"{vehicle.plate} is held by another sale. Nothing was charged: try again in a moment.")
+    return VehicleTaken(f"{plate} is held by another sale. Nothing was charged: try again in a moment.")
 
 
 def claim_vehicles(s: Session, order: SalesOrder, holder: str) -> None:
@@ -107,7 +108,7 @@ def claim_vehicles(s: Session, order: SalesOrder, holder: str) -> None:
 def refusal_after_conflict(s: Session, order_id: int) -> VehicleTaken:
     """The message for a claim lost to a concurrent INSERT (read after the rollback)."""
     order = s.get(SalesOrder, order_id)
-    for vehicle_id in order.vehicle_ids or []:
+    for vehicle_id in (order.vehicle_ids or []) if order is not None else []:
         claim = s.get(VehicleClaim, vehicle_id)
         if claim is not None and claim.order_id != order_id:
             return _refusal(s, claim, s.get(Vehicle, vehicle_id))

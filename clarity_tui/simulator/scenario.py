@@ -31,8 +31,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from clarity_tui.errors import UserFacingError
 
-class ScenarioError(ValueError):
+
+class ScenarioError(UserFacingError, ValueError):
     pass
 
 

@@ -14,10 +14,11 @@ import logging
 import random
 from dataclasses import replace
 
+from sqlalchemy import true
 from sqlmodel import col, select
 
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.demo import COLOURS, VEHICLES, random_plate
+from clarity_tui.seeding.demo import COLOURS, VEHICLES, random_plate
 from clarity_tui.services.sessions import SessionService
 from clarity_tui.simulator.scenario import Scenario
 from db.engine import Database
@@ -57,12 +58,12 @@ class VehiclePool:
                 (p.plate_raw, lm.vehicle_desc)
                 for p, lm in s.exec(
                     select(LegacyMemberPlate, LegacyMember)
-                    .join(LegacyMember, LegacyMember.id == LegacyMemberPlate.legacy_member_id)
+                    .join(LegacyMember, col(LegacyMember.id) == col(LegacyMemberPlate.legacy_member_id))
                     .where(col(LegacyMember.migrated_at).is_(None))
                     .limit(2000)
                 )
             ]
-            lanes = list(s.exec(select(Lane).where(Lane.active == True).order_by(Lane.position)))  # noqa: E712
+            lanes = list(s.exec(select(Lane).where(col(Lane.active) == true()).order_by(col(Lane.position))))
         weights = scenario.lanes
         self.gates = [(lane.name, weights.get(lane.name, 1.0)) for lane in lanes if lane.kind == LaneKind.PRE_GATE]
         self.wash_lanes = [(lane.name, weights.get(lane.name, 1.0)) for lane in lanes if lane.kind != LaneKind.PRE_GATE]
@@ -134,7 +135,7 @@ class Traffic:
         with self.sessions.db.read() as s:
             waiting = s.exec(
                 select(VehicleSession)
-                .join(Lane, Lane.id == VehicleSession.lane_id)
+                .join(Lane, col(Lane.id) == col(VehicleSession.lane_id))
                 .where(Lane.kind == LaneKind.PRE_GATE, col(VehicleSession.status).in_(OPEN_SESSION_STATES),
                        VehicleSession.arrived_at < cutoff)
                 .order_by(col(VehicleSession.arrived_at))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -13,8 +14,16 @@ from clarity_tui.messages import OpenSession
 from clarity_tui.services.board_view import Badge, BubbleView
 from clarity_tui.widgets.timefmt import wait_label
 
+if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
+
 
 class SessionBubble(Vertical, can_focus=True):
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
+
     DEFAULT_CSS = """
     SessionBubble {
         height: auto;
@@ -79,7 +88,7 @@ class SessionBubble(Vertical, can_focus=True):
         self.tick()
 
     def tick(self, now: dt.datetime | None = None) -> None:
-        now = now or self.app.now()  # type: ignore[attr-defined]
+        now = now or self.app.now()
         held = f" · {self.view.held_by}" if self.view.held_by else ""
         # Plain words: clock glyphs are missing from many terminal fonts.
         self._wait.update(f"Wait {wait_label(self.view.arrived_at, now)}{held}")

@@ -7,24 +7,32 @@ and keeps every typed value; only a successful save closes it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-# Errors whose message is meant for the attendant (anything else is a bug and is shown as such).
-from clarity_tui.payments.errors import PaymentError
-from clarity_tui.services.customers import CustomerError, ValidationFailed
+from clarity_tui.errors import UserFacingError
+from clarity_tui.services.customer_input import ValidationFailed
 from clarity_tui.services.mailer import MailError
-from clarity_tui.services.permissions import Permission, PermissionDenied
+from clarity_tui.services.permissions import Permission
 
-USER_ERRORS: tuple[type[BaseException], ...] = (CustomerError, PermissionDenied, PaymentError, MailError, ValueError)
+if TYPE_CHECKING:
+    from clarity_tui.app import ClarityApp
+
+log = logging.getLogger(__name__)
+
+# Errors whose message is meant for the attendant; anything else is a bug, never shown as advice.
+# MailError says what to check in the smtp settings, though it is not a UserFacingError yet.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserFacingError, MailError)
 
 
 @dataclass
@@ -78,11 +86,11 @@ class FormDialog(ModalScreen[Any]):
     FormDialog #form-buttons Button { width: 1fr; }
     """
 
-    def __init__(self, title: str, fields: Sequence[FieldSpec], submit: Callable[[dict[str, Any]], Any],
+    def __init__(self, title: str, fields: Sequence[FieldSpec], submit: Callable[..., Any],
                  extra: dict[str, Callable[[FormDialog], None]] | None = None, save_label: str = "Save",
                  approval: ManagerAsk | None = None) -> None:
-        """With `approval`, `submit` is called as submit(values, actor): the signed-in actor when they
-        hold the permission, else the manager who approved with their PIN."""
+        """`submit(values)` saves the form; with `approval` it is called as submit(values, actor): the
+        signed-in actor when they hold the permission, else the manager who approved with their PIN."""
         super().__init__()
         self.approval = approval
         self.form_title = title
@@ -102,12 +110,12 @@ class FormDialog(ModalScreen[Any]):
                         yield self._widget(spec)
             yield Static("", id="form-error")
             with Horizontal(id="form-buttons"):
-                yield Button(f"{self.save_label} F2", id="form-save", variant="success")
+                yield Button(f"{self.save_label} F2", id="form-save", variant="success", action="screen.save")
                 for i, label in enumerate(self.extra):
-                    yield Button(label, id=f"form-extra-{i}")
-                yield Button("Cancel Esc", id="form-cancel")
+                    yield Button(label, id=f"form-extra-{i}", action=f"screen.extra({i})")
+                yield Button("Cancel Esc", id="form-cancel", action="screen.cancel")
 
-    def _widget(self, spec: FieldSpec):
+    def _widget(self, spec: FieldSpec) -> Widget:
         wid = f"f-{spec.name}"
         if spec.kind == "select":
             values = {v for _, v in spec.choices}
@@ -132,21 +140,23 @@ class FormDialog(ModalScreen[Any]):
             event.stop()
             self.set_focus(fields[fields.index(event.input) + 1])
 
+    def _field(self, name: str) -> Input | Select[Any] | Checkbox:
+        widget = self.query_one(f"#f-{name}")
+        assert isinstance(widget, (Input, Select, Checkbox))  # what `_widget` made
+        return widget
+
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for spec in self.fields:
-            widget = self.query_one(f"#f-{spec.name}")
+            widget = self._field(spec.name)
             if isinstance(widget, Select):
                 out[spec.name] = None if widget.value is Select.NULL else widget.value
-            elif isinstance(widget, Checkbox):
-                out[spec.name] = widget.value
             else:
-                out[spec.name] = widget.value  # type: ignore[attr-defined]
+                out[spec.name] = widget.value
         return out
 
     def set_value(self, name: str, value: Any) -> None:
-        widget = self.query_one(f"#f-{name}")
-        widget.value = value  # type: ignore[attr-defined]
+        self._field(name).value = value
 
     def show_error(self, message: str, fields: Sequence[str] = ()) -> None:
         self.saving = False
@@ -169,7 +179,7 @@ class FormDialog(ModalScreen[Any]):
             return
         from clarity_tui.services.permissions import allowed
 
-        actor = self.app.actor  # type: ignore[attr-defined]
+        actor = cast("ClarityApp", self.app).actor
         if allowed(actor, ask.permission):
             self._save(values, actor)
         else:
@@ -191,8 +201,9 @@ class FormDialog(ModalScreen[Any]):
         self.query_one("#form-error", Static).update("A manager's PIN is needed…")
         try:
             manager = await manager_approval(self.app, ask.action, why=ask.why, entity=ask.entity, entity_id=ask.entity_id)
-        except Exception as exc:  # noqa: BLE001 - shown, and the typed values stay
-            self.show_error(f"Could not ask for a manager's PIN ({exc}). Nothing was changed: try again.")
+        except Exception:  # logged (a bug: its text is not advice); the typed values stay
+            log.exception("asking for a manager's PIN failed")
+            self.show_error("Could not ask for a manager's PIN. Nothing was changed: try again.")
             return
         if manager is None:
             self.show_error(NOT_APPROVED)
@@ -204,15 +215,16 @@ class FormDialog(ModalScreen[Any]):
     @work(thread=True, exclusive=True, group="form-save", exit_on_error=False)
     def _save(self, values: dict[str, Any], actor: Any = None) -> None:
         try:
-            result = self.submit(values) if self.approval is None else self.submit(values, actor)  # type: ignore[call-arg]
+            result = self.submit(values) if self.approval is None else self.submit(values, actor)
         except ValidationFailed as exc:
             self.app.call_from_thread(self.show_error, str(exc), list(exc.errors))
             return
         except USER_ERRORS as exc:
             self.app.call_from_thread(self.show_error, str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - shown, and the typed values stay
-            self.app.call_from_thread(self.show_error, f"Could not save ({exc.__class__.__name__}: {exc}). Nothing was lost: try again.")
+        except Exception:  # logged (a bug: its text is not advice); the typed values stay
+            log.exception("saving the form %r failed", self.form_title)
+            self.app.call_from_thread(self.show_error, "Could not save: an unexpected error (logged). Nothing was lost: try again.")
             return
         self.app.call_from_thread(self.dismiss, True if result is None else result)
 
@@ -223,19 +235,9 @@ class FormDialog(ModalScreen[Any]):
         leave_or_ask(self, dirty, save=self.action_save, discard=lambda: self.dismiss(None),
                      what=f"“{self.form_title}”")
 
-    @on(Button.Pressed, "#form-save")
-    def _save_pressed(self) -> None:
-        self.action_save()
-
-    @on(Button.Pressed, "#form-cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    @on(Button.Pressed)
-    def _extra_pressed(self, event: Button.Pressed) -> None:
-        bid = event.button.id or ""
-        if bid.startswith("form-extra-"):
-            list(self.extra.values())[int(bid.rsplit("-", 1)[1])](self)
+    def action_extra(self, index: int) -> None:
+        """One of the form's extra buttons (the Related tab's Search)."""
+        list(self.extra.values())[index](self)
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -259,15 +261,11 @@ class ConfirmDialog(ModalScreen[bool]):
         with Vertical(id="confirm-box"):
             yield Static(self.question, id="confirm-question")
             with Horizontal(id="confirm-buttons"):
-                yield Button(f"{self.yes} (Y)", id="confirm-yes", variant="error")
-                yield Button("Keep (N)", id="confirm-no")
+                yield Button(f"{self.yes} (Y)", id="confirm-yes", variant="error", action="screen.answer(True)")
+                yield Button("Keep (N)", id="confirm-no", action="screen.answer(False)")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "confirm-yes")
 
 
 class NoticeDialog(ModalScreen[None]):
@@ -292,14 +290,10 @@ class NoticeDialog(ModalScreen[None]):
             yield Label(self.title_text, id="notice-title")
             with VerticalScroll(id="notice-body"):
                 yield Static(self.body, id="notice-text", markup=False)
-            yield Button("OK (Enter)", id="notice-ok", variant="primary")
+            yield Button("OK (Enter)", id="notice-ok", variant="primary", action="screen.close")
 
     def on_mount(self) -> None:
         self.query_one("#notice-ok").focus()
 
     def action_close(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#notice-ok")
-    def _ok(self) -> None:
         self.dismiss(None)

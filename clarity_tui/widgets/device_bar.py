@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from clarity_tui.devices import DeviceSet
 
 
 @dataclass
@@ -16,7 +20,6 @@ class DevicesChanged(Message):
     reason: str
 
 
-def devices_line(app: object) -> str:
+def devices_line(devices: DeviceSet | None) -> str:
     """The board status bar's device part, or "" when the app has no devices."""
-    devices = getattr(app, "devices", None)
     return f"Devices: {devices.summary()}" if devices is not None else ""

@@ -54,11 +54,11 @@ class LaneColumn(Vertical):
         for session_id, bubble in existing.items():
             if session_id not in wanted:
                 bubble.remove()
-        new_widgets = []
+        new_widgets: list[SessionBubble] = []
         for view in lane.bubbles:
-            bubble = existing.get(view.session_id)
-            if bubble is not None:
-                bubble.update_view(view)
+            kept = existing.get(view.session_id)
+            if kept is not None:
+                kept.update_view(view)
             else:
                 new_widgets.append(SessionBubble(view))
         if new_widgets:

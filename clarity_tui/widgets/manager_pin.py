@@ -39,14 +39,22 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from clarity_tui.errors import UserFacingError
+from clarity_tui.operator_session import operator_session_of
+from clarity_tui.wiring import services_of
+
 if TYPE_CHECKING:
+    from textual import getters
+
+    from clarity_tui.app import ClarityApp
     from clarity_tui.services.actor import Actor
+    from clarity_tui.services.pin_check import PinService
 
 
 def signed_in_manager(app: App[Any]) -> Actor | None:
     """The signed-in actor if it is a manager with an operator row (they typed their PIN to sign in)."""
-    actor = getattr(app, "actor", None)
-    if actor is not None and actor.operator_id is not None and str(actor.role) == "manager":
+    actor = operator_session_of(app).actor
+    if actor.operator_id is not None and str(actor.role) == "manager":
         return actor
     return None
 
@@ -67,6 +75,9 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
     action: what is approved, as audited (e.g. "migration.billing_date_override").
     why: one line shown to the manager (what they are approving).
     entity, entity_id: the row it is about, for the audit rows (e.g. "sales_order", 42)."""
+
+    if TYPE_CHECKING:
+        app = getters.app(ClarityApp)
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="manager_pin.cancel", tooltip="Cancel: nothing is changed"),
@@ -115,8 +126,8 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
                     yield Static("↑/↓ manager · Enter approves", classes="hint")
             yield Static("", id="manager-pin-message", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Cancel · Esc", id="manager-pin-cancel")
-                yield Button("Approve · Enter", id="manager-pin-approve", variant="warning")
+                yield Button("Cancel · Esc", id="manager-pin-cancel", action="screen.cancel")
+                yield Button("Approve · Enter", id="manager-pin-approve", variant="warning", action="screen.approve")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -124,12 +135,15 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
 
     # --- managers ---------------------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="manager-pin-load", exit_on_error=False)
-    def _load(self) -> None:
+    def _pins(self) -> PinService:
         from clarity_tui.services.pin_check import PinService
 
+        return PinService.from_services(services_of(self))
+
+    @work(thread=True, exclusive=True, group="manager-pin-load", exit_on_error=False)
+    def _load(self) -> None:
         try:
-            managers = PinService.for_app(self.app).managers()
+            managers = self._pins().managers()
         except Exception as exc:  # noqa: BLE001 - shown; the modal stays
             self.app.call_from_thread(self._say, f"Cannot read the managers: {exc}", True)
             return
@@ -145,7 +159,7 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
             self._say("No active manager has a PIN: add one with `clarity-tui operators add NAME --role manager`.",
                       True)
             return
-        now = self.app.now()  # type: ignore[attr-defined]
+        now = self.app.now()
         options.add_options([Option(name + ("  (locked)" if until is not None and until > now else ""), id=str(i))
                              for i, name, until in managers])
         options.highlighted = next((n for n, (i, _, _) in enumerate(managers) if before and i == before[0]), 0)
@@ -199,13 +213,11 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
 
     @work(thread=True, exclusive=True, group="manager-pin-check", exit_on_error=False)
     def _check(self, manager_id: int, pin: str) -> None:
-        from clarity_tui.services.pin_check import PinService, SignInError
-
         try:
-            manager = PinService.for_app(self.app).approve_manager(
+            manager = self._pins().approve_manager(
                 manager_id, pin, action=self.action_name, entity=self.entity, entity_id=self.entity_id,
-                requested_by=self.app.actor)  # type: ignore[attr-defined]
-        except SignInError as exc:
+                requested_by=self.app.actor)
+        except UserFacingError as exc:
             self.app.call_from_thread(self._refused, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - e.g. the database dropped: say so, keep the modal
@@ -230,10 +242,3 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
         if not self._busy:
             self.dismiss(None)
 
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "manager-pin-cancel":
-            self.action_cancel()
-        else:
-            self.action_approve()

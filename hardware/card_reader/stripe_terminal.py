@@ -37,6 +37,7 @@ from hardware.card_reader.base import (
 )
 
 if TYPE_CHECKING:
+    from stripe._base_address import BaseAddresses  # the client's own type for base_addresses
     import stripe
 
 # Reader API errors (StripeError.code) -> our codes and messages.
@@ -338,5 +339,5 @@ def make_stripe_client(api_key: str, api_base: str | None = None, *, timeout: fl
     import stripe
 
     http_client = stripe.RequestsClient(timeout=timeout)
-    base: dict[str, str] = {"api": api_base} if api_base else {}
-    return stripe.StripeClient(api_key, base_addresses=base, http_client=http_client, max_network_retries=0)  # type: ignore[arg-type]
+    base: BaseAddresses = {"api": api_base} if api_base else {}
+    return stripe.StripeClient(api_key, base_addresses=base, http_client=http_client, max_network_retries=0)

@@ -22,23 +22,17 @@ Answers: 201 recorded, 202 a heartbeat, 400 a bad body or plate (the reason come
 401/403 as above, 503 with Retry-After when the database is unreachable for now, 500 for anything else. No
 answer ever carries SQL, a traceback or an exception's text from the database: those go to the log.
 """
-
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import ipaddress
-import json
 import logging
 import re
 import threading
-import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 from hardware.base import DeviceError, DeviceState
 from hardware.http_limits import (
@@ -53,307 +47,43 @@ from hardware.http_limits import (
     LimitedHandler,
     LimitedHTTPServer,
     busy_response,
-    json_nesting_exceeds,
+)
+from hardware.plate_reader.alpr_payload import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_DEPTH_LIMIT,
+    WebhookRejected,
+    parse_alpr_group,
+    shown,
 )
 from hardware.plate_reader.base import PlateEvent, PlateReader
+from hardware.plate_reader.camera_auth import (
+    NO_SECRET,
+    SIGNATURE_HEADER,
+    TOKEN_HEADER,
+    CameraAuth,
+    Headers,
+    Scope,
+    Unauthorized,
+    sign_body,
+)
+
+# Kept importable from here: the tests and the CLI name them through this module.
+__all__ = ["NO_SECRET", "RETRY_AFTER", "SIGNATURE_HEADER", "TOKEN_HEADER", "CameraAuth", "HttpPlateReader",
+           "PlateWebhookReceiver", "Reply", "TransientRecordError", "WebhookRejected", "parse_alpr_group",
+           "parse_listen_address", "receiver_options", "sign_body"]
 
 log = logging.getLogger(__name__)
 
-# An alpr_group nests 4 deep (message > vehicle > make > [candidates]); well past that is an attack, refused
-# before json.loads (whose C parser would otherwise recurse once per level).
-MAX_JSON_DEPTH = 8
-MAX_JSON_DEPTH_LIMIT = 64  # the most max_json_depth may be set to
-NOT_UTF8 = "The body must be UTF-8 JSON."
-MIN_SECRET_LENGTH = 16
 RETRY_AFTER = 30  # seconds, when the database is unreachable
 BUSY_RETRY_AFTER = 5  # seconds, over the connection cap
-TOKEN_HEADER = "X-Clarity-Token"
-SIGNATURE_HEADER = "X-Clarity-Signature"
-MAX_CAMERA_ID = 64  # Lane.camera_id
-# Agent messages that are not plate reads: acknowledged, never recorded.
-IGNORED_TYPES = frozenset({"heartbeat", "alpr_alert", "vehicle"})
-NO_SECRET = ("No camera secret is configured (hardware.plate_reader.options.secrets, or .secret): every plate read "
-             "is refused with 401 until one is set.")
 OPTION_NAMES = frozenset({"host", "secrets", "secret", "allow_from", "require_signature", "max_connections",
                           "read_timeout", "request_timeout", "max_body", "max_json_depth"})
 
 Record = Callable[[PlateEvent], int]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class WebhookRejected(ValueError):
-    """The body cannot become a plate read; str() says why (sent back with the 400)."""
-
-
-class Unauthorized(Exception):
-    """The request's credentials are missing or wrong; str() says which (never the secret)."""
 
 
 class TransientRecordError(Exception):
     """A `record` callable may raise this for "not now, send it again" (503 with Retry-After)."""
-
-
-def _has_control(text: str) -> str | None:
-    """The first control/format character (Unicode category C*) in text, as U+XXXX, or None."""
-    for ch in text:
-        if unicodedata.category(ch)[0] == "C":
-            return f"U+{ord(ch):04X}"
-    return None
-
-
-def _text(value: Any, name: str, limit: int) -> str:
-    """A text field of the message, stripped, without control characters, cut to `limit` (the column's size)."""
-    if not isinstance(value, str):
-        raise WebhookRejected(f"{name} must be text.")
-    bad = _has_control(value)
-    if bad:
-        raise WebhookRejected(f"{name} holds a control character ({bad}): refused.")
-    return value.strip()[:limit]
-
-
-def _first_name(vehicle: dict, key: str) -> str | None:
-    items = vehicle.get(key)
-    if isinstance(items, list) and items and isinstance(items[0], dict):
-        name = items[0].get("name")
-        if isinstance(name, str) and name.strip():
-            return _text(name, f"vehicle.{key}", 80)
-    return None
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:59] + "…"
-
-
-def _confidence(value: Any) -> float:
-    if value is None:
-        return 1.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise WebhookRejected(f"best_confidence must be a number, got {_shown(value)}.")
-    # OpenALPR reports percent (0-100); keep 0..1 like the rest of the app.
-    value = float(value) / 100.0 if value > 1 else float(value)
-    if not 0 <= value <= 1:
-        raise WebhookRejected(f"best_confidence {value!r} is out of range.")
-    return round(value, 4)
-
-
-def _camera_id(value: Any) -> str:
-    if value is None or isinstance(value, bool) or str(value).strip() == "":
-        raise WebhookRejected("No camera_id in the message: the lane cannot be known.")
-    if not isinstance(value, (str, int)):
-        raise WebhookRejected("camera_id must be text or a number.")
-    camera = _text(str(value), "camera_id", 10_000)
-    if len(camera) > MAX_CAMERA_ID:
-        raise WebhookRejected(f"camera_id is longer than {MAX_CAMERA_ID} characters.")
-    return camera
-
-
-def parse_alpr_group(body: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> PlateEvent | None:
-    """An `alpr_group` body -> PlateEvent (lane = the camera id). None for messages to acknowledge and ignore.
-
-    Structure only: the plate's own rule (alphabet, transliteration, length) is the sessions service's
-    (clarity_tui/services/plates.py), applied when the read is recorded. Every text field is refused here if it
-    holds a control character, so none reaches the database or a terminal."""
-    if isinstance(body, str):
-        text = body
-        raw = body.encode("utf-8", "surrogatepass")
-    else:
-        # Strict UTF-8 first (a UTF-8 BOM is allowed and dropped): json.loads would guess UTF-16/32 from the
-        # bytes, and in those a byte that looks like a quote hides brackets from the depth scan. The scan then
-        # reads validated UTF-8 (whose multi-byte characters hold no ASCII byte), and json.loads the same text.
-        raw = body.removeprefix(b"\xef\xbb\xbf")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise WebhookRejected(NOT_UTF8) from None
-        if "\x00" in text:  # never in JSON text (not even in a string), always in UTF-16/32 text of ASCII
-            raise WebhookRejected(NOT_UTF8)
-    if json_nesting_exceeds(raw, max_depth):
-        raise WebhookRejected(f"Body nests deeper than {max_depth} levels: not an alpr_group message.")
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise WebhookRejected(f"Body is not JSON ({_shown(str(exc))[1:-1]}).") from None
-    if not isinstance(data, dict):
-        raise WebhookRejected("Body must be a JSON object.")
-    data_type = data.get("data_type")
-    if isinstance(data_type, str) and data_type in IGNORED_TYPES:
-        return None
-    if data_type != "alpr_group":
-        raise WebhookRejected(f"Unsupported data_type {_shown(data_type)}: send alpr_group messages.")
-    best = data.get("best_plate") if isinstance(data.get("best_plate"), dict) else {}
-    plate = data.get("best_plate_number") or best.get("plate")
-    if not isinstance(plate, str) or not plate.strip():
-        raise WebhookRejected("No plate in the message (best_plate_number or best_plate.plate).")
-    bad = _has_control(plate)
-    if bad:
-        raise WebhookRejected(f"The plate holds a control character ({bad}): it is not a plate and was not recorded.")
-    camera = _camera_id(data.get("camera_id"))
-    region = data.get("best_region") or best.get("region") or ""
-    region = _text(region, "best_region", 16)
-    confidence = _confidence(data.get("best_confidence", best.get("confidence")))
-    vehicle = data.get("vehicle") if isinstance(data.get("vehicle"), dict) else {}
-    make = _first_name(vehicle, "make")
-    model = _first_name(vehicle, "make_model")
-    if model and make and model.lower().startswith(make.lower() + "_"):
-        model = model[len(make) + 1 :]
-    colour = _first_name(vehicle, "color")
-    uuid = data.get("best_uuid")
-    image_ref = _text(str(uuid), "best_uuid", 200) if isinstance(uuid, (str, int)) and not isinstance(uuid, bool) and uuid != "" else None
-    return PlateEvent(
-        plate=plate.strip(),
-        lane=camera,
-        region=region,
-        confidence=confidence,
-        make=make.replace("-", " ").title()[:40] if make else None,
-        model=model.replace("_", " ").replace("-", " ").title()[:40] if model else None,
-        colour=colour.replace("-", " ")[:24] if colour else None,
-        image_ref=image_ref or None,
-    )
-
-
-# --- who may post ---------------------------------------------------------------------------------------------
-
-Scope = frozenset[str] | None  # the camera ids a request's credentials cover (lower case); None: every camera
-
-
-def _narrow(a: Scope, b: Scope) -> Scope:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a & b
-
-
-def _check_secret(secret: Any, where: str) -> str:
-    if not isinstance(secret, str):
-        raise ValueError(f"{where} must be text.")
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ValueError(f"{where} is {len(secret)} characters: use at least {MIN_SECRET_LENGTH} random ones "
-                         "(e.g. the output of `python -c \"import secrets; print(secrets.token_urlsafe(24))\"`).")
-    if not secret.isprintable() or any(ch.isspace() for ch in secret) or not secret.isascii():
-        raise ValueError(f"{where} must be printable ASCII without spaces (it may travel in a header or a URL).")
-    return secret
-
-
-def _network(entry: Any) -> Network:
-    try:
-        return ipaddress.ip_network(str(entry).strip(), strict=False)
-    except ValueError:
-        raise ValueError(f"allow_from entry {entry!r} is not an address or a network (e.g. 192.168.10.0/24).") from None
-
-
-@dataclass(frozen=True)
-class CameraAuth:
-    """Who may post plate reads. Empty (the default): nobody, until a secret is configured."""
-
-    secrets: Mapping[str, str] = field(default_factory=dict)  # camera_id -> its secret
-    secret: str = ""  # one secret that every camera may use
-    allow_from: tuple[Network, ...] = ()  # empty: any address
-    require_signature: bool = False
-
-    def __post_init__(self) -> None:
-        for camera, secret in self.secrets.items():
-            if not isinstance(camera, str) or not camera.strip():
-                raise ValueError("secrets must map each camera_id to its secret.")
-            _check_secret(secret, f"The secret for camera {camera!r}")
-        if self.secret:
-            _check_secret(self.secret, "The shared camera secret")
-        object.__setattr__(self, "_keys", tuple((camera.strip().lower(), secret.encode())
-                                                for camera, secret in self.secrets.items()))
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> CameraAuth:
-        """From `hardware.plate_reader.options`: secrets = {camera_id = secret}, secret, allow_from, require_signature."""
-        secrets = options.get("secrets") or {}
-        if not isinstance(secrets, Mapping):
-            raise ValueError("secrets must map each camera_id to its secret, e.g. secrets = {\"cam-lane1\" = \"...\"}.")
-        allow = options.get("allow_from") or ()
-        if isinstance(allow, str):
-            allow = [part for part in allow.split(",") if part.strip()]
-        if not isinstance(allow, (list, tuple)):
-            raise ValueError("allow_from must be a list of addresses or networks, e.g. [\"192.168.10.0/24\"].")
-        require = options.get("require_signature", False)
-        if not isinstance(require, bool):
-            raise ValueError("require_signature must be true or false.")
-        return cls(secrets=dict(secrets), secret=options.get("secret") or "",
-                   allow_from=tuple(_network(entry) for entry in allow), require_signature=require)
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.secrets or self.secret)
-
-    def address_allowed(self, host: str) -> bool:
-        if not self.allow_from:
-            return True
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address.version == net.version and address in net for net in self.allow_from)
-
-    def _match(self, check: Callable[[bytes], bool]) -> Scope | bool:
-        """Every secret is tried (no early exit): the cameras whose secret passes `check`; None when the shared
-        secret does; False when none does."""
-        shared = bool(self.secret) and check(self.secret.encode())
-        cameras = frozenset(camera for camera, secret in self._keys if check(secret))  # type: ignore[attr-defined]
-        if shared:
-            return None
-        return cameras or False
-
-    def authenticate(self, headers: Mapping[str, str], path: str, body: bytes) -> Scope:
-        """The cameras these credentials cover, or Unauthorized. Every credential presented must be right."""
-        if not self.configured:
-            raise Unauthorized(NO_SECRET)
-        tokens: list[str] = []
-        if headers.get(TOKEN_HEADER) is not None:
-            tokens.append(headers[TOKEN_HEADER].strip())
-        authorization = headers.get("Authorization")
-        if authorization is not None:
-            scheme, _, value = authorization.strip().partition(" ")
-            if scheme.lower() != "bearer":
-                raise Unauthorized("Authorization must be 'Bearer <the camera's token>'.")
-            tokens.append(value.strip())
-        url = urlsplit(path)
-        in_path = re.fullmatch(r"/plate/([^/]+)/?", url.path)
-        if in_path:
-            tokens.append(unquote(in_path.group(1)))
-        tokens.extend(parse_qs(url.query, keep_blank_values=True).get("token", []))
-        signature = headers.get(SIGNATURE_HEADER)
-        if not tokens and signature is None:
-            raise Unauthorized(f"No credentials: send the camera's token ({TOKEN_HEADER}, Authorization: Bearer, "
-                               f"/plate/<token> or ?token=) or sign the body ({SIGNATURE_HEADER}: sha256=<hex>).")
-        if self.require_signature and signature is None:
-            raise Unauthorized(f"This receiver requires {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>.")
-        scope: Scope = None
-        for token in tokens:
-            given = token.encode("utf-8", "replace")
-            matched = self._match(lambda secret, given=given: hmac.compare_digest(given, secret))
-            if matched is False:
-                raise Unauthorized("Wrong token.")
-            scope = _narrow(scope, matched)  # type: ignore[arg-type]
-        if signature is not None:
-            digest = signature.strip()
-            if digest[:7].lower() == "sha256=":
-                digest = digest[7:]
-            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-                raise Unauthorized(f"{SIGNATURE_HEADER} must be sha256=<64 hex digits>.")
-            digest = digest.lower()
-            matched = self._match(lambda secret: hmac.compare_digest(
-                hmac.new(secret, body, hashlib.sha256).hexdigest(), digest))
-            if matched is False:
-                raise Unauthorized("Bad signature: the body's HMAC does not match the camera's secret.")
-            scope = _narrow(scope, matched)  # type: ignore[arg-type]
-        if scope is not None and not scope:
-            raise Unauthorized("The credentials belong to different cameras.")
-        return scope
-
-
-def sign_body(body: bytes, secret: str) -> str:
-    """The X-Clarity-Signature value for `body` (tests, and cameras configured by script)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def receiver_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,11 +105,11 @@ def receiver_options(options: Mapping[str, Any]) -> dict[str, Any]:
                 ok = (not isinstance(value, bool) and isinstance(value, (int, float))
                       and (isinstance(value, int) or value.is_integer()) and low <= value <= high)
                 if not ok:
-                    raise ValueError(f"{name} must be a whole number from {low} to {high}, not {_shown(value)}.")
+                    raise ValueError(f"{name} must be a whole number from {low} to {high}, not {shown(value)}.")
             else:
                 ok = not isinstance(value, bool) and isinstance(value, (int, float)) and low <= value <= high
                 if not ok:  # NaN and infinity fail the range check too
-                    raise ValueError(f"{name} must be a number of seconds from {low:g} to {high:g}, not {_shown(value)}.")
+                    raise ValueError(f"{name} must be a number of seconds from {low:g} to {high:g}, not {shown(value)}.")
             kwargs[name] = kind(value)
     return kwargs
 
@@ -501,7 +231,7 @@ class PlateWebhookReceiver:
         with self._counting:
             setattr(self, name, getattr(self, name) + 1)
 
-    def receive(self, client: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    def receive(self, client: str, path: str, headers: Headers, body: bytes) -> Reply:
         """One POST from `client` (whose address already passed the allow-list): authenticate, parse, record."""
         try:
             scope = self.auth.authenticate(headers, path, body)

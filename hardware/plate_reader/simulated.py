@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from dataclasses import dataclass, field, replace
 
 from hardware.base import DeviceState
@@ -46,11 +47,11 @@ class SimulatedPlateReader(PlateReader):
         self._injected: asyncio.Queue[PlateEvent] = asyncio.Queue()
 
     @classmethod
-    def from_config(cls, port: str | None, options: dict, **context: object) -> SimulatedPlateReader:
+    def from_config(cls, port: str | None, options: dict, **context: Any) -> SimulatedPlateReader:
         """From settings: no vehicle source (the scenario simulator has its own camera), so it only
         yields injected reads unless a `source` is given in context."""
         return cls(
-            source=context.get("plate_source"),  # type: ignore[arg-type]
+            source=context.get("plate_source"),
             arrivals_per_minute=float(options.get("arrivals_per_minute", 0.0)),
             misread_rate=float(options.get("misread_rate", 0.0)),
             seed=options.get("seed"),

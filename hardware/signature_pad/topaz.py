@@ -178,7 +178,7 @@ class StrokeBuilder:
         return self._closed
 
 
-def _open_serial(port: str, baudrate: int, read_timeout: float):
+def _open_serial(port: str, baudrate: int, read_timeout: float) -> Any:
     import serial
 
     return serial.serial_for_url(
@@ -202,7 +202,7 @@ class TopazSerialPad(SignaturePad):
         self.model = resolve_model(self.options)
         self.finish = FinishRule.from_options(self.options, self.finish)
         self.ok_box = ok_box_option(self.options.get("ok_box"))
-        self._serial = None
+        self._serial: Any = None  # a pyserial port once open
         self.parser = TopazParser()
 
     @classmethod

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,8 +56,9 @@ from db.models import AuditLog, Membership, MembershipStatus, PaymentMethod
 from db.models_billing import BillingSync as SyncRow
 from db.models_billing import GatewayEvent as EventRow
 from db.models_billing import MembershipPayment, PaymentKind
-from tests.billing.conftest import Member, make_member
-from tests.conftest import _admin_execute, _pg_conninfo
+from tests.helpers.billing import Member, make_member
+from tests.helpers.pg import admin_execute, pg_conninfo
+from tests.helpers.processes import wait_for_file
 
 CHILD = Path(__file__).with_name("adversary_lifecycle_child.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,18 +85,6 @@ def finish(proc: subprocess.Popen) -> dict:
 def was_killed(proc: subprocess.Popen) -> None:
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, f"not killed (exit {proc.returncode}): {err}"
-
-
-def wait_for(path: Path, proc: subprocess.Popen) -> str:
-    """Wait until the child writes `path` (it holds there), failing fast if it exited instead."""
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the child exited before {path.name}: {proc.stderr.read()}")
-        try:
-            proc.wait(timeout=0.01)
-        except subprocess.TimeoutExpired:
-            pass
-    return path.read_text()
 
 
 def trace(ctrl: Path) -> list[str]:
@@ -131,19 +120,21 @@ class Clones:
         names = [f"clarity_c_{uuid.uuid4().hex[:10]}" for _ in range(n)]
         self.made += names
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda name: _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'), names))
-        return [_pg_conninfo(name) for name in names]
+            list(pool.map(lambda name: admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'), names))
+        return [pg_conninfo(name) for name in names]
 
-    def drop(self) -> None:
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            list(pool.map(lambda name: _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), self.made))
+    def drop(self, drop_later: Callable[[str], None]) -> None:
+        for name in self.made:
+            drop_later(name)
 
 
 @pytest.fixture
-def clones(db_url: str, tmp_path: Path) -> Iterator[Clones]:
+def clones(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[Clones]:
     c = Clones(db_url, tmp_path)
+    drop_later = None if c.sqlite else request.getfixturevalue("drop_pg_database")
     yield c
-    c.drop()
+    if drop_later is not None:
+        c.drop(drop_later)
 
 
 @contextmanager
@@ -251,6 +242,24 @@ def zygote() -> Iterator[Zygote]:
     z.close()
 
 
+PG_KILL_STEPS = ("lead", "precommit", "postcommit")
+
+
+def _pg_kill_steps(steps: list[str]) -> list[int]:
+    """SQLite is killed at every step. PostgreSQL at the steps where the database acts (taking the lead, each
+    kind of write transaction just before and just after its COMMIT), the first and the last of each kind:
+    between them the pass only reads, and the same kind of write is the same code, as on SQLite."""
+    first: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], int] = {}
+    for k, label in enumerate(steps, start=1):
+        head, _, what = label.partition(":")
+        if head in PG_KILL_STEPS:
+            key = (head, "event" if what.startswith("event:") else what)
+            first.setdefault(key, k)
+            last[key] = k
+    return sorted({*first.values(), *last.values()})
+
+
 def _kill_at_every_step(db: Database, clones: Clones, zygote: Zygote, tmp_path: Path, *, page_size: int
                         ) -> list[str]:
     clean_url, *_ = clones.make(db)
@@ -263,9 +272,10 @@ def _kill_at_every_step(db: Database, clones: Clones, zygote: Zygote, tmp_path: 
     with opened(clean_url) as c:
         expected = state(c)
     assert expected["payments"], "the scenario made no payments"
-    urls = clones.make(db, len(steps))
+    kill_steps = list(range(1, len(steps) + 1)) if clones.sqlite else _pg_kill_steps(steps)
+    urls = dict(zip(kill_steps, clones.make(db, len(kill_steps)), strict=True))
     labels = {}
-    for k, url in enumerate(urls, start=1):
+    for k, url in urls.items():
         ctrl = tmp_path / f"kill-{k}"
         done = zygote.run(ctrl, url=url, job="pass", page_size=page_size, kill_at=k)
         assert done.get("signal") == signal.SIGKILL, (k, done, (ctrl / "err").read_text()
@@ -274,7 +284,7 @@ def _kill_at_every_step(db: Database, clones: Clones, zygote: Zygote, tmp_path: 
         assert labels[k] == steps[k - 1]  # killed exactly where the clean run's trace says step k is
 
     def recover(k: int) -> dict[str, Any]:
-        url = urls[k - 1]
+        url = urls[k]
         with opened(url) as d:
             gw = SimulatedGateway(d)
             report = pass_until_leading(d, gw, site(url))
@@ -286,12 +296,13 @@ def _kill_at_every_step(db: Database, clones: Clones, zygote: Zygote, tmp_path: 
         return got
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(recover, range(1, len(steps) + 1)))
-    for k, got in enumerate(results, start=1):
+        results = dict(zip(kill_steps, pool.map(recover, kill_steps), strict=True))
+    for k, got in results.items():
         assert got == expected, f"killed at step {k} ({labels[k]}): the database differs from a clean run"
     return steps
 
 
+@pytest.mark.both_databases
 def test_sigkill_at_every_step_of_a_pass_then_a_fresh_pass_equals_a_clean_run(
         db, gw, settings, clones, zygote, tmp_path) -> None:  # noqa: ANN001
     rich_scenario(db, gw, settings)
@@ -301,6 +312,7 @@ def test_sigkill_at_every_step_of_a_pass_then_a_fresh_pass_equals_a_clean_run(
     assert sum(s == "page" for s in steps) >= 3  # several pages: killed between them too
 
 
+@pytest.mark.both_databases
 def test_sigkill_at_every_step_of_the_fallback_pass_equals_a_clean_run(
         db, gw, settings, clones, zygote, tmp_path) -> None:  # noqa: ANN001
     """No cursor yet: the pass reconciles every due membership, then starts from the newest event."""
@@ -370,6 +382,7 @@ def event_rows(db: Database) -> dict[str, tuple[str, str]]:
         return {e.id: (e.source, e.outcome) for e in s.exec(select(EventRow))}
 
 
+@pytest.mark.both_databases
 def test_the_webhook_and_the_sync_take_the_same_event_at_once(db, gw, settings, db_url, tmp_path) -> None:  # noqa: ANN001
     """The sync has fetched the objects of the page's last event when the webhook delivers that same event:
     one of them records it, nothing is written twice, and the sync's cursor still moves past it."""
@@ -377,7 +390,7 @@ def test_the_webhook_and_the_sync_take_the_same_event_at_once(db, gw, settings, 
     last = events[-1]
     ctrl = tmp_path / "sync"
     child = spawn(ctrl, url=db_url, job="pass", hold_at=f"fetched:{last.event_id}")
-    wait_for(ctrl / "held", child)
+    wait_for_file(ctrl / "held", child)
     with webhook_for(db, gw, settings) as server:
         status, answer = deliver(server, gw.retrieve_event(last.event_id))
     assert (status, answer["result"]) == (200, "processed")
@@ -394,6 +407,7 @@ def test_the_webhook_and_the_sync_take_the_same_event_at_once(db, gw, settings, 
     assert [p.kind for p in failed] == [PaymentKind.RENEWAL_FAILED]
 
 
+@pytest.mark.both_databases
 def test_n_processes_handle_the_same_event_id_at_once(db, gw, settings, db_url, tmp_path) -> None:  # noqa: ANN001
     """Six processes have all fetched the objects of one event; released together, exactly one records it."""
     member, events = past_due_member(db, gw, settings)
@@ -403,7 +417,7 @@ def test_n_processes_handle_the_same_event_id_at_once(db, gw, settings, db_url, 
     release = tmp_path / "release-all"
     children = [spawn(c, url=db_url, job="handle", event_id=failed.event_id, hold_at="fetched") for c in ctrls]
     for c, p in zip(ctrls, children):
-        wait_for(c / "held", p)
+        wait_for_file(c / "held", p)
     for c in ctrls:  # one release for all: they reach their write transactions together
         os.symlink(release, c / "release")
     release.write_text("1")
@@ -416,6 +430,7 @@ def test_n_processes_handle_the_same_event_id_at_once(db, gw, settings, db_url, 
     assert m.status == MembershipStatus.PAST_DUE
 
 
+@pytest.mark.both_databases
 def test_a_slow_sync_never_writes_an_older_object_over_what_the_webhook_wrote(
         db, gw, settings, db_url, tmp_path) -> None:  # noqa: ANN001
     """The sync fetched the subscription (past due) for the page's last event and is slow to write it; the
@@ -424,7 +439,7 @@ def test_a_slow_sync_never_writes_an_older_object_over_what_the_webhook_wrote(
     member, events = past_due_member(db, gw, settings)
     ctrl = tmp_path / "sync"
     child = spawn(ctrl, url=db_url, job="pass", hold_at=f"fetched:{events[-1].event_id}")
-    wait_for(ctrl / "held", child)
+    wait_for_file(ctrl / "held", child)
     before = gw.latest_event_id()
     gw.pay_open_invoice(member.subscription_id, member.card, idempotency_key="adv:pays-now")
     new = gw.list_events(after=before, types=HANDLED_EVENT_TYPES).events
@@ -476,6 +491,7 @@ def _lose_leadership(db: Database) -> None:
         conn.commit()
 
 
+@pytest.mark.both_databases
 def test_a_pass_that_loses_its_leadership_mid_way_stops_and_never_moves_the_cursor_back(
         db, gw, settings, db_url, clones, tmp_path) -> None:  # noqa: ANN001
     members = rich_scenario(db, gw, settings)
@@ -484,7 +500,7 @@ def test_a_pass_that_loses_its_leadership_mid_way_stops_and_never_moves_the_curs
     # Leader A stalls after fetching its first page's third event.
     ctrl = tmp_path / "a"
     a = spawn(ctrl, url=db_url, job="pass", page_size=6, hold_at=f"fetched:{first[2].event_id}")
-    wait_for(ctrl / "held", a)
+    wait_for_file(ctrl / "held", a)
     _lose_leadership(db)
     # Meanwhile the gateway moves on, and terminal B leads a full pass.
     gw.card_automatically_updated(members["flaky"].card, 5, 2033, last4="0077")
@@ -761,6 +777,7 @@ def _at(day: dt.date, hh: int, mm: int, zone: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hh, mm), tzinfo=ZoneInfo(zone)).astimezone(dt.UTC)
 
 
+@pytest.mark.both_databases
 def test_a_period_that_ends_late_evening_in_chicago_is_paid_through_that_chicago_day(db, gw, db_url) -> None:  # noqa: ANN001
     """22:30 in Chicago on Feb 28 is 04:30 UTC on Mar 1: the member has paid through Chicago's Feb 28."""
     chicago = Settings(database_url=db_url, site={"timezone": CHICAGO}, billing={"grace_days": 0})
@@ -784,6 +801,7 @@ def test_a_period_that_ends_late_evening_in_chicago_is_paid_through_that_chicago
     assert billing_status(db, chicago, now=_at(end_day + D(1), 0, 30, CHICAGO))["members"]["past_due"] == 1
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("zone", ["UTC", CHICAGO, "Pacific/Kiritimati"])
 @pytest.mark.parametrize("days_before,standing", [(0, "active"), (3, "active"), (4, "past_due")])
 def test_paid_through_today_today_minus_grace_and_one_more_day(db, gw, db_url, zone, days_before, standing) -> None:  # noqa: ANN001

@@ -18,8 +18,8 @@ from clarity_tui.config import load_settings
 from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.services.billing_sync import BillingSync
 from clarity_tui.simulator.scenario import load_scenario
-from tests.billing.conftest import make_member
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.billing import make_member
+from tests.helpers.ui import make_app, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RUSH_HOUR = ROOT / "clarity_tui" / "simulator" / "scenarios" / "rush_hour.toml"

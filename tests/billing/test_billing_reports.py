@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlmodel import select
 
 from clarity_tui.payments.cards import CardToken
@@ -13,7 +14,9 @@ from clarity_tui.services.billing_sync import BillingSync
 from clarity_tui.services.reports import day_report, render_text, shift_report
 from db.models import Customer, Operator, OperatorShift, OrderKind, OrderState, Plan, Role, SalesOrder
 from db.models_billing import MembershipPayment, PaymentKind
-from tests.billing.conftest import make_member
+from tests.helpers.billing import make_member
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 MANAGER = Actor("Morgan Manager", Role.MANAGER)  # reads the whole day (report.view)
 

@@ -21,7 +21,9 @@ from db.models import AuditLog, Membership, MembershipStatus, PaymentMethod
 from db.models_billing import BillingSync as SyncRow
 from db.models_billing import GatewayEvent as EventRow
 from db.models_billing import MembershipPayment, PaymentKind
-from tests.billing.conftest import make_member
+from tests.helpers.billing import make_member
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 TODAY = dt.date.today()
 

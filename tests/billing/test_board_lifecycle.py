@@ -15,9 +15,8 @@ from clarity_tui.widgets.bubble import SessionBubble
 from db.models import Membership
 from db.models_billing import BillingSync as SyncRow
 from hardware.plate_reader import PlateEvent
-from tests.billing.conftest import make_member
-from tests.sale.conftest import lanes  # noqa: F401 - the sale fixture (a demo site with cars in the lanes)
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.billing import make_member
+from tests.helpers.ui import make_app, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,9 +100,8 @@ async def test_a_renewal_the_clock_failed_is_recovered_at_the_lane_with_update_c
     from db.models import VehicleSession
     from db.models_billing import PaymentKind
     from db.models import Role
-    from tests.sale.conftest import fast_devices
-    from tests.sale.uiflow import devices_ready
-    from tests.uihelpers import tap_bubble
+    from tests.helpers.sale import fast_devices
+    from tests.helpers.ui import devices_ready, tap_bubble
 
     member = make_member(db, gw, first_billing=dt.date.today() + dt.timedelta(days=1))
     session_id = SessionService(db).record_plate_read(PlateEvent(plate=member.plate, lane="Lane 1"), Actor.system("t"))
@@ -180,8 +178,9 @@ async def test_while_the_sync_is_stale_a_sale_is_completed_and_its_card_charged(
     from clarity_tui.payments.errors import GatewayUnavailable
     from clarity_tui.payments.simulated import SimulatedGateway
     from db.models import SalesOrder, SimGatewayObject
-    from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done
-    from tests.uihelpers import FIXED_NOW
+    from tests.helpers.sale_ui import Keys, open_session, sale_app, signer_done
+    from tests.helpers.ui import at, devices_ready
+    from tests.helpers.clock import FIXED_NOW
 
     db = lanes.db
 
@@ -196,8 +195,7 @@ async def test_while_the_sync_is_stale_a_sale_is_completed_and_its_card_charged(
         s.add(SyncRow(name="events", cursor="evt_x", last_success_at=FIXED_NOW - dt.timedelta(hours=9),
                       last_error="Cannot reach the payment gateway."))
     fast = settings.model_copy(update={"billing": settings.billing.model_copy(update={"sync_every_seconds": 0.2})})
-    app = sale_app(fast, db)
-    app._gateway = lambda: EventsUnreachable(db)  # the billing passes' gateway; the sale makes its own
+    app = sale_app(fast, db, gateway=EventsUnreachable(db))  # the terminal's gateway: its events are unreachable
     started = dt.datetime.now(dt.UTC)
     async with app.run_test(size=(80, 24)) as pilot:
         banner = app.screen.query_one("#billing-banner")

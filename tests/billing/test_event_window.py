@@ -25,7 +25,9 @@ from clarity_tui.services.demo import seed_demo
 from db.models import Membership
 from db.models_billing import BillingSync as SyncRow
 from db.models_billing import MembershipPayment, PaymentKind
-from tests.conftest import _admin_execute, _pg_conninfo
+from tests.helpers.pg import admin_execute, pg_conninfo
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 CUSTOMERS = 120
 
@@ -38,10 +40,11 @@ def other_settings(request: pytest.FixtureRequest, settings: Settings, tmp_path)
                        site={"timezone": "UTC"})
         return
     template = request.getfixturevalue("pg_template")
+    drop_later = request.getfixturevalue("drop_pg_database")
     name = f"clarity_t_{uuid.uuid4().hex[:10]}"
-    _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield Settings(database_url=_pg_conninfo(name), terminal_id="lane-1-term", site={"timezone": "UTC"})
-    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield Settings(database_url=pg_conninfo(name), terminal_id="lane-1-term", site={"timezone": "UTC"})
+    drop_later(name)
 
 
 def _sync(db, gw, settings):  # noqa: ANN001, ANN202

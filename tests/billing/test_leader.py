@@ -10,11 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from clarity_tui.services.billing_sync import BillingSync
 from db.models_billing import GatewayEvent as EventRow
-from tests.billing.conftest import make_member
+from tests.helpers.billing import make_member
+from tests.helpers.processes import wait_for_file
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 CHILD = Path(__file__).with_name("leader_child.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,23 +36,12 @@ def _result(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _wait_for(path: Path, proc: subprocess.Popen) -> None:
-    """Wait for the child's signal (a file it writes), failing fast if the child died instead."""
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the leader exited before leading: {proc.stderr.read()}")
-        try:
-            proc.wait(timeout=0.02)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 def test_while_one_terminal_leads_the_others_do_nothing(db, gw, settings, db_url, tmp_path) -> None:  # noqa: ANN001
     members = [make_member(db, gw, first_billing=dt.date.today() + dt.timedelta(days=1)) for _ in range(3)]
     BillingSync(db, gw, settings).run_once()  # the cursor
     gw.advance_clock(2, failure_rate=0.0)
     leader = _spawn(db_url, str(tmp_path))
-    _wait_for(tmp_path / "leading", leader)
+    wait_for_file(tmp_path / "leading", leader)
     # Four more terminals at once while the leader is mid-pass.
     others = [_spawn(db_url, "-") for _ in range(4)]
     results = [_result(p) for p in others]
@@ -67,7 +60,7 @@ def test_a_leader_killed_mid_pass_is_replaced(db, gw, settings, db_url, tmp_path
     BillingSync(db, gw, settings).run_once()
     gw.advance_clock(2, failure_rate=0.0)
     leader = _spawn(db_url, str(tmp_path))
-    _wait_for(tmp_path / "leading", leader)
+    wait_for_file(tmp_path / "leading", leader)
     os.kill(leader.pid, signal.SIGKILL)
     leader.wait(timeout=30)
     # SQLite: the dead pid's lease is taken over; PostgreSQL: its advisory lock died with its connection.

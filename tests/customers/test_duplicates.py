@@ -13,8 +13,8 @@ from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, CustomerService
 from clarity_tui.widgets.duplicate_prompt import DuplicateCustomerPrompt
 from db.models import Customer
-from tests.customers.conftest import ATTENDANT, MANAGER
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.actors import ATTENDANT, MANAGER
+from tests.helpers.ui import make_app, wait_until
 
 SOFIA = ContactForm("Sofia", "Evans", "(512) 555-0142", "Sofia.Evans@Example.com")
 
@@ -29,6 +29,7 @@ def sofia(demo_db) -> int:  # noqa: ANN001
     return CustomerService(demo_db).create_customer(ATTENDANT, SOFIA).id  # type: ignore[return-value]
 
 
+@pytest.mark.both_databases
 def test_the_same_phone_in_another_format_is_refused_with_the_existing_record(demo_db, sofia: int) -> None:  # noqa: ANN001
     svc = CustomerService(demo_db)
     before = _count(demo_db)
@@ -39,6 +40,7 @@ def test_the_same_phone_in_another_format_is_refused_with_the_existing_record(de
     assert _count(demo_db) == before  # nothing created
 
 
+@pytest.mark.both_databases
 def test_the_same_email_in_another_case_is_refused(demo_db, sofia: int) -> None:  # noqa: ANN001
     svc = CustomerService(demo_db)
     with pytest.raises(DuplicateCustomer, match=r"^Sofia Evans already has this email address\.") as found:
@@ -49,6 +51,7 @@ def test_the_same_email_in_another_case_is_refused(demo_db, sofia: int) -> None:
     assert both.value.duplicate.reusable  # the same person with nothing on the record yet
 
 
+@pytest.mark.both_databases
 def test_a_customer_without_phone_or_email_and_an_explicit_duplicate(demo_db, sofia: int) -> None:  # noqa: ANN001
     svc = CustomerService(demo_db)
     svc.create_customer(ATTENDANT, ContactForm("No", "Contact"))

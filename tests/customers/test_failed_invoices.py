@@ -11,9 +11,9 @@ from sqlmodel import select
 from clarity_tui.services.membership_payments import MembershipPayments, open_failed_invoices
 from db.models import Membership
 from db.models_billing import MembershipPayment
-from tests.customers.conftest import ATTENDANT
-from tests.customers.test_record_ui import open_record, rows, to_tab
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.customer_record_ui import open_record, rows, to_tab
+from tests.helpers.ui import make_app, wait_until
 
 CHICAGO = dt.timezone(dt.timedelta(hours=-6), "CST")
 

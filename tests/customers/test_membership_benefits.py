@@ -2,8 +2,7 @@
 as well as additional member benefits"): on the record's Membership tab a manager adds them beside the plan's,
 with quantity and expiry, and removes them; they are audited and shown on the session screen.
 
-Through Pilot at 80x24 as an attendant works (a Manager PIN in place), and through the service, on SQLite and
-PostgreSQL."""
+Through Pilot at 80x24 as an attendant works (a Manager PIN in place), and through the service, on SQLite."""
 
 from __future__ import annotations
 
@@ -27,8 +26,8 @@ from clarity_tui.widgets.manager_pin import ManagerPinModal
 from db.models import AccountBenefit, AuditLog, Membership, MembershipStatus, MembershipVehicle, Operator, Role, Vehicle
 from hardware.plate_reader import PlateEvent
 from db import migrate
-from tests.site.helpers import PINS, signin_settings
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.signin import PINS, signin_settings
+from tests.helpers.ui import make_app, wait_until
 
 TODAY = dt.date(2026, 11, 22)
 

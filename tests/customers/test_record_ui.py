@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlmodel import select
-from textual.widgets import DataTable, Input, Select, Static, TabbedContent
+from textual.widgets import Input, Select, Static
 
 from clarity_tui.screens.customer_record import CustomerRecordScreen
 from clarity_tui.screens.customer_search import CustomerSearchScreen
@@ -11,30 +11,9 @@ from clarity_tui.services.customers import CustomerService
 from clarity_tui.widgets.customer_forms import NOT_APPROVED, ConfirmDialog, FormDialog, NoticeDialog
 from clarity_tui.widgets.manager_pin import ManagerPinModal
 from db.models import AuditLog
-from tests.customers.conftest import ATTENDANT, MANAGER, TECHNICIAN
-from tests.uihelpers import make_app, wait_until
-
-
-def _record(app) -> CustomerRecordScreen:  # noqa: ANN001
-    assert isinstance(app.screen, CustomerRecordScreen), app.screen
-    return app.screen
-
-
-async def open_record(pilot, customer_id: int) -> CustomerRecordScreen:  # noqa: ANN001
-    pilot.app.push_screen(CustomerRecordScreen(customer_id))
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, CustomerRecordScreen) and pilot.app.screen.record is not None,
-                     "record loaded")
-    return pilot.app.screen
-
-
-async def to_tab(pilot, tab: str) -> None:  # noqa: ANN001
-    screen = _record(pilot.app)
-    for _ in range(8):
-        if screen.query_one(TabbedContent).active == tab:
-            return
-        await pilot.press("f6")
-        await pilot.pause()
-    raise AssertionError(f"never reached {tab}")
+from tests.helpers.actors import ATTENDANT, MANAGER, TECHNICIAN
+from tests.helpers.ui import make_app, wait_until
+from tests.helpers.customer_record_ui import open_record, record_screen, rows, to_tab
 
 
 async def dialog(pilot) -> FormDialog:  # noqa: ANN001
@@ -57,11 +36,6 @@ async def save_dialog(pilot) -> None:  # noqa: ANN001
 async def confirm(pilot) -> None:  # noqa: ANN001
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog), "a confirmation")
     await pilot.press("y")
-
-
-def rows(screen, table_id: str) -> list[list[str]]:  # noqa: ANN001
-    table = screen.query_one(f"#{table_id}", DataTable)
-    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
 async def test_search_opens_from_anywhere_and_enter_opens_the_record(settings, demo_db) -> None:  # noqa: ANN001
@@ -90,7 +64,7 @@ async def test_general_create_edit_validation_keeps_input_and_delete(settings, d
         await pilot.press("f7")
         await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: isinstance(app.screen, CustomerRecordScreen), "new record")
-        screen = _record(app)
+        screen = record_screen(app)
         await pilot.press(*"Grace")
         screen.query_one("#in-last_name", Input).value = "Hopper"
         screen.query_one("#in-phone", Input).value = "12345"
@@ -327,7 +301,7 @@ async def test_notes_tab_and_operator_notice_pops_up_on_open(settings, demo_db) 
         await to_tab(pilot, "tab-notes")
         await pilot.press("f8")  # attendants may not delete a notice
         await confirm(pilot)
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: any(n.title == "Not done" for n in app2._notifications), "the refusal")
         assert len(rows(screen, "notes-table")) == 2
     with demo_db.read() as s:
         actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.entity == "customer", AuditLog.entity_id == "1"))]
@@ -366,11 +340,11 @@ async def test_past_due_member_pays_with_a_new_card_on_the_reader(settings, demo
     """At the lane the new card comes from the reader (tapped, as a finger would); a reader decline
     leaves everything as it was, and the next card is charged and reactivates the membership."""
     from db.models import Membership, MembershipStatus, PaymentMethod
-    from tests.sale.conftest import fast_devices
-    from tests.sale.uiflow import devices_ready
+    from tests.helpers.sale import fast_devices
+    from tests.helpers.ui import devices_ready
 
     from clarity_tui.payments.simulated import SimulatedGateway
-    from tests.customers.conftest import billed_membership
+    from tests.helpers.customers import billed_membership
 
     gw = SimulatedGateway(demo_db)
     m, sub = billed_membership(demo_db, gw, MembershipStatus.PAST_DUE)
@@ -414,7 +388,7 @@ async def test_a_manager_refunds_from_the_record_and_an_attendant_cannot(setting
     from clarity_tui.payments.simulated import SimulatedGateway, sim_token
     from clarity_tui.services.billing import BillingService
     from db.models import SalesOrder, SimGatewayObject
-    from tests.payments.conftest import new_order
+    from tests.helpers.orders import new_order
 
     billing = BillingService(demo_db, SimulatedGateway(demo_db))
     order_id = new_order(demo_db, "BASIC", customer_number="C100000")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+
 from sqlalchemy import text
 
 from clarity_tui.services.search import SearchService, plate_lookup_variants
-from tests.customers.conftest import Tricky
+from tests.helpers.customers import Tricky
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 
 def names(db, term: str) -> list[str]:  # noqa: ANN001
@@ -90,7 +93,7 @@ def test_customer_number_exact_ranks_first(demo_db) -> None:  # noqa: ANN001
 
 def test_relevance_exact_last_name_before_prefix(demo_db) -> None:  # noqa: ANN001
     from clarity_tui.services.customers import ContactForm, CustomerService
-    from tests.customers.conftest import MANAGER
+    from tests.helpers.actors import MANAGER
 
     svc = CustomerService(demo_db)
     svc.create_customer(MANAGER, ContactForm(first_name="Amy", last_name="Zoomer"))
@@ -109,7 +112,7 @@ def test_limit_and_empty_and_no_match(demo_db) -> None:  # noqa: ANN001
 
 def test_search_keys_follow_edits(demo_db, tricky: Tricky) -> None:  # noqa: ANN001
     from clarity_tui.services.customers import ContactForm, CustomerService
-    from tests.customers.conftest import MANAGER
+    from tests.helpers.actors import MANAGER
 
     svc = CustomerService(demo_db)
     cid = tricky.ids["O'Brien"]

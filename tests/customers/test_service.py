@@ -20,8 +20,11 @@ from clarity_tui.services.customers import (
 )
 from clarity_tui.services.mailer import MailError, Mailer
 from clarity_tui.services.permissions import MATRIX, Permission, PermissionDenied, allowed
-from db.models import AuditLog, Customer, Membership, MembershipStatus, PasswordReset, Role, SimGatewayObject, WebLogin
-from tests.customers.conftest import ATTENDANT, MANAGER, SUPPORT, TECHNICIAN, billed_membership
+from db.models import AuditLog, Membership, MembershipStatus, PasswordReset, Role, SimGatewayObject, WebLogin
+from tests.helpers.actors import ATTENDANT, MANAGER, SUPPORT, TECHNICIAN
+from tests.helpers.customers import billed_membership
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 
 def audits(db, action: str) -> list[AuditLog]:  # noqa: ANN001

@@ -11,8 +11,9 @@ from clarity_tui.cli import cli
 from clarity_tui.config import Settings
 from clarity_tui.screens.customer_record import CustomerRecordScreen
 from clarity_tui.screens.customer_search import CustomerSearchScreen
-from tests.customers.conftest import ATTENDANT, add_tricky
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.customers import add_tricky
+from tests.helpers.ui import make_app, wait_until
 
 
 @pytest.fixture

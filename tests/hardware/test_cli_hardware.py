@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -126,24 +125,24 @@ def test_listen_plates_records_webhooks(site_env: dict[str, str]) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "clarity_tui", "hardware", "listen-plates", "--port", str(port),
                              "--duration", "60"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    head: list[str] = []  # stderr up to "listening on ...": the port is open
     try:
+        assert proc.stderr is not None
+        while not (head and head[-1].startswith("listening on ")):
+            line = proc.stderr.readline()
+            assert line, "listen-plates ended before listening: " + "".join(head)
+            head.append(line)
         body = json.dumps({"data_type": "alpr_group", "camera_id": "cam-lane3", "best_plate_number": "CLI123",
                            "best_confidence": 88.0}).encode()
-        for _ in range(200):
-            try:
-                # The camera's token in the URL, for cameras that cannot set headers.
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/plate/{secret}", data=body, method="POST")
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    reply = json.loads(response.read())
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("listen-plates never answered")
+        # The camera's token in the URL, for cameras that cannot set headers.
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/plate/{secret}", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            reply = json.loads(response.read())
         assert reply["camera_id"] == "cam-lane3" and reply["session_id"] > 0
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
+    err = "".join(head) + err
     assert "CLI123 at cam-lane3 (88%)" in out
     assert secret not in out + err  # the URL's token is never logged
 

@@ -3,10 +3,9 @@ a pad that drops mid-capture (Retry loses nothing), plate injection, the board's
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from sqlmodel import func, select
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -19,6 +18,8 @@ from clarity_tui.widgets.status_bar import StatusBar
 from db.models import VehicleSession
 from hardware.base import DeviceState
 from hardware.card_reader.simulated import OUTCOME_LABELS, Outcome
+from tests.helpers.signature import every_point_shown
+from tests.helpers.ui import wait_until
 
 
 def fast_devices(settings: Settings) -> Settings:
@@ -27,24 +28,16 @@ def fast_devices(settings: Settings) -> Settings:
     return settings
 
 
-async def wait_for(pilot: Pilot, condition: Callable[[], bool], what: str, steps: int = 400) -> None:
-    for _ in range(steps):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"never happened: {what}")
-
-
 def message(app: ClarityApp) -> str:
     return str(app.screen.query_one("#hw-message", Static).render())
 
 
 async def open_hardware(pilot: Pilot) -> HardwareScreen:
     app = pilot.app
-    await wait_for(pilot, lambda: all(d.status.state is DeviceState.CONNECTED for _, d in app.devices.items()),
+    await wait_until(pilot, lambda: all(d.status.state is DeviceState.CONNECTED for _, d in app.devices.items()),
                    "devices open")
     await pilot.press("f9")
-    await wait_for(pilot, lambda: isinstance(app.screen, HardwareScreen), "hardware screen")
+    await wait_until(pilot, lambda: isinstance(app.screen, HardwareScreen), "hardware screen")
     return app.screen  # type: ignore[return-value]
 
 
@@ -57,7 +50,7 @@ async def choose_outcome(pilot: Pilot, screen: HardwareScreen, outcome: Outcome)
     await pilot.press(*[step] * abs(options.index(outcome) - current))
     await pilot.press("enter")
     screen.query_one(DataTable).focus()
-    await wait_for(pilot, lambda: pilot.app.devices.card_reader.outcome is outcome, f"outcome {outcome}")
+    await wait_until(pilot, lambda: pilot.app.devices.card_reader.outcome is outcome, f"outcome {outcome}")
 
 
 async def test_every_simulated_card_outcome_through_the_ui(settings: Settings, demo_db) -> None:  # noqa: ANN001
@@ -65,7 +58,7 @@ async def test_every_simulated_card_outcome_through_the_ui(settings: Settings, d
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_hardware(pilot)
         await pilot.press("c")
-        await wait_for(pilot, lambda: app.screen is screen and "Card read:" in message(app), "approved read")
+        await wait_until(pilot, lambda: app.screen is screen and "Card read:" in message(app), "approved read")
         assert "Visa •••• 4242 exp 12/30, token pm_sim_" in message(app)
 
         expected = {
@@ -80,11 +73,11 @@ async def test_every_simulated_card_outcome_through_the_ui(settings: Settings, d
         for outcome, text in expected.items():
             await choose_outcome(pilot, screen, outcome)
             await pilot.press("c")
-            await wait_for(pilot, lambda: isinstance(app.screen, DeviceErrorScreen), f"error dialog for {outcome}")
+            await wait_until(pilot, lambda: isinstance(app.screen, DeviceErrorScreen), f"error dialog for {outcome}")
             shown = str(app.screen.query_one("#device-error-message", Static).render())
             assert text in shown, outcome
             await pilot.press("escape")
-            await wait_for(pilot, lambda: app.screen is screen, "back on the hardware screen")
+            await wait_until(pilot, lambda: app.screen is screen, "back on the hardware screen")
             assert text in message(app)
         # The table shows the offline reader's last error.
         table = screen.query_one(DataTable)
@@ -97,11 +90,11 @@ async def test_reader_offline_then_retry_after_the_fix_completes_the_same_action
         screen = await open_hardware(pilot)
         await choose_outcome(pilot, screen, Outcome.OFFLINE)
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeviceErrorScreen), "offline dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, DeviceErrorScreen), "offline dialog")
         assert isinstance(app.screen_stack[-2], DeviceActionScreen)  # the flow is paused, not gone
         app.devices.card_reader.set_outcome("approve")  # the technician plugs the reader back in
         await pilot.press("r")
-        await wait_for(pilot, lambda: app.screen is screen and "Card read:" in message(app), "read after retry")
+        await wait_until(pilot, lambda: app.screen is screen and "Card read:" in message(app), "read after retry")
         assert app.devices.card_reader.status.state is DeviceState.CONNECTED
 
 
@@ -113,9 +106,9 @@ async def test_cancel_while_waiting_for_a_card(settings: Settings, demo_db) -> N
         screen = await open_hardware(pilot)
         await choose_outcome(pilot, screen, Outcome.TIMEOUT)
         await pilot.press("c")
-        await wait_for(pilot, lambda: app.devices.card_reader.status.state is DeviceState.BUSY, "reader waiting")
+        await wait_until(pilot, lambda: app.devices.card_reader.status.state is DeviceState.BUSY, "reader waiting")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen, "cancelled")
+        await wait_until(pilot, lambda: app.screen is screen, "cancelled")
         assert "Cancelled: nothing was charged." in message(app)
 
 
@@ -125,13 +118,13 @@ async def test_signature_is_drawn_live_in_braille_and_accepted(settings: Setting
         screen = await open_hardware(pilot)
         canvas = screen.query_one(BrailleCanvas)
         await pilot.press("s")
-        await wait_for(pilot, lambda: len(canvas.strokes) >= 1, "first stroke drawn")
+        await wait_until(pilot, lambda: len(canvas.strokes) >= 1, "first stroke drawn")
         live = str(canvas.render())
         assert any(0x2801 <= ord(ch) <= 0x28FF for ch in live)  # braille dots on screen while signing
-        await wait_for(pilot, lambda: app.devices.signature_pad.signer_finished, "signer done")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: app.devices.signature_pad.signer_finished, "signer done")
+        await wait_until(pilot, lambda: every_point_shown(app.devices.signature_pad, canvas.strokes), "every point drawn")
         await pilot.press("a")
-        await wait_for(pilot, lambda: "Signature captured" in message(app), "captured")
+        await wait_until(pilot, lambda: "Signature captured" in message(app), "captured")
         assert "4 strokes" in message(app)
         assert app.devices.signature_pad.status.state is DeviceState.CONNECTED
 
@@ -144,17 +137,17 @@ async def test_pad_unplugged_mid_signature_pauses_with_retry(settings: Settings,
         screen = await open_hardware(pilot)
         pad = app.devices.signature_pad
         await pilot.press("s")
-        await wait_for(pilot, lambda: len(screen.query_one(BrailleCanvas).strokes) >= 1, "signing started")
+        await wait_until(pilot, lambda: len(screen.query_one(BrailleCanvas).strokes) >= 1, "signing started")
         pad.unplug()
-        await wait_for(pilot, lambda: isinstance(app.screen, DeviceErrorScreen), "disconnect dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, DeviceErrorScreen), "disconnect dialog")
         assert "Signature pad disconnected" in str(app.screen.query_one("#device-error-message", Static).render())
         assert pad.status.state is DeviceState.ERROR
         pad.options["speed"] = 8
         await pilot.press("r")
-        await wait_for(pilot, lambda: pad.status.state is DeviceState.BUSY and pad.signer_finished, "re-signed")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: pad.status.state is DeviceState.BUSY and pad.signer_finished, "re-signed")
+        await wait_until(pilot, lambda: every_point_shown(pad, screen.query_one(BrailleCanvas).strokes), "every point drawn")
         await pilot.press("a")
-        await wait_for(pilot, lambda: "Signature captured: 4 strokes" in message(app), "captured after retry")
+        await wait_until(pilot, lambda: "Signature captured: 4 strokes" in message(app), "captured after retry")
 
 
 async def test_inject_a_plate_creates_a_session_and_bad_plates_say_why(settings: Settings, demo_db) -> None:  # noqa: ANN001
@@ -168,11 +161,11 @@ async def test_inject_a_plate_creates_a_session_and_bad_plates_say_why(settings:
         before = count()
         screen.query_one(Input).focus()
         await pilot.press(*"!!", "enter")
-        await wait_for(pilot, lambda: "Plate not recorded" in message(app), "rejected")
+        await wait_until(pilot, lambda: "Plate not recorded" in message(app), "rejected")
         assert "is not a plate" in message(app) and count() == before
         screen.query_one(Input).value = ""
         await pilot.press(*"hw 4242", "enter")
-        await wait_for(pilot, lambda: "recorded at cam-pregate" in message(app), "recorded")
+        await wait_until(pilot, lambda: "recorded at cam-pregate" in message(app), "recorded")
         assert count() == before + 1
         with demo_db.read() as s:
             row = s.exec(select(VehicleSession).where(VehicleSession.plate_normalized == "HW4242")).one()
@@ -185,17 +178,18 @@ async def test_board_shows_device_status_and_palette_opens_hardware(settings: Se
     app = ClarityApp(settings=settings, db=demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         bar = app.screen.query_one(StatusBar)
-        await wait_for(pilot, lambda: "pad ERROR" in bar.devices, "device bar")
+        await wait_until(pilot, lambda: "pad ERROR" in bar.devices, "device bar")
         assert bar.devices == "Devices: card ok · pad ERROR · camera ok"
         await pilot.press("f10")
         await pilot.press(*"Hardware")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette)
+                         and app.screen.query_one(CommandList).option_count == 1, "the palette's one match")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, HardwareScreen), "hardware via palette")
+        await wait_until(pilot, lambda: isinstance(app.screen, HardwareScreen), "hardware via palette")
         table = app.screen.query_one(DataTable)
         assert str(table.get_row("signature_pad")[3]) == "ERROR"
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not isinstance(app.screen, HardwareScreen), "back to the board")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HardwareScreen), "back to the board")
 
 
 @pytest.fixture
@@ -213,8 +207,10 @@ def test_hardware_screen_snapshot(snap_compare, sqlite_site) -> None:  # noqa: A
     app = ClarityApp(settings=settings, db=db)
 
     async def run_before(pilot: Pilot) -> None:
-        await open_hardware(pilot)
-        await pilot.pause(0.1)
+        screen = await open_hardware(pilot)
+        await wait_until(pilot, lambda: screen.query_one(DataTable).row_count == len(list(pilot.app.devices.items())),
+                         "the device table")
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
@@ -231,11 +227,11 @@ async def test_reopen_restores_devices_and_the_plate_feed(settings: Settings, de
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_hardware(pilot)
         await app.devices.close_all()
-        await wait_for(pilot, lambda: str(screen.query_one(DataTable).get_row("signature_pad")[3]) == "not open",
+        await wait_until(pilot, lambda: str(screen.query_one(DataTable).get_row("signature_pad")[3]) == "not open",
                        "table shows the closed pad")
         await pilot.press("f5")
-        await wait_for(pilot, lambda: "All devices open." in message(app), "reopened")
+        await wait_until(pilot, lambda: "All devices open." in message(app), "reopened")
         assert all(d.status.state is DeviceState.CONNECTED for _, d in app.devices.items())
         # The simulated camera's reads are recorded by the app's plate feed, after the reopen too.
         app.devices.plate_reader.inject(PlateEvent(plate="FEED123", lane="Lane 1"))
-        await wait_for(pilot, lambda: sessions_for("FEED123") == 1, "fed plate recorded")
+        await wait_until(pilot, lambda: sessions_for("FEED123") == 1, "fed plate recorded")

@@ -10,12 +10,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from sqlmodel import func, select
 
 from hardware.base import DeviceError, DeviceState
 
 from clarity_tui.devices import plate_recorder
-from db.models import AuditLog, Lane, VehicleSession
+from db.models import Lane, VehicleSession
 from hardware.plate_reader.http_receiver import (
     NO_SECRET,
     TOKEN_HEADER,
@@ -24,28 +23,10 @@ from hardware.plate_reader.http_receiver import (
     PlateWebhookReceiver,
     parse_alpr_group,
 )
+from tests.helpers.plate_webhook import alpr_group, audit_count, session_count
 
 SECRET = "shared-camera-secret-0123456789"
 AUTH = CameraAuth(secret=SECRET)
-
-
-def alpr_group(plate: str | None = "ABC1234", camera: object = "cam-lane2", **extra: object) -> dict:
-    body: dict = {
-        "version": 2, "data_type": "alpr_group", "epoch_start": 1717000000000, "epoch_end": 1717000000900,
-        "agent_uid": "X1", "camera_id": camera, "best_uuid": "X1-123-1717000000000",
-        "best_plate": {"plate": plate, "confidence": 91.2, "region": "us-tx"},
-        "best_region": "us-tx", "best_confidence": 91.2,
-        "vehicle": {"color": [{"name": "silver-gray", "confidence": 80.1}],
-                    "make": [{"name": "toyota", "confidence": 90.0}],
-                    "make_model": [{"name": "toyota_camry", "confidence": 70.0}],
-                    "body_type": [{"name": "sedan-standard", "confidence": 88.0}]},
-    }
-    if plate is not None:
-        body["best_plate_number"] = plate
-    else:
-        body["best_plate"] = {"confidence": 10}
-    body.update(extra)
-    return body
 
 
 def post(url: str, body: bytes | dict, token: str | None = SECRET, headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -57,16 +38,6 @@ def post(url: str, body: bytes | dict, token: str | None = SECRET, headers: dict
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def session_count(db) -> int:  # noqa: ANN001
-    with db.read() as s:
-        return s.exec(select(func.count()).select_from(VehicleSession)).one()
-
-
-def audit_count(db) -> int:  # noqa: ANN001
-    with db.read() as s:
-        return s.exec(select(func.count()).select_from(AuditLog)).one()
 
 
 @pytest.fixture

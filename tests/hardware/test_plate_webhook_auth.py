@@ -1,6 +1,6 @@
 """Who may post plate reads (issue 15): camera secrets, HMAC signatures and the address allow-list.
 
-Real HTTP on 127.0.0.1 against the real receiver, recording into a real database (SQLite and PostgreSQL).
+Real HTTP on 127.0.0.1 against the real receiver, recording into a real database (SQLite).
 A refused request records nothing (no session, no audit row) and its secret appears in no answer and no log.
 """
 
@@ -28,7 +28,7 @@ from hardware.plate_reader.http_receiver import (
     sign_body,
 )
 from hardware.registry import create_device
-from tests.hardware.test_plate_webhook import alpr_group, audit_count, session_count
+from tests.helpers.plate_webhook import alpr_group, audit_count, session_count
 
 LANE1 = "lane1-secret-Zq8w3Kd0pXr7"
 LANE2 = "lane2-secret-Hs2n9Lm4tYv1"

@@ -34,7 +34,7 @@ from hardware.plate_reader.http_receiver import (
     PlateWebhookReceiver,
     sign_body,
 )
-from tests.hardware.test_plate_webhook import alpr_group, audit_count, session_count
+from tests.helpers.plate_webhook import alpr_group, audit_count, session_count
 
 SECRET = "fuzz-camera-secret-0123456789ab"
 AUTH = CameraAuth(secret=SECRET)
@@ -186,6 +186,7 @@ def test_letters_without_a_latin_mapping_get_400(receiver, demo_db, plate: str) 
     assert session_count(demo_db) == sessions
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("plate", ["A-B-C-1-2-3-4-5-6", "ABCDEFGHIJK", "ABC 1234 5678", "X" * 100, "Y" * 5000, "ABC\x00123"])
 def test_over_long_plates_and_nul_get_the_same_400_on_both_databases(receiver, demo_db, plate: str) -> None:  # noqa: ANN001
     """Before: on PostgreSQL a 503 with the SQL in the body (and the camera retried for ever); on SQLite, stored."""
@@ -231,6 +232,7 @@ def test_a_body_over_the_limit_gets_413_unread(receiver) -> None:  # noqa: ANN00
 
 # --- database faults ------------------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 def test_an_unreachable_database_is_a_503_with_retry_after_and_no_sql(db_url: str, tmp_path: Path) -> None:
     """The database goes away under a running receiver: SQLite's folder is removed, PostgreSQL's server is gone."""
     gone = tmp_path / "gone"

@@ -162,11 +162,13 @@ async def test_a_5_mb_burst_without_points_stops_at_the_byte_cap() -> None:
 
 
 @contextmanager
-def trickling_pad() -> Iterator[str]:
+def trickling_pad() -> Iterator[tuple[str, threading.Event]]:
     """A pad that sends one endless stroke a byte at a time (the pen never lifts), until the test
-    is over: only the driver's deadline can end a capture."""
+    is over: only the driver's deadline can end a capture. It starts once the test sets the event
+    (its port is open)."""
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
+    opened = threading.Event()
     first = encode_packet(MODEL.x_min + 100, MODEL.y_min + 100, pen_down=False)
     data = smooth_stroke_bytes(315)  # replayed in a loop: one jump back per 315 points, the rest smooth
 
@@ -174,7 +176,7 @@ def trickling_pad() -> Iterator[str]:
         conn, _ = server.accept()
         with conn:
             try:
-                stop.wait(0.2)  # pyserial's socket:// open() flushes whatever arrives before it returns
+                opened.wait(30)  # pyserial's socket:// open() flushes whatever arrives before it returns
                 conn.sendall(first)
                 i = 0
                 while not stop.is_set():
@@ -187,18 +189,20 @@ def trickling_pad() -> Iterator[str]:
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
     try:
-        yield f"socket://127.0.0.1:{server.getsockname()[1]}"
+        yield f"socket://127.0.0.1:{server.getsockname()[1]}", opened
     finally:
         stop.set()
+        opened.set()
         server.close()
         thread.join(5)
 
 
 @pytest.mark.parametrize("idle", [None, 0.2])
 async def test_a_trickle_that_never_ends_times_out_at_the_deadline(idle: float | None) -> None:
-    with trickling_pad() as url:
+    with trickling_pad() as (url, opened):
         pad = TopazSerialPad(port=url)
         await pad.open()
+        opened.set()
         updates: list[PadUpdate] = []
         with pytest.raises(DeviceError) as caught:
             await pad.capture(updates.append, idle_seconds=idle, timeout=1.5)

@@ -29,10 +29,12 @@ async def test_simulated_pad_on_loop_port_goes_through_the_parser_and_accept_fin
     await pad.open()
     updates: list[PadUpdate] = []
 
+    drawn = [len(stroke) for stroke in expected_raw(5)]
+
     async def accept_when_signed() -> None:
-        while not pad.signer_finished:
+        # Accept once the parser has every point the signer drew (the last bytes have arrived).
+        while not (updates and [len(s.points) for s in updates[-1].strokes] == drawn):
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # let the last bytes arrive
         pad.accept()
 
     accepting = asyncio.create_task(accept_when_signed())
@@ -101,13 +103,15 @@ async def test_simulated_unplug_then_retry_reopens_and_captures() -> None:
     pad = SimulatedTopazPad(options={**FAST, "speed": 2})
     await pad.open()
 
+    drawing = asyncio.Event()
+
     async def pull_cable() -> None:
-        await asyncio.sleep(0.2)
+        await drawing.wait()  # mid-signature: the first points have arrived
         pad.unplug()
 
     task = asyncio.create_task(pull_cable())
     with pytest.raises(DeviceError) as caught:
-        await pad.capture(timeout=30)
+        await pad.capture(lambda update: drawing.set() if update.strokes else None, timeout=30)
     await task
     assert caught.value.code == "offline"
     assert pad.status.state is DeviceState.ERROR
@@ -164,11 +168,12 @@ async def test_live_bytes_written_by_hand_into_a_socket() -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     done = threading.Event()
+    opened = threading.Event()
 
     def play() -> None:
         conn, _ = server.accept()
         with conn:
-            done.wait(0.3)  # pyserial's socket:// open() flushes whatever arrives before it returns
+            opened.wait(30)  # pyserial's socket:// open() flushes whatever arrives before it returns
             conn.sendall(b"".join(encode_packet(600 + i * 10, 500, True) for i in range(14)))
             conn.sendall(encode_packet(740, 500, False) + b"\x00\x13garbage")
             conn.sendall(b"".join(encode_packet(900, 700 + i, True) for i in range(8)) + encode_packet(900, 708, False))
@@ -177,6 +182,10 @@ async def test_live_bytes_written_by_hand_into_a_socket() -> None:
     thread = threading.Thread(target=play, daemon=True)
     thread.start()
     pad = TopazSerialPad(port=f"socket://127.0.0.1:{port}", options={"model": "T-LBK460"})
+    try:
+        await pad.open()
+    finally:
+        opened.set()
     signature = await pad.capture(idle_seconds=0.2, timeout=10)
     done.set()
     await pad.close()

@@ -7,18 +7,7 @@ import pytest
 from hardware.base import DeviceState
 from hardware.card_reader.base import CardReaderError
 from hardware.card_reader.stripe_terminal import StripeTerminalReader
-from tests.hardware.stripe_replay import (
-    READER,
-    Step,
-    api_error,
-    card_payment_method,
-    client_for,
-    payment_action,
-    payment_intent,
-    reader,
-    setup_action,
-    setup_intent,
-)
+from tests.helpers.stripe_replay import READER, Step, api_error, card_payment_method, client_for, payment_action, payment_intent, reader, setup_action, setup_intent
 
 R = f"/v1/terminal/readers/{READER}"
 

@@ -10,7 +10,7 @@ from hardware.card_reader.base import CardReaderError, ReaderPayment
 from hardware.card_reader.simulated import Outcome, SimulatedCardReader
 from hardware.card_reader.stripe_terminal import StripeTerminalReader
 from hardware.unavailable import UnavailableCardReader
-from tests.hardware.stripe_replay import READER, Step, client_for, payment_action, reader
+from tests.helpers.stripe_replay import READER, Step, client_for, payment_action, reader
 
 R = f"/v1/terminal/readers/{READER}"
 

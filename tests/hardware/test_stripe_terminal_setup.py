@@ -10,7 +10,7 @@ from hardware.card_reader.base import CardReaderError, ReaderSetup
 from hardware.card_reader.simulated import Outcome, SimulatedCardReader
 from hardware.card_reader.stripe_terminal import StripeTerminalReader
 from hardware.unavailable import UnavailableCardReader
-from tests.hardware.stripe_replay import READER, Step, client_for, reader, setup_action
+from tests.helpers.stripe_replay import READER, Step, client_for, reader, setup_action
 
 R = f"/v1/terminal/readers/{READER}"
 

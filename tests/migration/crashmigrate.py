@@ -19,7 +19,7 @@ def main() -> None:
     from clarity_tui.services.actor import Actor
     from clarity_tui.services.migration import MigrationService
     from db.engine import Database
-    from tests.migration.conftest import TODAY
+    from tests.helpers.clock import TODAY
 
     db = Database.from_url(db_url)
     service = MigrationService(db, SimulatedGateway(db), Actor(name="Alex Attendant", terminal="lane-1-term"),

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_bench_smoke import _positive, _run_bench
+from tests.helpers.bench import positive, run_bench
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def test_legacy_import_smoke_on_sqlite_and_postgres() -> None:
-    result = _run_bench("legacy_import", "--smoke")["benchmarks"]["legacy_import"]
+    result = run_bench("legacy_import", "--smoke")["benchmarks"]["legacy_import"]
     assert result["rows"] == 500 and result["target_rows"] == 100_000
     for backend in ("sqlite", "postgres"):
         figures = result[backend]
         assert figures["imported"] == 500 and figures["rejected"] == 0 and figures["reimport_unchanged"] == 500
         for key in ("seconds", "rows_per_s", "reimport_seconds", "target_rows_seconds"):
-            assert _positive(figures[key]), (backend, key, figures)
+            assert positive(figures[key]), (backend, key, figures)
         assert isinstance(figures["meets_target"], bool)

@@ -1,4 +1,4 @@
-"""`clarity-tui legacy ...` as an operator runs it: real processes on SQLite and PostgreSQL."""
+"""`clarity-tui legacy ...` as an operator runs it: real processes on SQLite."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 from sqlmodel import select
 
 from db.models import LegacyMember
-from tests.migration.test_import import SITEWATCH, write
-from tests.migration.test_service import to_signed
-from tests.migration.conftest import NEXT_BILL, Legacy, service
-from tests.test_cli import run_cli
+from tests.helpers.migration import SITEWATCH, service, to_signed, write
+from tests.helpers.lanes import NEXT_BILL, Legacy
+from tests.helpers.cli import run_cli
 
 
 def test_import_json_dry_run_and_resume(demo_db, settings, tmp_path: Path) -> None:  # noqa: ANN001

@@ -1,5 +1,5 @@
-"""The migration's Contact step and a phone or email already on file (issue 14 item 4), on SQLite and
-PostgreSQL with the demo site, through Pilot at 80x24:
+"""The migration's Contact step and a phone or email already on file (issue 14 item 4), on SQLite
+with the demo site, through Pilot at 80x24:
 
 - Confirm with an existing customer's phone or email offers that customer with the shared prompt
   (widgets/duplicate_prompt.py: "Use that customer · F5" / "Go back · Esc");
@@ -32,9 +32,10 @@ from db.models import (
     SalesOrder,
     Vehicle,
 )
-from tests.migration.conftest import Legacy, card_to_agree, migration_app, service, session_of, to_contact
-from tests.sale.uiflow import at, text_of
-from tests.uihelpers import wait_until
+from tests.helpers.lanes import Legacy
+from tests.helpers.migration_ui import card_to_agree, migration_app, to_contact
+from tests.helpers.migration import service, session_of
+from tests.helpers.ui import at, text_of, wait_until
 
 MANAGER = Actor("Morgan Manager", Role.MANAGER, "lane-1-term")
 

@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import select
 
 from db.models import LegacyMember, Membership, SalesOrder, SimGatewayObject
-from tests.migration.conftest import NEXT_BILL, Legacy, service
-from tests.migration.test_service import to_signed
+from tests.helpers.lanes import NEXT_BILL, Legacy
+from tests.helpers.migration import service, to_signed
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from clarity_tui.services.csv_safe import dict_writer, escape_cell, writer
-from clarity_tui.services.legacy_import import export_migrated, write_export_csv
+from clarity_tui.services.legacy import export_migrated, write_export_csv
 from clarity_tui.services.reports import Line, ShiftReport
 from db.models import LegacyMember, utcnow
-from tests.test_cli import run_cli
+from tests.helpers.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = {

@@ -1,4 +1,4 @@
-"""The migration through Textual's Pilot at 80x24 (simulated reader, pad and SMS), SQLite and PostgreSQL.
+"""The migration through Textual's Pilot at 80x24 (simulated reader, pad and SMS), SQLite.
 
 Every error path of issue 6 is driven through the screens: no legacy match, several candidates,
 an SMS never answered, an invalid email, a declined card when saving, a process killed after the
@@ -12,22 +12,15 @@ import datetime as dt
 
 from sqlmodel import select
 
-from clarity_tui.config import Settings
 from clarity_tui.services.board_view import Badge
 from clarity_tui.services.sessions import SessionService
 from db.models import LegacyMember, LegacyMemberPlate, Membership, SalesOrder, SimGatewayObject
-from tests.migration.conftest import NEXT_BILL, TODAY, Legacy, service
-from tests.migration.test_service import to_signed
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done, text_of
-from tests.uihelpers import wait_until
-
-
-def migration_app(settings: Settings, db, *, reply: str = "auto", timeout: int = 30, **kw):  # noqa: ANN001, ANN003, ANN201
-    settings.messaging.simulated_reply = reply  # type: ignore[assignment]
-    settings.messaging.simulated_reply_after_seconds = 0.1
-    settings.messaging.reply_timeout_seconds = timeout
-    settings.messaging.poll_interval_seconds = 1.0
-    return sale_app(settings, db, **kw)
+from tests.helpers.lanes import NEXT_BILL, Legacy
+from tests.helpers.clock import TODAY
+from tests.helpers.migration import service, to_signed
+from tests.helpers.sale_ui import Keys, open_session
+from tests.helpers.ui import at, devices_ready, text_of, wait_until
+from tests.helpers.migration_ui import contact_by_sms, migration_app, sign_and_agree, start
 
 
 def gateway_objects(db, kind: str) -> list[dict]:  # noqa: ANN001
@@ -37,32 +30,6 @@ def gateway_objects(db, kind: str) -> list[dict]:  # noqa: ANN001
 
 def badge(db, session_id: int) -> Badge:  # noqa: ANN001
     return SessionService(db).detail(session_id).bubble.badge
-
-
-async def start(pilot, session_id: int) -> None:  # noqa: ANN001
-    await devices_ready(pilot)
-    await open_session(pilot, Keys(pilot), session_id)
-    await pilot.press("f3")  # Migrate Membership
-    await at(pilot, "migration-match")
-
-
-async def contact_by_sms(pilot) -> None:  # noqa: ANN001
-    app = pilot.app
-    await at(pilot, "migration-contact")
-    await pilot.press("f2")  # Text for email
-    await wait_until(pilot, lambda: "@example.com" in app.screen.query_one("#contact-email").value,
-                     "the customer's reply to fill the email")
-    await pilot.press("f5")  # Confirm
-
-
-async def sign_and_agree(pilot) -> None:  # noqa: ANN001
-    await at(pilot, "checkout-summary")
-    await pilot.press("enter")  # Checkout
-    await at(pilot, "terms")
-    await pilot.press("f2")  # presented
-    await at(pilot, "signature")
-    await signer_done(pilot)
-    await pilot.press("f5")  # Agree
 
 
 async def test_happy_path_thats_me_sms_reader_no_charge_date_kept(settings, legacy: Legacy) -> None:  # noqa: ANN001
@@ -351,7 +318,7 @@ async def test_migrate_from_the_command_palette(settings, legacy: Legacy) -> Non
 async def test_purchase_on_a_vehicle_being_migrated_is_refused(settings, legacy: Legacy) -> None:  # noqa: ANN001
     """F2 on a session whose migration order is still open (left by an idle sign-out or a crash) must not
     turn that migration into a sale."""
-    from tests.migration.conftest import service
+    from tests.helpers.migration import service
 
     service(legacy.db).begin(legacy.jane_session, legacy.jane_id)  # "That's Me", then the terminal went idle
     app = migration_app(settings, legacy.db)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from clarity_tui.services import legacy_import
+from clarity_tui.services.legacy import importer as legacy_import
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from clarity_tui.services.legacy_import import (
+from clarity_tui.services.legacy import (
     LegacyImporter,
     LegacyImportError,
     import_email,
@@ -20,30 +20,9 @@ from clarity_tui.services.legacy_import import (
     parse_mapping,
 )
 from db.models import AuditLog, LegacyMember, LegacyMemberPlate, Plan, utcnow
+from tests.helpers.migration import SITEWATCH, write
 
-SITEWATCH = (
-    '\ufeff"Member #","Member Name","Cell Phone","Email","License Plate","Plate 2","Vehicle","Club Plan","Status",'
-    '"Next Bill Date","Sign Up Date","Notes"\r\n'
-    '"SW1","Doe, Jane","(512) 555-0143","Jane.Doe@Example.COM","ABC-1234","","Silver Toyota Camry","Deluxe Club",'
-    '"Active","03/04/2027","1/15/2019","likes ""ceramic"", weekly"\r\n'
-    '"SW2","Zoë, Ångström","512.555.0144","zoe@example.com","XYZ 987","XYZ987;KLM 111","Blue Honda","ultimate club",'
-    '"On Hold","2027-02-28","Nov 3, 2020",""\r\n'
-    '"SW3","Smith, Bob","1.55E+10","bob@example.com","BOB123","","","Basic Club","Active","03/05/2027","",""\r\n'
-    '"SW4","Lee, Ann","(512) 555-0145","ann@@example","ANN1","","","Basic Club","Active","03/05/2027","",""\r\n'
-    '"SW5","Kim, Joe","(512) 555-0146","","","","","Gold Club","Active","03/05/2027","",""\r\n'
-    '"SW1","Doe, Jane","(512) 555-0143","jane@example.com","ABC1234","","","Deluxe Club","Active","03/04/2027","",""\r\n'
-    '"SW6","Nobody, No","","","","","","Basic Club","Active","03/05/2027","",""\r\n'
-    '"SW7","Late, Date","(512) 555-0147","","LATE1","","","Basic Club","Active","31/02/2027","",""\r\n'
-    '"SW8","Multi\nLine, Name","(512) 555-0148","","MULTI8","","","Basic Club","Active","13/04/2027","04/13/2027",""\r\n'
-    '"SW9","Phone, Only","(512) 555-0149","","","","","Basic Club","A","12/01/2026","",""\r\n'
-)
-
-
-def write(tmp_path: Path, text: str, name: str = "export.csv", encoding: str = "utf-8") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode(encoding))
-    return path
-
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 def members(db) -> dict[str, LegacyMember]:  # noqa: ANN001
     with db.read() as s:

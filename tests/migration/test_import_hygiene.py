@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEADLESS = ["clarity_tui.services.legacy_import", "clarity_tui.services.migration", "clarity_tui.messaging",
+HEADLESS = ["clarity_tui.services.legacy", "clarity_tui.services.migration", "clarity_tui.messaging",
             "clarity_tui.messaging.simulated", "clarity_tui.messaging.twilio", "clarity_tui.cli_legacy"]
 
 

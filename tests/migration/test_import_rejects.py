@@ -15,12 +15,14 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from clarity_tui.services import legacy_import
-from clarity_tui.services.legacy_import import LegacyImporter, load_mapping
-from clarity_tui.services.legacy_rows import LIMITS
+from clarity_tui.services.legacy import importer as legacy_import
+from clarity_tui.services.legacy import LegacyImporter, load_mapping
+from clarity_tui.services.legacy.parsers import LIMITS
 from db.models import LegacyMember, LegacyMemberPlate
-from tests.migration.test_import import write
-from tests.test_cli import run_cli
+from tests.helpers.migration import write
+from tests.helpers.cli import run_cli
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 HEADER = "Member #,Member Name,Cell Phone,License Plate,Club Plan,Status,Next Bill Date,Notes\r\n"
 LONG_ID = "R" + "9" * 69  # 70 characters: a shifted column pasted into the id

@@ -1,4 +1,4 @@
-"""The right customer, legacy side (issue 14 item 4), on SQLite and PostgreSQL with the demo site:
+"""The right customer, legacy side (issue 14 item 4), on SQLite with the demo site:
 
 - Purchase on a LEGACY bubble offers Migrate first (Migrate / Sell new anyway / Back);
 - the legacy status and last billing are shown on the match screen and by `legacy find`;
@@ -17,13 +17,14 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.migration import InactiveLegacyMember, MigrationError
 from clarity_tui.services.permissions import PermissionDenied
 from db.models import AuditLog, Customer, LegacyMember, Operator, Role, SalesOrder
-from tests.migration.conftest import Legacy, service
-from tests.migration.test_flow_ui import migration_app
-from tests.migration.test_service import card
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, text_of
-from tests.site.helpers import PINS
-from tests.test_cli import run_cli
-from tests.uihelpers import wait_until
+from tests.helpers.lanes import Legacy
+from tests.helpers.migration import service
+from tests.helpers.migration_ui import migration_app
+from tests.helpers.cards import card
+from tests.helpers.sale_ui import Keys, open_session
+from tests.helpers.ui import at, devices_ready, text_of, wait_until
+from tests.helpers.signin import PINS
+from tests.helpers.cli import run_cli
 
 
 def _actor(db, name: str) -> Actor:  # noqa: ANN001

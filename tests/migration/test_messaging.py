@@ -11,8 +11,9 @@ from clarity_tui.config import Settings
 from clarity_tui.messaging import MessagingError, MessagingUnavailable, make_sms_provider
 from clarity_tui.messaging.simulated import SimulatedSms
 from clarity_tui.messaging.twilio import TwilioSms
-from tests.migration.conftest import Legacy, service
-from tests.migration.twilio_server import TwilioStub
+from tests.helpers.lanes import Legacy
+from tests.helpers.migration import service
+from tests.helpers.twilio_server import TwilioStub
 
 
 @pytest.fixture

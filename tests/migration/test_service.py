@@ -9,11 +9,9 @@ import pytest
 from sqlmodel import select
 
 from clarity_tui.messaging.simulated import SimulatedSms
-from clarity_tui.payments.simulated import sim_token
-from clarity_tui.payments.cards import CardToken
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.customers import ContactForm, ValidationFailed
-from clarity_tui.services.legacy_import import export_migrated
+from clarity_tui.services.customers import ValidationFailed
+from clarity_tui.services.legacy import export_migrated
 from clarity_tui.services.migration import AlreadyMigrated, BillingDateInPast, MigrationError
 from clarity_tui.services.permissions import PermissionDenied
 from clarity_tui.services.pin_check import NotAManager, PinService
@@ -30,7 +28,12 @@ from db.models import (
     Vehicle,
     utcnow,
 )
-from tests.migration.conftest import NEXT_BILL, TODAY, Legacy, service, session_of
+from tests.helpers.lanes import NEXT_BILL, Legacy
+from tests.helpers.clock import TODAY
+from tests.helpers.migration import service, session_of, to_signed
+from tests.helpers.cards import card
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 STROKES = [[[0.1, 0.5, 0], [0.3, 0.4, 20], [0.5, 0.6, 40]], [[0.6, 0.5, 90], [0.9, 0.5, 120]]]
 
@@ -40,25 +43,11 @@ def gateway_objects(db, kind: str) -> list[dict]:  # noqa: ANN001
         return [r.data for r in s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == kind))]
 
 
-def card(outcome: str = "ok") -> CardToken:
-    return CardToken(sim_token(outcome), "visa", "4242", 4, 2029)
-
-
 def sign(svc, order_id: int) -> None:  # noqa: ANN001
     svc.review(order_id)
     svc.checkout(order_id)
     svc.accept_terms(order_id, svc.current_terms().id, "presented")
     svc.record_signature(order_id, STROKES, "<svg/>", device="simulated Topaz")
-
-
-def to_signed(svc, legacy: Legacy, email: str = "jane.doe@example.com") -> int:  # noqa: ANN001
-    view = svc.begin(legacy.jane_session, legacy.jane_id)
-    form = svc.contact_form(view.id)
-    form.email = email
-    svc.confirm_contact(view.id, form)
-    svc.attach_reader_card(view.id, card())
-    sign(svc, view.id)
-    return view.id
 
 
 def test_match_contact_account_card_no_charge_billing_date_kept(legacy: Legacy) -> None:

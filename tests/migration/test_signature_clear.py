@@ -1,17 +1,16 @@
 """Issue 14 item 3 in the migration flow (the same signature step as the sale): F5 before the signature
 is finished does nothing, Clear makes the simulated pad sign again, and the migration stores exactly what
-the customer drew after the last Clear. Pilot at 80x24, SQLite and PostgreSQL."""
+the customer drew after the last Clear. Pilot at 80x24, SQLite."""
 
 from __future__ import annotations
 
 from sqlmodel import select
 
 from db.models import SalesOrder, Signature
-from tests.migration.conftest import Legacy
-from tests.migration.test_flow_ui import contact_by_sms, start
-from tests.sale.test_signature_agree import agree_button_disabled, assert_same_drawing, held_signer
-from tests.sale.uiflow import at, text_of
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.lanes import Legacy
+from tests.helpers.migration_ui import contact_by_sms, start
+from tests.helpers.signature import agree_button_disabled, assert_same_drawing, held_signer
+from tests.helpers.ui import at, make_app, text_of, wait_until
 
 
 async def test_migration_stores_the_signature_drawn_after_clear(settings, legacy: Legacy) -> None:  # noqa: ANN001

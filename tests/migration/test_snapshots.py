@@ -10,10 +10,10 @@ import datetime as dt
 import pytest
 
 from db.models import LegacyMember
-from tests.migration.conftest import TODAY, Legacy
-from tests.migration.test_flow_ui import contact_by_sms, migration_app, start
-from tests.sale.uiflow import at, text_of
-from tests.uihelpers import wait_until
+from tests.helpers.clock import TODAY
+from tests.helpers.lanes import Legacy
+from tests.helpers.migration_ui import contact_by_sms, migration_app, start
+from tests.helpers.ui import at, text_of, wait_until
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 python -m tests.payments.dunning_child DB_URL TWILIO_URL TODAY NAME [KILL_AT]
 
-Texts go to a real Twilio-compatible server (tests/migration/twilio_server.py) over HTTP, so every
+Texts go to a real Twilio-compatible server (tests/helpers/twilio_server.py) over HTTP, so every
 process's messages land in one place the test can count. KILL_AT makes the process SIGKILL itself
 (no cleanup, no flush) at one point of a text's life:
 - `link`: inside the gateway's call for the card-update link (the row is `claimed`, nothing sent);

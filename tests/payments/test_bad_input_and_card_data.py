@@ -93,7 +93,8 @@ def test_no_card_number_or_cvc_in_database_or_logs(gateway, localstripe, sqlite_
     from clarity_tui.services.billing import BillingService
     from clarity_tui.services.bootstrap import open_database
     from clarity_tui.services.demo import seed_demo
-    from tests.payments.conftest import API_KEY, new_order
+    from tests.helpers.localstripe import API_KEY
+    from tests.helpers.orders import new_order
 
     number, cvc = "4242424242424242", "731"
     caplog.set_level(logging.DEBUG)  # every logger, the stripe SDK's request bodies included

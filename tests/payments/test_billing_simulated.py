@@ -11,9 +11,11 @@ from clarity_tui.payments.simulated import sim_token
 from clarity_tui.services.billing import add_months
 from clarity_tui.services.membership_actions import ActionRefused, MembershipActions
 from clarity_tui.services.permissions import PermissionDenied
-from tests.customers.conftest import ATTENDANT, MANAGER
+from tests.helpers.actors import ATTENDANT, MANAGER
 from db.models import Customer, Membership, Outbox, PaymentMethod, Promotion, SalesOrder, SimGatewayObject
-from tests.payments.conftest import new_order
+from tests.helpers.orders import new_order
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 FUTURE = dt.date.today().year + 2
 

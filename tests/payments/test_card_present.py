@@ -33,9 +33,11 @@ from clarity_tui.services.outbox import OutboxProcessor, enqueue, make_key
 from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder
 from hardware.card_reader.simulated import Outcome, SimulatedCardReader
 from hardware.card_reader.stripe_terminal import StripeTerminalReader
-from tests.hardware.stripe_replay import READER, ReplayHTTPClient, Step, payment_action, reader
-from tests.customers.conftest import ATTENDANT
-from tests.payments.conftest import API_KEY, new_order
+from tests.helpers.stripe_replay import READER, ReplayHTTPClient, Step, payment_action, reader
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.localstripe import API_KEY
+from tests.helpers.orders import new_order
+from tests.helpers.stripe_bodies import customer_body, pi_body
 
 OPS = {**OPERATIONS, **CARD_PRESENT_OPERATIONS}
 R = f"/v1/terminal/readers/{READER}"
@@ -205,41 +207,12 @@ def stripe_pair(steps: list[Step], **reader_kw: Any) -> tuple[StripeGateway, Str
     return gw, device, http
 
 
-def pi_body(status: str, *, pi: str = "pi_cp", moto: bool = False, generated: str | None = "pm_gen_7",
-            decline: str | None = None, refunded: int = 0) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": pi, "object": "payment_intent", "amount": 2999, "currency": "usd", "status": status,
-        "customer": "cus_9", "payment_method_types": ["card" if moto else "card_present"],
-        "setup_future_usage": "off_session", "capture_method": "automatic", "livemode": False,
-        "payment_method": None, "latest_charge": None, "last_payment_error": None, "metadata": {},
-    }
-    if decline:
-        body["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": decline}
-    if status == "succeeded":
-        details: dict[str, Any] = {"brand": "mastercard", "last4": "4444", "exp_month": 8, "exp_year": 2029}
-        if moto:
-            body["payment_method"] = "pm_keyed_1"
-            pmd = {"type": "card", "card": details}
-        else:
-            body["payment_method"] = "pm_cp_1"
-            pmd = {"type": "card_present", "card_present": details | {"generated_card": generated,
-                                                                       "read_method": "contactless_emv"}}
-        body["latest_charge"] = {"id": "ch_cp", "object": "charge", "amount": 2999, "status": "succeeded",
-                                 "amount_refunded": refunded, "payment_method": body["payment_method"],
-                                 "payment_method_details": pmd}
-    return body
-
-
 def create_step(order_id: int, order_key: str, *, moto: bool = False) -> Step:
     return Step("POST", "/v1/payment_intents", {
         "amount": "2999", "currency": "usd", "customer": "cus_9",
         "payment_method_types[0]": "card" if moto else "card_present", "capture_method": "automatic",
         "setup_future_usage": "off_session", "metadata[clarity_order]": str(order_id),
         "metadata[order_key]": order_key}, pi_body("requires_payment_method", moto=moto))
-
-
-def customer_body() -> dict[str, Any]:
-    return {"id": "cus_9", "object": "customer", "invoice_settings": {"default_payment_method": "pm_gen_7"}}
 
 
 def test_stripe_card_present_payment_runs_the_documented_sequence(site_db) -> None:
@@ -370,7 +343,7 @@ def test_the_simulated_gateway_keeps_local_keyed_entry(site_db) -> None:
 def test_keyed_entry_mode(stripe_cfg: dict, moto_reader: bool, mode: str) -> None:
     settings = Settings(payments={"gateway": "stripe", "stripe": {"api_key": "sk_test_x", **stripe_cfg}})
     gw = StripeGateway.from_settings(settings)
-    from tests.hardware.stripe_replay import client_for
+    from tests.helpers.stripe_replay import client_for
 
     device = StripeTerminalReader(client=client_for([])[0], reader_id=READER, moto_enabled=moto_reader)
     assert keyed_entry_mode(settings, gw, device) == mode

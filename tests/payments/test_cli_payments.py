@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from clarity_tui.cli import cli
 from db.models import Plan, Promotion
-from tests.payments.conftest import API_KEY
+from tests.helpers.localstripe import API_KEY
 
 
 import pytest
@@ -62,7 +62,7 @@ def test_payments_refund_is_a_managers_with_its_own_key_and_never_more_than_paid
     from clarity_tui.payments.simulated import SimulatedGateway, sim_token
     from clarity_tui.services.billing import BillingService
     from db.models import SalesOrder, SimGatewayObject
-    from tests.payments.conftest import new_order
+    from tests.helpers.orders import new_order
 
     billing = BillingService(demo_db, SimulatedGateway(demo_db))
     order_id = new_order(demo_db, "BASIC")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from clarity_tui.payments import ManualCard
 from clarity_tui.payments.stripe_gateway import StripeGateway
 from clarity_tui.services.billing import BillingService
 from db.models import Membership, SalesOrder
-from tests.payments.conftest import API_KEY, LocalStripe, new_order
+from tests.helpers.localstripe import API_KEY, LocalStripe
+from tests.helpers.orders import new_order
 
 ROOT = Path(__file__).resolve().parents[2]
 FUTURE = dt.date.today().year + 2

@@ -28,8 +28,10 @@ from clarity_tui.services.billing import BillingService
 from clarity_tui.services.dunning import link_key, run_dunning
 from db.models import AuditLog, Customer, Membership, MembershipStatus, Outbox, SimGatewayObject, SimGatewayRequest
 from db.models_billing import DunningMessage, MembershipPayment
-from tests.customers.conftest import billed_membership
-from tests.migration.twilio_server import TwilioStub
+from tests.helpers.customers import billed_membership
+from tests.helpers.twilio_server import TwilioStub
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 FAILED_AT = dt.datetime(2026, 11, 1, 15, 0, tzinfo=dt.UTC)  # the renewal's first failed attempt
@@ -157,7 +159,7 @@ def test_after_an_outage_only_the_latest_due_step_is_sent(demo_db, settings) -> 
 def test_a_paid_or_recovered_invoice_stops_the_schedule(demo_db, settings) -> None:  # noqa: ANN001
     from clarity_tui.payments.cards import ManualCard
     from clarity_tui.services.customers import CustomerService
-    from tests.customers.conftest import ATTENDANT
+    from tests.helpers.actors import ATTENDANT
 
     gw = SimulatedGateway(demo_db)
     recovered, paid_at_lane = past_due_members(demo_db, gw, 2)

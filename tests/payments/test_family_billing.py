@@ -1,7 +1,7 @@
 """Family plans are billed every period (issue 12 item 7): the subscription carries the extra vehicles,
-the screens itemise them, and the plan's vehicle limit is enforced. Simulated gateway on SQLite and
-PostgreSQL; the Stripe gateway against localstripe (it implements one subscription item only, so the
-extra vehicle item is asserted from the exact request the SDK sent)."""
+the screens itemise them, and the plan's vehicle limit is enforced. Simulated gateway on SQLite;
+the Stripe gateway against localstripe (it implements one subscription item only, so the extra vehicle item
+is asserted from the exact request the SDK sent)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,14 @@ from sqlmodel import select
 
 from clarity_tui.payments import CardToken, CustomerInfo, PlanSpec
 from clarity_tui.payments.errors import GatewayRejected
-from clarity_tui.payments.simulated import SimulatedGateway, sim_token
+from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.services.customers import CustomerService, ValidationFailed
 from clarity_tui.services.plan_pricing import DEFAULT_VEHICLE_LIMIT, itemised, vehicle_limit, vehicle_terms
 from db.models import Membership, MembershipVehicle, Plan, SalesOrder, SimGatewayObject, Vehicle
-from tests.customers.conftest import ATTENDANT
-from tests.migration.conftest import Legacy, legacy  # noqa: F401 (the fixture)
-from tests.sale.conftest import lanes  # noqa: F401 (the fixture)
-from tests.payments.conftest import new_order
-
-FUTURE = dt.date.today().year + 2
-
-
-def reader_card() -> CardToken:
-    return CardToken(sim_token("ok"), "visa", "4242", 12, FUTURE)
-
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.lanes import Legacy
+from tests.helpers.orders import new_order
+from tests.helpers.cards import reader_card
 
 def with_vehicles(db, order_id: int, n: int) -> list[int]:  # noqa: ANN001
     """Put n new cars of the order's customer on the order (as the family vehicles screen does)."""
@@ -198,7 +191,7 @@ def test_the_record_refuses_a_plan_without_room_for_the_vehicles(demo_db) -> Non
 def test_a_migrated_member_with_more_plates_than_the_plan_takes_is_told(legacy: Legacy) -> None:
     from clarity_tui.screens.checkout_shared.common import order_lines
     from db.models import LegacyMemberPlate
-    from tests.migration.conftest import service as migration_service
+    from tests.helpers.migration import service as migration_service
 
     db = legacy.db
     with db.write() as s:
@@ -222,8 +215,8 @@ def test_a_migrated_member_with_more_plates_than_the_plan_takes_is_told(legacy: 
 
 
 async def test_checkout_and_confirmation_itemise_the_extra_vehicles(settings, lanes) -> None:  # noqa: ANN001
-    from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done, text_of
-    from tests.uihelpers import wait_until
+    from tests.helpers.sale_ui import Keys, open_session, sale_app, signer_done
+    from tests.helpers.ui import at, devices_ready, text_of, wait_until
 
     db = lanes.db
     app = sale_app(settings, db)
@@ -261,7 +254,7 @@ async def test_checkout_and_confirmation_itemise_the_extra_vehicles(settings, la
 
 def test_the_sale_takes_no_more_vehicles_than_the_plan_allows(lanes) -> None:  # noqa: ANN001
     from clarity_tui.services.sales import SaleError
-    from tests.sale.conftest import sale_service
+    from tests.helpers.sale import sale_service
 
     service = sale_service(lanes.db)
     view = service.choose_plan(service.open_for_session(lanes.ivana).id, "FAMILY")

@@ -34,7 +34,7 @@ import pytest
 
 from clarity_tui.payments import CardToken, CustomerInfo, IdempotencyConflict, PaymentError
 from clarity_tui.payments.errors import GatewayConflict, GatewayServerError, GatewayUnavailable, KeyInUse
-from tests.payments.conftest import API_KEY, LocalStripe, localstripe_config, localstripe_fault
+from tests.helpers.localstripe import API_KEY, LocalStripe, localstripe_config, localstripe_fault
 
 ROOT = Path(__file__).resolve().parents[2]
 FUTURE = dt.date.today().year + 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -14,9 +13,10 @@ from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.payments.stripe_gateway import StripeGateway
 from clarity_tui.services.hosted_card import HOSTED_CARD_PAGE, HostedCardError, HostedCardService
 from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder
-from tests.hardware.stripe_replay import ReplayHTTPClient, Step
-from tests.customers.conftest import ATTENDANT
-from tests.payments.conftest import new_order
+from tests.helpers.stripe_replay import ReplayHTTPClient, Step
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.orders import new_order
+from tests.helpers.stripe_bodies import session_body
 
 SUCCESS = "https://wash.example/card-saved"
 
@@ -30,16 +30,6 @@ def site_db(sqlite_url):  # noqa: ANN001, ANN201
     seed_demo(db, customers=3, legacy=0)
     yield db
     db.dispose()
-
-
-def session_body(status: str, *, pm: str | None = None) -> dict[str, Any]:
-    seti: Any = "seti_h1"
-    if pm:
-        seti = {"id": "seti_h1", "object": "setup_intent", "status": "succeeded",
-                "payment_method": {"id": pm, "object": "payment_method", "type": "card",
-                                   "card": {"brand": "amex", "last4": "8431", "exp_month": 3, "exp_year": 2031}}}
-    return {"id": "cs_test_h1", "object": "checkout.session", "mode": "setup", "status": status,
-            "customer": "cus_9", "url": "https://checkout.stripe.com/c/pay/cs_test_h1", "setup_intent": seti}
 
 
 def customer_of(db, order_id: int, gateway_id: str | None = None) -> Customer:  # noqa: ANN001

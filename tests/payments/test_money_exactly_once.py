@@ -24,7 +24,9 @@ from db.models import (
     Vehicle,
     VehicleClaim,
 )
-from tests.payments.conftest import new_order
+from tests.helpers.orders import new_order
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -228,7 +230,7 @@ async def test_the_pending_sync_badge_clears_by_itself_when_the_network_is_back(
     from clarity_tui.services.actor import Actor
     from clarity_tui.services.sessions import SessionService
     from clarity_tui.widgets.bubble import SessionBubble
-    from tests.uihelpers import make_app, wait_until
+    from tests.helpers.ui import make_app, wait_until
 
     gw = SimulatedGateway(demo_db)
     car = _new_car(demo_db, "SYN-001")
@@ -261,7 +263,7 @@ async def test_the_pending_sync_badge_clears_by_itself_when_the_network_is_back(
 def test_stripe_past_due_recovery_pays_the_open_invoice_with_the_new_card() -> None:
     """`invoices.pay` with `payment_method` (Stripe's amount, no separate PaymentIntent), exact requests."""
     from clarity_tui.payments.stripe_gateway import StripeGateway
-    from tests.hardware.stripe_replay import ReplayHTTPClient, Step
+    from tests.helpers.stripe_replay import ReplayHTTPClient, Step
 
     sub = {"id": "sub_1", "object": "subscription", "status": "past_due", "latest_invoice": "in_1",
            "items": {"object": "list", "data": []}}

@@ -28,17 +28,8 @@ from clarity_tui.services.reader_card import (
 from db.models import Customer, Outbox, OutboxStatus, PaymentMethod, SalesOrder, SimGatewayObject
 from hardware.card_reader.simulated import Outcome, SimulatedCardReader
 from hardware.card_reader.stripe_terminal import StripeTerminalReader
-from tests.hardware.stripe_replay import (
-    READER,
-    ReplayHTTPClient,
-    Step,
-    card_payment_method,
-    client_for,
-    reader,
-    setup_action,
-    setup_intent,
-)
-from tests.payments.conftest import new_order
+from tests.helpers.stripe_replay import READER, ReplayHTTPClient, Step, card_payment_method, client_for, reader, setup_action, setup_intent
+from tests.helpers.orders import new_order
 
 R = f"/v1/terminal/readers/{READER}"
 
@@ -372,7 +363,7 @@ async def test_the_device_action_screen_saves_on_the_reader_and_a_refusal_offers
     from textual.app import App
 
     from clarity_tui.screens.device_action import DeviceActionScreen, DeviceErrorScreen, DeviceOutcome
-    from tests.uihelpers import wait_until
+    from tests.helpers.ui import wait_until
 
     gw = SimulatedGateway(site_db)
     order_id, customer_id, _ = order_for(site_db)

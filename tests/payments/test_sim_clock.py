@@ -22,10 +22,10 @@ from clarity_tui.payments.lifecycle import EVENT_RETENTION, TaxRateSpec
 from clarity_tui.payments.sim_clock import RETRY_RECOVERY, fraction
 from clarity_tui.payments.simulated import SimulatedGateway, sim_token
 from db.models import Membership, MembershipStatus, SimGatewayObject
+from tests.helpers.sim_gateway import FUTURE, bodies, member, noon
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / ".venv" / "bin" / "clarity-tui"
-FUTURE = dt.date.today().year + 3
 DAY = 86_400
 
 
@@ -34,32 +34,9 @@ def gw(db) -> SimulatedGateway:  # noqa: ANN001
     return SimulatedGateway(db)
 
 
-def noon(days: int) -> int:
-    d = dt.date.today() + dt.timedelta(days=days)
-    return int(dt.datetime(d.year, d.month, d.day, 12, tzinfo=dt.UTC).timestamp())
-
-
-def member(gw: SimulatedGateway, in_days: int = 3, *, outcome: str = "ok", plan: PlanSpec | None = None,
-           key: str = "m", **sub_kw) -> tuple[str, str, str]:  # noqa: ANN003
-    """A gateway customer with a saved card and a subscription whose first billing is `in_days` away."""
-    cus = gw.ensure_customer(CustomerInfo(f"C-{key}", key), idempotency_key=f"{key}:cus")
-    pm = gw.save_card(cus, CardToken(sim_token(outcome), "visa", "4242", 12, FUTURE), idempotency_key=f"{key}:card")
-    synced = gw.sync_plan(plan or PlanSpec("BASIC", "Basic", 1999))
-    sub = gw.create_subscription(cus, synced.price_id, first_billing=dt.date.today() + dt.timedelta(days=in_days),
-                                 extra_price_id=synced.extra_price_id, idempotency_key=f"{key}:sub", **sub_kw)
-    return cus, pm.payment_method_id, sub.subscription_id
-
-
 def obj(db, obj_id: str) -> dict:  # noqa: ANN001
     with db.read() as s:
         return dict(s.get(SimGatewayObject, obj_id).data)
-
-
-def bodies(gw: SimulatedGateway, after: str | None = None) -> list[dict]:
-    """Every event after `after`, as Stripe sends them."""
-    page = gw.list_events(after=after, types=(), limit=100)
-    assert not page.has_more
-    return [gw.retrieve_event(e.event_id) for e in page.events]
 
 
 def of(events: list[dict], obj_id: str) -> list[str]:
@@ -435,6 +412,7 @@ def finish(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.both_databases
 def test_two_processes_advancing_at_once_never_renew_a_period_twice(db, gw) -> None:  # noqa: ANN001
     subs = [member(gw, 0, key=f"p{n}")[2] for n in range(12)]
     now = dt.datetime.now(dt.UTC)
@@ -482,6 +460,7 @@ def test_two_processes_advancing_at_once_never_renew_a_period_twice(db, gw) -> N
 
 
 # --- the demo's memberships ------------------------------------------------------------------------------------
+@pytest.mark.both_databases
 def test_demo_seed_makes_subscriptions_that_renew(db) -> None:  # noqa: ANN001
     from clarity_tui.services.demo import seed_demo
     from db.models import Customer, PaymentMethod

@@ -21,7 +21,9 @@ from clarity_tui.payments.lifecycle import (
 )
 from clarity_tui.payments.simulated import SimulatedGateway, sim_token
 from db.models import SimGatewayObject
-from tests.payments.test_sim_clock import FUTURE, bodies, member, noon
+from tests.helpers.sim_gateway import FUTURE, bodies, member, noon
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 
 @pytest.fixture

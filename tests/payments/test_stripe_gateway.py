@@ -162,7 +162,7 @@ def test_wrong_key_and_network_down(localstripe) -> None:
     assert "api_key" in str(info.value)
     with pytest.raises(GatewayAuthError):
         StripeGateway("", api_base=localstripe.url)
-    from tests.payments.conftest import free_port
+    from tests.helpers.localstripe import free_port
 
     down = StripeGateway("sk_test_x", api_base=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(GatewayUnavailable) as info:

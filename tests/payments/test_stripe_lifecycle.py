@@ -32,7 +32,7 @@ from clarity_tui.payments.lifecycle import (
 )
 from clarity_tui.payments.stripe_gateway import STRIPE_API_VERSION, StripeGateway
 from clarity_tui.payments.stripe_lifecycle import _tax_key
-from tests.payments.conftest import API_KEY
+from tests.helpers.localstripe import API_KEY
 from tests.payments.stripe_events_server import FIXTURES, StripeEventsServer, load_events, load_objects
 
 CUS = "cus_RcLarity7wQx2M"

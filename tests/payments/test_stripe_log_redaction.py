@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.payments.conftest import API_KEY
+from tests.helpers.localstripe import API_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Sales tax through the billing steps (issue 13 item 6): the lane charge carries it, the subscription carries
 the gateway's tax rate (so its renewal invoices are taxed), refunds give back the total. Simulated gateway on
-SQLite and PostgreSQL; the Stripe requests against localstripe."""
+SQLite; the Stripe requests against localstripe."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ from clarity_tui.services.membership_actions import MembershipActions
 from clarity_tui.services.outbox import OutboxProcessor, enqueue, make_key
 from db.models import Customer, Outbox, SalesOrder, SimGatewayObject
 from hardware.card_reader.simulated import SimulatedCardReader
-from tests.customers.conftest import ATTENDANT, MANAGER
-from tests.payments.conftest import API_KEY, Recorded, RecordingClient, new_order
+from tests.helpers.actors import ATTENDANT, MANAGER
+from tests.helpers.localstripe import API_KEY
+from tests.helpers.stripe_recording import Recorded, RecordingClient
+from tests.helpers.orders import new_order
 
 FUTURE = dt.date.today().year + 2
 EXCLUSIVE = TaxConfig(behavior="exclusive", rate_percent=Decimal("8.25"))

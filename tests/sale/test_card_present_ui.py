@@ -3,6 +3,7 @@ reader when paying, and keyed entry is a Stripe-hosted page sent by text (no raw
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 
 from sqlmodel import select
@@ -11,12 +12,13 @@ from clarity_tui.config import Settings
 from clarity_tui.messaging.simulated import SimulatedSms
 from clarity_tui.payments.stripe_gateway import StripeGateway
 from db.models import Customer, PaymentMethod, SalesOrder
-from tests.hardware.stripe_replay import READER, ReplayHTTPClient, Step
-from tests.payments.test_hosted_card import session_body
-from tests.sale.conftest import Lanes
+from db.models.billing import BillingSync
+from tests.helpers.stripe_replay import READER, ReplayHTTPClient, Step
+from tests.helpers.stripe_bodies import session_body
+from tests.helpers.lanes import Lanes
 from hardware.base import DeviceState
-from tests.sale.uiflow import Keys, at, open_session, sale_app, signer_done, text_of
-from tests.uihelpers import wait_until
+from tests.helpers.sale_ui import Keys, open_session, sale_app, signer_done
+from tests.helpers.ui import at, text_of, wait_until
 
 
 def closed_port() -> int:
@@ -26,10 +28,12 @@ def closed_port() -> int:
 
 
 def stripe_settings(settings: Settings) -> Settings:
-    """Stripe with a Terminal reader; nothing may reach the internet (a closed local port)."""
+    """Stripe with a Terminal reader; nothing may reach the internet (a closed local port). The app's outbox
+    replay timer shares the test's gateway: it waits an hour, out of the scripted exchange."""
     base = f"http://127.0.0.1:{closed_port()}"
     return settings.model_copy(update={
-        "payments": settings.payments.model_copy(update={"gateway": "stripe", "stripe": settings.payments.stripe.model_copy(
+        "payments": settings.payments.model_copy(update={"gateway": "stripe", "replay_every_seconds": 3600.0,
+                                                         "stripe": settings.payments.stripe.model_copy(
             update={"api_key": "sk_test_replay", "api_base": base, "terminal_reader_id": READER,
                     "hosted_page_success_url": "https://wash.example/card-saved"})}),
         "hardware": settings.hardware.model_copy(update={"card_reader": settings.hardware.card_reader.model_copy(
@@ -50,6 +54,8 @@ def order_of(db, session_id: int) -> SalesOrder:  # noqa: ANN001
 
 async def to_payment(pilot, keys: Keys, lanes: Lanes) -> None:  # noqa: ANN001
     app = pilot.app
+    # The app's start-up outbox replay shares the scripted gateway: it ends before the sale writes a row.
+    await wait_until(pilot, lambda: not any(w.group == "outbox" for w in app.workers), "the start-up outbox replay")
     # The Terminal reader cannot open (no Stripe here); the pad and camera must.
     await wait_until(pilot, lambda: all(d.status.state is not DeviceState.DISCONNECTED for kind, d in app.devices.items()
                                         if kind != "card_reader"), "pad and camera open")
@@ -60,9 +66,17 @@ async def to_payment(pilot, keys: Keys, lanes: Lanes) -> None:  # noqa: ANN001
     await at(pilot, "payment")
 
 
+def another_terminal_leads_the_billing_sync(db) -> None:  # noqa: ANN001
+    """The app's billing pass shares the test's gateway: with another machine's terminal leading the sync,
+    it makes no request, and the scripted exchange is the lane's alone."""
+    with db.write() as s:
+        s.merge(BillingSync(name="events", leader="office-pc:1:lease", leader_until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)))
+
+
 async def test_the_card_is_taken_on_the_reader_when_paying(settings, lanes: Lanes) -> None:  # noqa: ANN001
-    app = sale_app(stripe_settings(settings), lanes.db)
-    app.gateway = StripeGateway("sk_test_replay", http_client=ReplayHTTPClient([]))  # no request expected
+    # No request expected.
+    app = sale_app(stripe_settings(settings), lanes.db,
+                   gateway=StripeGateway("sk_test_replay", http_client=ReplayHTTPClient([])))
     async with app.run_test(size=(80, 24)) as pilot:
         keys = Keys(pilot)
         await to_payment(pilot, keys, lanes)
@@ -86,17 +100,18 @@ async def test_keyed_entry_texts_a_stripe_hosted_page_and_waits_for_it(settings,
         # The lane polls until the customer has finished on their phone.
         *[Step("GET", "/v1/checkout/sessions/cs_test_h1", None, session_body("complete", pm="pm_hosted_1"))] * 6,
     ])
-    app = sale_app(stripe_settings(settings), lanes.db)
-    app.gateway = StripeGateway("sk_test_replay", http_client=http)
-    app.sms = SimulatedSms(responder=None)
+    sms = SimulatedSms(responder=None)
+    another_terminal_leads_the_billing_sync(lanes.db)
+    app = sale_app(stripe_settings(settings), lanes.db, gateway=StripeGateway("sk_test_replay", http_client=http),
+                   sms=sms)
     async with app.run_test(size=(80, 24)) as pilot:
         keys = Keys(pilot)
         await to_payment(pilot, keys, lanes)
         await keys.press("k")
         await at(pilot, "hosted-card")
         await keys.press("f5")  # blank: the number on file
-        await wait_until(pilot, lambda: bool(app.sms.sent), "the text message")
-        assert app.sms.sent[0].to == phone and "https://checkout.stripe.com/c/pay/cs_test_h1" in app.sms.sent[0].body
+        await wait_until(pilot, lambda: bool(sms.sent), "the text message")
+        assert sms.sent[0].to == phone and "https://checkout.stripe.com/c/pay/cs_test_h1" in sms.sent[0].body
         await wait_until(pilot, lambda: app.screen.id != "hosted-card", "the page completed")
         order = order_of(lanes.db, lanes.ivana)
         with lanes.db.read() as s:
@@ -119,11 +134,12 @@ def card_present_app(settings, lanes: Lanes, steps: list[Step]):  # noqa: ANN001
         ivana.gateway_customer_id = "cus_9"
         s.add(ivana)
     http = ReplayHTTPClient(steps)
-    app = sale_app(stripe_settings(settings), lanes.db)
-    app.gateway = StripeGateway("sk_test_replay", http_client=http)
+    gateway = StripeGateway("sk_test_replay", http_client=http)
+    another_terminal_leads_the_billing_sync(lanes.db)
+    app = sale_app(stripe_settings(settings), lanes.db, gateway=gateway)
     reader_device = app.devices.card_reader
     assert reader_device.driver_name == "stripe_terminal"
-    reader_device.client = app.gateway.client  # the built driver's transport: the replay, not the network
+    reader_device.client = gateway.client  # the built driver's transport: the replay, not the network
     reader_device.poll_interval = 0  # the replay answers each poll at once
     return app, http
 
@@ -147,7 +163,7 @@ async def to_reader(pilot, keys: Keys, lanes: Lanes) -> None:  # noqa: ANN001
 
 
 def reader_step(action_state: str, **kw) -> Step:  # noqa: ANN003
-    from tests.hardware.stripe_replay import payment_action, reader
+    from tests.helpers.stripe_replay import payment_action, reader
 
     return Step("GET", R, {}, reader(payment_action(action_state, pi="pi_cp")), **kw)
 
@@ -166,8 +182,8 @@ def assert_no_saved_card_nor_off_session_charge(http: ReplayHTTPClient) -> None:
 async def test_the_first_payment_is_taken_on_the_reader_after_agree(settings, lanes: Lanes) -> None:  # noqa: ANN001
     import threading
 
-    from tests.hardware.stripe_replay import payment_action, reader
-    from tests.payments.test_card_present import customer_body, pi_body
+    from tests.helpers.stripe_replay import payment_action, reader
+    from tests.helpers.stripe_bodies import customer_body, pi_body
 
     tapped = threading.Event()  # the customer taps once the attendant's screen asked for the card
 
@@ -231,8 +247,8 @@ async def test_the_first_payment_is_taken_on_the_reader_after_agree(settings, la
 async def test_esc_on_the_reader_cancels_there_and_nothing_is_charged(settings, lanes: Lanes) -> None:  # noqa: ANN001
     import threading
 
-    from tests.hardware.stripe_replay import payment_action, reader
-    from tests.payments.test_card_present import pi_body
+    from tests.helpers.stripe_replay import payment_action, reader
+    from tests.helpers.stripe_bodies import pi_body
 
     escaped = threading.Event()  # the customer never taps; the attendant presses Esc
 

@@ -7,9 +7,9 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from db.models import Membership, Plan
-from tests.sale.conftest import Lanes
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app
-from tests.uihelpers import wait_until
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale_ui import Keys, open_session, sale_app
+from tests.helpers.ui import at, devices_ready, wait_until
 
 
 def _move_member_to_the_last_plan(lanes: Lanes) -> str:

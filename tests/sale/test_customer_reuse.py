@@ -1,6 +1,6 @@
 """A new customer is created once (issue 14 item 4): a sale retried after a failed or abandoned step
 reuses the customer the first attempt created, and a walk-up with the phone of an existing customer is
-offered that customer ("Use that customer / Go back"). SQLite and PostgreSQL; the form through Pilot."""
+offered that customer ("Use that customer / Go back"). SQLite; the form through Pilot."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, CustomerService
 from clarity_tui.services.sales import SaleError
 from clarity_tui.widgets.duplicate_prompt import DuplicateCustomerPrompt
-from db.models import AuditLog, Customer, SalesOrder
-from tests.customers.conftest import ATTENDANT
-from tests.sale.conftest import Lanes, sale_service
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app
-from tests.uihelpers import wait_until
+from db.models import Customer, SalesOrder
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale import sale_service
+from tests.helpers.sale_ui import Keys, open_session, sale_app
+from tests.helpers.ui import at, devices_ready, wait_until
 
 DANA = ContactForm("Dana", "Reyes", "(512) 555-2368", "dana.reyes@example.com")
 

@@ -1,4 +1,4 @@
-"""The sale through Textual's Pilot at 80x24, with the simulated reader and pad, on SQLite and PostgreSQL."""
+"""The sale through Textual's Pilot at 80x24, with the simulated reader and pad, on SQLite."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from clarity_tui.screens.session_detail import SessionDetailScreen
 from clarity_tui.services.board_view import Badge
 from clarity_tui.services.sessions import SessionService
 from db.models import AuditLog, Membership, MembershipVehicle, SalesOrder, Signature, SimGatewayObject
-from tests.sale.conftest import Lanes
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done, text_of
-from tests.uihelpers import wait_until
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale_ui import Keys, open_session, sale_app, signer_done
+from tests.helpers.ui import at, devices_ready, text_of, wait_until
 
 
 def succeeded_charges(db) -> list[dict]:  # noqa: ANN001
@@ -362,7 +362,7 @@ async def test_member_upgrade_through_the_ui(settings, lanes: Lanes) -> None:  #
 
 
 async def test_another_terminal_selling_to_the_same_vehicle_is_told_clearly(settings, lanes: Lanes) -> None:  # noqa: ANN001
-    from tests.sale.conftest import sale_service
+    from tests.helpers.sale import sale_service
 
     other = sale_service(lanes.db, "lane-2-term")
     other.open_for_session(lanes.ivana)  # the other terminal got there first

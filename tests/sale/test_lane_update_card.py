@@ -22,10 +22,11 @@ from clarity_tui.services.sessions import SessionService
 from db.models import Membership, MembershipStatus, MembershipVehicle, SimGatewayObject, Vehicle
 from db.models_billing import MembershipPayment
 from hardware.plate_reader import PlateEvent
-from tests.customers.conftest import ATTENDANT, TECHNICIAN, billed_membership
-from tests.sale.conftest import fast_devices
-from tests.sale.uiflow import devices_ready, text_of
-from tests.uihelpers import FIXED_NOW, make_app, tap_bubble, wait_until
+from tests.helpers.actors import ATTENDANT, TECHNICIAN
+from tests.helpers.customers import billed_membership
+from tests.helpers.sale import fast_devices
+from tests.helpers.ui import devices_ready, make_app, tap_bubble, text_of, wait_until
+from tests.helpers.clock import FIXED_NOW
 
 REASON = "Your card has insufficient funds."
 
@@ -124,8 +125,7 @@ async def test_offline_the_card_is_queued_and_the_bubble_shows_pending_sync(sett
     gw = SimulatedGateway(demo_db)
     today = dt.datetime.now(dt.UTC).date()
     sid, mid, invoice = past_due_at_lane(demo_db, today=today, gw=gw)
-    app = make_app(fast_devices(settings), demo_db, actor=ATTENDANT)
-    app.gateway = gw  # the terminal's gateway, whose network is about to drop
+    app = make_app(fast_devices(settings), demo_db, actor=ATTENDANT, gateway=gw)  # its network is about to drop
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_past_due(pilot, sid)
         gw.online = False

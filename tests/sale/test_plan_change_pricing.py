@@ -2,7 +2,7 @@
 during a sale's paid first period and a migrated member's kept period (Stripe trials, where the gateway
 prorates nothing); the amount is on the payment and checkout screens before Agree and is exactly what is
 charged; a downgrade waits for the next billing date; the confirmation names the old and new plans.
-Simulated gateway, SQLite and PostgreSQL; the lane through Pilot."""
+Simulated gateway, SQLite; the lane through Pilot."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from clarity_tui.services.customers import CustomerService
 from clarity_tui.services.membership_actions import effective_plan_id
 from clarity_tui.services.plan_pricing import add_months, current_period, prorated_difference
 from db.models import Membership, Outbox, Plan, SalesOrder, SimGatewayObject
-from tests.customers.conftest import ATTENDANT
-from tests.sale.conftest import TODAY, Lanes, sale_service
-from tests.sale.test_service import sign
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done, text_of
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.clock import TODAY
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale import sale_service, sign
+from tests.helpers.sale_ui import Keys, open_session, sale_app, signer_done
+from tests.helpers.ui import at, devices_ready, text_of
 
 D = dt.date
 
@@ -205,8 +207,8 @@ def test_upgrade_of_a_migrated_member_from_the_record(lanes: Lanes) -> None:
     prorated difference of that period on the card on file."""
     from clarity_tui.payments.simulated import SimulatedGateway
     from clarity_tui.services.billing import BillingService
-    from tests.payments.conftest import new_order
-    from tests.payments.test_family_billing import reader_card
+    from tests.helpers.orders import new_order
+    from tests.helpers.cards import reader_card
 
     db = lanes.db
     sim_billing = BillingService(db, SimulatedGateway(db))

@@ -1,4 +1,4 @@
-"""Sales tax (issue 13 item 6): the one rule, the sale at the lane (service and Pilot, SQLite and PostgreSQL),
+"""Sales tax (issue 13 item 6): the one rule, the sale at the lane (service and Pilot, SQLite),
 the report, and the settings that turn it on."""
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from clarity_tui.services import sales_tax
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.reports import day_report, render_text
 from db.models import AuditLog, Role, SalesOrder, SimGatewayObject, utcnow
-from tests.migration.conftest import legacy  # noqa: F401  (the fixture)
-from tests.sale.conftest import Lanes, sale_service
-from tests.sale.test_service import sign
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done, text_of
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale import EXCLUSIVE, INCLUSIVE, sale_service, sign, with_tax
+from tests.helpers.sale_ui import Keys, open_session, sale_app, signer_done
+from tests.helpers.ui import at, devices_ready, text_of
 
-EXCLUSIVE = TaxConfig(behavior="exclusive", rate_percent=Decimal("8.25"))
-INCLUSIVE = TaxConfig(behavior="inclusive", rate_percent=Decimal("8.25"))
 NONE = TaxConfig()
 MANAGER = Actor("Morgan Manager", Role.MANAGER)  # reads the whole day (report.view)
 
@@ -252,10 +250,10 @@ def test_an_upgrade_from_the_customer_record_is_taxed_too(lanes: Lanes) -> None:
     from clarity_tui.services.billing import BillingService
     from clarity_tui.services.customers import CustomerService
     from db.models import Membership
-    from tests.customers.conftest import ATTENDANT
-    from tests.payments.conftest import new_order
-    from tests.payments.test_family_billing import reader_card
-    from tests.sale.conftest import TODAY
+    from tests.helpers.actors import ATTENDANT
+    from tests.helpers.orders import new_order
+    from tests.helpers.cards import reader_card
+    from tests.helpers.clock import TODAY
 
     db = lanes.db
     billing = BillingService(db, SimulatedGateway(db), tax=EXCLUSIVE)
@@ -278,8 +276,8 @@ def test_a_migration_charges_nothing_today_and_says_its_renewals_are_taxed(legac
     from clarity_tui.payments.simulated import SimulatedGateway
     from clarity_tui.services.actor import Actor
     from clarity_tui.services.migration import MigrationService
-    from tests.migration.conftest import TODAY as MIGRATION_DAY
-    from tests.migration.test_service import to_signed
+    from tests.helpers.clock import TODAY as MIGRATION_DAY
+    from tests.helpers.migration import to_signed
 
     db = legacy.db
     svc = MigrationService(db, SimulatedGateway(db), Actor(name="Alex Attendant", terminal="lane-1-term"),
@@ -299,10 +297,6 @@ def test_a_migration_charges_nothing_today_and_says_its_renewals_are_taxed(legac
 
 
 # --- the sale at the lane, through the screens ------------------------------------------------------------
-
-
-def with_tax(settings: Settings, config: TaxConfig) -> Settings:
-    return settings.model_copy(update={"billing": settings.billing.model_copy(update={"tax": config})})
 
 
 async def _sell_deluxe(pilot, lanes: Lanes) -> dict[str, str]:  # noqa: ANN001

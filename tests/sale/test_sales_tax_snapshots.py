@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sale.conftest import Lanes
-from tests.sale.test_sales_tax import EXCLUSIVE, INCLUSIVE, with_tax
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app
-from tests.uihelpers import wait_until
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale import EXCLUSIVE, INCLUSIVE, with_tax
+from tests.helpers.sale_ui import Keys, open_session, sale_app
+from tests.helpers.ui import at, devices_ready, wait_until
 
 
 @pytest.fixture

@@ -23,18 +23,11 @@ from db.models import (
     Vehicle,
     VehicleSession,
 )
-from tests.sale.conftest import TODAY, Lanes, sale_service
+from tests.helpers.clock import TODAY
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale import sale_service, sign
 
-STROKES = [[[0.1, 0.5, 0], [0.3, 0.4, 20], [0.5, 0.6, 40]], [[0.6, 0.5, 90], [0.9, 0.5, 120]]]
-
-
-def sign(service, order_id: int, how: str = "presented") -> None:  # noqa: ANN001
-    service.review(order_id)
-    service.checkout(order_id)
-    terms = service.current_terms()
-    service.accept_terms(order_id, terms.id, how)
-    service.record_signature(order_id, STROKES, "<svg/>", device="simulated Topaz T-LBK462")
-
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 def charges(db) -> list[dict]:  # noqa: ANN001
     with db.read() as s:

@@ -1,6 +1,6 @@
 """Issue 14 item 3 through Pilot at 80x24, as the attendant works: Agree takes a signature only once
 it is finished (real ink, the pen lifted for a moment), Clear makes the simulated pad sign again, and
-the stored signature is exactly what the customer drew after the last Clear. SQLite and PostgreSQL."""
+the stored signature is exactly what the customer drew after the last Clear. SQLite."""
 
 from __future__ import annotations
 
@@ -8,21 +8,10 @@ from sqlmodel import select
 
 from clarity_tui.app import ClarityApp
 from db.models import SalesOrder, Signature
-from hardware.signature_pad.simulated import SimulatedTopazPad
-from hardware.signature_pad.topaz import denormalise, normalise
-from tests.sale.conftest import Lanes, fast_devices
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, text_of
-from tests.uihelpers import make_app, wait_until
-
-
-def held_signer(settings, hold_after_points: int, seed: int = 3):  # noqa: ANN001, ANN201
-    """The simulated signer pauses, pen down, after `hold_after_points` points until the test lets it
-    go: the attendant acts at an exact point of the signature, however slow the machine."""
-    settings = fast_devices(settings)
-    settings.hardware.signature_pad.settle_ms = 300
-    settings.hardware.signature_pad.options = {"speed": 12, "start_delay": 0.05, "seed": seed, "garbage_rate": 0,
-                                               "hold_after_points": hold_after_points}
-    return settings
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale_ui import Keys, open_session
+from tests.helpers.ui import at, devices_ready, make_app, text_of, wait_until
+from tests.helpers.signature import agree_button_disabled, assert_same_drawing, held_signer
 
 
 def held_app(settings, db, hold_after_points: int, seed: int = 3) -> ClarityApp:  # noqa: ANN001
@@ -48,20 +37,6 @@ def stored_signature(db, session_id: int) -> tuple[SalesOrder, list[Signature]]:
     with db.read() as s:
         order = s.exec(select(SalesOrder).where(SalesOrder.session_id == session_id)).one()
         return order, list(s.exec(select(Signature).where(Signature.order_id == order.id)))
-
-
-def assert_same_drawing(stored: list, drawn: list[list[tuple[float, float, int]]], pad: SimulatedTopazPad) -> None:
-    """The stored strokes are the signer's strokes, as the pad reports them (raw units, normalised)."""
-    assert len(stored) == len(drawn)
-    for got, want in zip(stored, drawn, strict=True):
-        assert len(got) == len(want)
-        for (gx, gy, _t), (wx, wy, _wt) in zip(got, want, strict=True):
-            ex, ey = normalise(pad.model, *denormalise(pad.model, wx, wy))
-            assert abs(gx - ex) <= 1e-4 and abs(gy - ey) <= 1e-4
-
-
-def agree_button_disabled(app: ClarityApp) -> bool:
-    return app.screen.query_one("#agree").disabled
 
 
 async def test_f5_while_signing_does_nothing_and_says_why_then_agree_takes_the_finished_signature(

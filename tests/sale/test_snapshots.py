@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sale.conftest import Lanes
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, signer_done
-from tests.uihelpers import wait_until
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale_ui import Keys, open_session, sale_app, signer_done
+from tests.helpers.ui import at, devices_ready, wait_until
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Type-ahead in the sale flow (issue 14, item 2): keys sent as one burst from the board, across screen
 pushes and the flow's worker, end with the same database state as the same keys pressed slowly.
-SQLite and PostgreSQL (two databases of the same kind, seeded alike: one driven slowly, one in a burst).
+SQLite (two databases of the same kind, seeded alike: one driven slowly, one in a burst).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from sqlmodel import select
 
 from clarity_tui.config import Settings
 from db.models import Customer
-from tests.burst import burst, db_state, diff, slow, text, twin_demo_db, twin_settings  # noqa: F401
-from tests.sale.conftest import Lanes, fast_devices, lanes as lanes_fixture
-from tests.sale.uiflow import at, devices_ready, focus_bubble, sale_app, signer_done, text_of
-from tests.uihelpers import wait_until
-
-make_lanes = lanes_fixture._get_wrapped_function()
+from tests.helpers.burst import burst, slow, text
+from tests.helpers.db_state import db_state, diff
+from tests.helpers.lanes import Lanes, seed_lanes
+from tests.helpers.sale import fast_devices
+from tests.helpers.ui import at, devices_ready, focus_bubble, text_of, wait_until
+from tests.helpers.sale_ui import sale_app, signer_done
 
 WALK_UP = ["enter", "f2", "1", *text("Dana"), "enter", *text("Reyes"), "enter", *text("(512) 555-2368"), "enter",
            *text("dana@example.com"), "enter"]
@@ -45,7 +45,7 @@ async def _drive(settings: Settings, db: Any, session_id: int, mode: str, keys: 
 
 async def test_walk_up_form_burst_from_the_board(settings: Settings, lanes: Lanes, twin_settings: Settings,
                                                  twin_demo_db) -> None:  # noqa: ANN001
-    twin = make_lanes(twin_demo_db)
+    twin = seed_lanes(twin_demo_db)
     held = await _drive(settings, lanes.db, lanes.unknown, "burst", WALK_UP, "payment")
     await _drive(twin_settings, twin_demo_db, twin.unknown, "slow", WALK_UP, "payment")
     assert held > 0  # keys did arrive before the UI had caught up
@@ -69,7 +69,7 @@ def _sign_then_agree(mode: str) -> Callable[[Any], Awaitable[None]]:
 
 async def test_returning_member_sale_as_one_burst(settings: Settings, lanes: Lanes, twin_settings: Settings,
                                                   twin_demo_db) -> None:  # noqa: ANN001
-    twin = make_lanes(twin_demo_db)
+    twin = seed_lanes(twin_demo_db)
     held = await _drive(settings, lanes.db, lanes.ivana, "burst", RETURNING, "signature", _sign_then_agree("burst"))
     await _drive(twin_settings, twin_demo_db, twin.ivana, "slow", RETURNING, "signature", _sign_then_agree("slow"))
     assert held > 0
@@ -83,7 +83,7 @@ async def test_esc_reaches_a_card_reader_that_waits_for_a_card(settings: Setting
     """A long card-reader wait is never a reason to hold keys: R then Esc in one burst cancels the read
     (the gate let Esc through without waiting for its time limit)."""
     from clarity_tui.screens.device_action import DeviceActionScreen
-    from tests.uihelpers import make_app
+    from tests.helpers.ui import make_app
 
     settings = fast_devices(settings)
     settings.hardware.card_reader.options = {"delay": 600, "timeout_after": 600}  # the customer never taps

@@ -25,9 +25,10 @@ from clarity_tui.services.operators import OperatorService
 from clarity_tui.services.reports import ReportError, day_report, render_text, shift_report
 from clarity_tui.services.sales import SaleService
 from db.models import Membership, MembershipSource, Operator, OrderKind, OrderState, Plan, Role, SalesOrder, utcnow
-from tests.sale.conftest import TODAY, Lanes, lanes  # noqa: F401 - the fixture
-from tests.sale.test_service import sign
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.clock import TODAY
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale import sign
+from tests.helpers.ui import make_app, wait_until
 
 TERMINAL = "lane-1-term"
 # The day, anyone's shift and the audit trail are a manager's to read (an attendant's own view:
@@ -90,6 +91,7 @@ def shift_day(lanes: Lanes):  # noqa: F811
     return db, signed
 
 
+@pytest.mark.both_databases
 def test_shift_report_counts_sales_promotions_declines_and_pending_syncs(shift_day) -> None:  # noqa: ANN001
     db, signed = shift_day
     report = shift_report(db, signed.shift_id, actor=signed.actor)  # Alex's own
@@ -124,6 +126,7 @@ def test_shift_report_counts_sales_promotions_declines_and_pending_syncs(shift_d
     assert body[("totals", "pending_sync_orders")][0] == 1
 
 
+@pytest.mark.both_databases
 def test_report_and_audit_on_the_command_line(shift_day, settings, tmp_path) -> None:  # noqa: ANN001
     db, signed = shift_day
     url = settings.resolved_database_url()
@@ -147,6 +150,7 @@ def test_report_and_audit_on_the_command_line(shift_day, settings, tmp_path) -> 
     assert result.exit_code == 2 and "is not a time" in result.output
 
 
+@pytest.mark.both_databases
 def test_audit_query_filters(shift_day) -> None:  # noqa: ANN001
     db, _ = shift_day
     everything = query(db, actor=MANAGER)
@@ -178,7 +182,7 @@ async def test_audit_shift_and_report_screens_by_key_and_palette(shift_day, sett
     # The manager at Alex's terminal: reads the trail, the day and Alex's shift (what an attendant sees of
     # them: tests/site/test_permission_matrix.py).
     app = make_app(settings, db, actor=Actor(morgan.name, Role.MANAGER, TERMINAL, morgan.id))
-    app._shift_id = signed.shift_id  # this terminal's shift, as the PIN pad would have set it
+    app.operator_session.shift_id = signed.shift_id  # this terminal's shift, as the PIN pad would have set it
     async with app.run_test(size=(80, 24)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Audit trail", "End-of-shift report", "Operators: who is signed in"} <= set(titles)
@@ -220,6 +224,7 @@ async def test_audit_shift_and_report_screens_by_key_and_palette(shift_day, sett
         assert list(csv.reader(open(path)))[1] == ["section", "group", "count", "amount"]
 
 
+@pytest.mark.both_databases
 def test_the_audit_command_never_writes_control_characters_to_the_terminal(db, settings) -> None:  # noqa: ANN001
     # Rows written before plates were checked, or by an import: an ESC colour sequence, a bell, a bidi
     # override (U+202E reorders what the reader sees) and a C1 control, in the actor, terminal and values.

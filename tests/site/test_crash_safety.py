@@ -10,8 +10,8 @@ from clarity_tui.screens.customer_search import CustomerSearchScreen
 from clarity_tui.screens.session_detail import SessionDetailScreen
 from clarity_tui.widgets.customer_forms import FormDialog
 from clarity_tui.widgets.bubble import SessionBubble
-from tests.burst import burst
-from tests.uihelpers import bubble_ids, make_app, wait_until
+from tests.helpers.burst import burst
+from tests.helpers.ui import bubble_ids, make_app, wait_until
 
 
 async def test_enter_twice_on_the_board_opens_one_session(demo_db, settings) -> None:  # noqa: ANN001

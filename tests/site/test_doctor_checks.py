@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.migration.twilio_server import TwilioStub
-from tests.site.test_db_faults import assert_one_line, corrupt
+from tests.helpers.twilio_server import TwilioStub
+from tests.helpers.db_faults import assert_one_line, corrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["database", "database integrity", "card reader (simulated)", "signature pad (simulated)",

@@ -12,8 +12,8 @@ from clarity_tui.cli import cli
 from clarity_tui.screens.signin import SignInScreen
 from clarity_tui.services.operator_admin import OperatorAdmin, OperatorAdminError
 from db.models import AuditLog, Operator, Role
-from tests.site.helpers import message
-from tests.uihelpers import wait_until
+from tests.helpers.signin import message
+from tests.helpers.ui import wait_until
 
 
 def _operators(db) -> list[tuple[str, str]]:  # noqa: ANN001

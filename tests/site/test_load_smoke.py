@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_bench_smoke import _run_bench, _scratch_databases
+from tests.helpers.bench import run_bench, scratch_databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def test_eight_terminals_lose_nothing_and_never_see_a_lock() -> None:
     # Only this benchmark's scratch databases: other benchmarks may run on the same server meanwhile.
-    before = _scratch_databases("load")
-    report = _run_bench("load", "--smoke")
+    before = scratch_databases("load")
+    report = run_bench("load", "--smoke")
     result = report["benchmarks"]["load"]
     assert result["terminals"] == 8 and result["seconds_per_run"] == 2.0
     for backend in ("sqlite", "postgres"):
@@ -28,5 +28,5 @@ def test_eight_terminals_lose_nothing_and_never_see_a_lock() -> None:
         assert figures["lost_writes"] == 0 and figures["unreported_rows"] == 0, figures
         assert figures["locked_errors"] == 0 and figures["other_errors"] == 0, figures["error_samples"]
         assert figures["meets_target"] is True
-    after = _scratch_databases("load")
+    after = scratch_databases("load")
     assert after <= before  # the benchmark dropped its scratch databases

@@ -23,7 +23,9 @@ from clarity_tui.services.sales import SaleError
 from clarity_tui.services.sessions import SessionService
 from db.models import AuditLog, Customer, Role, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent
-from tests.sale.conftest import sale_service
+from tests.helpers.sale import sale_service
+
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 CAMERA = Actor.system("test-camera")
 ATTENDANT = Actor(name="Alex Attendant", terminal="lane-1-term")

@@ -1,4 +1,4 @@
-"""The right car at the lane, as the attendant works (issue 14), at 80x24 on SQLite and PostgreSQL.
+"""The right car at the lane, as the attendant works (issue 14), at 80x24 on SQLite.
 
 The camera reads RMK-323I for Sofia Evans's RMK-3231 (a Basic member on the demo site): the session screen
 says so and corrects the plate in one key; Purchase asks first; "Search & link" corrects instead of adding
@@ -18,8 +18,8 @@ from clarity_tui.services.board_view import Badge
 from clarity_tui.services.sessions import SessionService
 from db.models import AuditLog, SalesOrder, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, text_of
-from tests.uihelpers import wait_until
+from tests.helpers.sale_ui import Keys, open_session, sale_app
+from tests.helpers.ui import at, devices_ready, text_of, wait_until
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from clarity_tui.services.customers import ContactForm, CustomerService
 from clarity_tui.widgets.customer_forms import NOT_APPROVED, ConfirmDialog, FormDialog
 from clarity_tui.widgets.manager_pin import ManagerPinModal
 from db.models import AuditLog, Membership, MembershipStatus, Operator, Role
-from tests.site.helpers import PINS, signin_settings
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.signin import PINS, signin_settings
+from tests.helpers.ui import make_app, wait_until
 
 
 def _actor(db, name: str) -> Actor:  # noqa: ANN001

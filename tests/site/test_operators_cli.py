@@ -1,4 +1,4 @@
-"""`clarity-tui operators add|list|disable|set-pin|unlock` on SQLite and PostgreSQL (issue 15, item 1).
+"""`clarity-tui operators add|list|disable|set-pin|unlock` on SQLite (issue 15, item 1).
 
 Through click's CliRunner on the real root command: the same parsing, prompts and one-line errors as a
 person gets. Every refusal is one line on stderr with exit code 2, never a traceback."""

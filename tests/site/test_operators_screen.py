@@ -11,8 +11,8 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.operators import LockedOut, OperatorService, SignInError, WrongPin
 from clarity_tui.widgets.manager_pin import ManagerPinModal
 from db.models import AuditLog, Operator, Role
-from tests.site.helpers import signin_settings
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.signin import signin_settings
+from tests.helpers.ui import make_app, wait_until
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

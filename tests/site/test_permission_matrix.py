@@ -1,6 +1,6 @@
 """Permissions in every service (issue 15 item 3): every role against every guarded entry point.
 
-On a real database (SQLite and PostgreSQL) with the demo site: a sale and a migration open at the
+On a real database (SQLite) with the demo site: a sale and a migration open at the
 terminal, a vehicle waiting, the operators' shifts. For each role every entry point of TABLE is
 called as that role:
 - allowed: no PermissionDenied (the call may still fail for a domain reason: an order in the wrong
@@ -58,7 +58,8 @@ from db.models import (
     VehicleSession,
 )
 from hardware.plate_reader import PlateEvent
-from tests.uihelpers import FIXED_NOW, make_app, wait_until
+from tests.helpers.clock import FIXED_NOW
+from tests.helpers.ui import make_app, wait_until
 
 TERMINAL = "lane-1-term"
 TODAY = FIXED_NOW.date()
@@ -254,13 +255,11 @@ TABLE = [
         a, w.membership_id, w.membership_version, card())),
     E("MembershipActions.refund", (P.REFUND,), lambda w, a: w.actions(a).refund(a, w.sale_order)),
     E("audit_query.query", (P.AUDIT_VIEW,), lambda w, a: audit_query.query(w.db, actor=a)),
-    E("audit_query.distinct_values", (P.AUDIT_VIEW,), lambda w, a: audit_query.distinct_values(w.db, "actor", actor=a)),
     E("reports.day_report", (P.REPORT_VIEW,), lambda w, a: reports.day_report(w.db, TODAY, actor=a)),
     E("reports.shift_report (another operator's shift)", (P.REPORT_VIEW,),
       lambda w, a: reports.shift_report(w.db, w.others_shift(a), actor=a)),
     E("reports.shift_report (own shift)", (P.REPORT_OWN_SHIFT, P.REPORT_VIEW),
       lambda w, a: reports.shift_report(w.db, w.own_shift(a), actor=a)),
-    E("reports.promotion_totals", (P.REPORT_VIEW,), lambda w, a: reports.promotion_totals(w.db, actor=a)),
     E("CustomerService.refund_membership", (P.REFUND,), lambda w, a: w.customers().refund_membership(
         a, w.refundable_membership(), "1.00")),
     E("CustomerService.set_expiration", (P.EXPIRATION,), lambda w, a: w.customers().set_expiration(
@@ -284,13 +283,13 @@ TABLE = [
 # Public, and deliberately not guarded: why.
 _READ = "a read: writes nothing and moves no money"
 UNGUARDED = {
-    "SaleService.for_app": "builds the service from the app (its actor is then checked on every step)",
+    "SaleService.from_services": "builds the service from the app (its actor is then checked on every step)",
     "SaleService.order": _READ, "SaleService.plans": _READ, "SaleService.garage": _READ,
     "SaleService.preview_promotion": _READ, "SaleService.current_terms": _READ,
     "SaleService.activate": "finishes an order a permitted person already paid: crash recovery must not depend "
                             "on who is signed in when the app restarts",
     "SaleService.recover": "start-up replay of paid orders (same reason as activate)",
-    "MigrationService.for_app": "builds the service (see SaleService.for_app)",
+    "MigrationService.from_services": "builds the service (see SaleService.from_services)",
     "MigrationService.candidates_for_plate": _READ, "MigrationService.candidates_for_phone": _READ,
     "MigrationService.search": _READ, "MigrationService.candidates_for_session": _READ,
     "MigrationService.legacy": _READ, "MigrationService.order": _READ, "MigrationService.contact_form": _READ,
@@ -305,7 +304,6 @@ UNGUARDED = {
     "SessionService.claim": "who has the session open (a presence marker), not its status",
     "SessionService.release": "who has the session open (a presence marker), not its status",
     "SessionService.board": _READ, "SessionService.sync_health": _READ, "SessionService.detail": _READ,
-    "SessionService.active_count": _READ,
     "HostedCardService.from_settings": "builds the service (its actor is checked on every step)",
     "audit_query.parse_since": "parses a time: no data",
     "reports.render_text": "formats a report already allowed: no data",
@@ -320,7 +318,6 @@ UNGUARDED = {
     "reader_card.save_card_on_reader": "saves a card on a customer, no charge; what the card is used for is "
                                        "checked (attach_reader_card: sale.sell / legacy.migrate; update_card: "
                                        "membership.manage). It takes no actor today (the device screen calls it).",
-    "OperatorAdmin.for_app": "builds the service (the manager is checked on every change)",
     "OperatorAdmin.needs_first_manager": _READ,
     "OperatorAdmin.list": "a read: names, roles and lockouts, never a PIN or its hash",
     "OperatorAdmin.find": "a read: an active operator by name",
@@ -522,13 +519,13 @@ async def test_an_attendant_sees_their_shift_report_but_not_the_day_or_the_audit
 
     alex = world.actors["attendant"]
     app = make_app(settings, world.db, actor=alex)
-    app._shift_id = world.shifts[alex.operator_id]
+    app.operator_session.shift_id = world.shifts[alex.operator_id]
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("ctrl+e")
         await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen) and app.screen.report is not None,
                          "the shift report")
         body = app.screen.query_one("#report-body", Static)
-        assert f"Shift {app._shift_id}: Alex Attendant" in str(body.render())
+        assert f"Shift {app.operator_session.shift_id}: Alex Attendant" in str(body.render())
         await pilot.press("d")
         await wait_until(pilot, lambda: "Alex Attendant (attendant) may not view reports of the whole site"
                          in str(body.render()), "the day refused")

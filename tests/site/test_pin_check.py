@@ -15,17 +15,20 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import hash_pin
 from db.models import AuditLog, Operator, Role
 
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
+
 TERMINALS = 8
 GUESSES_EACH = 3
 MAX_ATTEMPTS = 5
 
-# One terminal guessing: count every scrypt check into a file (one line each, O_APPEND), say "ready",
-# wait for the parent's "go" on stdin (the barrier: every process is released by the same pipe write
-# round), then guess wrong PINs for one operator. verify_pin is patched before the services import it,
-# so the count is of real PIN checks whichever module does them.
-GUESSER = textwrap.dedent("""
+# The terminals: one process imports the services once (verify_pin patched first, so the count is of real PIN
+# checks whichever module does them: one line each into a file, O_APPEND), then forks one process per
+# terminal. Each opens its own connection, says it is ready and waits on the start line: a pipe the parent
+# closes, which releases every one of them at once. Each then guesses wrong PINs for one operator and
+# prints its outcomes. (Forking after the imports spares each terminal a second of start-up.)
+GUESSERS = textwrap.dedent("""
     import os, sys
-    url, operator_id, counter, terminal, guesses = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+    url, operator_id, counter, terminals, guesses = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     approve = sys.argv[6] == "approve"
     from clarity_tui.services import auth
     real_verify = auth.verify_pin
@@ -40,25 +43,56 @@ GUESSER = textwrap.dedent("""
     from clarity_tui.services.operators import LockoutPolicy, OperatorService, SignInError
     from db.engine import Database
     import datetime as dt
-    db = Database.from_url(url)
-    with db.read() as s:  # a warm connection: the race starts at the PIN check, not at connect
-        pass
-    svc = OperatorService(db, terminal, policy=LockoutPolicy(max_attempts=%d, lockout=dt.timedelta(minutes=5)))
+
+    def terminal(n, ready_w, start_r):
+        terminal = f"term-{n}"
+        db = Database.from_url(url)
+        with db.read() as s:  # a warm connection: the race starts at the PIN check, not at connect
+            pass
+        svc = OperatorService(db, terminal, policy=LockoutPolicy(max_attempts=%d, lockout=dt.timedelta(minutes=5)))
+        os.write(ready_w, b"r")
+        assert os.read(start_r, 1) == b""  # the parent closed the start line
+        outcomes = []
+        for i in range(guesses):
+            try:
+                pin = "%%06d" %% (200000 + i * 7919 + n * 13)
+                if approve:  # the manager override's check (pin_check.PinService.approve_manager)
+                    svc.pins().approve_manager(operator_id, pin, action="migration.billing_date_override")
+                else:
+                    svc.sign_in(operator_id, pin)
+                outcomes.append("signed-in")
+            except SignInError as exc:
+                outcomes.append(type(exc).__name__)
+        os.write(1, (" ".join(outcomes) + "\\n").encode())
+        db.dispose()
+
+    ready_r, ready_w = os.pipe()
+    start_r, start_w = os.pipe()
+    pids = []
+    for n in range(terminals):
+        pid = os.fork()
+        if pid == 0:
+            os.close(ready_r)
+            os.close(start_w)
+            code = 1
+            try:
+                terminal(n, ready_w, start_r)
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    os.close(ready_w)
+    os.close(start_r)
+    got = b""
+    while len(got) < terminals:  # every terminal is connected and waiting
+        chunk = os.read(ready_r, terminals)
+        assert chunk, "a terminal died before it was ready"
+        got += chunk
     print("ready", flush=True)
     assert sys.stdin.readline().strip() == "go"
-    outcomes = []
-    for i in range(guesses):
-        try:
-            pin = "%%06d" %% (200000 + i * 7919 + int(terminal[-1]) * 13)
-            if approve:  # the manager override's check (pin_check.PinService.approve_manager)
-                svc.pins().approve_manager(operator_id, pin, action="migration.billing_date_override")
-            else:
-                svc.sign_in(operator_id, pin)
-            outcomes.append("signed-in")
-        except SignInError as exc:
-            outcomes.append(type(exc).__name__)
-    print(" ".join(outcomes), flush=True)
-    db.dispose()
+    os.close(start_w)  # release them together
+    failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
+    sys.exit(1 if failed else 0)
 """ % MAX_ATTEMPTS)
 
 
@@ -79,25 +113,16 @@ def test_eight_processes_guessing_at_once_check_at_most_the_policys_number_of_pi
     op_id = _operator(db, role=Role.MANAGER if check == "approve" else Role.ATTENDANT)
     counter = tmp_path / "checks"
     root = Path(__file__).resolve().parents[2]
-    procs = [subprocess.Popen([sys.executable, "-c", GUESSER, db.url, str(op_id), str(counter), f"term-{n}",
-                               str(GUESSES_EACH), check], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root)
-             for n in range(TERMINALS)]
+    proc = subprocess.Popen([sys.executable, "-c", GUESSERS, db.url, str(op_id), str(counter), str(TERMINALS),
+                             str(GUESSES_EACH), check], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root)
     try:
-        for p in procs:  # every process is connected and waiting
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        for p in procs:  # release them together
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        outcomes = []
-        for p in procs:
-            out, _ = p.communicate(timeout=180)
-            assert p.returncode == 0, out
-            outcomes += out.split()
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"  # every terminal waits
+        out, _ = proc.communicate("go\n", timeout=180)
+        assert proc.returncode == 0, out
+        outcomes = out.split()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+        if proc.poll() is None:
+            proc.kill()
     checks = len(counter.read_text().splitlines()) if counter.exists() else 0
     with db.read() as s:
         failed_action = "operator.approval_failed" if check == "approve" else "operator.sign_in_failed"
@@ -124,7 +149,7 @@ def _actions(db, action: str) -> list[AuditLog]:  # noqa: ANN001
 
 def test_override_brute_force_locks_the_manager_and_a_locked_out_managers_pin_is_refused(db) -> None:  # noqa: ANN001
     from clarity_tui.services.pin_check import LockedOut, PinService, WrongPin
-    from tests.site.helpers import Clock
+    from tests.helpers.clock import Clock
 
     clock = Clock()
     morgan = _operator(db, "Morgan Manager", Role.MANAGER, "654321")
@@ -269,7 +294,7 @@ def test_a_new_pin_must_be_typed_the_same_twice() -> None:
 def test_demo_data_keeps_its_pins(demo_db) -> None:  # noqa: ANN001
     """The demo operators' PINs are trivial on purpose (README): the demo seed does not go through the policy."""
     from clarity_tui.services.operators import OperatorService
-    from tests.site.helpers import PINS
+    from tests.helpers.signin import PINS
 
     svc = OperatorService(demo_db, "lane-1")
     by_name = {c.name: c.id for c in svc.choices()}
@@ -278,9 +303,9 @@ def test_demo_data_keeps_its_pins(demo_db) -> None:  # noqa: ANN001
 
 
 def test_the_pin_services_run_headless_and_the_pin_screens_load_without_the_orm() -> None:
-    from tests.site.test_hygiene import _loaded
+    from tests.helpers.imports import loaded_modules
 
-    assert _loaded(["clarity_tui.services.pin_check", "clarity_tui.services.operator_admin",
+    assert loaded_modules(["clarity_tui.services.pin_check", "clarity_tui.services.operator_admin",
                     "clarity_tui.cli_operators"], ("textual",)) == []
-    assert _loaded(["clarity_tui.screens.operators", "clarity_tui.widgets.manager_pin"],
+    assert loaded_modules(["clarity_tui.screens.operators", "clarity_tui.widgets.manager_pin"],
                    ("sqlalchemy", "sqlmodel", "pydantic", "alembic")) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlmodel import select
 
@@ -13,8 +15,9 @@ from clarity_tui.services.operators import LockedOut, OperatorService, WrongPin
 from clarity_tui.services.sessions import SessionService
 from db.models import AuditLog, Operator, OperatorShift, SalesOrder
 from hardware.plate_reader import PlateEvent
-from tests.site.helpers import Clock, choose, message, pad, sign_in, signin_settings
-from tests.uihelpers import make_app, tap_bubble, wait_until
+from tests.helpers.clock import Clock
+from tests.helpers.signin import choose, message, pad, shifts_last_active, sign_in, signin_settings
+from tests.helpers.ui import make_app, tap_bubble, wait_until
 
 
 def _op(db, name: str) -> Operator:  # noqa: ANN001
@@ -110,7 +113,9 @@ async def test_idle_signout_mid_order_keeps_the_order_for_the_same_operator(demo
         clock.advance(50)
         await pilot.press("right")
         clock.advance(50)
-        await pilot.pause(0.5)
+        # The idle check ran after that and kept Alex in: it recorded the key press on the shift.
+        pressed_at = (clock.now - dt.timedelta(seconds=50)).replace(tzinfo=None)
+        await wait_until(pilot, lambda: pressed_at in shifts_last_active(demo_db), "the idle check to record the key")
         assert not isinstance(app.screen, SignInScreen)
         clock.advance(11)
         screen = await pad(pilot)
@@ -151,7 +156,7 @@ async def test_idle_signout_mid_order_keeps_the_order_for_the_same_operator(demo
 async def test_the_pad_appears_over_the_board_on_the_fast_start_path(demo_db, settings) -> None:  # noqa: ANN001
     from clarity_tui.app import ClarityApp
     from clarity_tui.bootconfig import resolve_boot_config
-    from tests.uihelpers import bubble_ids
+    from tests.helpers.ui import bubble_ids
 
     sid = SessionService(demo_db).record_plate_read(PlateEvent(plate="FST-777", lane="Lane 2"), Actor.system("t"))
     app = ClarityApp(boot=resolve_boot_config(None, settings.resolved_database_url(), None), require_signin=True)

@@ -16,7 +16,7 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.customers import CustomerService
 from clarity_tui.services.mailer import Mailer, make_mailer
 from db.models import AuditLog, Customer
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.ui import make_app, wait_until
 
 ATTENDANT = Actor(name="Alex Attendant", role="attendant", terminal="lane-1")
 

@@ -20,6 +20,8 @@ from clarity_tui.services.reports import day_report
 from clarity_tui.sitetime import day_window, local_time, site_date
 from db.models import OrderKind, OrderState, Plan, Role, SalesOrder
 
+pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
+
 CHICAGO = ZoneInfo("America/Chicago")
 # Sunday Nov 22, 2026, 8:30 pm in Chicago (CST, UTC-6): already Nov 23 in UTC.
 EVENING = dt.datetime(2026, 11, 23, 2, 30, tzinfo=dt.UTC)

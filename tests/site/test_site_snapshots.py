@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.site.helpers import choose, signin_settings
-from tests.uihelpers import make_app
+from tests.helpers.signin import choose, signin_settings
+from tests.helpers.ui import make_app
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

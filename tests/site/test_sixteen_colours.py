@@ -15,9 +15,9 @@ from textual.widgets import Input
 
 from clarity_tui.screens.customer_record import CustomerRecordScreen
 from db.models import Customer
-from tests.sale.conftest import Lanes, lanes  # noqa: F401 - the fixture
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.lanes import Lanes
+from tests.helpers.sale_ui import Keys, open_session, sale_app
+from tests.helpers.ui import at, devices_ready, make_app, wait_until
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

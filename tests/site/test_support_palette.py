@@ -13,14 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.binding import Binding
 from textual.command import CommandList, CommandPalette
 
 from clarity_tui.app import ClarityApp
 from clarity_tui.services.actor import Actor
 from clarity_tui.support_palette import NO_FILES, SUPPORT_TEXTUAL_COMMANDS
 from db.models import Role
-from tests.uihelpers import wait_until
+from tests.helpers.ui import wait_until
 
 # What a support session's palette offers on the lanes board: Textual's commands, exactly, then
 # Clarity's own (these at least; the services check the support role and audit what it does).
@@ -82,7 +81,7 @@ async def search_palette(pilot, query: str, until: str) -> list[str]:  # noqa: A
 async def test_support_palette_has_no_screenshot_and_writes_no_file(settings, demo_db, places: Path) -> None:  # noqa: ANN001
     app = ShotApp(settings=settings, db=demo_db, support_user="sam")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app._shift_id is not None, "the support session recorded")  # noqa: SLF001
+        await wait_until(pilot, lambda: app.operator_session.shift_id is not None, "the support session recorded")
         assert app.actor.role == Role.SUPPORT
         titles = [c.title for c in app.get_system_commands(app.screen)]
         textual_titles = titles[:len(SUPPORT_TEXTUAL)]

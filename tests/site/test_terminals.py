@@ -15,8 +15,8 @@ from sqlmodel import select
 
 from clarity_tui.services.actor import Actor
 from db.models import AuditLog, Customer, Role, VehicleSession
-from tests.site.helpers import signin_settings
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.signin import signin_settings
+from tests.helpers.ui import make_app, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,7 +86,9 @@ def test_two_terminal_processes_see_each_others_sessions_and_holds_live(demo_db,
         # The office leaves: the lane's hold stays. The lane leaves: the office sees the session free.
         office.send("back")
         office.until(lambda: office.state()["detail"] is None, "office back on its board")
-        time.sleep(0.3)
+        # A later change reaches the office board (after any release its leaving would have made).
+        office.send("arrive MRK-999 Lane 3")
+        office.until(lambda: len(office.state()["board"]) == 2, "a later arrival on the office board")
         assert office.state()["board"][str(sid)] == "Operator lane-1 @ lane-1"
         lane.send("back")
         office.until(lambda: office.state()["board"].get(str(sid)) is None, "the hold released, live")

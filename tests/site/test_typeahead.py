@@ -1,9 +1,9 @@
 """Type-ahead (issue 14, item 2): keys sent as one burst, as tmux or SSH deliver them, reach the widget
 that would have had focus had they been typed slowly, and leave the same database state.
 
-Each test drives two databases of the same kind (SQLite or PostgreSQL), seeded alike: one with the keys
+Each test drives two databases of the same kind (SQLite), seeded alike: one with the keys
 pressed slowly (Pilot's `press`, which waits for the app after each key), one with the same keys handed
-to the driver in one burst (tests/burst.py). The sale flow's bursts are in tests/sale/test_typeahead_sale.py.
+to the driver in one burst (tests/helpers/burst.py). The sale flow's bursts are in tests/sale/test_typeahead_sale.py.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from textual.widgets import Static
 from clarity_tui.config import Settings
 from clarity_tui.screens.customer_record import CustomerRecordScreen
 from db.models import Customer
-from tests.burst import burst, db_state, diff, slow, text, twin_demo_db, twin_settings  # noqa: F401
-from tests.migration.conftest import Legacy, legacy  # noqa: F401 - the fixture
-from tests.migration.test_flow_ui import migration_app
-from tests.sale.uiflow import at, devices_ready, focus_bubble
-from tests.uihelpers import make_app, wait_until
-
-make_legacy = legacy._get_wrapped_function()
-
+from tests.helpers.burst import burst, slow, text
+from tests.helpers.db_state import db_state, diff
+from tests.helpers.lanes import Legacy, seed_legacy
+from tests.helpers.migration_ui import migration_app
+from tests.helpers.ui import at, devices_ready, focus_bubble, make_app, wait_until
 
 async def _press(pilot: Any, mode: str, keys: list[str]) -> None:
     if mode == "burst":
@@ -120,7 +117,7 @@ async def _migrate_contact(settings: Settings, legacy: Legacy, mode: str) -> int
 
 async def test_migration_contact_burst(settings: Settings, legacy: Legacy, twin_settings: Settings,
                                       twin_demo_db) -> None:  # noqa: ANN001
-    twin = make_legacy(twin_demo_db)
+    twin = seed_legacy(twin_demo_db)
     held = await _migrate_contact(settings, legacy, "burst")
     await _migrate_contact(twin_settings, twin, "slow")
     assert held > 0

@@ -9,9 +9,9 @@ from clarity_tui.screens.session_detail import SessionDetailScreen
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.sessions import SessionService
 from hardware.plate_reader import PlateEvent
-from tests.burst import burst
-from tests.site.helpers import PINS, choose, signin_settings
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.burst import burst
+from tests.helpers.signin import PINS, choose, signin_settings
+from tests.helpers.ui import make_app, wait_until
 
 
 def _cars(db) -> int:  # noqa: ANN001

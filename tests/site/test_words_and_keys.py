@@ -8,7 +8,7 @@
 - placeholders are hints, never a name that could pass for a customer's;
 - the audit screen never cuts an id silently;
 - the customer's operator notice shows on the session screen and on the sale's first screen.
-SQLite and PostgreSQL (the db fixtures).
+SQLite (the db fixtures).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from clarity_tui.services.demo import FIRST_NAMES, LAST_NAMES
 from clarity_tui.widgets.customer_forms import FormDialog
 from clarity_tui.widgets.unsaved_guard import UnsavedChangesDialog
 from db.models import AuditLog, Customer, LegacyMember, Note, Operator, Role
-from tests.migration.conftest import TODAY, Legacy, legacy  # noqa: F401 - the fixture
-from tests.migration.test_flow_ui import contact_by_sms, migration_app, sign_and_agree, start
-from tests.sale.conftest import Lanes, lanes  # noqa: F401 - the fixture
-from tests.sale.uiflow import Keys, at, devices_ready, open_session, sale_app, text_of
-from tests.uihelpers import make_app, wait_until
+from tests.helpers.clock import TODAY
+from tests.helpers.lanes import Lanes, Legacy
+from tests.helpers.migration_ui import contact_by_sms, migration_app, sign_and_agree, start
+from tests.helpers.sale_ui import Keys, open_session, sale_app
+from tests.helpers.ui import at, devices_ready, make_app, text_of, wait_until
 
 MANAGER = Actor("Morgan Manager", Role.MANAGER, "lane-1-term", None)
 

@@ -7,8 +7,10 @@ calls (`CheckoutBackend`, which `SaleService` implements), so another flow reuse
     SignatureScreen        live strokes from the pad, Clear, Agree (stores the signature)
     ProcessingScreen       pays (or sets up billing) and activates, without blocking the UI
     ConfirmationScreen     what was sold
+    ManualCardScreen       a card keyed in by hand (the sale's payment and the migration's card on file)
 """
 
+from clarity_tui.screens.checkout_shared.card_entry import ManualCardScreen
 from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, order_lines
 from clarity_tui.screens.checkout_shared.confirmation import ConfirmationScreen
 from clarity_tui.screens.checkout_shared.processing import ProcessingScreen
@@ -17,6 +19,6 @@ from clarity_tui.screens.checkout_shared.summary import CheckoutSummaryScreen
 from clarity_tui.screens.checkout_shared.terms import TermsScreen
 
 __all__ = [
-    "BACK", "CheckoutBackend", "CheckoutSummaryScreen", "ConfirmationScreen", "ProcessingScreen", "SignatureScreen",
-    "TermsScreen", "order_lines",
+    "BACK", "CheckoutBackend", "CheckoutSummaryScreen", "ConfirmationScreen", "ManualCardScreen", "ProcessingScreen",
+    "SignatureScreen", "TermsScreen", "order_lines",
 ]

@@ -1,35 +1,55 @@
-"""What the shared checkout screens need: the backend protocol, the BACK result, and the order table."""
+"""What the shared checkout screens need: the backend protocol, the BACK result, the order table, and
+the flows' typed reach into the app (header, devices, actor). Their CSS is in clarity_tui/app.tcss."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from rich.table import Table
 from rich.text import Text
 
-from clarity_tui.services.sales import OrderView, PayResult, money
+from clarity_tui.services.orders import OrderView, PayResult, money
+from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import StillStarting, services_of
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
+
+    from clarity_tui.devices import DeviceSet
+    from clarity_tui.services.actor import Actor
+    from db.models import TermsVersion
 
 # A screen dismissed with BACK returns to the previous step; the flow keeps the order as it is.
 BACK = "back"
 
-# Errors whose message is for the attendant (anything else is a bug and is reported as one).
-from clarity_tui.payments.errors import PaymentError  # noqa: E402
-from clarity_tui.services.customers import CustomerError  # noqa: E402
-from clarity_tui.services.permissions import PermissionDenied  # noqa: E402
-from clarity_tui.services.sales import SaleError  # noqa: E402
 
-USER_ERRORS: tuple[type[BaseException], ...] = (SaleError, PaymentError, CustomerError, PermissionDenied, ValueError)
+def flow_header(node: DOMNode) -> ClarityHeader:
+    """The header every flow screen shows (the clock as the site's settings say)."""
+    return ClarityHeader(show_clock=services_of(node).settings.ui.show_clock, icon="≋")
 
-FLOW_CSS = """
-    .flow-banner { height: auto; padding: 0 1; background: $boost; width: 1fr; }
-    .flow-message { height: auto; min-height: 1; padding: 0 1; width: 1fr; color: $text-muted; }
-    .flow-message.-error { color: $error; text-style: bold; }
-    .flow-message.-ok { color: $success; }
-    .flow-buttons { height: 3; padding: 0 1; }
-    .flow-buttons Button { width: 1fr; margin: 0 1 0 0; }
-"""
+
+class _LaneHost(Protocol):
+    """What the flows read from the app (ClarityApp): who is signed in, and the devices (None until booted)."""
+
+    devices: DeviceSet | None
+
+    @property
+    def actor(self) -> Actor: ...
+
+
+def devices_of(node: DOMNode) -> DeviceSet:
+    """The lane's devices (card reader, signature pad); raises StillStarting before the boot is done."""
+    devices = cast(_LaneHost, node.app).devices
+    if devices is None:
+        raise StillStarting()
+    return devices
+
+
+def actor_of(node: DOMNode) -> Actor:
+    """The operator signed in at this terminal: the one the flows' services record."""
+    return cast(_LaneHost, node.app).actor
 
 
 class CheckoutBackend(Protocol):
@@ -39,7 +59,7 @@ class CheckoutBackend(Protocol):
 
     def checkout(self, order_id: int) -> OrderView: ...
 
-    def current_terms(self) -> Any: ...
+    def current_terms(self) -> TermsVersion: ...
 
     def accept_terms(self, order_id: int, terms_version_id: int, how: str) -> OrderView: ...
 

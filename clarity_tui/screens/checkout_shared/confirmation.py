@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from clarity_tui.screens.checkout_shared.common import FLOW_CSS, banner, long_date, order_lines
-from clarity_tui.services.sales import OrderView
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.screens.checkout_shared.common import banner, flow_header, long_date, order_lines
+from clarity_tui.services.orders import OrderView
 
 
 class ConfirmationScreen(Screen[None]):
-    DEFAULT_CSS = "ConfirmationScreen {" + FLOW_CSS + """
-        #confirm-title { height: auto; padding: 1 2 0 2; text-style: bold; color: $success; }
-        #confirm-body { height: 1fr; padding: 1 2; }
-    }"""
     BINDINGS = [
         Binding("enter,escape,f5", "done", "Done", id="confirmation.done", tooltip="Back to the session"),
     ]
@@ -29,7 +23,7 @@ class ConfirmationScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         v = self.view
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(v, "Done"), classes="flow-banner")
         if v.is_plan_change:
             new, old = v.plan.name if v.plan else "the new plan", v.current_plan.name if v.current_plan else "the old plan"
@@ -47,7 +41,7 @@ class ConfirmationScreen(Screen[None]):
                 "The session bubble now shows MEMBER. Every step is in the audit log.")
         yield Static(note, id="confirm-message", classes="flow-message -ok" if not v.pending_sync else "flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Done · Enter", id="done", variant="success")
+            yield Button("Done · Enter", id="done", variant="success", action="screen.done")
         yield Footer()
 
     @staticmethod
@@ -66,7 +60,3 @@ class ConfirmationScreen(Screen[None]):
 
     def action_done(self) -> None:
         self.dismiss(None)
-
-    @on(Button.Pressed, "#done")
-    def _done(self) -> None:
-        self.action_done()

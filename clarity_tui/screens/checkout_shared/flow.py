@@ -9,18 +9,21 @@ A subclass names itself (TITLE, NOUN) and runs its own steps; `_shared_step` run
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual.app import App
-
-from clarity_tui.screens.checkout_shared.common import BACK, USER_ERRORS
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK, devices_of
 from clarity_tui.screens.checkout_shared.confirmation import ConfirmationScreen
 from clarity_tui.screens.checkout_shared.processing import ProcessingScreen
 from clarity_tui.screens.checkout_shared.signature import SignatureScreen
 from clarity_tui.screens.checkout_shared.summary import CheckoutSummaryScreen
 from clarity_tui.screens.checkout_shared.terms import DECLINED, TermsScreen
-from clarity_tui.services.sales import OrderView
+from clarity_tui.services.orders import OrderView, PayResult, money
 from db.models import OrderState
+
+if TYPE_CHECKING:
+    from clarity_tui.app import ClarityApp
+
 
 class CheckoutFlow:
     TITLE = "Checkout"
@@ -28,7 +31,7 @@ class CheckoutFlow:
     NOTHING_DONE = "nothing was charged"  # what the customer is told a cancel left behind
     FAIL_TIMEOUT = 8
 
-    def __init__(self, app: App[Any], session_id: int, service: Any) -> None:
+    def __init__(self, app: ClarityApp, session_id: int, service: Any) -> None:
         self.app = app
         self.session_id = session_id
         self.service = service
@@ -46,7 +49,7 @@ class CheckoutFlow:
         """Cancel the order; returns what the cancel found at the gateway (a refund on its way), if anything."""
         try:
             cancelled = await self._call(self.service.cancel, view.id)
-        except USER_ERRORS:
+        except UserFacingError:
             return None  # already finished or taken over elsewhere: nothing of ours to cancel
         return getattr(cancelled, "last_error", None) if getattr(cancelled, "state", None) == OrderState.CANCELLED \
             else None
@@ -63,18 +66,23 @@ class CheckoutFlow:
         self.app.notify(f"The {self.NOUN} is cancelled: {settled or self.NOTHING_DONE + '.'}", title=self.TITLE,
                         severity="warning", timeout=8)
 
-    async def _pay_on_reader(self, view: OrderView) -> Any:
+    async def _pay_on_reader(self, view: OrderView) -> PayResult | str:
         """Card present: the customer pays on the reader; Esc cancels there and nothing is charged.
         Ends like ProcessingScreen: the PayResult, or the message of a refused step."""
         from clarity_tui.screens.device_action import DeviceActionScreen
-        from clarity_tui.services.sales import money
 
-        reader = self.app.devices.card_reader  # type: ignore[attr-defined]
+        reader = devices_of(self.app).card_reader
         outcome = await self.app.push_screen_wait(DeviceActionScreen.payment_on_reader(
             reader, self.service.pay, view.id, amount=money(view.due_today_cents)))
         if not outcome.ok:
             return f"{outcome.error or 'Cancelled on the reader'}: nothing was charged."
-        return str(outcome.result) if isinstance(outcome.result, Exception) else outcome.result
+        result = outcome.result
+        if isinstance(result, UserFacingError):
+            return str(result)  # a refused step: back to the card with why
+        if isinstance(result, Exception):
+            raise result  # a bug: the crash guard logs it; the attendant is not shown its text
+        assert isinstance(result, PayResult)
+        return result
 
     async def _finish(self, view: OrderView) -> OrderView:
         await self.app.push_screen_wait(ConfirmationScreen(view))
@@ -86,7 +94,7 @@ class CheckoutFlow:
         if step == "summary":
             try:
                 view = await self._call(service.review, view.id)
-            except USER_ERRORS as exc:
+            except UserFacingError as exc:
                 self.notice = str(exc)
                 return BACK
             return await app.push_screen_wait(CheckoutSummaryScreen(view, service))

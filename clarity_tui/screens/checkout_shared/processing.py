@@ -8,18 +8,16 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, LoadingIndicator, Static
 
-from clarity_tui.screens.checkout_shared.common import USER_ERRORS, CheckoutBackend
-from clarity_tui.screens.device_action import MODAL_CSS
-from clarity_tui.services.sales import OrderView, PayResult, money
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import CheckoutBackend
+from clarity_tui.services.orders import OrderView, PayResult, money
 
 
 class ProcessingScreen(ModalScreen[PayResult | str]):
     """Dismisses with the PayResult, or the attendant-facing message of a refused step."""
 
-    DEFAULT_CSS = "ProcessingScreen {" + MODAL_CSS + "LoadingIndicator { height: 1; } }"
-
     def __init__(self, view: OrderView, backend: CheckoutBackend) -> None:
-        super().__init__(id="processing")
+        super().__init__(id="processing", classes="dialog")
         self.view = view
         self.backend = backend
 
@@ -41,6 +39,6 @@ class ProcessingScreen(ModalScreen[PayResult | str]):
     def _pay(self) -> None:
         try:
             result: PayResult | str = self.backend.pay(self.view.id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             result = str(exc)
         self.app.call_from_thread(self.dismiss, result)

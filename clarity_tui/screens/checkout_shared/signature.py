@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -21,11 +21,11 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, banner, devices_of, flow_header
 from clarity_tui.screens.device_action import run_device_call
-from clarity_tui.services.sales import OrderView
+from clarity_tui.services.orders import OrderView
 from clarity_tui.widgets.braille import BrailleCanvas
-from clarity_tui.widgets.header import ClarityHeader
 from hardware.signature_pad.base import HINT_SIGN, PadUpdate, Signature
 
 READY_TEXT = "Signed. Agree (F5) when the customer agrees; Clear (F3) to sign again."
@@ -39,9 +39,6 @@ def pad_device_label(pad: Any) -> str:
 class SignatureScreen(Screen[OrderView | str]):
     """Dismisses with the order once the signature is stored, or BACK."""
 
-    DEFAULT_CSS = "SignatureScreen {" + FLOW_CSS + """
-        #sign-canvas { height: 1fr; min-height: 5; margin: 0 1; }
-    }"""
     # No button takes focus by itself: Agree is off until the signature is finished, and Enter must
     # then mean Agree (the screen's binding), never Back or Clear on a focused button.
     AUTO_FOCUS = ""
@@ -66,17 +63,17 @@ class SignatureScreen(Screen[OrderView | str]):
 
     @property
     def pad(self) -> Any:
-        return self._pad or self.app.devices.signature_pad  # type: ignore[attr-defined]
+        return self._pad or devices_of(self).signature_pad
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(self.view, "Signature"), classes="flow-banner")
         yield BrailleCanvas("Waiting for the customer to sign on the pad…", id="sign-canvas")
         yield Static(f"Ask the customer to sign. {HINT_SIGN}", id="sign-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Clear · F3", id="clear")
-            yield Button("Agree · F5", id="agree", variant="success", disabled=True,
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Clear · F3", id="clear", action="screen.clear")
+            yield Button("Agree · F5", id="agree", variant="success", disabled=True, action="screen.agree",
                          tooltip="Comes on when the customer has signed and lifted the pen")
         yield Footer()
 
@@ -159,7 +156,7 @@ class SignatureScreen(Screen[OrderView | str]):
         try:
             view = await asyncio.to_thread(self.backend.record_signature, self.view.id, strokes, signature.to_svg(),
                                            device=pad_device_label(self.pad), signer_name=self.view.customer_name)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self._say(str(exc), "error")
             return
         self.stored = True
@@ -189,10 +186,6 @@ class SignatureScreen(Screen[OrderView | str]):
             self.pad.cancel()  # the capture ends with "cancelled" and dismisses BACK
         else:
             self.dismiss(BACK)
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "clear": self.action_clear, "agree": self.action_agree}[event.button.id or ""]()
 
 
 def _aspect(pad: Any) -> float | None:

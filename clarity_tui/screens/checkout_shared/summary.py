@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner, order_lines
-from clarity_tui.services.sales import OrderView
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, banner, flow_header, order_lines
+from clarity_tui.services.orders import OrderView
 
 
 class CheckoutSummaryScreen(Screen[OrderView | str]):
     """Dismisses with the order after Checkout, or BACK."""
 
-    DEFAULT_CSS = "CheckoutSummaryScreen {" + FLOW_CSS + """
-        #summary-body { height: 1fr; padding: 1 2; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="checkout.back", tooltip="Back to the payment method"),
         Binding("f5,enter", "checkout", "Checkout", id="checkout.checkout", tooltip="Confirm and show the terms"),
@@ -31,14 +28,14 @@ class CheckoutSummaryScreen(Screen[OrderView | str]):
         self.backend = backend
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(self.view, "Checkout"), classes="flow-banner")
         with VerticalScroll(id="summary-body"):
             yield Static(order_lines(self.view), id="summary-table")
         yield Static("Check the order with the customer, then Checkout.", id="summary-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Checkout · Enter", id="checkout", variant="success")
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Checkout · Enter", id="checkout", variant="success", action="screen.checkout")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -56,7 +53,7 @@ class CheckoutSummaryScreen(Screen[OrderView | str]):
     def _checkout(self) -> None:
         try:
             view = self.backend.checkout(self.view.id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self.dismiss, view)
@@ -66,7 +63,3 @@ class CheckoutSummaryScreen(Screen[OrderView | str]):
         msg = self.query_one("#summary-message", Static)
         msg.update(message)
         msg.add_class("-error")
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "checkout": self.action_checkout}[event.button.id or ""]()

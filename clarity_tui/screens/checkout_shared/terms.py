@@ -3,16 +3,21 @@ or the attendant confirms the terms were presented; Decline cancels the order (n
 
 from __future__ import annotations
 
-from textual import on, work
+from typing import TYPE_CHECKING
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, CheckoutBackend, banner
-from clarity_tui.services.sales import OrderView
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, banner, flow_header
+from clarity_tui.services.orders import OrderView
+
+if TYPE_CHECKING:
+    from db.models import TermsVersion
 
 DECLINED = "declined"
 
@@ -20,11 +25,6 @@ DECLINED = "declined"
 class TermsScreen(Screen[OrderView | str]):
     """Dismisses with the order once accepted, DECLINED, or BACK."""
 
-    DEFAULT_CSS = "TermsScreen {" + FLOW_CSS + """
-        #terms-scroll { height: 1fr; border: round $panel-lighten-2; margin: 0 1; padding: 0 1; }
-        #terms-scroll:focus { border: round $accent; }
-        #terms-version { height: 1; padding: 0 1; color: $text-muted; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="terms.back", tooltip="Back to the checkout summary"),
         Binding("f5,a", "agree", "Agree", id="terms.agree", tooltip="The customer read the terms to the end and agrees"),
@@ -33,7 +33,7 @@ class TermsScreen(Screen[OrderView | str]):
         Binding("f8,d", "decline", "Decline", id="terms.decline", tooltip="The customer declines: cancel, nothing charged"),
     ]
 
-    def __init__(self, view: OrderView, terms: object, backend: CheckoutBackend) -> None:
+    def __init__(self, view: OrderView, terms: TermsVersion, backend: CheckoutBackend) -> None:
         super().__init__(id="terms")
         self.view = view
         self.terms = terms
@@ -43,18 +43,17 @@ class TermsScreen(Screen[OrderView | str]):
 
     def compose(self) -> ComposeResult:
         t = self.terms
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(self.view, "Terms"), classes="flow-banner")
-        yield Static(f"Terms {t.label} · sha256 {t.sha256[:12]}… · ↑↓ PgUp PgDn scroll",  # type: ignore[attr-defined]
-                     id="terms-version")
+        yield Static(f"Terms {t.label} · sha256 {t.sha256[:12]}… · ↑↓ PgUp PgDn scroll", id="terms-version")
         with VerticalScroll(id="terms-scroll"):
-            yield Static(t.text, id="terms-text", markup=False)  # type: ignore[attr-defined]
+            yield Static(t.text, id="terms-text", markup=False)
         yield Static("Let the customer read to the end, or confirm you presented the terms (F2).",
                      id="terms-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Decline · F8", id="decline", variant="error")
-            yield Button("Presented · F2", id="presented", variant="primary")
-            yield Button("Agree · F5", id="agree", variant="success", disabled=True)
+            yield Button("Decline · F8", id="decline", variant="error", action="screen.decline")
+            yield Button("Presented · F2", id="presented", variant="primary", action="screen.presented")
+            yield Button("Agree · F5", id="agree", variant="success", disabled=True, action="screen.agree")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -106,9 +105,11 @@ class TermsScreen(Screen[OrderView | str]):
 
     @work(thread=True, exclusive=True, group="terms", exit_on_error=False)
     def _accept_worker(self, how: str) -> None:
+        terms_id = self.terms.id
+        assert terms_id is not None  # a stored row
         try:
-            view = self.backend.accept_terms(self.view.id, self.terms.id, how)  # type: ignore[attr-defined]
-        except USER_ERRORS as exc:
+            view = self.backend.accept_terms(self.view.id, terms_id, how)
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self.dismiss, view)
@@ -117,7 +118,7 @@ class TermsScreen(Screen[OrderView | str]):
     def _decline(self) -> None:
         try:
             self.backend.decline_terms(self.view.id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self.dismiss, DECLINED)
@@ -125,8 +126,3 @@ class TermsScreen(Screen[OrderView | str]):
     def _failed(self, message: str) -> None:
         self._busy = False
         self._say(message, "error")
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"decline": self.action_decline, "presented": self.action_presented,
-         "agree": self.action_agree}[event.button.id or ""]()

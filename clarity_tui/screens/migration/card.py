@@ -18,25 +18,19 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
-from clarity_tui.screens.device_action import MODAL_CSS, DeviceActionScreen
-from clarity_tui.screens.sale.card_entry import ManualCardScreen
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.card_entry import ManualCardScreen
+from clarity_tui.screens.checkout_shared.common import BACK, banner, devices_of, flow_header
+from clarity_tui.screens.device_action import DeviceActionScreen
 from clarity_tui.services.migration import BillingDate, MigrationService, check_override_day
-from clarity_tui.services.sales import OrderView, money
+from clarity_tui.services.orders import OrderView, money
+from clarity_tui.services.plan_pricing import period_suffix
 from clarity_tui.widgets.manager_pin import manager_approval
-from clarity_tui.widgets.header import ClarityHeader
 
 READER, KEYED = "reader", "keyed"
 
 
 class CardOnFileScreen(Screen[OrderView | str]):
-    DEFAULT_CSS = "CardOnFileScreen {" + FLOW_CSS + """
-        #billing-line { height: auto; padding: 1 1 0 1; text-style: bold; }
-        #billing-line.-error { color: $error; }
-        #card-current { height: auto; padding: 0 1; }
-        #card-options { height: auto; max-height: 6; margin: 1 1 0 1; }
-        #card-spacer { height: 1fr; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="migration_card.back", tooltip="Back to the contact details"),
         Binding("r", "reader", "Reader", id="migration_card.reader", tooltip="Read the card on the card reader"),
@@ -56,7 +50,7 @@ class CardOnFileScreen(Screen[OrderView | str]):
 
     def compose(self) -> ComposeResult:
         v = self.view
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(v, "Card on file") + (f" · {v.plan.name}" if v.plan else ""), classes="flow-banner")
         yield Static("", id="billing-line")
         yield Static("", id="card-current")
@@ -65,9 +59,9 @@ class CardOnFileScreen(Screen[OrderView | str]):
         yield Static("", id="card-spacer")
         yield Static("", id="card-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Manager override · F6", id="override", variant="warning")
-            yield Button("Continue · F5", id="continue", variant="success")
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Manager override · F6", id="override", variant="warning", action="screen.override")
+            yield Button("Continue · F5", id="continue", variant="success", action="screen.continue")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -89,7 +83,8 @@ class CardOnFileScreen(Screen[OrderView | str]):
             line.update(billing.problem)
             line.add_class("-error")
         else:
-            price = f" · then {money(view.subtotal_cents)}/mo{view.tax_note}" if view.subtotal_cents else ""
+            period = period_suffix(view.plan) if view.plan else "/mo"
+            price = f" · then {money(view.subtotal_cents)}{period}{view.tax_note}" if view.subtotal_cents else ""
             line.update(billing.label + price + ("  (chosen by a manager)" if billing.overridden else
                                                  "  (same as the old system)"))
             line.remove_class("-error")
@@ -122,7 +117,7 @@ class CardOnFileScreen(Screen[OrderView | str]):
 
     @work(exclusive=True, group="migration-reader", exit_on_error=False)
     async def _read_card(self) -> None:
-        reader = self.app.devices.card_reader  # type: ignore[attr-defined]
+        reader = devices_of(self).card_reader
         try:
             outcome = await self.app.push_screen_wait(
                 DeviceActionScreen.card_from_reader(reader, self.service.db, self.service.billing.gateway,
@@ -134,7 +129,7 @@ class CardOnFileScreen(Screen[OrderView | str]):
                 return
             try:
                 await asyncio.to_thread(self.service.attach_reader_card, self.view.id, outcome.result)
-            except USER_ERRORS as exc:
+            except UserFacingError as exc:
                 self._say(str(exc), "error")
                 return
             await self._reload()
@@ -146,7 +141,7 @@ class CardOnFileScreen(Screen[OrderView | str]):
     async def action_keyed(self) -> None:
         if self._busy:
             return
-        view = await self.app.push_screen_wait(ManualCardScreen(self.view, self.service))  # type: ignore[arg-type]
+        view = await self.app.push_screen_wait(ManualCardScreen(self.view, self.service))
         if isinstance(view, OrderView):
             await self._reload()
             self._say("✓ Card accepted: it is saved when the customer agrees. Continue (F5).", "ok")
@@ -171,18 +166,17 @@ class CardOnFileScreen(Screen[OrderView | str]):
         if not self._busy:
             self.dismiss(BACK)
 
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "override": self.action_override, "continue": self.action_continue}[
-            event.button.id or ""]()
-
 
 def parse_day(text: str) -> dt.date:
-    from clarity_tui.services.legacy_import import parse_date
+    """The date a manager typed; its problem (not a date, a day that does not exist) is said to them."""
+    from clarity_tui.services.legacy import RowProblem, parse_date
 
-    day = parse_date(text, "MDY")
+    try:
+        day = parse_date(text, "MDY")
+    except RowProblem as exc:  # a ValueError: said here as the attendant's message
+        raise UserFacingError(str(exc)) from exc
     if day is None:
-        raise ValueError("Enter the date of the next charge, e.g. 2026-12-15 or 12/15/2026.")
+        raise UserFacingError("Enter the date of the next charge, e.g. 2026-12-15 or 12/15/2026.")
     return day
 
 
@@ -191,13 +185,6 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
     (widgets/manager_pin: their name and PIN through the one PIN check, with its lockout). The change
     is audited with the manager's name."""
 
-    DEFAULT_CSS = "ManagerOverrideScreen {" + MODAL_CSS + """
-        & > Vertical { width: 64; }
-        .override-row { height: 3; }
-        .override-row Label { width: 16; padding: 1 1 0 0; }
-        .override-row Input { width: 1fr; }
-        #override-error { color: $error; height: auto; }
-    }"""
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="manager_override.cancel", tooltip="Keep the date as it is"),
         Binding("f5", "save", "Set date", id="manager_override.save",
@@ -205,7 +192,7 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
     ]
 
     def __init__(self, view: OrderView, service: MigrationService, billing: BillingDate) -> None:
-        super().__init__(id="manager-override")
+        super().__init__(id="manager-override", classes="dialog")
         self.view = view
         self.service = service
         self.billing = billing
@@ -222,8 +209,8 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
                 yield Input(placeholder="YYYY-MM-DD", id="override-date")
             yield Static("", id="override-error", markup=False)
             with Horizontal():
-                yield Button("Cancel · Esc", id="cancel")
-                yield Button("Set date · F5", id="save", variant="success")
+                yield Button("Cancel · Esc", id="cancel", action="screen.cancel")
+                yield Button("Set date · F5", id="save", variant="success", action="screen.save")
 
     def on_mount(self) -> None:
         self.query_one("#override-date", Input).focus()
@@ -238,7 +225,7 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
         try:
             day = parse_day(self.query_one("#override-date", Input).value)
             check_override_day(day, self.service.today())  # before a manager's PIN is asked for
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.query_one("#override-error", Static).update(str(exc))
             return
         self._busy = True
@@ -256,7 +243,7 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
                 self.query_one("#override-error", Static).update("Not approved: the date is unchanged.")
                 return
             billing = await asyncio.to_thread(self.service.override_billing_date, self.view.id, day, manager)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.query_one("#override-error", Static).update(str(exc))
             return
         finally:
@@ -266,7 +253,3 @@ class ManagerOverrideScreen(ModalScreen[BillingDate | None]):
     def action_cancel(self) -> None:
         if not self._busy:
             self.dismiss(None)
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"cancel": self.action_cancel, "save": self.action_save}[event.button.id or ""]()

@@ -19,27 +19,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.messaging.base import SentSms
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
+from clarity_tui.screens.checkout_shared.common import BACK, banner, flow_header
 from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, ValidationFailed
 from clarity_tui.services.migration import EmailReply, MigrationService
-from clarity_tui.services.sales import OrderView
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.services.orders import OrderView
 
 FIELDS = (("first_name", "First name"), ("last_name", "Last name"), ("phone", "Mobile"), ("email", "Email"))
 
 
 class ContactScreen(Screen[OrderView | str]):
-    DEFAULT_CSS = "ContactScreen {" + FLOW_CSS + """
-        #contact-fields { height: auto; padding: 0 1; }
-        .contact-row { height: 3; }
-        .contact-row Label { width: 12; padding: 1 1 0 0; }
-        .contact-row Input { width: 1fr; }
-        .contact-row Input.-invalid { border: tall $error; }
-        #sms-countdown { height: 1; padding: 0 1; text-style: bold; }
-        #contact-spacer { height: 1fr; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="migration_contact.back", tooltip="Back to the legacy match"),
         Binding("f2", "text_for_email", "Text for email", id="migration_contact.sms",
@@ -63,7 +54,7 @@ class ContactScreen(Screen[OrderView | str]):
         self._busy = False
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(self.view, "Contact"), classes="flow-banner")
         with Vertical(id="contact-fields"):
             for name, label in FIELDS:
@@ -76,9 +67,9 @@ class ContactScreen(Screen[OrderView | str]):
         yield Static("Check the phone, then Text for email (F2); or type the email and Confirm (F5).",
                      id="contact-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Text for email · F2", id="sms", variant="primary")
-            yield Button("Confirm · F5", id="confirm", variant="success")
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Text for email · F2", id="sms", variant="primary", action="screen.text_for_email")
+            yield Button("Confirm · F5", id="confirm", variant="success", action="screen.confirm")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -114,7 +105,7 @@ class ContactScreen(Screen[OrderView | str]):
         except ValidationFailed as exc:
             self.app.call_from_thread(self._failed, " ".join(exc.errors.values()), set(exc.errors))
             return
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc), set())
             return
         self.app.call_from_thread(self._sent, sent)
@@ -203,7 +194,7 @@ class ContactScreen(Screen[OrderView | str]):
         except DuplicateCustomer as exc:  # the phone or email is a customer's already: offer them
             self.app.call_from_thread(self._offer_existing, exc)
             return
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc), set())
             return
         self.app.call_from_thread(self._confirmed, view)
@@ -228,7 +219,7 @@ class ContactScreen(Screen[OrderView | str]):
     def _use_existing(self, customer_id: int) -> None:
         try:
             view = self.service.use_existing_customer(self.view.id, customer_id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc), set())
             return
         self.app.call_from_thread(self._confirmed, view)
@@ -252,8 +243,3 @@ class ContactScreen(Screen[OrderView | str]):
         if not self._busy:
             self._stop_waiting()
             self.dismiss(BACK)
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "sms": self.action_text_for_email, "confirm": self.action_confirm}[
-            event.button.id or ""]()

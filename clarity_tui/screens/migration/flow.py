@@ -12,19 +12,22 @@ card step, and Continue then finishes straight away (the customer already signed
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual.app import App
-
-from clarity_tui.screens.checkout_shared.common import BACK, USER_ERRORS
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK
 from clarity_tui.screens.checkout_shared.flow import CheckoutFlow
 from clarity_tui.screens.migration.card import CardOnFileScreen
 from clarity_tui.screens.migration.contact import ContactScreen
 from clarity_tui.screens.migration.match import LegacyMatchScreen
 from clarity_tui.services.migration import AlreadyMigrated, InactiveLegacyMember, MigrationService
 from clarity_tui.services.permissions import Permission, allowed, refusal
-from clarity_tui.services.sales import OrderView, PayResult
+from clarity_tui.services.orders import OrderView, PayResult
+from clarity_tui.wiring import services_of
 from db.models import OrderState
+
+if TYPE_CHECKING:
+    from clarity_tui.app import ClarityApp
 
 TITLE = "Migrate membership"
 STEPS = ("contact", "card", "summary", "terms", "signature", "pay")
@@ -36,8 +39,8 @@ class MigrationFlow(CheckoutFlow):
     NOTHING_DONE = "nothing was charged or saved"
     FAIL_TIMEOUT = 10
 
-    def __init__(self, app: App[Any], session_id: int, service: MigrationService | None = None) -> None:
-        super().__init__(app, session_id, service or MigrationService.for_app(app))
+    def __init__(self, app: ClarityApp, session_id: int, service: MigrationService | None = None) -> None:
+        super().__init__(app, session_id, service or MigrationService.from_services(services_of(app), app.actor))
 
     async def run(self) -> OrderView | None:
         """Run the migration to the end (or until the attendant leaves it). Returns the finished order."""
@@ -56,7 +59,7 @@ class MigrationFlow(CheckoutFlow):
                 step = self.service.resume_step(view)
                 if step == "pay" and view.state == OrderState.PAYMENT_PENDING and view.last_error:
                     step, self.notice = "card", view.last_error
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self._fail(str(exc))
             return None
         while True:
@@ -102,7 +105,7 @@ class MigrationFlow(CheckoutFlow):
         notice = ""
         while True:
             chosen = await self.app.push_screen_wait(LegacyMatchScreen(detail, candidates, service, notice))
-            if chosen == BACK:
+            if not isinstance(chosen, int):  # BACK
                 return None
             try:
                 return await self._call(service.begin, self.session_id, chosen)
@@ -113,7 +116,7 @@ class MigrationFlow(CheckoutFlow):
                 notice = approved or "Not migrated: a cancelled or terminated member needs a manager's approval."
             except AlreadyMigrated as exc:
                 notice = str(exc)
-            except USER_ERRORS as exc:
+            except UserFacingError as exc:
                 notice = str(exc)
             candidates = await self._call(service.candidates_for_session, self.session_id)
 
@@ -132,7 +135,7 @@ class MigrationFlow(CheckoutFlow):
             return None
         try:
             return await self._call(self.service.begin, self.session_id, legacy_member_id, manager, reason)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             return str(exc)
 
     def _plate(self) -> str:
@@ -147,7 +150,7 @@ class MigrationFlow(CheckoutFlow):
         try:
             if step == "contact":
                 form = await self._call(service.contact_form, view.id)
-                cfg = app.settings.messaging  # type: ignore[attr-defined]
+                cfg = services_of(app).settings.messaging
                 return await app.push_screen_wait(ContactScreen(view, service, form,
                                                                 reply_timeout=cfg.reply_timeout_seconds,
                                                                 poll_interval=cfg.poll_interval_seconds))
@@ -156,6 +159,6 @@ class MigrationFlow(CheckoutFlow):
                 billing = await self._call(service.billing_date, view.id)
                 return await app.push_screen_wait(CardOnFileScreen(view, service, billing, notice))
             return await self._shared_step(step, view)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self._fail(str(exc))
             return None

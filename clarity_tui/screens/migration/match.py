@@ -14,10 +14,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK, flow_header
 from clarity_tui.services.migration import LegacyCandidate, MigrationService
 from clarity_tui.services.migration_guard import is_inactive
-from clarity_tui.widgets.header import ClarityHeader
 
 
 def candidate_prompt(c: LegacyCandidate) -> str:
@@ -31,11 +31,6 @@ def candidate_prompt(c: LegacyCandidate) -> str:
 
 
 class LegacyMatchScreen(Screen[int | str]):
-    DEFAULT_CSS = "LegacyMatchScreen {" + FLOW_CSS + """
-        #match-search-row { height: 3; padding: 0 1; }
-        #match-search { width: 1fr; }
-        #match-list { height: 1fr; margin: 0 1; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="migration_match.back", tooltip="Back to the session"),
         Binding("f5", "thats_me", "That's Me", id="migration_match.thats_me",
@@ -54,16 +49,16 @@ class LegacyMatchScreen(Screen[int | str]):
         self.notice = notice
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(f"[b]Migrate membership[/b] · plate {self.plate}", classes="flow-banner")
         with Horizontal(id="match-search-row"):
             yield Input(placeholder="Plate or phone number, then Enter", id="match-search")
         yield OptionList(id="match-list")
         yield Static("", id="match-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Not me · F4", id="not-me", variant="warning")
-            yield Button("That's Me · F5", id="thats-me", variant="success")
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Not me · F4", id="not-me", variant="warning", action="screen.not_me")
+            yield Button("That's Me · F5", id="thats-me", variant="success", action="screen.thats_me")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -103,7 +98,7 @@ class LegacyMatchScreen(Screen[int | str]):
     def _search(self, text: str) -> None:
         try:
             found = self.service.search(text)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._say, str(exc), "error")
             return
         note = "" if found else f"No legacy member matches '{text.strip()}': try the phone number or another plate."
@@ -138,8 +133,3 @@ class LegacyMatchScreen(Screen[int | str]):
     @on(OptionList.OptionSelected, "#match-list")
     def _selected(self, _: OptionList.OptionSelected) -> None:
         self.action_thats_me()
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "not-me": self.action_not_me, "thats-me": self.action_thats_me}[
-            event.button.id or ""]()

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -19,20 +20,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from clarity_tui.messages import StartMigration
+from clarity_tui.screens.checkout_shared.common import actor_of
 from clarity_tui.services.migration import LegacyCandidate
+from clarity_tui.wiring import services_of
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
 
 MIGRATE, SELL = "migrate", "sell"
-
-_CSS = """
-    {name} {{ align: center middle; }}
-    {name} > Vertical {{ width: 70; max-width: 100%; height: auto; border: round $warning; background: $surface;
-                        padding: 0 1; }}
-    {name} .prompt-title {{ text-style: bold; color: $warning; }}
-    {name} .prompt-text {{ height: auto; margin-bottom: 1; }}
-    {name} .prompt-buttons {{ height: 3; }}
-    {name} .prompt-buttons Button {{ width: 1fr; min-width: 10; margin: 0 1 0 0; }}
-    {name} Input {{ margin-bottom: 1; }}
-"""
 
 
 def legacy_question(c: LegacyCandidate) -> str:
@@ -53,10 +49,9 @@ class LegacyPurchasePrompt(ModalScreen[str | None]):
                 tooltip="Sell a new membership (the legacy POS must stop billing them)"),
         Binding("escape,b", "answer('back')", "Back", id="legacy_purchase.back", tooltip="Back to the session"),
     ]
-    DEFAULT_CSS = _CSS.format(name="LegacyPurchasePrompt")
 
     def __init__(self, candidate: LegacyCandidate) -> None:
-        super().__init__(id="legacy-purchase")
+        super().__init__(id="legacy-purchase", classes="prompt")
         self.candidate = candidate
 
     def compose(self) -> ComposeResult:
@@ -86,10 +81,9 @@ class InactiveReasonPrompt(ModalScreen[str | None]):
                 tooltip="Continue: a manager approves with their PIN"),
         Binding("escape", "back", "Back", id="inactive_reason.back", tooltip="Back to the match: nothing is changed"),
     ]
-    DEFAULT_CSS = _CSS.format(name="InactiveReasonPrompt")
 
     def __init__(self, message: str) -> None:
-        super().__init__(id="inactive-reason")
+        super().__init__(id="inactive-reason", classes="prompt")
         self.message = message
 
     def compose(self) -> ComposeResult:
@@ -122,27 +116,26 @@ class InactiveReasonPrompt(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-def offer_migration(node: Any, session_id: int, legacy_member_id: int) -> None:
-    """Purchase on a LEGACY bubble: ask first, then start the migration or the sale (in `node`'s worker)."""
+def offer_migration(node: DOMNode, session_id: int, legacy_member_id: int, sell: Callable[[], None]) -> None:
+    """Purchase on a LEGACY bubble: ask first (in `node`'s worker). Migrate asks the app to start the
+    migration (StartMigration); Sell new anyway, or nothing left to migrate, runs `sell` (the sale)."""
 
     async def ask() -> None:
-        from clarity_tui.screens.migration import start_migration
-        from clarity_tui.screens.sale import start_sale
         from clarity_tui.services.migration import MigrationError, MigrationService
 
-        app = node.app
+        service = MigrationService.from_services(services_of(node), actor_of(node))
         try:
-            candidate = await asyncio.to_thread(MigrationService.for_app(app).legacy, legacy_member_id)
+            candidate = await asyncio.to_thread(service.legacy, legacy_member_id)
         except MigrationError:
             candidate = None
         if candidate is None or candidate.migrated:
-            start_sale(node, session_id)  # nothing to migrate any more
+            sell()  # nothing to migrate any more
             return
-        answer = await app.push_screen_wait(LegacyPurchasePrompt(candidate))
+        answer = await node.app.push_screen_wait(LegacyPurchasePrompt(candidate))
         if answer == MIGRATE:
-            start_migration(node, session_id)
+            node.post_message(StartMigration(session_id))
         elif answer == SELL:
-            start_sale(node, session_id)
+            sell()
 
     node.run_worker(ask(), name="legacy-purchase", group="legacy-purchase", exclusive=True, exit_on_error=False)
 

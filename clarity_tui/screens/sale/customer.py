@@ -9,12 +9,13 @@ from textual.containers import Grid, Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
+from clarity_tui.errors import UserFacingError
+from clarity_tui.messages import SearchCustomers
+from clarity_tui.screens.checkout_shared.common import BACK, banner, flow_header
 from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, ValidationFailed
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, format_phone, normalize_email, normalize_phone
-from clarity_tui.services.sales import OrderView, SaleService
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.services.orders import OrderView, SaleService
 
 # Placeholders are hints, never anything that could pass for a customer's data (issue 14).
 FIELDS = (("first_name", "First name", "first name"), ("last_name", "Last name", "last name"),
@@ -24,16 +25,6 @@ FIELDS = (("first_name", "First name", "first name"), ("last_name", "Last name",
 class CustomerQuickScreen(Screen[OrderView | str]):
     """Dismisses with the order once a customer is linked, or BACK."""
 
-    DEFAULT_CSS = "CustomerQuickScreen {" + FLOW_CSS + """
-        #quick-form { grid-size: 2; grid-columns: 12 1fr; grid-rows: 1; height: auto; padding: 1 1 0 1; }
-        #quick-form Input { height: 1; border: none; padding: 0 1; }
-        #quick-form Input:focus { background: $boost; text-style: bold; }
-        #quick-form Input.-invalid { background: $error 30%; }
-        .field-note { column-span: 2; height: 1; padding: 0 0 0 13; color: $text-muted; }
-        .field-note.-error { color: $error; }
-        .field-note.-ok { color: $success; }
-        #quick-spacer { height: 1fr; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="customer_quick.back", tooltip="Back to the plans"),
         Binding("f5", "save", "Continue", id="customer_quick.save", tooltip="Create the customer and continue"),
@@ -49,7 +40,7 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         self._busy = False
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(self.view, "Customer") + " · none on file", classes="flow-banner")
         with Grid(id="quick-form"):
             for name, label, placeholder in FIELDS:
@@ -60,9 +51,9 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         yield Static("Enter moves to the next field; Enter on Email (or F5) continues. Existing customer? F3.",
                      id="quick-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Search & link · F3", id="search", variant="primary")
-            yield Button("Continue · F5", id="save", variant="success")
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Search & link · F3", id="search", variant="primary", action="screen.search")
+            yield Button("Continue · F5", id="save", variant="success", action="screen.save")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -136,7 +127,7 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         except DuplicateCustomer as exc:  # the phone or email is a customer's already: offer them
             self.app.call_from_thread(self._offer_existing, exc)
             return
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self.dismiss, view)
@@ -169,28 +160,24 @@ class CustomerQuickScreen(Screen[OrderView | str]):
         msg.update(message)
         msg.add_class("-error")
 
-    @work(exclusive=True, group="customer-link", exit_on_error=False)
-    async def action_search(self) -> None:
-        from clarity_tui.screens.customer_search import CustomerSearchScreen
+    def action_search(self) -> None:
+        """Customer search as a picker (the app opens it): the chosen customer is linked to the order."""
+
+        def picked(customer_id: int | None) -> None:
+            if customer_id is not None:
+                self._link(customer_id)
 
         typed = " ".join(v for v in (self._value("first_name"), self._value("last_name")) if v.strip())
-        customer_id = await self.app.push_screen_wait(CustomerSearchScreen(typed or self._value("phone"), pick=True))
-        if customer_id is None:
-            return
-        self._link(customer_id)
+        self.post_message(SearchCustomers(typed or self._value("phone"), pick=picked))
 
     @work(thread=True, exclusive=True, group="customer-quick", exit_on_error=False)
     def _link(self, customer_id: int) -> None:
         try:
             view = self.service.link_customer(self.view.id, customer_id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self.dismiss, view)
 
     def action_back(self) -> None:
         self.dismiss(BACK)
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "search": self.action_search, "save": self.action_save}[event.button.id or ""]()

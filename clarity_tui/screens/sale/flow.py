@@ -9,18 +9,22 @@ straight away (the customer already signed).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual.app import App
-
-from clarity_tui.screens.checkout_shared.common import BACK, USER_ERRORS
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK
 from clarity_tui.screens.checkout_shared.flow import CheckoutFlow
 from clarity_tui.screens.sale.customer import CustomerQuickScreen
 from clarity_tui.screens.sale.payment import PaymentScreen
 from clarity_tui.screens.sale.plans import PlanSelectScreen
 from clarity_tui.screens.sale.vehicles import FamilyVehiclesScreen
-from clarity_tui.services.sales import OrderView, PayResult, SaleService
+from clarity_tui.services.orders import OrderView, PayResult, SaleService
+from clarity_tui.wiring import services_of
 from db.models import OrderKind, OrderState
+
+if TYPE_CHECKING:
+    from clarity_tui.app import ClarityApp
+
 
 class _Goto:
     def __init__(self, step: str) -> None:
@@ -46,8 +50,8 @@ class SaleFlow(CheckoutFlow):
     TITLE = "Purchase membership"
     NOUN = "sale"
 
-    def __init__(self, app: App[Any], session_id: int, service: SaleService | None = None) -> None:
-        super().__init__(app, session_id, service or SaleService.for_app(app))
+    def __init__(self, app: ClarityApp, session_id: int, service: SaleService | None = None) -> None:
+        super().__init__(app, session_id, service or SaleService.from_services(services_of(app), app.actor))
 
     def _needed(self, step: str, view: OrderView) -> bool:
         if step == "customer":
@@ -64,7 +68,7 @@ class SaleFlow(CheckoutFlow):
             return None
         try:
             view = await self._call(self.service.open_for_session, self.session_id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self._fail(str(exc))
             return None
         if view.kind == OrderKind.MIGRATION:
@@ -131,10 +135,10 @@ class SaleFlow(CheckoutFlow):
                         return BACK
                     try:
                         return await self._call(service.choose_plan, view.id, code)
-                    except USER_ERRORS as exc:
+                    except UserFacingError as exc:
                         message = str(exc)
             if step == "customer":
-                region = app.settings.site.phone_region  # type: ignore[attr-defined]
+                region = services_of(app).settings.site.phone_region
                 return await app.push_screen_wait(CustomerQuickScreen(view, service, region))
             if step == "vehicles":
                 return await app.push_screen_wait(FamilyVehiclesScreen(view, service))
@@ -148,6 +152,6 @@ class SaleFlow(CheckoutFlow):
                     return _Goto("payment")
                 return result
             return await self._shared_step(step, view)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self._fail(str(exc))
             return None

@@ -23,13 +23,15 @@ from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.payments.errors import PromotionInvalid
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner, long_date
+from clarity_tui.screens.checkout_shared.card_entry import ManualCardScreen
+from clarity_tui.screens.checkout_shared.common import BACK, banner, devices_of, flow_header, long_date
 from clarity_tui.screens.device_action import DeviceActionScreen
-from clarity_tui.screens.sale.card_entry import HostedCardScreen, ManualCardScreen
+from clarity_tui.screens.sale.card_entry import HostedCardScreen
 from clarity_tui.services.card_present import keyed_entry_mode, mark_card_present, takes_first_payment_on_reader
-from clarity_tui.services.sales import OrderView, SaleService, money
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.services.orders import OrderView, SaleService, money
+from clarity_tui.wiring import services_of
 
 READER, KEYED = "reader", "keyed"
 PROMO_DEBOUNCE = 0.25
@@ -42,17 +44,6 @@ KEYED_LABELS = {"local": "Key in a card by hand · K", "raw": "Key in a card by 
 class PaymentScreen(Screen[OrderView | str]):
     """Dismisses with the order once a payment method is chosen, or BACK."""
 
-    DEFAULT_CSS = "PaymentScreen {" + FLOW_CSS + """
-        #pay-options { height: auto; max-height: 8; margin: 0 1; }
-        #promo-row { height: 3; padding: 0 1; }
-        #promo-row Label { padding: 1 1 0 0; width: auto; }
-        #promo { width: 24; }
-        #promo-note { padding: 0 1; width: 1fr; height: auto; min-height: 1; }
-        #promo-note.-error { color: $error; }
-        #promo-note.-ok { color: $success; }
-        #pay-price { height: auto; padding: 0 1; text-style: bold; }
-        #pay-spacer { height: 1fr; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="payment.back", tooltip="Back to the plans"),
         Binding("f5", "continue", "Continue", id="payment.continue", tooltip="Continue with the highlighted card"),
@@ -75,12 +66,11 @@ class PaymentScreen(Screen[OrderView | str]):
 
     def compose(self) -> ComposeResult:
         v = self.view
-        settings = self.app.settings  # type: ignore[attr-defined]
-        devices = getattr(self.app, "devices", None)
-        reader = devices.card_reader if devices is not None else None
+        settings = services_of(self).settings
+        reader = devices_of(self).card_reader
         self._on_reader = takes_first_payment_on_reader(settings, self.service.gateway, reader)
         self._keyed = keyed_entry_mode(settings, self.service.gateway, reader)
-        yield ClarityHeader(show_clock=settings.ui.show_clock, icon="≋")
+        yield flow_header(self)
         yield Static(banner(v, "Payment") + (f" · {v.plan.name}" if v.plan else ""), classes="flow-banner")
         options = [Option(f"{c.label}{'  (default)' if c.is_default else ''}", id=f"card-{c.id}") for c in v.cards]
         options.append(Option(READER_LABELS[self._on_reader], id=READER))
@@ -95,8 +85,8 @@ class PaymentScreen(Screen[OrderView | str]):
         yield Static(self.notice or "Enter continues with the highlighted card.", id="pay-message",
                      classes="flow-message -error" if self.notice else "flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Continue · Enter", id="continue", variant="success")
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Continue · Enter", id="continue", variant="success", action="screen.continue")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -166,7 +156,7 @@ class PaymentScreen(Screen[OrderView | str]):
                 view = self.service.clear_promotion(self.view.id)
                 self.app.call_from_thread(self._promo_done, view, str(exc), "error", code)
                 return
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._promo_note, str(exc), "error")
             return
         what = view.promotion_description or view.promotion_code
@@ -214,7 +204,7 @@ class PaymentScreen(Screen[OrderView | str]):
     def _choose_card(self, payment_method_id: int) -> None:
         try:
             view = self.service.choose_card(self.view.id, payment_method_id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self.dismiss, view)
@@ -238,14 +228,14 @@ class PaymentScreen(Screen[OrderView | str]):
         try:
             mark_card_present(self.service.db, self.view.id, self.service.actor, moto=moto)
             view = self.service.order(self.view.id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self.dismiss, view)
 
     @work(exclusive=True, group="payment-reader", exit_on_error=False)
     async def _read_card(self) -> None:
-        reader = self.app.devices.card_reader  # type: ignore[attr-defined]
+        reader = devices_of(self).card_reader
         outcome = await self.app.push_screen_wait(DeviceActionScreen.card_from_reader(
             reader, self.service.db, self.service.gateway, customer_id=self.view.customer_id, order_id=self.view.id))
         if not outcome.ok:
@@ -253,7 +243,7 @@ class PaymentScreen(Screen[OrderView | str]):
             return
         try:
             view = await asyncio.to_thread(self.service.attach_reader_card, self.view.id, outcome.result)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self._failed(str(exc))
             return
         self.dismiss(view)
@@ -276,7 +266,3 @@ class PaymentScreen(Screen[OrderView | str]):
     def action_back(self) -> None:
         if not self._busy:
             self.dismiss(BACK)
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "continue": self.action_continue}[event.button.id or ""]()

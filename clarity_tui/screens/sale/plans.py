@@ -10,22 +10,16 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, banner
-from clarity_tui.services.sales import OrderView, PlanOption
+from clarity_tui.screens.checkout_shared.common import BACK, banner, flow_header
+from clarity_tui.services.orders import OrderView, PlanOption
 from clarity_tui.services.sales_tax import prices_note
 from clarity_tui.widgets.plan_card import PlanCard
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.wiring import services_of
 
 
 class PlanSelectScreen(Screen[str]):
     """Dismisses with the chosen plan code, or BACK."""
 
-    DEFAULT_CSS = "PlanSelectScreen {" + FLOW_CSS + """
-        #plan-cards { height: 1fr; padding: 0 1; }
-        #plan-cards PlanCard { margin: 0 1 0 0; }
-        #plans-notice { display: none; height: auto; max-height: 3; padding: 0 1; color: $warning; text-style: bold; }
-        #plans-notice.-shown { display: block; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="plans.back", tooltip="Back to the session (nothing is sold)"),
         Binding("1", "pick(1)", "Plan 1", show=False, id="plans.pick1"),
@@ -43,7 +37,7 @@ class PlanSelectScreen(Screen[str]):
         self.message = message
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(self.view, "Choose a plan"), classes="flow-banner")
         yield Static("", id="plans-notice", markup=False)  # the customer's operator notices (issue 14)
         with Horizontal(id="plan-cards"):
@@ -52,7 +46,7 @@ class PlanSelectScreen(Screen[str]):
         current = next((p for p in self.plans if p.relation == "current"), None)
         hint = (f"Current plan: {current.name}. Choose another to upgrade or downgrade." if current
                 else "Press the plan's number, or tap its card.")
-        tax = prices_note(self.app.settings.billing.tax)  # type: ignore[attr-defined]
+        tax = prices_note(services_of(self).settings.billing.tax)
         hint += f" {tax}" if tax else ""
         yield Static(self.message or hint, id="plans-message",
                      classes="flow-message -error" if self.message else "flow-message")
@@ -73,7 +67,7 @@ class PlanSelectScreen(Screen[str]):
     def _load_notice(self, customer_id: int) -> None:
         from clarity_tui.services.notices import notice_line, operator_notices
 
-        line = notice_line(operator_notices(self.app.db, customer_id))  # type: ignore[attr-defined]
+        line = notice_line(operator_notices(services_of(self).db, customer_id))
         if line:
             self.app.call_from_thread(self._show_notice, line)
 

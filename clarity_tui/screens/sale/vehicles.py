@@ -11,19 +11,14 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from clarity_tui.screens.checkout_shared.common import BACK, FLOW_CSS, USER_ERRORS, banner
-from clarity_tui.services.sales import OrderView, SaleService, VehicleOption
-from clarity_tui.widgets.header import ClarityHeader
+from clarity_tui.errors import UserFacingError
+from clarity_tui.screens.checkout_shared.common import BACK, banner, flow_header
+from clarity_tui.services.orders import OrderView, SaleService, VehicleOption
 
 
 class FamilyVehiclesScreen(Screen[OrderView | str]):
     """Dismisses with the order, or BACK."""
 
-    DEFAULT_CSS = "FamilyVehiclesScreen {" + FLOW_CSS + """
-        #garage { height: 1fr; margin: 0 1; }
-        #new-plate { margin: 0 1; }
-        #family-price { height: 1; padding: 0 1; }
-    }"""
     BINDINGS = [
         Binding("escape", "back", "Back", id="family.back", tooltip="Back to the plans"),
         Binding("f5", "done", "Continue", id="family.done", tooltip="Continue with these vehicles"),
@@ -37,7 +32,7 @@ class FamilyVehiclesScreen(Screen[OrderView | str]):
         self.garage: list[VehicleOption] = []
 
     def compose(self) -> ComposeResult:
-        yield ClarityHeader(show_clock=self.app.settings.ui.show_clock, icon="≋")  # type: ignore[attr-defined]
+        yield flow_header(self)
         yield Static(banner(self.view, "Vehicles"), classes="flow-banner")
         yield OptionList(id="garage")
         yield Input(placeholder="Add a vehicle by plate, then Enter (F4)", id="new-plate")
@@ -45,8 +40,8 @@ class FamilyVehiclesScreen(Screen[OrderView | str]):
         yield Static("Enter or Space puts a vehicle on (or off) the membership.", id="family-message",
                      classes="flow-message")
         with Horizontal(classes="flow-buttons"):
-            yield Button("Back · Esc", id="back")
-            yield Button("Continue · F5", id="done", variant="success")
+            yield Button("Back · Esc", id="back", action="screen.back")
+            yield Button("Continue · F5", id="done", variant="success", action="screen.done")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -96,7 +91,7 @@ class FamilyVehiclesScreen(Screen[OrderView | str]):
                 self.service.add_vehicle(self.view.id, plate)
             else:
                 self.service.remove_vehicle(self.view.id, vehicle_id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._say, str(exc), True)
             return
         self.app.call_from_thread(self._say, f"{plate} {'added' if add else 'removed'}.")
@@ -116,7 +111,3 @@ class FamilyVehiclesScreen(Screen[OrderView | str]):
 
     def action_back(self) -> None:
         self.dismiss(BACK)
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        {"back": self.action_back, "done": self.action_done}[event.button.id or ""]()
