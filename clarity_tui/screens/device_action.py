@@ -33,23 +33,10 @@ from hardware.base import DeviceError
 
 T = TypeVar("T")
 
-MODAL_CSS = """
-    align: center middle;
-    & > Vertical {
-        width: 64; max-width: 100%; height: auto; padding: 1 2;
-        border: thick $primary; background: $surface;
-    }
-    .dialog-title { text-style: bold; width: 1fr; }
-    .dialog-body { margin: 1 0; width: 1fr; }
-    Horizontal { height: auto; align: center middle; }
-    Button { margin: 0 1; min-width: 14; }
-"""
-
-
 class DeviceErrorScreen(ModalScreen[bool]):
     """The device's message with Retry (True) and Cancel (False)."""
 
-    DEFAULT_CSS = "DeviceErrorScreen {" + MODAL_CSS + "& > Vertical { border: thick $error; } }"
+    DEFAULT_CLASSES = "dialog"  # app.tcss: the one dialog style
     BINDINGS = [
         Binding("r,enter", "retry", "Retry", id="device_error.retry", tooltip="Try the device again"),
         Binding("escape,c", "give_up", "Cancel", id="device_error.cancel", tooltip="Stop; the flow stays where it was"),
@@ -115,7 +102,7 @@ async def run_device_call(
 class DeviceActionScreen(ModalScreen[DeviceOutcome[Any]]):
     """Shows a waiting message while a device call runs; Esc cancels it; errors offer Retry."""
 
-    DEFAULT_CSS = "DeviceActionScreen {" + MODAL_CSS + "}"
+    DEFAULT_CLASSES = "dialog"
     BINDINGS = [
         Binding("escape", "cancel_call", "Cancel", id="device_action.cancel", tooltip="Cancel the device action"),
     ]

@@ -15,7 +15,7 @@ from textual.widgets import Button, Footer, Label, Static
 from clarity_tui.messages import OpenCustomer, SearchCustomers, StartMigration, StartSale
 from clarity_tui.screens.session_lookalike import LOOKALIKE_CSS, SessionLookalike
 from clarity_tui.screens.session_recovery import RECOVERY_CSS, SessionRecovery
-from clarity_tui.services.identity import format_phone
+from clarity_tui.services.identity import display_phone
 from clarity_tui.services.permissions import Permission, PermissionDenied, allowed, refusal
 from clarity_tui.services.sessions import SessionDetail, SessionGone, SessionService
 from clarity_tui.widgets.header import ClarityHeader
@@ -162,7 +162,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
         lines = [f"Status: [b]{b.badge_label}[/b]"]
         if d.customer_id:
             lines.insert(0, f"[b]{b.customer_name}[/b]  #{d.customer_number}")
-            lines.append(f"Phone: {format_phone(d.phone) or '-'}   Email: {d.email or '-'}")
+            lines.append(f"Phone: {display_phone(d.phone, services_of(self).settings.site.phone_region) or '-'}   Email: {d.email or '-'}")
         if d.membership:
             m = d.membership
             nb = m.next_billing_on.strftime("%b %d, %Y") if m.next_billing_on else "-"

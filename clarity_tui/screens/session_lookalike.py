@@ -21,7 +21,6 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label, Static
 
 from clarity_tui.operator_session import operator_session_of
-from clarity_tui.screens.device_action import MODAL_CSS
 from clarity_tui.services.permissions import PermissionDenied
 from clarity_tui.services.plate_lookalikes import (
     LookAlike,
@@ -120,7 +119,7 @@ class SessionLookalike(Screen[None]):
 class LookalikeSaleScreen(ModalScreen[str]):
     """Asked before selling to a look-alike of a current member: "correct", "sell" or "back"."""
 
-    DEFAULT_CSS = "LookalikeSaleScreen {" + MODAL_CSS + "& > Vertical { border: thick $warning; } }"
+    DEFAULT_CLASSES = "dialog"  # app.tcss: the one dialog style, with a warning border
     BINDINGS = [
         Binding("c,f5", "choose('correct')", "Correct the plate", id="lookalike_sale.correct",
                 tooltip="The camera misread the car: make the session the member's car"),

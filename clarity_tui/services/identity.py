@@ -57,17 +57,6 @@ def display_phone(e164: str | None, site_region: str = "US") -> str:
     return phonenumbers.format_number(number, style)
 
 
-def format_phone(e164: str | None) -> str:
-    """National format whatever the country. Prefer `display_phone`, which keeps a foreign number's
-    country code; this one remains for the session and sale screens until they move to it."""
-    if not e164:
-        return ""
-    try:
-        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)
-    except phonenumbers.NumberParseException:
-        return e164
-
-
 def normalize_email(raw: str) -> str:
     """Validate syntax only (no DNS: the lane may be offline). Returns the normalised address."""
     text = (raw or "").strip()

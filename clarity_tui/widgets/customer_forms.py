@@ -22,17 +22,12 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services.customer_input import ValidationFailed
-from clarity_tui.services.mailer import MailError
 from clarity_tui.services.permissions import Permission
 
 if TYPE_CHECKING:
     from clarity_tui.app import ClarityApp
 
 log = logging.getLogger(__name__)
-
-# Errors whose message is meant for the attendant; anything else is a bug, never shown as advice.
-# MailError says what to check in the smtp settings, though it is not a UserFacingError yet.
-USER_ERRORS: tuple[type[BaseException], ...] = (UserFacingError, MailError)
 
 
 @dataclass
@@ -219,7 +214,7 @@ class FormDialog(ModalScreen[Any]):
         except ValidationFailed as exc:
             self.app.call_from_thread(self.show_error, str(exc), list(exc.errors))
             return
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self.show_error, str(exc))
             return
         except Exception:  # logged (a bug: its text is not advice); the typed values stay

@@ -39,6 +39,8 @@ EXCLUDED = {
     "clarity-tui payments sync": "runs until stopped (a sync every billing.sync_every_seconds); `payments sync --once` runs",
     "clarity-tui support": "starts the TUI (the SSH ForceCommand); tests/site/test_ssh_support.py drives it",
     "./dev test": "runs the whole test suite",
+    "./dev lint": "runs ruff, mypy and lint-imports over the whole tree: CI's first step (.ci/run) runs it",
+    "./dev test --both-databases": "runs the whole test suite",
     "./dev test -k board": "runs tests",
     "./dev test tests/payments -x": "runs tests",
     "./dev test tests/test_snapshots.py --snapshot-update": "rewrites the snapshots",

@@ -14,7 +14,8 @@ from textual.widgets import Button, DataTable, TabbedContent
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.customers import ContactForm, CustomerRecord, CustomerService, NotFound
 from clarity_tui.services.customers.base import saved_id
-from clarity_tui.widgets.customer_forms import NOT_APPROVED, USER_ERRORS, ConfirmDialog, FormDialog, ManagerAsk
+from clarity_tui.errors import UserFacingError
+from clarity_tui.widgets.customer_forms import NOT_APPROVED, ConfirmDialog, FormDialog, ManagerAsk
 from clarity_tui.wiring import services_of
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class RecordScreenBase(Screen[None]):
     def _run(self, fn: Callable[[CustomerService], Any], message: str, after: Callable[[], None] | None = None) -> None:
         try:
             fn(self.service())
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Not done", severity="error", timeout=8)
             return
         self.app.call_from_thread(self.notify, message)

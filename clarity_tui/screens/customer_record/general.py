@@ -17,7 +17,8 @@ from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, CustomerRecord, ValidationFailed
 from clarity_tui.services.customers.base import saved_id
 from clarity_tui.services.permissions import Permission
-from clarity_tui.widgets.customer_forms import USER_ERRORS, ConfirmDialog, ManagerAsk
+from clarity_tui.errors import UserFacingError
+from clarity_tui.widgets.customer_forms import ConfirmDialog, ManagerAsk
 from clarity_tui.wiring import services_of
 from db.models import QuestionPrompt
 
@@ -142,7 +143,7 @@ class GeneralTab(RecordScreenBase):
         except DuplicateCustomer as exc:  # the phone or email is a customer's already: offer their record
             self.app.call_from_thread(self._offer_existing, exc)
             return
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self._show_errors, str(exc), [])
             return
         self.app.call_from_thread(self._saved, saved_id(customer), customer.customer_number)

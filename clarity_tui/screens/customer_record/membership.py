@@ -23,7 +23,8 @@ from clarity_tui.services.customers import CustomerRecord, MembershipInfo
 from clarity_tui.services.member_benefits import ExtraBenefit, MemberBenefits, extras_line, of_membership
 from clarity_tui.services.membership_payments import MembershipPayments, PaymentLine
 from clarity_tui.services.permissions import Permission
-from clarity_tui.widgets.customer_forms import USER_ERRORS, FieldSpec, FormDialog, ManagerAsk
+from clarity_tui.errors import UserFacingError
+from clarity_tui.widgets.customer_forms import FieldSpec, FormDialog, ManagerAsk
 from clarity_tui.wiring import services_of
 from db.models import MembershipStatus
 
@@ -293,7 +294,7 @@ class MembershipTab(RecordScreenBase):
         assert card is not None  # a reader that succeeded gave a card
         try:
             pm = await asyncio.to_thread(lambda: self.service().update_card(self.actor, m.id, m.version, card))
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
         self.notify(f"Card saved: {pm.brand} •••• {pm.last4}.")

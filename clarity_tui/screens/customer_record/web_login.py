@@ -11,7 +11,8 @@ from textual.widgets import Button, Static
 
 from clarity_tui.screens.customer_record.base import RecordScreenBase
 from clarity_tui.services.customers import CustomerRecord
-from clarity_tui.widgets.customer_forms import USER_ERRORS, ConfirmDialog, FieldSpec, FormDialog, NoticeDialog
+from clarity_tui.errors import UserFacingError
+from clarity_tui.widgets.customer_forms import ConfirmDialog, FieldSpec, FormDialog, NoticeDialog
 
 _NEEDS_LOGIN = ("web-username", "web-password", "web-reset", "web-remove")
 
@@ -88,7 +89,7 @@ class WebLoginTab(RecordScreenBase):
     def _generate_password(self, customer_id: int, username: str) -> None:
         try:
             password = self.service().random_password(self.actor, customer_id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Not done", severity="error", timeout=8)
             return
         self.app.call_from_thread(self._show_password, username, password)
@@ -105,7 +106,7 @@ class WebLoginTab(RecordScreenBase):
         self.app.call_from_thread(self.notify, "Sending the reset email…")
         try:
             to = self.service().send_password_reset(self.actor, customer_id)
-        except USER_ERRORS as exc:
+        except UserFacingError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Email not sent", severity="error", timeout=10)
             return
         self.app.call_from_thread(self.notify, f"Password-reset email sent to {to}.")

@@ -14,7 +14,7 @@ from clarity_tui.messages import SearchCustomers
 from clarity_tui.screens.checkout_shared.common import BACK, banner, flow_header
 from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, ValidationFailed
-from clarity_tui.services.identity import InvalidEmail, InvalidPhone, format_phone, normalize_email, normalize_phone
+from clarity_tui.services.identity import InvalidEmail, InvalidPhone, display_phone, normalize_email, normalize_phone
 from clarity_tui.services.orders import OrderView, SaleService
 
 # Placeholders are hints, never anything that could pass for a customer's data (issue 14).
@@ -77,7 +77,7 @@ class CustomerQuickScreen(Screen[OrderView | str]):
             self._note("phone", "")
             return
         try:
-            self._note("phone", "✓ " + format_phone(normalize_phone(event.value, self.phone_region)), "ok")
+            self._note("phone", "✓ " + display_phone(normalize_phone(event.value, self.phone_region), self.phone_region), "ok")
         except InvalidPhone:
             self._note("phone", f"Not yet a valid {self.phone_region} number", "")
 
