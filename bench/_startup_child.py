@@ -9,7 +9,7 @@
 start Clarity exactly as `clarity-tui --db URL` does when the schema is already at head
 (clarity_tui/cli.py run_app's fast path): a BootConfig from `resolve_boot_config`, then
 `ClarityApp(boot=boot)`, no subclass. The first board is painted from plain SQL, then
-ClarityApp._boot loads settings, the ORM and the devices and publishes `app.booted`.
+The boot worker (clarity_tui/boot.py) loads settings, the ORM and the devices; the app publishes `app.booted`.
 
 - `paint` exits at the first BoardScreen.Painted showing LANES lanes (the board the person
   sees). The message is stopped before it reaches the app, so the boot worker does not start

@@ -41,7 +41,14 @@ from clarity_tui.app_live import LiveMixin
 from clarity_tui.boot import BoardBeforeBoot, Booted, BootFailed, boot, config_of
 from clarity_tui.crash_guard import CrashGuard
 from clarity_tui.db_stack import database_stack_loaded, import_database_stack
-from clarity_tui.messages import OpenCustomer, OpenSession, SearchCustomers, StartMigration, StartSale
+from clarity_tui.messages import (
+    CreateFirstManager,
+    OpenCustomer,
+    OpenSession,
+    SearchCustomers,
+    StartMigration,
+    StartSale,
+)
 from clarity_tui.operator_session import OperatorSession
 from clarity_tui.screen_open import ScreenOpenGuard, screen_is_open
 from clarity_tui.screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
@@ -50,6 +57,8 @@ from clarity_tui.typeahead import TypeaheadMixin  # issue 14: keys typed ahead l
 from clarity_tui.wiring import Services, StillStarting, services_of, utc_now
 
 if TYPE_CHECKING:  # the heavy modules load after the first paint
+    from textual.await_complete import AwaitComplete
+
     from clarity_tui.bootconfig import BootConfig
     from clarity_tui.config import Settings
     from clarity_tui.devices import DeviceSet
@@ -349,12 +358,13 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         requester.call_later(open_it)
 
     def on_open_session(self, message: OpenSession) -> None:
-        def open_it() -> None:
-            from clarity_tui.screens.session_detail import SessionDetailScreen
+        self._open_from(self.screen, lambda: self.open_session_screen(message.session_id))
 
-            self.push_screen(SessionDetailScreen(message.session_id))
+    def open_session_screen(self, session_id: int) -> AwaitComplete:
+        """The one way a session's screen opens (OpenSession; an operator's parked work when they return)."""
+        from clarity_tui.screens.session_detail import SessionDetailScreen
 
-        self._open_from(self.screen, open_it)
+        return self.push_screen(SessionDetailScreen(session_id))
 
     def on_open_customer(self, message: OpenCustomer) -> None:
         def open_it() -> None:
@@ -374,6 +384,14 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
             from clarity_tui.screens.customer_search import CustomerSearchScreen
 
             self.push_screen(CustomerSearchScreen(message.query, pick=True), pick)
+
+        self._open_from(self.screen, open_it)
+
+    def on_create_first_manager(self, message: CreateFirstManager) -> None:
+        def open_it() -> None:
+            from clarity_tui.screens.operators import FirstManagerScreen
+
+            self.push_screen(FirstManagerScreen(), callback=message.done)
 
         self._open_from(self.screen, open_it)
 

@@ -130,18 +130,27 @@ class BillingMixin(_AppBase):
         return (f"Billing {since}: members past their paid-through date plus {billing.grace_days} "
                 "grace days show PAST DUE. Sales and cards still work; tell a manager.")
 
+    @work(thread=True, exclusive=True, group="webhook", exit_on_error=False)
     def _start_webhook(self) -> None:
+        """In a thread: the gateway is built on first use (it imports stripe), never on the UI thread."""
+        import_worker_stack()
+        from clarity_tui.errors import UserFacingError
         from clarity_tui.services.billing_sync import BillingSync
         from clarity_tui.services.billing_webhook import start_webhook_server
 
         services = services_of(self)
         sync = BillingSync(services.db, services.gateway, services.settings, terminal=services.terminal)
         try:
-            self._webhook = start_webhook_server(services.settings, sync.handle_event)
-        except (OSError, ValueError) as exc:
+            server = start_webhook_server(services.settings, sync.handle_event)
+        except (OSError, UserFacingError) as exc:
             log.warning("billing webhook not started: %s", exc)
-            self.notify(f"The billing webhook did not start: {exc}. The sync still pulls events.",
-                        severity="warning", timeout=15)
+            self.call_from_thread(
+                self.notify, f"The billing webhook did not start: {exc}. The sync still pulls events.",
+                severity="warning", timeout=15)
+            return
+        self._webhook = server
+        if self._exit:
+            self._stop_billing()  # the app began closing while the server started
 
     # --- the simulator's billing clock -----------------------------------------------------------
 
@@ -149,8 +158,10 @@ class BillingMixin(_AppBase):
     def advance_billing_clock(self, days: float) -> None:
         """Simulator only: move the simulated gateway's clock, then sync at once so the board follows."""
         services = services_of(self)
-        gateway: Any = services.gateway
-        if not hasattr(gateway, "advance_clock"):
+        from clarity_tui.payments.simulated import SimulatedGateway
+
+        gateway = services.gateway
+        if not isinstance(gateway, SimulatedGateway):
             return  # only the simulated gateway has a clock to move
         rate = self.scenario.billing_failure_rate if self.scenario is not None else None
         if rate is None:

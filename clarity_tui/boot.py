@@ -60,10 +60,12 @@ def boot(config: BootConfig, scenario: Scenario | None = None) -> Booted:
     from clarity_tui.config import load_settings
     from clarity_tui.services.bootstrap import open_database
 
-    settings = load_settings(config.config_file, database_url=config.database_url, simulate=config.simulate or None)
+    # The boot config's terminal wins: `clarity-tui support` sets it to the SSH client's address.
+    settings = load_settings(config.config_file, database_url=config.database_url, simulate=config.simulate or None,
+                             terminal_id=config.terminal_id)
     db = open_database(settings)
     if settings.simulate:
-        from clarity_tui.services.demo import seed_demo
+        from clarity_tui.seeding.demo import seed_demo
         from clarity_tui.simulator.scenario import Scenario
 
         seed_demo(db, gateway=settings.payments.gateway == "simulated")

@@ -2,6 +2,8 @@
 
 Heavy imports stay inside the commands; helpers from clarity_tui.cli are imported
 lazily too, because clarity_tui.cli imports this module while it loads.
+About 500 lines, kept whole: the doctor's checks and the `hardware test` commands share the same per-device
+probes and the same lazy-import plumbing, and each command is a thin wrapper over a hardware driver.
 """
 
 from __future__ import annotations

@@ -56,13 +56,13 @@ def register_clock(payments_group: click.Group) -> None:
                   "gateway (use a test clock in the Stripe Dashboard instead).")
         from clarity_tui.cli_payments import _gateway_and_db
         from clarity_tui.payments.errors import PaymentError
+        from clarity_tui.payments.simulated import SimulatedGateway
 
         settings, db, gateway = _gateway_and_db(ctx)
         try:
-            advance = getattr(gateway, "advance_clock", None)
-            if advance is None:
+            if not isinstance(gateway, SimulatedGateway):
                 _fail(f"The {gateway.name} payment gateway has no billing clock.")
-            report = advance(value, failure_rate=settings.billing.simulated_failure_rate, seed=seed)
+            report = gateway.advance_clock(value, failure_rate=settings.billing.simulated_failure_rate, seed=seed)
         except PaymentError as exc:
             _fail(str(exc))
         finally:

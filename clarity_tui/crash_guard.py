@@ -15,7 +15,8 @@ Where exceptions come from:
 - a worker: with exit_on_error=True through `_handle_exception`; with exit_on_error=False (most of
   ours) Textual only marks it failed, so `GuardedWorkerManager` reports it when it ends.
 A database problem is not a crash: the App's own `_handle_exception` (one calm line, exit 2) and
-the screens' own messages deal with those.
+the screens' own messages deal with those. Nor is a `UserFacingError` (StillStarting during the first
+second, say): its message is shown as a warning and the lane goes on.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from textual.worker_manager import WorkerManager
 
 from clarity_tui.crash_log import record_crash
+from clarity_tui.errors import UserFacingError
 from clarity_tui.operator_session import operator_session_of
 
 if TYPE_CHECKING:
@@ -76,6 +78,9 @@ class CrashGuard(_AppBase):
         except Exception as error:
             if self._is_database_problem(error) or not self._can_recover():
                 raise
+            if isinstance(error, UserFacingError):
+                self.tell_attendant(error)
+                return True
             self.crashed(error, f"action {action_name!r} on {type(namespace).__name__}")
             return True
 
@@ -94,6 +99,9 @@ class CrashGuard(_AppBase):
             self._stop_calmly(f"Clarity stopped after an error. It was logged to {path}.")
             return
         broken = _screen_of(pump)
+        if isinstance(cause, UserFacingError):
+            self.tell_attendant(cause, broken)
+            return
         self.crashed(cause, f"{type(pump).__name__}" if pump is not None else "a worker", broken)
 
     def worker_crashed(self, worker: Worker[Any]) -> None:
@@ -104,6 +112,9 @@ class CrashGuard(_AppBase):
             return
         if not self._can_recover():
             return
+        if isinstance(error, UserFacingError):
+            self.tell_attendant(error)
+            return
         if _left_behind(worker, error):
             # A worker's answer arrived for a screen that was closed meanwhile (Mark done while the session
             # screen was still loading): nobody is looking at it, so there is nothing to recover.
@@ -112,6 +123,17 @@ class CrashGuard(_AppBase):
         self.crashed(error, f"worker {worker.name!r} of {type(worker.node).__name__}")
 
     # --- what the attendant sees -----------------------------------------------------------
+
+    def tell_attendant(self, error: UserFacingError, broken: Screen[Any] | None = None) -> None:
+        """A message meant for the attendant is not a crash: show it. A screen whose message loop it
+        stopped is closed the same way as after a crash, without the error screen."""
+        app = self
+        log.warning("shown to the attendant: %s", error)
+        app.notify(str(error), severity="warning")
+        if broken is not None:
+            self._broken_screens.add(broken)
+            if not self._crash_screen_up:
+                app.call_later(self._back_to_board)
 
     def crashed(self, error: BaseException, where: str, broken: Screen[Any] | None = None) -> None:
         """Log the traceback, show the calm error screen; Enter returns to the board."""

@@ -48,7 +48,7 @@ WORKER_MODULES = (
     "clarity_tui.services.billing_pass",
     "clarity_tui.services.entitlement",
     "clarity_tui.services.membership_actions",
-    "clarity_tui.services.sales",
+    "clarity_tui.services.orders",
     "clarity_tui.services.board_view",
 )
 

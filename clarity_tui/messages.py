@@ -50,3 +50,10 @@ class StartMigration(Message):
     """Migrate this session's legacy member (seed 001); the flow runs in a worker of the session's screen."""
 
     session_id: int
+
+
+@dataclass
+class CreateFirstManager(Message):
+    """A site with no operators: create its first manager. `done` gets (operator id, PIN), or None if closed."""
+
+    done: Callable[[tuple[int, str] | None], None]

@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Protocol, cast
 
+from clarity_tui.messages import StartMigration, StartSale
 from clarity_tui.wiring import services_of
 
 if TYPE_CHECKING:
@@ -203,22 +204,13 @@ class OperatorSession:
             self.app.pop_screen()
 
     async def _resume_work(self, operator_id: int, session_id: int) -> None:
-        from clarity_tui.screens.session_detail import SessionDetailScreen
-
+        """The session screen opens, and the order goes on, the way the app opens them (its handlers)."""
         order = await asyncio.to_thread(self._operators().open_order_of, operator_id, session_id)
-        detail = SessionDetailScreen(session_id)
-        await self.app.push_screen(detail)
+        await self.app.open_session_screen(session_id)
         if order is None:
             return
         order_id, kind = order
-        if kind == "migration":
-            from clarity_tui.screens.migration import start_migration
-
-            start_migration(detail, session_id)
-        else:
-            from clarity_tui.screens.sale import start_sale
-
-            start_sale(detail, session_id)
+        self.app.post_message(StartMigration(session_id) if kind == "migration" else StartSale(session_id))
         self.app.notify(f"Your order #{order_id} for this vehicle is back where you left it.", timeout=5)
 
 

@@ -3,8 +3,8 @@
 Every service is built from it (with the actor doing the work, where the service records one), and
 screens reach it through `services_of(widget)`, a typed accessor that never blocks the UI thread:
 
-    sales = services_of(self).sales(actor)
-    record = services_of(self).customers().record(customer_id)
+    sales = SaleService.from_services(services_of(self), self.app.actor)
+    customers = CustomerService.from_services(services_of(self))
 
 The gateway, the SMS provider and the mailer are built on first use (once, under a lock), so the boot
 does not import stripe or open sockets a lane may never need. Tests build a container directly

@@ -113,6 +113,6 @@ def test_the_boards_status_lists_are_the_python_definitions() -> None:
 
 def test_the_services_current_memberships_are_the_boards() -> None:
     """The board reads db.states before the ORM is loaded; the services' rule must say the same."""
-    from clarity_tui.services.memberships import CURRENT_STATUSES
+    from clarity_tui.services.membership_rules import CURRENT_STATUSES
 
     assert tuple(CURRENT_STATUSES) == CURRENT_MEMBERSHIP_STATES

@@ -99,6 +99,10 @@ class PaymentGateway(LifecycleGateway, ABC):
 
     name: str = "abstract"
 
+    def clock_now(self) -> dt.datetime:
+        """The billing engine's time (UTC): the real time; the simulated gateway's clock can run ahead."""
+        return dt.datetime.now(dt.UTC)
+
     # --- customers and cards ---------------------------------------------
     @abstractmethod
     def ensure_customer(self, info: CustomerInfo, *, idempotency_key: str) -> str:

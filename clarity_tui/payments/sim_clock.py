@@ -62,6 +62,7 @@ from sqlmodel import Session, col, select
 from clarity_tui.payments.lifecycle import EVENT_RETENTION, BillingClockReport
 from clarity_tui.payments.sim_events import EVENT_KIND, locked_row, period_of
 from clarity_tui.payments.sim_store import CLOCK_ID, CLOCK_KIND, SAVE_DECLINES, to_utc
+from clarity_tui.services.plan_pricing import interval_months
 from db.models import SimGatewayObject
 
 DAY = 86_400
@@ -91,7 +92,7 @@ def _add_months(when: dt.datetime, months: int) -> dt.datetime:
 def next_period_end(anchor: int, end: int, interval: str) -> int:
     """The billing date after `end`, on the anchor's day of the month (clamped, as Stripe does)."""
     a, e = to_utc(anchor), to_utc(end)
-    step = 12 if interval == "year" else 1
+    step = interval_months(interval)
     n = max(1, ((e.year - a.year) * 12 + e.month - a.month) // step)
     while int(_add_months(a, n * step).timestamp()) <= end:
         n += 1

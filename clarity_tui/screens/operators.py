@@ -8,6 +8,8 @@ it fits 80x24 and works from the keyboard; every action has a key.
 create the first manager (name and PIN twice), who is then signed in through the PIN pad's own check.
 
 Import-light (Textual only), like the PIN pad: the services load in workers.
+A little over 400 lines, kept together: the list and its dialogs share one set of field and PIN widgets, and
+the first-run form reuses them.
 """
 
 from __future__ import annotations

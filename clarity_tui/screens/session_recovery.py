@@ -18,6 +18,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
+from clarity_tui.error_text import error_text
 from clarity_tui.services.membership_payments import LaneCardResult, MembershipPayments, PastDue
 from clarity_tui.services.plan_pricing import money
 from clarity_tui.wiring import services_of
@@ -125,7 +126,8 @@ class SessionRecovery(Screen[None]):
             result = await asyncio.to_thread(self._payments(gateway).update_card_at_lane, self.app.actor,
                                              pd.membership_id, outcome.result)
         except Exception as exc:  # noqa: BLE001 - refused (stale, permissions, no gateway): say why
-            result = LaneCardResult("declined", str(exc))
+            result = LaneCardResult("declined", error_text(exc, "The card could not be updated: try again, "
+                                                                "or tell a manager."))
         self._lane_result(result)
         self.load()
 

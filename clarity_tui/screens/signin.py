@@ -18,6 +18,8 @@ from textual.widgets import Button, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from clarity_tui.db_stack import import_database_stack
+from clarity_tui.error_text import error_text
+from clarity_tui.messages import CreateFirstManager
 
 if TYPE_CHECKING:
     from textual import getters
@@ -113,8 +115,8 @@ class SignInScreen(ModalScreen["SignedIn"]):
                 from clarity_tui.services.operator_admin import OperatorAdmin
 
                 first_run = OperatorAdmin.from_services(services).needs_first_manager()
-        except Exception as exc:  # noqa: BLE001 - shown, the pad stays up
-            self.app.call_from_thread(self._say, f"Cannot read the operators: {exc}", True)
+        except Exception as exc:  # noqa: BLE001 - told calmly, the pad stays up
+            self.app.call_from_thread(self._say, error_text(exc, "Cannot read the operators: try again."), True)
             return
         self.app.call_from_thread(self._show_operators, choices, first_run)
 
@@ -221,7 +223,7 @@ class SignInScreen(ModalScreen["SignedIn"]):
             self.app.call_from_thread(self._refused, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - e.g. the database dropped: say so, keep the pad
-            self.app.call_from_thread(self._refused, f"Could not check the PIN ({exc}): try again.")
+            self.app.call_from_thread(self._refused, error_text(exc, "Could not check the PIN: try again."))
             return
         self.app.call_from_thread(self.dismiss, result)
 
@@ -232,9 +234,7 @@ class SignInScreen(ModalScreen["SignedIn"]):
         here through the usual PIN check."""
         if not self._first_run or self._busy:
             return
-        from clarity_tui.screens.operators import FirstManagerScreen
-
-        self.app.push_screen(FirstManagerScreen(), callback=self._first_manager_created)
+        self.post_message(CreateFirstManager(self._first_manager_created))  # the app opens it
 
     def _first_manager_created(self, result: tuple[int, str] | None) -> None:
         if not result:  # closed (Esc): re-read, another terminal may have set the site up meanwhile

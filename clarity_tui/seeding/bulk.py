@@ -57,11 +57,6 @@ class BulkSeedResult:
     first_customer_id: int | None = None
     last_customer_id: int | None = None
 
-    @property
-    def customers_per_second(self) -> float:
-        return self.customers / self.seconds if self.seconds else 0.0
-
-
 
 def bulk_seed(
     db: Database,

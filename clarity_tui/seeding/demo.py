@@ -29,8 +29,8 @@ from sqlmodel import Session, col, func, select
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import hash_pin
-from clarity_tui.services.identity import customer_search_keys
-from clarity_tui.services.memberships import CURRENT_STATUSES
+from clarity_tui.services.identity import customer_search_keys, display_name
+from clarity_tui.services.membership_rules import CURRENT_STATUSES
 from clarity_tui.services.plates import normalize_plate
 from db.engine import Database
 from db.models import (
@@ -177,7 +177,7 @@ def _seed_gateway(s: Session, members: list[tuple[Customer, Membership, PaymentM
                                  brand="Visa", last4=f"{rng.randint(0, 9999):04d}", exp_month=rng.randint(1, 12),
                                  exp_year=today.year + rng.randint(1, 4), is_default=True)
             s.add(card)
-        seeder.customer(cus_id, c.customer_number, f"{c.first_name} {c.last_name}", c.email, c.phone_e164,
+        seeder.customer(cus_id, c.customer_number, display_name(c.first_name, c.last_name), c.email, c.phone_e164,
                         card.gateway_token if card else None)
         if card is not None:
             seeder.card(card.gateway_token, cus_id, card.brand, card.last4, card.exp_month, card.exp_year, outcome)
@@ -273,7 +273,7 @@ def seed_demo(db: Database, customers: int = 200, legacy: int = 100, seed: int =
                 for v in vehicles[: plan.max_vehicles]:
                     s.add(MembershipVehicle(membership_id=_pk(m), vehicle_id=_pk(v)))
                     if status in CURRENT_STATUSES:  # the car is this member's: no other sale may take it
-                        s.add(VehicleClaim(vehicle_id=_pk(v), membership_id=m.id, holder=f"{c.first_name} {c.last_name}"))
+                        s.add(VehicleClaim(vehicle_id=_pk(v), membership_id=m.id, holder=display_name(c.first_name, c.last_name)))
         if gateway and members:
             _seed_gateway(s, members, plans, today, seed)
         legacy_existing = s.exec(select(func.count()).select_from(LegacyMember)).one()

@@ -45,7 +45,7 @@ from clarity_tui.services.billing_steps import (
     charged_cents,
     promotion_coupon,
 )
-from clarity_tui.services.plan_pricing import add_months, extra_vehicles, limit_problem, money, plan_spec
+from clarity_tui.services.plan_pricing import add_months, extra_vehicles, interval_months, limit_problem, money, plan_spec
 from clarity_tui.services.promotions import plan_subtotal, price_with
 from clarity_tui.services import sales_tax
 from clarity_tui.services.sales_tax import TaxSettings
@@ -70,7 +70,7 @@ DONE_STATES = {OrderState.COMPLETED, OrderState.CANCELLED}
 
 
 def next_period(day: dt.date, interval: str) -> dt.date:
-    return add_months(day, 12 if interval == "year" else 1)
+    return add_months(day, interval_months(interval))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.card_present import CARD_PRESENT_CHARGE, CARD_PRESENT_OPERATIONS
 from clarity_tui.services.dunning import DunningLink
 from clarity_tui.services.hosted_card import HOSTED_CARD_OPERATIONS
+from clarity_tui.services.identity import display_name
 from clarity_tui.services.membership_steps import ACTION_OPERATIONS, make_default
 from clarity_tui.services.outbox import NOT_RUN, Operation, existing, gateway_customer, payload_of
 from clarity_tui.services.plan_pricing import extra_vehicles, plan_spec
@@ -49,7 +50,7 @@ class EnsureCustomer:
             c = existing(s, Customer, payload_of(entry)["customer_id"])
             if c.gateway_customer_id:
                 return {"gateway_customer_id": c.gateway_customer_id, "existing": True}
-            info = CustomerInfo(c.customer_number, f"{c.first_name} {c.last_name}".strip(), c.email, c.phone_e164)
+            info = CustomerInfo(c.customer_number, display_name(c.first_name, c.last_name), c.email, c.phone_e164)
         return {"gateway_customer_id": gateway.ensure_customer(info, idempotency_key=entry.idempotency_key)}
 
     def apply(self, s: Session, entry: Outbox, result: dict[str, Any]) -> None:

@@ -71,6 +71,7 @@ from clarity_tui.services.billing_reconcile import (
     record_invoice,
     record_refunds,
 )
+from clarity_tui.services.membership_rules import CURRENT_STATUSES
 from clarity_tui.services.outbox import owner_alive
 from db.models import Membership, MembershipStatus, utcnow
 from db.models_billing import BillingSync as SyncRow
@@ -373,7 +374,7 @@ class BillingSync:
         with self.db.read() as s:
             rows = s.exec(select(Membership.id, Membership.gateway_subscription_id).where(
                 col(Membership.gateway_subscription_id).is_not(None),
-                col(Membership.status).not_in((MembershipStatus.CANCELLED, MembershipStatus.EXPIRED)),
+                col(Membership.status).in_(CURRENT_STATUSES),
                 or_(col(Membership.paid_through).is_(None), col(Membership.paid_through) <= today,
                     col(Membership.status).in_((MembershipStatus.PAUSED, MembershipStatus.PAST_DUE)),
                     col(Membership.cancel_at_period_end).is_(True)))).all()
@@ -409,8 +410,7 @@ class BillingSync:
 
     def gateway_now(self) -> dt.datetime:
         """The billing engine's time: the simulated gateway's clock when it has been advanced."""
-        clock = getattr(self.gateway, "clock_now", None)
-        return clock() if callable(clock) else dt.datetime.now(dt.UTC)
+        return self.gateway.clock_now()
 
     # --- leadership and the sync row -------------------------------------------------------------------
 
@@ -486,8 +486,7 @@ def apply_due_dates(db: Any, today: dt.date) -> list[int]:
             col(Membership.pending_sync).is_(False),
             or_((col(Membership.status) == MembershipStatus.PAUSED) & (col(Membership.resumes_on) <= today),
                 (col(Membership.cancel_at_period_end).is_(True))
-                & col(Membership.status).in_((MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE,
-                                              MembershipStatus.PAUSED))))).all()
+                & col(Membership.status).in_(CURRENT_STATUSES)))).all()
         for m in rows:
             end = m.expires_on or m.paid_through
             if m.cancel_at_period_end:

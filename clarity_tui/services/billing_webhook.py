@@ -32,6 +32,7 @@ from typing import Any
 
 import stripe
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.payments.errors import PaymentError
 from clarity_tui.payments.lifecycle import BadSignature, GatewayEvent, event_from_json
 from hardware.http_limits import REQUEST_TIMEOUT, ConnectionSlots, LimitedHandler, LimitedHTTPServer
@@ -114,6 +115,10 @@ class _Handler(LimitedHandler):
         self.reply_json(status, answer, close=status >= 400)
 
 
+class MissingSigningSecret(UserFacingError, ValueError):
+    """The webhook is enabled but has no signing secret: every delivery would be refused."""
+
+
 class _Server(LimitedHTTPServer):
     receiver: BillingWebhookServer
 
@@ -125,7 +130,7 @@ class BillingWebhookServer:
                  port: int = 0, max_body: int = MAX_BODY, read_timeout: float = READ_TIMEOUT,
                  max_connections: int = MAX_CONNECTIONS, request_timeout: float = REQUEST_TIMEOUT) -> None:
         if not secret:
-            raise ValueError("The Stripe webhook needs its signing secret (billing.webhook.signing_secret, whsec_...): "
+            raise MissingSigningSecret("The Stripe webhook needs its signing secret (billing.webhook.signing_secret, whsec_...): "
                              "without it every delivery would be refused.")
         self.handle = handle
         self.secret = secret

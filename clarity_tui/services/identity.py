@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+# phonenumbers and email-validator load on first use: the board's services import this module for
+# display_name, and the boot should not pay ~50 ms for phone metadata it may never need.
 
 from clarity_tui.errors import UserFacingError
 
@@ -26,6 +26,8 @@ class InvalidEmail(UserFacingError, ValueError):
 
 def normalize_phone(raw: str, region: str = "US") -> str:
     """Parse a phone typed in any format; return E.164 or raise InvalidPhone with the fix."""
+    import phonenumbers
+
     text = (raw or "").strip()
     if not text:
         raise InvalidPhone("Enter a phone number.")
@@ -46,6 +48,8 @@ def normalize_phone(raw: str, region: str = "US") -> str:
 def display_phone(e164: str | None, site_region: str = "US") -> str:
     """National format for the site's own country, international (+44 20 ...) otherwise,
     so the number reads right and parses back to the same E.164 when the form is saved."""
+    import phonenumbers
+
     if not e164:
         return ""
     try:
@@ -59,6 +63,8 @@ def display_phone(e164: str | None, site_region: str = "US") -> str:
 
 def normalize_email(raw: str) -> str:
     """Validate syntax only (no DNS: the lane may be offline). Returns the normalised address."""
+    from email_validator import EmailNotValidError, validate_email
+
     text = (raw or "").strip()
     if not text:
         raise InvalidEmail("Enter an email address.")

@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session
 
 from clarity_tui.services.actor import Actor
+from clarity_tui.services.identity import display_name
 from clarity_tui.services.permissions import Permission, PermissionDenied, require
 from clarity_tui.services.orders.guards import SaleError
 from db.models import LegacyMember, Operator, Role
@@ -90,7 +91,7 @@ def approve_inactive(s: Session, lm: LegacyMember, manager: Actor | None, reason
     MigrationError (no reason). Nothing is written here."""
     if not is_inactive(lm.status):
         return None
-    name = f"{lm.first_name} {lm.last_name}".strip()
+    name = display_name(lm.first_name, lm.last_name)
     if manager is None:
         raise InactiveLegacyMember(inactive_message(name, lm.status, last_billed(lm.raw)))
     require(manager, Permission.MIGRATE_INACTIVE)

@@ -338,8 +338,3 @@ class PinService(TerminalService):
             if op_name.casefold() == wanted:
                 return op_id
         raise NotAManager(f"No active manager is named {name!r}: use the name shown on the PIN pad.")
-
-
-def is_manager(actor: Actor | None) -> bool:
-    """A manager who signed in with their PIN (an operator row): approves without typing it again."""
-    return actor is not None and actor.operator_id is not None and Role(actor.role) == Role.MANAGER

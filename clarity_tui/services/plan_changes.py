@@ -219,7 +219,7 @@ class PlanChanges:
             old_plan, n = existing(s, Plan, m.plan_id), max(1, len(vehicle_ids))
             check(m, old_plan, new_plan, n)
             q = quote(old_plan, n, new_plan, n, self.today(), m.next_billing_on, billed=bool(m.gateway_subscription_id))
-            taxed = sales_tax.compute(getattr(self.billing, "tax", None), q.due_today_cents)  # the total is charged
+            taxed = sales_tax.compute(self.billing.tax, q.due_today_cents)  # the total is charged
             card = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == m.customer_id,
                                                       col(PaymentMethod.detached_at).is_(None))
                           .order_by(col(PaymentMethod.is_default).desc(), col(PaymentMethod.id).desc())).first()

@@ -40,6 +40,11 @@ def money(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
+def plain_amount(cents: int) -> str:
+    """Cents as a spreadsheet reads them: 123456 -> "1234.56" (no symbol, no thousands separator)."""
+    return f"{cents / 100:.2f}"
+
+
 def _s(n: int, word: str = "vehicle") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -90,9 +95,19 @@ def full_message(plan: Any) -> str:
     return f"{plan.name} covers {_s(limit)}: choose the Family plan to add more."
 
 
+def interval_months(interval: str) -> int:
+    """How many months one billing period of this interval lasts: 12 for "year", else 1."""
+    return 12 if interval == "year" else 1
+
+
 def period_suffix(plan: Any) -> str:
     """What follows a plan's price: "/yr" for a yearly plan, "/mo" for a monthly one (anything with `interval`)."""
     return "/yr" if plan.interval == "year" else "/mo"
+
+
+def interval_word(plan: Any) -> str:
+    """How often a plan renews, in words: "yearly" or "monthly" (anything with `interval`)."""
+    return "yearly" if plan.interval == "year" else "monthly"
 
 
 def vehicle_terms(plan: Any) -> tuple[str, ...]:
@@ -134,7 +149,7 @@ def current_period(next_billing_on: dt.date, today: dt.date, interval: str) -> t
     A stale next billing date (renewals since) rolls forward on the same anchor day, as the gateway
     bills. The start is one interval before the end (for an end clamped to a month's end this can be a
     few days later than the gateway's; the difference favours the customer)."""
-    months = 12 if interval == "year" else 1
+    months = interval_months(interval)
     k = 0
     while add_months(next_billing_on, k * months) <= today:
         k += 1

@@ -25,7 +25,8 @@ from sqlmodel import Session, col, select
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.memberships import CURRENT_STATUSES
+from clarity_tui.services.identity import display_name
+from clarity_tui.services.membership_rules import CURRENT_STATUSES
 from clarity_tui.services.permissions import Permission, require
 from clarity_tui.services.plates import normalize_plate, plate_match_score, shape_variants
 from db.models import (
@@ -101,7 +102,7 @@ def customer_lookalikes(s: Session, plate: str, *, min_score: float = ONE_OFF, l
     for vehicle_id, shown, normalized, customer in rows:
         score = plate_match_score(read, normalized)
         if score >= min_score and vehicle_id is not None and customer.id is not None:
-            name = f"{customer.first_name} {customer.last_name}".strip() or "a customer"
+            name = display_name(customer.first_name, customer.last_name) or "a customer"
             found.append(LookAlike(vehicle_id, shown, customer.id, name, _current_plan(s, vehicle_id), score))
     found.sort(key=lambda a: (not a.member, -a.score, a.vehicle_id))
     return found[:limit]

@@ -25,6 +25,7 @@ from clarity_tui.services import csv_safe
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.operators import as_utc
 from clarity_tui.services.permissions import Permission, allowed, require
+from clarity_tui.services.plan_pricing import money, plain_amount
 from clarity_tui.sitetime import day_window, stored_utc, zone_label
 from db.models import (
     AuditLog,
@@ -125,7 +126,7 @@ class ShiftReport:
         w.writerow(["section", "group", "count", "amount"])
         for name, lines in self.sections():
             for line in lines:
-                w.writerow([name, line.group, line.count, f"{line.amount_cents / 100:.2f}"])
+                w.writerow([name, line.group, line.count, plain_amount(line.amount_cents)])
         return out.getvalue()
 
 
@@ -271,9 +272,6 @@ def _count_tax(report: ShiftReport, order: SalesOrder) -> None:
 
 def render_text(report: ShiftReport) -> str:
     """The report as plain text: the screen and `clarity-tui report` show this."""
-    def money(cents: int) -> str:
-        return f"${cents / 100:,.2f}"
-
     out = [report.title, f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC", ""]
     out.append(f"Memberships sold: {report.sold}    migrated: {report.migrated}    "
                f"declines: {report.declined}    cancelled: {report.cancelled}")

@@ -31,6 +31,7 @@ from clarity_tui.services.board_view import (
     read_bubbles,
     read_sync_health,
 )
+from clarity_tui.services.identity import display_name
 from clarity_tui.services.legacy_match import best_unmigrated_match
 from clarity_tui.services.permissions import Permission, require
 from clarity_tui.services.plates import normalize_plate, validate_plate
@@ -262,7 +263,7 @@ class SessionService:
                 email=customer.email if customer else None,
                 membership=membership_view,
                 legacy_member_id=legacy.id if legacy else None,
-                legacy_name=f"{legacy.first_name} {legacy.last_name}".strip() if legacy else None,
+                legacy_name=display_name(legacy.first_name, legacy.last_name) if legacy else None,
                 legacy_plan=legacy.plan_name if legacy else None,
                 legacy_next_bill_on=legacy.next_bill_on if legacy else None,
             )

@@ -10,11 +10,11 @@ when the order is cancelled or fails, or when that membership ends.
 
 from __future__ import annotations
 
-from sqlalchemy import delete
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from clarity_tui.payments.errors import PaymentError
-from clarity_tui.services.memberships import CURRENT_STATUSES
+from clarity_tui.services.identity import display_name
+from clarity_tui.services.membership_rules import CURRENT_STATUSES
 from db.models import (
     OPEN_ORDER_STATES,
     Customer,
@@ -76,7 +76,7 @@ def _refusal(s: Session, claim: VehicleClaim, vehicle: Vehicle | None) -> Vehicl
     if m is not None:
         c = s.get(Customer, m.customer_id)
         plan = s.get(Plan, m.plan_id)
-        name = f"{c.first_name} {c.last_name}".strip() if c else "another customer"
+        name = display_name(c.first_name, c.last_name) if c else "another customer"
         return VehicleTaken(f"{plate} is already on {name}'s {plan.name if plan else ''} membership. "
                             "Nothing was charged: open that customer's record to change it.")
     return VehicleTaken(f"{plate} is held by another sale. Nothing was charged: try again in a moment.")
@@ -120,8 +120,3 @@ def release_order(s: Session, order_id: int) -> None:
     for claim in s.exec(select(VehicleClaim).where(VehicleClaim.order_id == order_id)).all():
         if claim.membership_id is None or not _covers(s, claim.membership_id, claim.vehicle_id):
             s.delete(claim)
-
-
-def release_membership(s: Session, membership_id: int) -> None:
-    """The membership ended: its cars may be sold again."""
-    s.exec(delete(VehicleClaim).where(col(VehicleClaim.membership_id) == membership_id))

@@ -39,6 +39,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from clarity_tui.error_text import error_text
 from clarity_tui.errors import UserFacingError
 from clarity_tui.operator_session import operator_session_of
 from clarity_tui.wiring import services_of
@@ -144,8 +145,8 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
     def _load(self) -> None:
         try:
             managers = self._pins().managers()
-        except Exception as exc:  # noqa: BLE001 - shown; the modal stays
-            self.app.call_from_thread(self._say, f"Cannot read the managers: {exc}", True)
+        except Exception as exc:  # noqa: BLE001 - told calmly; the modal stays
+            self.app.call_from_thread(self._say, error_text(exc, "Cannot read the managers: try again."), True)
             return
         self.app.call_from_thread(self._show_managers, managers)
 
@@ -221,7 +222,7 @@ class ManagerPinModal(ModalScreen["Actor | None"]):
             self.app.call_from_thread(self._refused, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - e.g. the database dropped: say so, keep the modal
-            self.app.call_from_thread(self._refused, f"Could not check the PIN ({exc}): try again.")
+            self.app.call_from_thread(self._refused, error_text(exc, "Could not check the PIN: try again."))
             return
         self.app.call_from_thread(self.dismiss, manager)
 

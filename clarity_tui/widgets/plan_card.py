@@ -11,7 +11,7 @@ from textual.events import Click
 from textual.message import Message
 from textual.widgets import Label, Static
 
-from clarity_tui.services.sales import PlanOption
+from clarity_tui.services.orders import PlanOption
 
 RELATION_LABELS = {"current": "● CURRENT PLAN", "upgrade": "▲ upgrade", "downgrade": "▼ downgrade"}
 

@@ -137,7 +137,8 @@ class SimulatedTopazPad(TopazSerialPad):
     (the signer pauses, pen down, after that many points until `release_signer()`).
 
     Every capture, and every Clear within one, starts a new signer (the next seed): after Clear the
-    customer signs again, as at a real pad."""
+    customer signs again, as at a real pad. `signer_strokes` is what the current signer draws (tests
+    compare the stored signature with it)."""
 
     port: str = "loop://"
     driver_name: str = field(init=False, default="simulated")
@@ -173,10 +174,6 @@ class SimulatedTopazPad(TopazSerialPad):
         serial_port = self._serial
         if serial_port is not None:
             serial_port.close()
-
-    def next_strokes(self) -> list[SynthStroke]:
-        """What the next signer will draw (tests compare the stored signature with it)."""
-        return synth_signature(self._seed(self._captures))
 
     def _seed(self, n: int) -> int | None:
         seed = self.options.get("seed")

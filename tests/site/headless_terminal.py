@@ -51,7 +51,8 @@ def main(url: str, terminal: str, workdir: str) -> None:
 
         def _obey(self, command: list[str]) -> None:
             if command[0] == "arrive":
-                SessionService(self.db).record_plate_read(PlateEvent(plate=command[1], lane=" ".join(command[2:])),
+                assert self.services is not None  # settings and database were injected: booted at once
+                SessionService(self.services.db).record_plate_read(PlateEvent(plate=command[1], lane=" ".join(command[2:])),
                                                           Actor.system("camera", terminal))
             elif command[0] == "open":
                 self.push_screen(SessionDetailScreen(int(command[1])))

@@ -168,13 +168,11 @@ class CardOnFileScreen(Screen[OrderView | str]):
 
 
 def parse_day(text: str) -> dt.date:
-    """The date a manager typed; its problem (not a date, a day that does not exist) is said to them."""
-    from clarity_tui.services.legacy import RowProblem, parse_date
+    """The date a manager typed; its problem (not a date, a day that does not exist: a RowProblem, a
+    UserFacingError) is said to them."""
+    from clarity_tui.services.legacy import parse_date
 
-    try:
-        day = parse_date(text, "MDY")
-    except RowProblem as exc:  # a ValueError: said here as the attendant's message
-        raise UserFacingError(str(exc)) from exc
+    day = parse_date(text, "MDY")
     if day is None:
         raise UserFacingError("Enter the date of the next charge, e.g. 2026-12-15 or 12/15/2026.")
     return day

@@ -100,7 +100,7 @@ class MigrationFlow(CheckoutFlow):
 
     async def _match(self) -> OrderView | None:
         service = self.service
-        detail = await self._call(self._plate)
+        detail = await self._call(service.session_plate, self.session_id)
         candidates = await self._call(service.candidates_for_session, self.session_id)
         notice = ""
         while True:
@@ -137,13 +137,6 @@ class MigrationFlow(CheckoutFlow):
             return await self._call(self.service.begin, self.session_id, legacy_member_id, manager, reason)
         except UserFacingError as exc:
             return str(exc)
-
-    def _plate(self) -> str:
-        from db.models import VehicleSession
-
-        with self.service.db.read() as s:
-            vs = s.get(VehicleSession, self.session_id)
-            return vs.plate if vs else "?"
 
     async def _step(self, step: str, view: OrderView) -> Any:
         app, service = self.app, self.service

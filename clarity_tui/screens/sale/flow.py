@@ -62,7 +62,7 @@ class SaleFlow(CheckoutFlow):
 
     async def run(self) -> OrderView | None:
         """Run the sale to the end (or until the attendant leaves it). Returns the finished order."""
-        from clarity_tui.screens.session_lookalike import lookalike_cleared
+        from clarity_tui.widgets.lookalike_sale import lookalike_cleared
 
         if not await lookalike_cleared(self.app, self.session_id):  # a misread of a member's plate asks first
             return None

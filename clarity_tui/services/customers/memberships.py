@@ -16,6 +16,7 @@ from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.customer_input import CustomerError, NotFound, ValidationFailed, parse_date
 from clarity_tui.services.customers.base import CustomerServiceBase
+from clarity_tui.services.membership_rules import CURRENT_STATUSES
 from clarity_tui.services.permissions import Permission, require
 from db.models import Membership, MembershipStatus, PaymentMethod, SalesOrder, utcnow
 
@@ -93,14 +94,12 @@ class CustomerMemberships(CustomerServiceBase):
 
     def cancel_at_period_end(self, actor: Actor, membership_id: int, version: int) -> Any:
         return self._membership_action(actor, membership_id, version, "subscription.cancel",
-                                       {MembershipStatus.ACTIVE, MembershipStatus.PAUSED, MembershipStatus.PAST_DUE},
-                                       "cancelled")
+                                       set(CURRENT_STATUSES), "cancelled")
 
     def keep_membership(self, actor: Actor, membership_id: int, version: int) -> Any:
         """Undo a scheduled cancel at period end."""
         return self._membership_action(actor, membership_id, version, "subscription.keep",
-                                       {MembershipStatus.ACTIVE, MembershipStatus.PAUSED, MembershipStatus.PAST_DUE},
-                                       "kept")
+                                       set(CURRENT_STATUSES), "kept")
 
     def change_plan(self, actor: Actor, membership_id: int, version: int, plan_code: str) -> str:
         """Upgrade (the prorated difference charged today on the card on file, the plan changes now) or

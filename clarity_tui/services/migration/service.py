@@ -156,6 +156,12 @@ class MigrationService:
             raise MigrationError("Type the plate or the customer's phone number.")
         return self.candidates_for_phone(text) if looks_like_phone(text) else self.candidates_for_plate(text)
 
+    def session_plate(self, session_id: int) -> str:
+        """The plate the session was read with ("?" once the session is gone), for the match screen."""
+        with self.db.read() as s:
+            vs = s.get(VehicleSession, session_id)
+            return vs.plate if vs else "?"
+
     def candidates_for_session(self, session_id: int) -> list[LegacyCandidate]:
         with self.db.read() as s:
             vs = s.get(VehicleSession, session_id)

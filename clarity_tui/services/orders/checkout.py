@@ -25,6 +25,7 @@ from clarity_tui.payments.errors import PaymentError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingService
+from clarity_tui.services.identity import display_name
 from clarity_tui.services.orders.guards import (
     EDITABLE,
     PAID,
@@ -148,7 +149,7 @@ class OrderSteps:
             audit.record(s, self.actor, "vehicle.assigned", "vehicle", vehicle.id, after={"customer_id": customer.id})
         elif vehicle.customer_id != customer.id:
             owner = s.get(Customer, vehicle.customer_id)
-            whose = f"{owner.first_name} {owner.last_name} (#{owner.customer_number})" if owner else "another customer"
+            whose = f"{display_name(owner.first_name, owner.last_name)} (#{owner.customer_number})" if owner else "another customer"
             raise SaleError(f"{vehicle.plate} is in the garage of {whose}: link that customer instead, or fix the "
                             "vehicle on their record first.")
         return vehicle
@@ -228,7 +229,7 @@ class OrderSteps:
             row = SignatureRow(order_id=order.id, customer_id=order.customer_id, terms_version_id=terms.id,
                                terms_sha256=terms.sha256, strokes=[[list(p) for p in st] for st in strokes],
                                svg=svg, lane_id=order.lane_id, device=device[:120],
-                               signer_name=signer_name or (f"{customer.first_name} {customer.last_name}".strip()
+                               signer_name=signer_name or (display_name(customer.first_name, customer.last_name)
                                                            if customer else None))
             s.add(row)
             s.flush()

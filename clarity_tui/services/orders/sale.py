@@ -35,6 +35,7 @@ from clarity_tui.services import audit, sales_tax
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingOutcome, BillingService
 from clarity_tui.services.customers import ContactForm, CustomerService
+from clarity_tui.services.identity import display_name
 from clarity_tui.services.orders.checkout import OrderSteps
 from clarity_tui.services.orders.draft import (
     default_card,
@@ -207,7 +208,7 @@ class SaleService:
             plan = s.get(Plan, order.plan_id) if order.plan_id else None
             if plan is not None:
                 if current is not None and current.plan_id == plan.id:
-                    raise SaleError(f"{customer.first_name} {customer.last_name} is already on {plan.name}: "
+                    raise SaleError(f"{display_name(customer.first_name, customer.last_name)} is already on {plan.name}: "
                                     "go back and choose another plan.")
                 set_plan(s, self.steps, order, plan, current)
             else:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from clarity_tui.services import sales_tax
 from clarity_tui.services.billing import next_period
+from clarity_tui.services.identity import display_name
 from clarity_tui.services.membership_rules import CURRENT_STATUSES, current_membership
 from clarity_tui.services.orders.guards import EDITABLE
 from clarity_tui.services.plan_changes import order_quote
@@ -195,7 +196,7 @@ def vehicle_option(s: Session, v: Vehicle, order: SalesOrder) -> VehicleOption:
     for m, plan, c in rows:
         if m.id == order.membership_id and order.kind == OrderKind.PLAN_CHANGE:
             continue
-        taken = f"{c.first_name} {c.last_name}'s {plan.name} membership".strip()
+        taken = f"{display_name(c.first_name, c.last_name)}'s {plan.name} membership"
     return VehicleOption(v.id, v.plate, vehicle_desc(v), taken)
 
 
@@ -268,7 +269,7 @@ def order_view(s: Session, order: SalesOrder, today: Callable[[], dt.date], tax:
         plate=vs.plate if vs else None,
         session_vehicle=vehicle_desc(vs) if vs else "Unknown vehicle",
         customer_id=customer.id if customer else None,
-        customer_name=f"{customer.first_name} {customer.last_name}".strip() if customer else None,
+        customer_name=display_name(customer.first_name, customer.last_name) if customer else None,
         customer_number=customer.customer_number if customer else None,
         phone=customer.phone_e164 if customer else None, email=customer.email if customer else None,
         plan=plan_option(plan, relation) if plan else None,

@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 # Kept literal (a migration must not change when the models do): the statuses that make a
-# membership current, as services.memberships.CURRENT_STATUSES.
+# membership current, as services.membership_rules.CURRENT_STATUSES.
 CURRENT = "('active', 'past_due', 'paused')"
 
 
