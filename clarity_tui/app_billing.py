@@ -123,7 +123,7 @@ class BillingMixin(_AppBase):
 
         billing = services.settings.billing
         hours = billing.sync_stale_after_hours
-        health = SessionService(services.db).sync_health()
+        health = SessionService.from_services(services).sync_health()
         if not health.stale(services.now(), hours):
             return None
         since = "never synced" if health.last_success_at is None else f"not synced for over {hours:g} h"

@@ -98,7 +98,7 @@ class LiveMixin(_AppBase):
         if services is not None:
             from clarity_tui.services.sessions import SessionService
 
-            return SessionService(services.db, services.entitlement_policy).board(self.now())
+            return SessionService.from_services(services).board(self.now())
         try:
             return self._board_before_boot.read(self.now(), None)
         except Exception as exc:

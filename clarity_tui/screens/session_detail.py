@@ -84,7 +84,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
     @property
     def sessions(self) -> SessionService:
         services = services_of(self)
-        return SessionService(services.db, services.entitlement_policy)
+        return SessionService.from_services(services)
 
     def on_mount(self) -> None:
         self.sub_title = "Session"

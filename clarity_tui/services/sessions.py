@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +51,9 @@ from db.models import (
 )
 from db.states import OPEN_SESSION_STATES
 from hardware.plate_reader import PlateEvent
+
+if TYPE_CHECKING:
+    from clarity_tui.wiring import Services
 
 ACTIVE_SESSION_STATES = tuple(SessionStatus(s) for s in OPEN_SESSION_STATES)  # one definition: db.states
 
@@ -96,6 +99,11 @@ class SessionService:
         self.db = db
         # Who is a member today (grace days, the site's calendar): from settings where the caller has them.
         self.policy = policy
+
+    @classmethod
+    def from_services(cls, services: Services) -> SessionService:
+        """The running terminal's sessions, with its site's entitlement policy (grace days, calendar)."""
+        return cls(services.db, services.entitlement_policy)
 
     # --- site set-up -------------------------------------------------------
 
