@@ -1,5 +1,6 @@
 """The processes of the money_race benchmark (bench/money_race.py). Started with multiprocessing
-(spawn): real processes, each with its own engine and gateway object, synchronised by barriers.
+(spawn; forkserver in smoke mode): real processes, each with its own engine and gateway object,
+synchronised by barriers.
 
 - `terminal`: one lane terminal of a pair. For each car both terminals of the pair read the plate
   in their own lane at the same instant, sell a membership (the same car, or a family plan on one
@@ -22,7 +23,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import random
 import signal
 import sys
 import time

@@ -22,7 +22,7 @@ from bench._support import scratch_database
 
 @benchmark("billing_sync", "the billing sync's event pass, idle pass and fallback, and the board read with entitlement")
 def run(options: Options) -> dict[str, Any]:
-    customers = options.pick(full=400, quick=200, smoke=40)
+    customers = options.pick(full=400, quick=200, smoke=20)  # smoke: still renewals, a failure and retries
     out: dict[str, Any] = {"customers": customers, "days": 31, "failure_rate": 0.1}
     for backend in options.backends:
         with scratch_database(backend, options.pg_admin_url, "billing_sync") as url:

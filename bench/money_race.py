@@ -52,17 +52,24 @@ CURRENT = ("active", "past_due", "paused")
 OPEN_SESSION = ("waiting", "in_service")
 # Seconds each simulated gateway call stays in flight (widens the window two senders can meet in).
 LATENCY_S = 0.02
+# What the race processes import. A smoke run (the tests) forks them from a server that imported these
+# once (multiprocessing "forkserver"): still real processes with their own pids, engines and SIGKILLs,
+# without a fresh interpreter's second of imports each. Other runs spawn fresh interpreters.
+SMOKE_PRELOAD = ["sqlalchemy", "sqlmodel", "psycopg", "db.engine", "db.models", "bench._money_race_child",
+                 "clarity_tui.services.actor", "clarity_tui.services.sales", "clarity_tui.services.billing",
+                 "clarity_tui.services.sessions", "clarity_tui.services.customers", "clarity_tui.payments.simulated",
+                 "clarity_tui.payments.errors", "hardware.plate_reader", "hardware.card_reader.base"]
 
 
 def _sizes(options: Options) -> dict[str, int]:
     return {
         "pairs": options.pick(full=3, quick=2, smoke=1),
-        "cars_per_pair": options.pick(full=30, quick=12, smoke=6),
-        "pending_orders": options.pick(full=1000, quick=200, smoke=24),
-        "replayers": options.pick(full=6, quick=4, smoke=3),
+        "cars_per_pair": options.pick(full=30, quick=12, smoke=3),  # smoke: one car of each kind
+        "pending_orders": options.pick(full=1000, quick=200, smoke=12),  # smoke: two of them decline
+        "replayers": options.pick(full=6, quick=4, smoke=2),
         "crashing_sales": options.pick(full=30, quick=12, smoke=4),
         "crashing_replayers": options.pick(full=6, quick=3, smoke=1),
-        "crash_pool_orders": options.pick(full=120, quick=40, smoke=8),
+        "crash_pool_orders": options.pick(full=120, quick=40, smoke=4),
         "builders": options.pick(full=2, quick=2, smoke=1),
     }
 
@@ -71,9 +78,14 @@ def _sizes(options: Options) -> dict[str, int]:
 def run(options: Options) -> dict[str, Any]:
     sizes = _sizes(options)
     out: dict[str, Any] = {**sizes, "gateway_latency_s": LATENCY_S}
+    if options.smoke:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(SMOKE_PRELOAD)
+    else:
+        ctx = multiprocessing.get_context("spawn")
     for backend in options.backends:
         with scratch_database(backend, options.pg_admin_url, "money_race") as url:
-            out[backend] = _race(url, sizes, seed=12)
+            out[backend] = _race(url, sizes, seed=12, ctx=ctx)
     return out
 
 
@@ -191,7 +203,7 @@ class _Procs:
         return "".join(tails[-3:])
 
 
-def _race(url: str, sizes: dict[str, int], seed: int) -> dict[str, Any]:
+def _race(url: str, sizes: dict[str, int], seed: int, ctx: Any) -> dict[str, Any]:
     from bench import _money_race_child as child
 
     rng = random.Random(seed)
@@ -201,7 +213,6 @@ def _race(url: str, sizes: dict[str, int], seed: int) -> dict[str, Any]:
     n_same = pairs * len([i for i in range(per_pair) if i % 3 == 0])
     plates = _seed_customers(url, {"SA": n_same, "FA": n_family, "PB": sizes["pending_orders"],
                                    "PK": sizes["crash_pool_orders"], "KS": sizes["crashing_sales"]}, decline_every=10)
-    ctx = multiprocessing.get_context("spawn")
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="clarity-bench-money-race-") as tmp:
         work = Path(tmp)
@@ -262,7 +273,7 @@ def _race(url: str, sizes: dict[str, int], seed: int) -> dict[str, Any]:
             crash_jobs.append({"kind": "sale", "plate": plate, "lane": LANES[i % len(LANES)],
                                "plan": rng.choice(["BASIC", "DELUXE", "ULTIMATE"]),
                                "kill_at": points[i % len(points)] if i < len(points) else rng.choice(points)})
-        for i in range(sizes["crashing_replayers"]):
+        for _ in range(sizes["crashing_replayers"]):
             # Four steps per order, three observer points and an in-flight window each: die somewhere.
             crash_jobs.append({"kind": "replay", "kill_after_events": rng.randint(1, max(1, 4 * len(pool)))})
         started = time.perf_counter()

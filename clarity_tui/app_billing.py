@@ -87,8 +87,7 @@ class BillingMixin(_AppBase):
 
         services = services_of(self)
         try:
-            billing = BillingService(services.db, services.gateway,
-                                     backoff_first=services.settings.payments.replay_every_seconds)
+            billing = BillingService.from_services(services)
             billing.processor.replay_pending(due_only=due_only)
             apply_due_plan_changes(services.db, services.today())
             # Sales paid before a crash but not yet activated: vehicles on the membership, session member (issue 5).

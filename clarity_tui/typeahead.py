@@ -282,6 +282,8 @@ class KeyGate:
         deadline = loop.time() + MAX_HOLD
         quiet, last = 0, None
         while quiet < QUIET_ROUNDS:
+            if self._closing():  # an exiting app settles nothing more: its keys go nowhere
+                return
             if loop.time() >= deadline:
                 self._give_up()
                 return

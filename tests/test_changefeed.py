@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import queue
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -13,6 +11,7 @@ from sqlmodel import func, select
 from db.changefeed import open_change_feed
 from db.engine import Database
 from db.models import VehicleSession
+from tests.helpers import forked
 
 pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
@@ -48,7 +47,7 @@ def test_the_feed_wakes_once_per_commit_from_another_process_and_never_early(db:
     watcher.start()
     try:
         for commits, plate in enumerate(("FEED-41", "FEED-42"), start=1):
-            subprocess.run([sys.executable, "-c", WRITER, db.url, plate], check=True, timeout=60)
+            forked.run(["-c", WRITER, db.url, plate], check=True, timeout=60)
             assert seen.get(timeout=30) == commits
     finally:
         feed.close()

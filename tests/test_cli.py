@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from db import migrate
 from db.engine import make_engine
+from tests.helpers import forked
 from tests.helpers.cli import run_cli
 
 
@@ -80,11 +80,14 @@ def test_read_only_sqlite_file_is_reported_and_left_untouched(tmp_path: Path) ->
                 parent.chmod(parent.stat().st_mode | 0o005)
             prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
             env["HOME"] = str(tmp_path)
+    args = ["-m", "clarity_tui", "--db", f"sqlite:///{path}", "db", "upgrade"]
     try:
-        result = subprocess.run(
-            [*prefix, sys.executable, "-m", "clarity_tui", "--db", f"sqlite:///{path}", "db", "upgrade"],
-            capture_output=True, text=True, timeout=120, env={**os.environ, **env}, cwd=str(tmp_path),
-        )
+        if prefix:  # setpriv launches the program as another user: a real interpreter behind it
+            result = subprocess.run([*prefix, sys.executable, *args], capture_output=True, text=True, timeout=120,
+                                    env={**os.environ, **env}, cwd=str(tmp_path))
+        else:
+            result = forked.run(args, capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+                                cwd=str(tmp_path))
     finally:
         if immutable:
             subprocess.run(["chattr", "-i", str(path)], check=True)

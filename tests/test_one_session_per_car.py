@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import multiprocessing
 import queue
 import time
 import traceback
@@ -24,6 +23,7 @@ from db.changefeed import open_change_feed
 from db.engine import Database, make_engine
 from db.models import AuditLog, Lane, SalesOrder, SessionStatus, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent
+from tests.helpers import forked
 
 pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
@@ -154,10 +154,11 @@ def _camera_process(url: str, reads: list[tuple[str, str]], barrier: Any, result
 
 
 class Cameras:
-    """Camera processes (spawned: nothing inherited from the test's own connections)."""
+    """Camera processes, forked from the warm fork server of tests/helpers/forked.py (a clean process, not the
+    test's: nothing inherited from the test's own connections), without a fresh interpreter's imports each."""
 
     def __init__(self, url: str, reads_per_camera: list[list[tuple[str, str]]], *, barrier: bool) -> None:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = forked.context()  # the same server and preload as forked.popen's children
         self.results = ctx.Queue()
         # Kept on self: the children attach to it by name while they start.
         self.barrier = ctx.Barrier(len(reads_per_camera)) if barrier else None
@@ -247,9 +248,6 @@ db.dispose()
 
 
 def test_a_move_by_another_process_wakes_the_change_feed(db) -> None:  # noqa: ANN001
-    import subprocess
-    import sys
-
     sid = _read(db, "MOV-505", "Pre-Gate")
     feed = open_change_feed(db.url, poll_interval=0.02)
     listener = None
@@ -260,7 +258,7 @@ def test_a_move_by_another_process_wakes_the_change_feed(db) -> None:  # noqa: A
                                    autocommit=True)
         listener.execute("LISTEN clarity_changes")
     try:
-        out = subprocess.run([sys.executable, "-c", MOVER, db.url], check=True, timeout=60, capture_output=True, text=True)
+        out = forked.run(["-c", MOVER, db.url], check=True, timeout=60, capture_output=True, text=True)
         assert int(out.stdout) == sid
         assert feed.wait(10.0) is True
         if listener is not None:

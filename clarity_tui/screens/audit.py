@@ -13,7 +13,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Input, Static
+from textual.widgets import Button, DataTable, Input, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.widgets.header import ClarityHeader
 from clarity_tui.wiring import services_of
@@ -88,7 +89,7 @@ class AuditScreen(Screen[None]):
         yield Static("", id="audit-detail")
         yield Button("Manager PIN · F6", id="audit-manager-pin", variant="warning", compact=True,
                      action="screen.manager_pin")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Audit trail"

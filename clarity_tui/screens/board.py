@@ -14,7 +14,8 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.messages import OpenSession
 from clarity_tui.screens.board_jump import PlatePrefix, first_match
@@ -75,7 +76,7 @@ class BoardScreen(Screen[None]):
         yield Static(id="billing-banner", markup=False)
         yield Horizontal(id="lanes")
         yield StatusBar(id="status-bar")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         config = self.app.boot_config

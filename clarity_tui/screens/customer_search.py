@@ -12,8 +12,9 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, DataTable, Footer, Input, Static
+from textual.widgets import Button, DataTable, Input, Static
 from textual.worker import get_current_worker
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.messages import OpenCustomer
@@ -78,7 +79,7 @@ class CustomerSearchScreen(Screen[int | None]):
             if not self.pick:
                 yield Button("New customer ^N", id="search-new", variant="success", action="screen.new_customer")
             yield Button("Close Esc", id="search-close", action="screen.close")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Pick a customer" if self.pick else "Customer search"
@@ -94,7 +95,7 @@ class CustomerSearchScreen(Screen[int | None]):
 
     @property
     def search(self) -> SearchService:
-        return SearchService(services_of(self).db)
+        return SearchService.from_services(services_of(self))
 
     # --- typing -> search ---------------------------------------------------------------
 

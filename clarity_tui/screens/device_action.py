@@ -182,7 +182,7 @@ class DeviceActionScreen(ModalScreen[DeviceOutcome[Any]]):
         ask = ("Key the card in on the reader" if moto else
                f"Ask the customer to tap, insert or swipe their card on the reader to pay{what}")
         return cls("Card reader", call, cancel=reader.cancel,
-                   waiting=f"{ask}… The card is kept for the monthly renewals. (Esc cancels)")
+                   waiting=f"{ask}… The card is kept for the renewals. (Esc cancels)")
 
     def compose(self) -> ComposeResult:
         with Vertical():

@@ -16,7 +16,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.devices import DEVICE_LABELS, DeviceSet
 from clarity_tui.errors import UserFacingError
@@ -103,7 +104,7 @@ class HardwareScreen(Screen[None]):
         yield BrailleCanvas("Press S to capture a test signature; the strokes appear here as they are drawn.",
                             id="pad-canvas")
         yield Static("", id="hw-message", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Hardware"

@@ -21,8 +21,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.widgets.header import ClarityHeader
@@ -282,7 +283,7 @@ class OperatorsScreen(Screen[None]):
         yield DataTable(id="operators-table", cursor_type="row", zebra_stripes=True)
         yield Static(f"Signed in as {self.manager.name}: A add · P set PIN · U unlock · D disable",
                      id="operators-message", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Operators"

@@ -12,7 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.widgets.header import ClarityHeader
 from clarity_tui.wiring import services_of
@@ -60,7 +61,7 @@ class ReportScreen(Screen[None]):
         yield Static("", id="report-note")
         yield Button("Manager PIN · F6", id="report-manager-pin", variant="warning", compact=True,
                      action="screen.manager_pin")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "End-of-shift report"

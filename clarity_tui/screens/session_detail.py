@@ -10,7 +10,8 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Button, Label, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.messages import OpenCustomer, SearchCustomers, StartMigration, StartSale
 from clarity_tui.screens.session_lookalike import LOOKALIKE_CSS, SessionLookalike
@@ -79,7 +80,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             yield Button("Migrate\nMembership · F3", id="migrate", variant="primary", action="screen.migrate")
             yield Button("Customer\nRecord · F4", id="customer-record", action="screen.customer")
             yield Button("Mark done\nF6", id="done", action="screen.done")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def sessions(self) -> SessionService:

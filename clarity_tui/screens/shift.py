@@ -8,7 +8,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.widgets.header import ClarityHeader
 from clarity_tui.wiring import services_of
@@ -44,7 +45,7 @@ class ShiftScreen(Screen[None]):
         yield ClarityHeader(show_clock=False, icon="≋")
         yield DataTable(id="shift-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="shift-note")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Who's on"

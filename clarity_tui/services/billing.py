@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -66,6 +66,9 @@ from db.models import (
     utcnow,
 )
 
+if TYPE_CHECKING:
+    from clarity_tui.wiring import Services
+
 DONE_STATES = {OrderState.COMPLETED, OrderState.CANCELLED}
 
 
@@ -101,6 +104,13 @@ class BillingService:
         # The site's sales tax (settings.billing.tax): on today's charge, and the subscription's tax rate.
         self.tax = tax
         self.processor = OutboxProcessor(db, gateway, OPERATIONS, hooks=self, backoff_first=backoff_first)
+
+    @classmethod
+    def from_services(cls, services: Services, actor: Actor | None = None) -> BillingService:
+        """The running terminal's billing: its gateway, currency, sales tax and outbox backoff."""
+        settings = services.settings
+        return cls(services.db, services.gateway, actor, currency=settings.payments.currency,
+                   backoff_first=settings.payments.replay_every_seconds, tax=settings.billing.tax)
 
     # --- cards --------------------------------------------------------------------------------
     def add_manual_card(self, order_id: int, number: str, expiry: str | tuple[int, int], cvc: str) -> PaymentMethod:

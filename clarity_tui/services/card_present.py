@@ -61,7 +61,7 @@ CARD_PRESENT_CHARGE = "card_present.charge"
 PIN_CODES = frozenset({"authentication_required", "offline_pin_required", "online_or_offline_pin_required"})
 PIN_MESSAGE = ("The card needs the customer's PIN on the reader: ask them to insert the card and enter "
                "the PIN, then take the payment again. Nothing was charged.")
-NOT_REUSABLE = ("This card cannot be kept for the monthly renewals (a phone wallet?): the payment was refunded. "
+NOT_REUSABLE = ("This card cannot be kept for the renewals (a phone wallet?): the payment was refunded. "
                 "Ask for the physical card and take the payment again.")
 NOT_ATTENDED = ("The card was not taken on the reader (nobody was at the reader): nothing was charged. "
                 "Take the payment again at the lane.")

@@ -28,7 +28,7 @@ from clarity_tui.errors import UserFacingError
 from clarity_tui.services.membership_steps import AUDITED, apply_local_change
 from clarity_tui.services.membership_rules import is_current
 from clarity_tui.services.outbox import enqueue, existing, make_key
-from clarity_tui.services.plan_pricing import PlanChangeQuote, extra_vehicles, limit_problem, money, quote
+from clarity_tui.services.plan_pricing import PlanChangeQuote, extra_vehicles, interval_word, limit_problem, money, quote
 from clarity_tui.services import sales_tax
 from clarity_tui.services.vehicle_claims import claim_vehicles, holder_label
 from db.models import (
@@ -61,16 +61,12 @@ def check(m: Membership, old_plan: Plan, new_plan: Plan, vehicles: int) -> None:
     if new_plan.id == m.plan_id:
         raise PlanChangeRefused(f"The membership is already on {new_plan.name}.")
     if old_plan.interval != new_plan.interval:
-        raise PlanChangeRefused(f"{new_plan.name} is billed {_every(new_plan)} and {old_plan.name} "
-                                f"{_every(old_plan)}: cancel at the period end and sell the new plan instead.")
+        raise PlanChangeRefused(f"{new_plan.name} is billed {interval_word(new_plan)} and {old_plan.name} "
+                                f"{interval_word(old_plan)}: cancel at the period end and sell the new plan instead.")
     problem = limit_problem(new_plan, vehicles)
     if problem:
         raise PlanChangeRefused(f"{problem} Remove vehicles on the customer record first, or choose a plan "
                                 "with room for them.")
-
-
-def _every(plan: Plan) -> str:
-    return "yearly" if plan.interval == "year" else "monthly"
 
 
 def order_quote(s: Session, order: SalesOrder, today: dt.date) -> PlanChangeQuote:

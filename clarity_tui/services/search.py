@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_
 from sqlmodel import col
@@ -27,6 +27,9 @@ from clarity_tui.services.identity import display_name, fold
 from clarity_tui.services.plates import CONFUSIONS, fuzzy_variants, normalize_plate, plate_match_score
 from db.engine import Database
 from db.models import Customer, Vehicle
+
+if TYPE_CHECKING:
+    from clarity_tui.wiring import Services
 
 DEFAULT_LIMIT = 50
 _PHONE_LIKE = re.compile(r"^[\d\s().+\-/]+$")
@@ -104,6 +107,10 @@ class Probe:
 
 
 class SearchService:
+    @classmethod
+    def from_services(cls, services: Services) -> SearchService:
+        return cls(services.db)
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pg = not db.is_sqlite

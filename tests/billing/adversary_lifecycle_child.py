@@ -2,7 +2,6 @@
 (tests/billing/test_adversarial_lifecycle.py).
 
     python adversary_lifecycle_child.py CTRL_DIR JSON
-    python adversary_lifecycle_child.py - zygote      (jobs as JSON lines on stdin, see `zygote`)
 
 JSON keys: url; job ("pass": BillingSync.run_once(); "handle": handle_event for one event id);
 kill_at (int: SIGKILL this process at that step); hold_at (a label prefix: at the first step whose
@@ -104,36 +103,36 @@ class StepGateway(SimulatedGateway):
         super().__init__(db)
         self.step = step
 
-    def list_events(self, **kw: Any):  # noqa: ANN201
+    def list_events(self, **kw: Any):
         self.step("page")
         return super().list_events(**kw)
 
-    def latest_event_id(self):  # noqa: ANN201
+    def latest_event_id(self):
         got = super().latest_event_id()
         self.step("latest")
         return got
 
-    def retrieve_subscription(self, subscription_id: str):  # noqa: ANN201
+    def retrieve_subscription(self, subscription_id: str):
         got = super().retrieve_subscription(subscription_id)
         self.step("got:subscription")
         return got
 
-    def retrieve_invoice(self, invoice_id: str):  # noqa: ANN201
+    def retrieve_invoice(self, invoice_id: str):
         got = super().retrieve_invoice(invoice_id)
         self.step("got:invoice")
         return got
 
-    def retrieve_charge(self, charge_id: str):  # noqa: ANN201
+    def retrieve_charge(self, charge_id: str):
         got = super().retrieve_charge(charge_id)
         self.step("got:charge")
         return got
 
-    def retrieve_dispute(self, dispute_id: str):  # noqa: ANN201
+    def retrieve_dispute(self, dispute_id: str):
         got = super().retrieve_dispute(dispute_id)
         self.step("got:dispute")
         return got
 
-    def retrieve_card(self, payment_method_id: str):  # noqa: ANN201
+    def retrieve_card(self, payment_method_id: str):
         got = super().retrieve_card(payment_method_id)
         self.step("got:card")
         return got
@@ -142,11 +141,11 @@ class StepGateway(SimulatedGateway):
 class StepSync(BillingSync):
     step: Steps
 
-    def _pull(self, report):  # noqa: ANN001, ANN202
+    def _pull(self, report):
         self.step("lead")
         return super()._pull(report)
 
-    def _fetch(self, event):  # noqa: ANN001, ANN202
+    def _fetch(self, event):
         got = super()._fetch(event)
         self.step(f"fetched:{event.event_id}")
         return got
@@ -171,44 +170,7 @@ def run_job(ctrl: Path, args: dict[str, Any]) -> None:
                       "cursor": report.cursor, "fallback": report.fallback}), flush=True)
 
 
-def zygote() -> None:
-    """Many short jobs without paying the imports each time: for each JSON line {"ctrl": dir, **job} on
-    stdin, fork a real process that runs the job (its stdout to ctrl/out), wait for it, and print
-    {"ctrl": dir, "exit": code} or {"ctrl": dir, "signal": number}. Nothing here opens a database
-    before the fork: each forked process makes its own connections."""
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        job = json.loads(line)
-        ctrl = Path(job.pop("ctrl"))
-        ctrl.mkdir(parents=True, exist_ok=True)
-        pid = os.fork()
-        if pid == 0:  # the job's own process
-            code = 0
-            try:
-                with (ctrl / "out").open("w") as out:
-                    sys.stdout = out
-                    run_job(ctrl, job)
-                    out.flush()
-            except BaseException:  # noqa: BLE001 - reported through the exit code and ctrl/err
-                import traceback
-
-                (ctrl / "err").write_text(traceback.format_exc())
-                code = 1
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        result: dict[str, Any] = {"ctrl": str(ctrl)}
-        if os.WIFSIGNALED(status):
-            result["signal"] = os.WTERMSIG(status)
-        else:
-            result["exit"] = os.WEXITSTATUS(status)
-        print(json.dumps(result), flush=True)
-
-
 def main() -> None:
-    if sys.argv[2] == "zygote":
-        zygote()
-        return
     run_job(Path(sys.argv[1]), json.loads(sys.argv[2]))
 
 

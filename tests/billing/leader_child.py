@@ -23,7 +23,7 @@ from db.engine import Database
 class HeldGateway(SimulatedGateway):
     """The simulated gateway, with a pause the test controls before the first events call."""
 
-    def __init__(self, db, hold: Path) -> None:  # noqa: ANN001
+    def __init__(self, db, hold: Path) -> None:
         super().__init__(db)
         self.hold = hold
 
@@ -32,11 +32,11 @@ class HeldGateway(SimulatedGateway):
         while not (self.hold / "release").exists():
             time.sleep(0.01)
 
-    def list_events(self, **kw):  # noqa: ANN003, ANN201
+    def list_events(self, **kw):
         self._wait()
         return super().list_events(**kw)
 
-    def latest_event_id(self):  # noqa: ANN201
+    def latest_event_id(self):
         self._wait()
         return super().latest_event_id()
 

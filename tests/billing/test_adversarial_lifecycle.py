@@ -22,8 +22,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,6 +54,7 @@ from db.models import AuditLog, Membership, MembershipStatus, PaymentMethod
 from db.models_billing import BillingSync as SyncRow
 from db.models_billing import GatewayEvent as EventRow
 from db.models_billing import MembershipPayment, PaymentKind
+from tests.helpers import forked
 from tests.helpers.billing import Member, make_member
 from tests.helpers.pg import admin_execute, pg_conninfo
 from tests.helpers.processes import wait_for_file
@@ -68,23 +67,25 @@ D = dt.timedelta
 
 # --- processes ------------------------------------------------------------------------------------------------
 
-def spawn(ctrl: Path, **args: Any) -> subprocess.Popen:
+def spawn(ctrl: Path, **args: Any) -> forked.ForkedProcess:
+    """One job in a real process of its own (killed for real), forked from the warm fork server
+    (tests/helpers/forked.py) rather than paying the imports each time."""
     ctrl.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(CHILD), str(ctrl), json.dumps(args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return forked.popen([str(CHILD), str(ctrl), json.dumps(args)], stdout=forked.PIPE, stderr=forked.PIPE,
+                        text=True, env=env)
 
 
-def finish(proc: subprocess.Popen) -> dict:
+def finish(proc: forked.ForkedProcess) -> dict:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
     return json.loads(out.strip().splitlines()[-1])
 
 
-def was_killed(proc: subprocess.Popen) -> None:
+def was_killed(proc: forked.ForkedProcess, what: object = "") -> None:
     _out, err = proc.communicate(timeout=300)
-    assert proc.returncode == -signal.SIGKILL, f"not killed (exit {proc.returncode}): {err}"
+    assert proc.returncode == -signal.SIGKILL, f"{what} not killed (exit {proc.returncode}): {err}"
 
 
 def trace(ctrl: Path) -> list[str]:
@@ -212,36 +213,6 @@ def rich_scenario(db: Database, gw: SimulatedGateway, settings: Settings, *, fir
 
 # === 1. SIGKILL at every step ===================================================================================
 
-class Zygote:
-    """The child script as a fork server: each job is a real process of its own (killed for real), without
-    paying the imports each time."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), "-", "zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-    def run(self, ctrl: Path, **job: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"ctrl": str(ctrl), **job}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, f"the fork server died: {self.proc.stderr.read() if self.proc.stderr else ''}"
-        return json.loads(line)
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
-@pytest.fixture
-def zygote() -> Iterator[Zygote]:
-    z = Zygote()
-    yield z
-    z.close()
-
-
 PG_KILL_STEPS = ("lead", "precommit", "postcommit")
 
 
@@ -260,13 +231,10 @@ def _pg_kill_steps(steps: list[str]) -> list[int]:
     return sorted({*first.values(), *last.values()})
 
 
-def _kill_at_every_step(db: Database, clones: Clones, zygote: Zygote, tmp_path: Path, *, page_size: int
-                        ) -> list[str]:
+def _kill_at_every_step(db: Database, clones: Clones, tmp_path: Path, *, page_size: int) -> list[str]:
     clean_url, *_ = clones.make(db)
     ctrl = tmp_path / "clean"
-    done = zygote.run(ctrl, url=clean_url, job="pass", page_size=page_size)
-    assert done.get("exit") == 0, (ctrl / "err").read_text() if (ctrl / "err").exists() else done
-    clean = json.loads((ctrl / "out").read_text())
+    clean = finish(spawn(ctrl, url=clean_url, job="pass", page_size=page_size))
     assert clean["error"] is None and clean["leader"]
     steps = trace(ctrl)
     with opened(clean_url) as c:
@@ -274,13 +242,15 @@ def _kill_at_every_step(db: Database, clones: Clones, zygote: Zygote, tmp_path: 
     assert expected["payments"], "the scenario made no payments"
     kill_steps = list(range(1, len(steps) + 1)) if clones.sqlite else _pg_kill_steps(steps)
     urls = dict(zip(kill_steps, clones.make(db, len(kill_steps)), strict=True))
-    labels = {}
-    for k, url in urls.items():
+
+    def killed_at(k: int) -> str:
         ctrl = tmp_path / f"kill-{k}"
-        done = zygote.run(ctrl, url=url, job="pass", page_size=page_size, kill_at=k)
-        assert done.get("signal") == signal.SIGKILL, (k, done, (ctrl / "err").read_text()
-                                                      if (ctrl / "err").exists() else "")
-        labels[k] = trace(ctrl)[-1]
+        was_killed(spawn(ctrl, url=urls[k], job="pass", page_size=page_size, kill_at=k), f"step {k}:")
+        return trace(ctrl)[-1]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each on its own clone: they do not meet
+        labels = dict(zip(kill_steps, pool.map(killed_at, kill_steps), strict=True))
+    for k in kill_steps:
         assert labels[k] == steps[k - 1]  # killed exactly where the clean run's trace says step k is
 
     def recover(k: int) -> dict[str, Any]:
@@ -304,9 +274,9 @@ def _kill_at_every_step(db: Database, clones: Clones, zygote: Zygote, tmp_path: 
 
 @pytest.mark.both_databases
 def test_sigkill_at_every_step_of_a_pass_then_a_fresh_pass_equals_a_clean_run(
-        db, gw, settings, clones, zygote, tmp_path) -> None:  # noqa: ANN001
+        db, gw, settings, clones, tmp_path) -> None:  # noqa: ANN001
     rich_scenario(db, gw, settings)
-    steps = _kill_at_every_step(db, clones, zygote, tmp_path, page_size=4)
+    steps = _kill_at_every_step(db, clones, tmp_path, page_size=4)
     kinds = {s.split(":")[0] for s in steps}
     assert {"lead", "page", "fetched", "got", "precommit", "postcommit"} <= kinds
     assert sum(s == "page" for s in steps) >= 3  # several pages: killed between them too
@@ -314,10 +284,10 @@ def test_sigkill_at_every_step_of_a_pass_then_a_fresh_pass_equals_a_clean_run(
 
 @pytest.mark.both_databases
 def test_sigkill_at_every_step_of_the_fallback_pass_equals_a_clean_run(
-        db, gw, settings, clones, zygote, tmp_path) -> None:  # noqa: ANN001
+        db, gw, settings, clones, tmp_path) -> None:  # noqa: ANN001
     """No cursor yet: the pass reconciles every due membership, then starts from the newest event."""
     rich_scenario(db, gw, settings, first_pass=False)
-    steps = _kill_at_every_step(db, clones, zygote, tmp_path, page_size=4)
+    steps = _kill_at_every_step(db, clones, tmp_path, page_size=4)
     assert "latest" in steps and any(s.startswith("precommit:Membership") for s in steps)
 
 
@@ -928,10 +898,32 @@ class FaultAtCall(OutageAt):
             self.faults.armed = True
 
 
-@pytest.fixture
-def sqlite_db(sqlite_url: str) -> Iterator[Database]:
+@pytest.fixture(scope="module")
+def rich_disk_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The rich scenario with 40 more renewing members (enough writes to need new pages), built once per test
+    process: its whole state, the gateway's included, is in the file, so each disk-fault test starts from a copy."""
     from clarity_tui.services.bootstrap import open_database
 
+    path = tmp_path_factory.mktemp("rich-disk") / "site.db"
+    url = f"sqlite:///{path}"
+    database = open_database(site(url))
+    try:
+        rich_scenario(database, SimulatedGateway(database), site(url), extra=40)
+    finally:
+        database.dispose()
+    return path
+
+
+@pytest.fixture
+def rich_sqlite_db(sqlite_url: str, rich_disk_template: Path) -> Iterator[Database]:
+    from clarity_tui.services.bootstrap import open_database
+
+    src, dst = sqlite3.connect(rich_disk_template), sqlite3.connect(make_url(sqlite_url).database)
+    try:
+        src.backup(dst)  # a consistent copy (no half-checkpointed WAL)
+    finally:
+        src.close()
+        dst.close()
     database = open_database(site(sqlite_url))
     yield database
     database.dispose()
@@ -940,10 +932,9 @@ def sqlite_db(sqlite_url: str) -> Iterator[Database]:
 @pytest.mark.parametrize("mode", ["readonly", "full"])
 @pytest.mark.parametrize("at", [0, 1, 5, 12, 25])
 def test_a_full_or_read_only_database_mid_pass_is_a_reported_error_and_nothing_half_written(
-        sqlite_db, sqlite_url, tmp_path, mode, at) -> None:  # noqa: ANN001
-    db, settings = sqlite_db, site(sqlite_url)
+        rich_sqlite_db, sqlite_url, tmp_path, mode, at) -> None:  # noqa: ANN001
+    db, settings = rich_sqlite_db, site(sqlite_url)
     gw = SimulatedGateway(db)
-    rich_scenario(db, gw, settings, extra=40)  # enough writes to need new pages
     listed = [e.event_id for e in gw.list_events(after=sync_row(db).cursor, types=HANDLED_EVENT_TYPES).events]
     clean = Clones(sqlite_url, tmp_path)
     clean_url, = clean.make(db)

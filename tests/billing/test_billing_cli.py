@@ -6,17 +6,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import forked
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clarity_tui", "--db", url, *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, env={**os.environ, **(env or {})})
+    """`python -m clarity_tui --db URL ARGS` in a process of its own (forked warm: tests/helpers/forked.py)."""
+    return forked.run(["-m", "clarity_tui", "--db", url, *args], capture_output=True, text=True,
+                      timeout=300, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from clarity_tui.config import load_settings
 from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.services.billing_sync import BillingSync
 from clarity_tui.simulator.scenario import load_scenario
+from tests.helpers import forked
 from tests.helpers.billing import make_member
 from tests.helpers.ui import make_app, wait_until
 
@@ -39,8 +38,8 @@ def test_the_failure_rate_in_a_settings_toml_given_with_config_reaches_the_cli_c
     config.write_text(f'database_url = "{settings.resolved_database_url()}"\n\n'
                       '[billing]\nsimulated_failure_rate = 1.0\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARITY_BILLING__")}
-    done = subprocess.run([sys.executable, "-m", "clarity_tui", "--config", str(config), "payments", "clock",
-                           "advance", "2", "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    done = forked.run(["-m", "clarity_tui", "--config", str(config), "payments", "clock", "advance", "2", "--json"],
+                      capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["failure_rate"], report["renewals"], report["failures"]) == (1.0, 3, 3)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from clarity_tui.services.actor import Actor
@@ -15,6 +13,7 @@ from clarity_tui.widgets.bubble import SessionBubble
 from db.models import Membership
 from db.models_billing import BillingSync as SyncRow
 from hardware.plate_reader import PlateEvent
+from tests.helpers import forked
 from tests.helpers.billing import make_member
 from tests.helpers.ui import make_app, wait_until
 
@@ -41,9 +40,9 @@ async def test_a_bubble_turns_past_due_when_the_clock_is_advanced_in_another_pro
         await wait_until(pilot, lambda: (b := _bubble(app, session_id)) is not None and b.border_title == "MEMBER",
                          "the member's bubble")
         # Another process (a technician's shell) moves the simulated gateway's clock: the renewal fails.
-        done = subprocess.run([sys.executable, "-m", "clarity_tui", "--db", db_url, "payments", "clock", "advance", "2"],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT,
-                              env={**os.environ, "CLARITY_BILLING__SIMULATED_FAILURE_RATE": "1"})
+        done = forked.run(["-m", "clarity_tui", "--db", db_url, "payments", "clock", "advance", "2"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "CLARITY_BILLING__SIMULATED_FAILURE_RATE": "1"})
         assert done.returncode == 0, done.stderr
         await wait_until(pilot, lambda: _bubble(app, session_id).border_title.startswith("PAST DUE"),
                          "the bubble to turn PAST DUE", timeout=60)
@@ -194,8 +193,10 @@ async def test_while_the_sync_is_stale_a_sale_is_completed_and_its_card_charged(
     with db.write() as s:  # the last success was 9 hours before the app's (fixed) now
         s.add(SyncRow(name="events", cursor="evt_x", last_success_at=FIXED_NOW - dt.timedelta(hours=9),
                       last_error="Cannot reach the payment gateway."))
-    fast = settings.model_copy(update={"billing": settings.billing.model_copy(update={"sync_every_seconds": 0.2})})
-    app = sale_app(fast, db, gateway=EventsUnreachable(db))  # the terminal's gateway: its events are unreachable
+    # The app's start-up pass is the failed pass waited for below. No fast sync interval: a failing pass every
+    # 0.2 s commits each time, and each commit reloads the board and the session screen under the sale (about
+    # 25 passes and 2.5 times the session reloads in this test), the likely cause of its 53 s on a loaded machine.
+    app = sale_app(settings, db, gateway=EventsUnreachable(db))  # the terminal's gateway: its events are unreachable
     started = dt.datetime.now(dt.UTC)
     async with app.run_test(size=(80, 24)) as pilot:
         banner = app.screen.query_one("#billing-banner")

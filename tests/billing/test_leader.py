@@ -6,8 +6,6 @@ import datetime as dt
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from sqlmodel import select
 
 from clarity_tui.services.billing_sync import BillingSync
 from db.models_billing import GatewayEvent as EventRow
+from tests.helpers import forked
 from tests.helpers.billing import make_member
 from tests.helpers.processes import wait_for_file
 
@@ -24,13 +23,12 @@ CHILD = Path(__file__).with_name("leader_child.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _spawn(url: str, hold: str) -> subprocess.Popen:
+def _spawn(url: str, hold: str) -> forked.ForkedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(CHILD), url, hold], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    return forked.popen([str(CHILD), url, hold], stdout=forked.PIPE, stderr=forked.PIPE, text=True, env=env)
 
 
-def _result(proc: subprocess.Popen) -> dict:
+def _result(proc: forked.ForkedProcess) -> dict:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     return json.loads(out.strip().splitlines()[-1])

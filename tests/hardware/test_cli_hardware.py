@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -15,25 +14,24 @@ from click.testing import CliRunner
 from clarity_tui.cli import cli
 from hardware.signature_pad.simulated import TcpPadServer, synth_signature
 from hardware.signature_pad.topaz import denormalise, resolve_model
+from tests.helpers import forked
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def site_env(sqlite_url: str, tmp_path: Path) -> dict[str, str]:
-    """Env for the CLI: an upgraded SQLite site and an empty settings file."""
+def site_env(migrated_sqlite_url: str, tmp_path: Path) -> dict[str, str]:
+    """Env for the CLI: an upgraded SQLite site (a copy of the migrated template: what `clarity-tui db upgrade`
+    makes, tests/test_cli.py runs that command) and an empty settings file."""
     config = tmp_path / "clarity.toml"
     config.write_text("")
-    env = {**os.environ, "CLARITY_DATABASE_URL": sqlite_url, "CLARITY_CONFIG": str(config),
-           "CLARITY_HARDWARE__CARD_READER__OPTIONS": '{"delay": 0.01}'}
-    subprocess.run([sys.executable, "-m", "clarity_tui", "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   capture_output=True, timeout=120)
-    return env
+    return {**os.environ, "CLARITY_DATABASE_URL": migrated_sqlite_url, "CLARITY_CONFIG": str(config),
+            "CLARITY_HARDWARE__CARD_READER__OPTIONS": '{"delay": 0.01}'}
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clarity_tui", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return forked.run(["-m", "clarity_tui", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                      timeout=timeout)
 
 
 def test_doctor_all_good_with_simulated_devices(site_env: dict[str, str]) -> None:
@@ -122,9 +120,8 @@ def test_listen_plates_records_webhooks(site_env: dict[str, str]) -> None:
     probe.close()
     secret = "cli-camera-secret-lane3-0123456789"
     env = {**site_env, "CLARITY_HARDWARE__PLATE_READER__OPTIONS": json.dumps({"secrets": {"cam-lane3": secret}})}
-    proc = subprocess.Popen([sys.executable, "-m", "clarity_tui", "hardware", "listen-plates", "--port", str(port),
-                             "--duration", "60"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = forked.popen(["-m", "clarity_tui", "hardware", "listen-plates", "--port", str(port), "--duration", "60"],
+                        env=env, cwd=ROOT, stdout=forked.PIPE, stderr=forked.PIPE, text=True)
     head: list[str] = []  # stderr up to "listening on ...": the port is open
     try:
         assert proc.stderr is not None

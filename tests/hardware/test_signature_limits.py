@@ -12,8 +12,6 @@ import math
 import os
 import random
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from hardware.signature_pad.base import (
 )
 from hardware.signature_pad.simulated import TcpPadServer, signature_packets, synth_signature
 from hardware.signature_pad.topaz import StrokeBuilder, TopazParser, TopazSerialPad, encode_packet, resolve_model
+from tests.helpers import forked
 
 MODEL = resolve_model({})
 PEN_UP = encode_packet(1000, 700, pen_down=False) * 4
@@ -217,9 +216,9 @@ def test_the_cli_refuses_random_bytes_with_one_clear_line(tmp_path: Path) -> Non
     config.write_text("")
     env = {**os.environ, "CLARITY_CONFIG": str(config), "CLARITY_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     with TcpPadServer(strokes=[], prefix=noise(64 * 1024, 9) + PEN_UP, start_delay=0.5) as server:
-        result = subprocess.run([sys.executable, "-m", "clarity_tui", "hardware", "test", "signature-pad", "--port",
-                                 server.url, "--idle", "0.3", "--timeout", "60"], env=env, cwd=root,
-                                capture_output=True, text=True, timeout=120)
+        result = forked.run(["-m", "clarity_tui", "hardware", "test", "signature-pad", "--port", server.url,
+                             "--idle", "0.3", "--timeout", "60"], env=env, cwd=root, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "Error: That was not a signature: ask the customer to sign again." in result.stderr

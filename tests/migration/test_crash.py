@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from db.models import LegacyMember, Membership, SalesOrder, SimGatewayObject
+from tests.helpers import forked
 from tests.helpers.lanes import NEXT_BILL, Legacy
 from tests.helpers.migration import service, to_signed
 
@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def probe(db_url: str, order_id: int, kill_at: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tests.migration.crashmigrate", db_url, str(order_id), kill_at],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    return forked.run(["-m", "tests.migration.crashmigrate", db_url, str(order_id), kill_at],
+                      cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def count(db, kind: str) -> int:  # noqa: ANN001

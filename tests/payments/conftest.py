@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from db.engine import Database
 
 from tests.helpers.localstripe import API_KEY, LocalStripe
 from tests.helpers.stripe_recording import RecordingClient
@@ -54,5 +57,35 @@ def sim_file_db(migrated_sqlite_url: str):
     from clarity_tui.services.bootstrap import open_database
 
     db = open_database(Settings(database_url=migrated_sqlite_url))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def small_site_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the migrated site with 3 demo customers is kept for this test process (made by the first test)."""
+    return tmp_path_factory.mktemp("small-site") / "site.db"
+
+
+@pytest.fixture
+def small_site_db(sqlite_url: str, small_site_template: Path) -> Iterator[Database]:
+    """A migrated site with 3 demo customers: each test gets its own copy of one file, migrated and seeded once."""
+    import sqlite3
+    from contextlib import closing
+
+    from clarity_tui.config import Settings
+    from clarity_tui.services.bootstrap import open_database
+    from clarity_tui.services.demo import seed_demo
+    from db.engine import sqlite_path
+
+    if not small_site_template.exists():  # built inside a test, so with the test's isolated environment
+        template = open_database(Settings(database_url=f"sqlite:///{small_site_template}"))
+        seed_demo(template, customers=3, legacy=0)
+        template.dispose()
+    target = sqlite_path(sqlite_url)
+    assert target is not None
+    with closing(sqlite3.connect(small_site_template)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)  # a consistent copy (no half-checkpointed WAL)
+    db = open_database(Settings(database_url=sqlite_url))
     yield db
     db.dispose()

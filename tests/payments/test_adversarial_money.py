@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +42,7 @@ from db.models import (
     Vehicle,
     VehicleClaim,
 )
+from tests.helpers import forked
 from tests.helpers.actors import MANAGER
 from tests.helpers.customers import billed_membership
 from tests.helpers.localstripe import API_KEY, LocalStripe, localstripe_fault
@@ -65,9 +64,8 @@ class Child:
         if kill:
             env["ADV_KILL"] = kill
         self.args = args
-        self.p = subprocess.Popen([sys.executable, "-m", "tests.payments.adversary_child", db_url, *map(str, args)],
-                                  cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=env)
+        self.p = forked.popen(["-m", "tests.payments.adversary_child", db_url, *map(str, args)],
+                              cwd=REPO, stdin=forked.PIPE, stdout=forked.PIPE, stderr=forked.PIPE, text=True, env=env)
         line = self.p.stdout.readline()
         if line.strip() != "ready":
             self.p.kill()

@@ -8,6 +8,7 @@ and localstripe for keyed entry.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,14 +46,8 @@ FUTURE = dt.date.today().year + 3
 
 
 @pytest.fixture
-def site_db(sqlite_url):  # noqa: ANN001, ANN201
-    from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
-
-    db = open_database(Settings(database_url=sqlite_url))
-    seed_demo(db, customers=3, legacy=0)
-    yield db
-    db.dispose()
+def site_db(small_site_db):  # noqa: ANN001, ANN201
+    return small_site_db  # tests/payments/conftest.py
 
 
 def card_present_order(db, due: int = 2999, gateway_customer: str | None = None) -> int:  # noqa: ANN001
@@ -403,8 +398,8 @@ def test_card_present_and_hosted_card_services_are_headless() -> None:
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
+    # A fresh interpreter, not a fork (tests/helpers/forked.py): the test is what a new process imports.
     code = ("import json, sys\nimport clarity_tui.services.card_present, clarity_tui.services.hosted_card\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'textual')))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from clarity_tui.payments.stripe_gateway import StripeGateway
 from clarity_tui.services.billing import BillingService
 from db.models import Membership, SalesOrder
+from tests.helpers import forked
 from tests.helpers.localstripe import API_KEY, LocalStripe
 from tests.helpers.orders import new_order
 
@@ -26,20 +26,13 @@ def run_probe(db_url: str, api_base: str, order_id: int, kill_at: str | None) ->
     env = {k: v for k, v in os.environ.items() if k != "CLARITY_FAULT_KILL_AFTER"}
     if kill_at:
         env["CLARITY_FAULT_KILL_AFTER"] = kill_at
-    return subprocess.run([sys.executable, "-m", "tests.payments.crashprobe", db_url, api_base, str(order_id)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return forked.run(["-m", "tests.payments.crashprobe", db_url, api_base, str(order_id)],
+                      cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
-def stripe_demo_db(sqlite_url):  # noqa: ANN001, ANN201
-    from clarity_tui.config import Settings
-    from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
-
-    db = open_database(Settings(database_url=sqlite_url))
-    seed_demo(db, customers=3, legacy=0)
-    yield db
-    db.dispose()
+def stripe_demo_db(small_site_db):  # noqa: ANN001, ANN201
+    return small_site_db  # tests/payments/conftest.py
 
 
 def prepared_order(db, api_base: str) -> int:  # noqa: ANN001

@@ -11,8 +11,6 @@ import datetime as dt
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from clarity_tui.services.billing import BillingService
 from clarity_tui.services.dunning import link_key, run_dunning
 from db.models import AuditLog, Customer, Membership, MembershipStatus, Outbox, SimGatewayObject, SimGatewayRequest
 from db.models_billing import DunningMessage, MembershipPayment
+from tests.helpers import forked
 from tests.helpers.customers import billed_membership
 from tests.helpers.twilio_server import TwilioStub
 
@@ -341,14 +340,14 @@ class _HangUpServer:
 
 
 def _spawn(db_url: str, twilio_url: str, today: dt.date, name: str, kill_at: str = "",
-           env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.payments.dunning_child", db_url, twilio_url,
-                             today.isoformat(), name, *([kill_at] if kill_at else [])],
-                            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+           env: dict[str, str] | None = None) -> forked.ForkedProcess:
+    return forked.popen(["-m", "tests.payments.dunning_child", db_url, twilio_url,
+                         today.isoformat(), name, *([kill_at] if kill_at else [])],
+                        cwd=REPO, stdin=forked.PIPE, stdout=forked.PIPE, stderr=forked.PIPE, text=True,
+                        env={**os.environ, **(env or {})})
 
 
-def _start(procs: list[subprocess.Popen]) -> None:
+def _start(procs: list[forked.ForkedProcess]) -> None:
     for p in procs:  # each says "ready" once connected: a signal, not a guess
         line = p.stdout.readline()
         assert line.strip() == "ready", p.stderr.read()

@@ -34,6 +34,7 @@ import pytest
 
 from clarity_tui.payments import CardToken, CustomerInfo, IdempotencyConflict, PaymentError
 from clarity_tui.payments.errors import GatewayConflict, GatewayServerError, GatewayUnavailable, KeyInUse
+from tests.helpers import forked
 from tests.helpers.localstripe import API_KEY, LocalStripe, localstripe_config, localstripe_fault
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,13 +44,12 @@ SIM_OPERATIONS = {"charge": "payment_intent.create", "refund": "refund.create"}
 STRIPE_PATHS = {"charge": "/v1/payment_intents", "refund": "/v1/refunds"}
 
 
-def other_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.payments.test_gateway_contract", *args], cwd=ROOT,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+def other_process(*args: str, env: dict[str, str] | None = None) -> forked.ForkedProcess:
+    return forked.popen(["-m", "tests.payments.test_gateway_contract", *args], cwd=ROOT,
+                        stdin=forked.PIPE, stdout=forked.PIPE, stderr=forked.PIPE, text=True, env=env)
 
 
-def outcome(proc: subprocess.Popen) -> dict[str, Any]:
+def outcome(proc: forked.ForkedProcess) -> dict[str, Any]:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     return json.loads(out.strip().splitlines()[-1])
@@ -58,7 +58,7 @@ def outcome(proc: subprocess.Popen) -> dict[str, Any]:
 class Held:
     """Another process whose call is in flight at the gateway until `release()`."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: forked.ForkedProcess) -> None:
         self.proc = proc
 
     def wait_in_flight(self) -> None:
@@ -85,7 +85,7 @@ class SimHeld(Held):
 
 class StripeHeld(Held):
     # localstripe holds the request (key marked in flight) until the fault is released.
-    def __init__(self, proc: subprocess.Popen, server: LocalStripe, fault_id: str) -> None:
+    def __init__(self, proc: forked.ForkedProcess, server: LocalStripe, fault_id: str) -> None:
         super().__init__(proc)
         self.server, self.fault_id = server, fault_id
 

@@ -4,8 +4,6 @@ the per-car badge, and the app's replay timer. Races are real processes on SQLit
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from db.models import (
     Vehicle,
     VehicleClaim,
 )
+from tests.helpers import forked
 from tests.helpers.orders import new_order
 
 pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
@@ -56,9 +55,9 @@ def _new_car(db, plate: str) -> int:  # noqa: ANN001
 
 def _race(db_url: str, jobs: list[list[str]], env: dict[str, str] | None = None) -> list[str]:
     """Start one racer process per job, let them leave the start line together, return their outputs."""
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.payments.racer", db_url, f"racer{i}", *job],
-                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, **(env or {})})
+    procs = [forked.popen(["-m", "tests.payments.racer", db_url, f"racer{i}", *job],
+                          cwd=REPO, stdin=forked.PIPE, stdout=forked.PIPE, stderr=forked.PIPE,
+                          text=True, env={**os.environ, **(env or {})})
              for i, job in enumerate(jobs)]
     for p in procs:  # each says "ready" once connected: a signal, not a guess
         line = p.stdout.readline()

@@ -6,12 +6,12 @@ replaying HTTP client for what localstripe lacks (card_present SetupIntents, Ter
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from clarity_tui.config import Settings
 from clarity_tui.payments import CardDeclined, PaymentError
 from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.payments.stripe_gateway import StripeGateway
@@ -35,14 +35,8 @@ R = f"/v1/terminal/readers/{READER}"
 
 
 @pytest.fixture
-def site_db(sqlite_url):  # noqa: ANN001, ANN201
-    from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
-
-    db = open_database(Settings(database_url=sqlite_url))
-    seed_demo(db, customers=3, legacy=0)
-    yield db
-    db.dispose()
+def site_db(small_site_db):  # noqa: ANN001, ANN201
+    return small_site_db  # tests/payments/conftest.py
 
 
 def order_for(db, gateway_customer: str | None = None) -> tuple[int, int, str]:  # noqa: ANN001
@@ -337,9 +331,9 @@ def test_the_reader_card_service_is_headless_and_registered() -> None:
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     assert isinstance(OPERATIONS[CARD_PRESENT_SAVE], CardPresentSave)
+    # A fresh interpreter, not a fork (tests/helpers/forked.py): the test is what a new process imports.
     code = ("import json, sys\nimport clarity_tui.services.reader_card\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'textual')))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,10 +21,10 @@ from clarity_tui.payments.lifecycle import EVENT_RETENTION, TaxRateSpec
 from clarity_tui.payments.sim_clock import RETRY_RECOVERY, fraction
 from clarity_tui.payments.simulated import SimulatedGateway, sim_token
 from db.models import Membership, MembershipStatus, SimGatewayObject
+from tests.helpers import forked
 from tests.helpers.sim_gateway import FUTURE, bodies, member, noon
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = ROOT / ".venv" / "bin" / "clarity-tui"
 DAY = 86_400
 
 
@@ -275,12 +274,14 @@ def test_failure_rate_zero_and_one(db, gw) -> None:  # noqa: ANN001
         gw.advance_clock(1, failure_rate=1.5)
 
 
-def test_same_seed_and_ids_give_the_same_renewals_on_a_copy_of_the_database(tmp_path) -> None:  # noqa: ANN001
+def test_same_seed_and_ids_give_the_same_renewals_on_a_copy_of_the_database(tmp_path, migrated_sqlite_url) -> None:  # noqa: ANN001
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
+    from db.engine import sqlite_path
 
-    original = tmp_path / "a.db"
-    db = open_database(Settings(database_url=f"sqlite:///{original}"))
+    original = sqlite_path(migrated_sqlite_url)  # the migrated schema, copied from the session's template
+    assert original is not None
+    db = open_database(Settings(database_url=migrated_sqlite_url))
     gw = SimulatedGateway(db)
     # Enough subscriptions that "some failed, some did not" holds whatever second they were made in (the
     # failure draw hashes the period's start, which follows the wall clock).
@@ -288,8 +289,8 @@ def test_same_seed_and_ids_give_the_same_renewals_on_a_copy_of_the_database(tmp_
     db.dispose()  # checkpoints the WAL into the file
     shutil.copy(original, tmp_path / "b.db")
     outcomes = []
-    for name in ("a.db", "b.db"):
-        copy = open_database(Settings(database_url=f"sqlite:///{tmp_path / name}"))
+    for path in (original, tmp_path / "b.db"):
+        copy = open_database(Settings(database_url=f"sqlite:///{path}"))
         other = SimulatedGateway(copy)
         other.advance_clock(40, failure_rate=0.3, seed=7)
         outcomes.append({s: (other.retrieve_subscription(s).status,
@@ -343,8 +344,9 @@ def test_renewal_invoices_carry_exclusive_and_inclusive_tax(db, gw) -> None:  # 
 
 # --- the CLI ----------------------------------------------------------------------------------------------------
 def run_cli(url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLI), "--db", url, "payments", "clock", "advance", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    # The command in a process of its own (`python -m clarity_tui`, the entry point's `main`), forked warm.
+    return forked.run(["-m", "clarity_tui", "--db", url, "payments", "clock", "advance", *args], cwd=ROOT,
+                      capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
 def test_cli_advances_the_clock_and_refuses_bad_input_in_one_line(db, gw) -> None:  # noqa: ANN001
@@ -401,12 +403,12 @@ db.dispose()
 """
 
 
-def child(url: str, days: float, mode: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CHILD, url, str(days), mode], cwd=ROOT, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def child(url: str, days: float, mode: str) -> forked.ForkedProcess:
+    return forked.popen(["-c", CHILD, url, str(days), mode], cwd=ROOT, text=True,
+                        stdin=forked.PIPE, stdout=forked.PIPE, stderr=forked.PIPE)
 
 
-def finish(proc: subprocess.Popen) -> dict:
+def finish(proc: forked.ForkedProcess) -> dict:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     return json.loads(out.strip().splitlines()[-1])

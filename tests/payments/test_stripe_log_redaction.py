@@ -34,6 +34,8 @@ def test_stripe_log_debug_never_shows_the_card_number_or_cvc(localstripe, tmp_pa
     expiry = f"11/{(dt.date.today().year + 2) % 100:02d}"
     log_file = tmp_path / "clarity.log"
     env = {**os.environ, "STRIPE_LOG": "debug"}
+    # A fresh interpreter, not a fork (tests/helpers/forked.py): the stripe SDK reads STRIPE_LOG when it is
+    # imported, so the test is what a process started with it set does.
     run = subprocess.run([sys.executable, "-c", SCRIPT % {"key": API_KEY}, localstripe.url, number, expiry, cvc,
                           str(log_file)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -383,13 +383,13 @@ def kill_after_charge(db_url: str, session_id: int) -> None:
     """Run the sale in a real process that SIGKILLs itself right after the charge commits."""
     import os
     import signal
-    import subprocess
-    import sys
     from pathlib import Path
 
+    from tests.helpers import forked
+
     root = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "-m", "tests.sale.crashsale", db_url, str(session_id), "lane-1-term"],
-                         cwd=root, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    run = forked.run(["-m", "tests.sale.crashsale", db_url, str(session_id), "lane-1-term"],
+                     cwd=root, env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert run.returncode == -signal.SIGKILL, run.stderr
     assert "not killed" not in run.stdout
 

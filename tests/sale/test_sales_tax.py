@@ -129,6 +129,7 @@ def test_the_rule_is_headless() -> None:
 
     code = ("import sys, clarity_tui.services.sales_tax; "
             "sys.exit(1 if any(m == 'textual' or m.startswith('textual.') for m in sys.modules) else 0)")
+    # A fresh interpreter, not tests/helpers/forked.py: what a fresh process imports is the point.
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -272,6 +272,7 @@ def test_the_sale_service_is_headless() -> None:
 
     code = ("import json, sys, clarity_tui.services.sales\n"
             "print(json.dumps(sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))))\n")
+    # A fresh interpreter, not tests/helpers/forked.py: what a fresh process imports is the point.
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                          text=True, timeout=120, check=True)
     assert json.loads(out.stdout) == []

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.helpers import forked
 from tests.helpers.db_faults import assert_one_line, corrupt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,19 +36,22 @@ APP_DEADLINE_SECONDS = 180  # only a guard against a hung app; nothing is timed
 # --- running the CLI -------------------------------------------------------------------------
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None,
-            timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "clarity_tui", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT)
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`clarity-tui ARGS` in its own process, forked from the warm interpreter (tests/helpers/forked.py)."""
+    return forked.run(["-m", "clarity_tui", *args], capture_output=True, text=True, timeout=timeout,
+                      env={**os.environ, **(env or {})}, cwd=ROOT)
 
 
 def run_app(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """`clarity-tui ARGS` (the Textual app) under an 80x24 pseudo-terminal: (exit code, text it printed)."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the real app on a terminal
-        os.chdir(ROOT)
-        os.environ.update({**(env or {}), "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"})
-        os.execv(sys.executable, [sys.executable, "-m", "clarity_tui", *args])
+    """`clarity-tui ARGS` (the Textual app) under an 80x24 pseudo-terminal: (exit code, text it printed).
+    The app is a forked process (tests/helpers/forked.py) whose stdin, stdout and stderr are the terminal."""
+    fd, terminal = pty.openpty()
+    try:
+        proc = forked.popen(["-m", "clarity_tui", *args], stdin=terminal, stdout=terminal, stderr=terminal,
+                            env={**os.environ, **(env or {}), "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"},
+                            cwd=ROOT)
+    finally:
+        os.close(terminal)  # the child holds the only end left: its exit is the end of the output
     out = b""
     deadline = time.monotonic() + APP_DEADLINE_SECONDS
     while time.monotonic() < deadline:
@@ -62,11 +66,11 @@ def run_app(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
             break
         out += chunk
     else:
-        os.kill(pid, 9)
-    _, status = os.waitpid(pid, 0)
+        proc.kill()
+    code = proc.wait()
     os.close(fd)
     text = re.sub(r"\x1b\[[0-9;?<>=$]*[a-zA-Z~]|\x1b\][^\x07]*\x07|\x1b[()][AB0]|\x1b[=>]", "", out.decode(errors="replace"))
-    return os.waitstatus_to_exitcode(status), text
+    return code, text
 
 
 def assert_app_one_line(code: int, text: str, *needles: str) -> None:
@@ -416,8 +420,8 @@ main()
 
 
 def run_with_page_limit(pages: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", PAGE_LIMIT % pages, *args], capture_output=True, text=True,
-                          timeout=240, env=dict(os.environ), cwd=ROOT)
+    return forked.run(["-c", PAGE_LIMIT % pages, *args], capture_output=True, text=True,
+                      timeout=240, env=dict(os.environ), cwd=ROOT)
 
 
 def page_count(path: Path) -> int:
@@ -438,7 +442,9 @@ def _tmpfs_works(tmp_path: Path) -> bool:
 
 
 def run_on_small_tmpfs(mount: Path, size_bytes: int, setup: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Mount a tmpfs of `size_bytes` on `mount` (private to the command), run `setup` (sh), then the CLI."""
+    """Mount a tmpfs of `size_bytes` on `mount` (private to the command), run `setup` (sh), then the CLI.
+    A real interpreter exec'd by the shell: the mount exists only in unshare's namespace, where no fork
+    of the test's fork server can be."""
     script = f'mount -t tmpfs -o size={size_bytes} tmpfs "$0" || exit 97\n{setup}\nexec "$@"'
     return subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, str(mount),
                            sys.executable, "-m", "clarity_tui", *args],

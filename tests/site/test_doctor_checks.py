@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from contextlib import closing
 import os
+import shutil
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import forked
 from tests.helpers.twilio_server import TwilioStub
 from tests.helpers.db_faults import assert_one_line, corrupt
 
@@ -28,9 +29,14 @@ NAMES = ["database", "database integrity", "card reader (simulated)", "signature
          "plate camera (simulated)", "payment gateway", "sms provider", "mail server", "crash log"]
 
 
+def clarity(env: dict[str, str] | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """`clarity-tui ARGS` in its own process, forked from the warm interpreter (tests/helpers/forked.py)."""
+    return forked.run(["-m", "clarity_tui", *args], capture_output=True, text=True, timeout=240,
+                      env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clarity_tui", *args, "doctor", "--json"], capture_output=True,
-                          text=True, timeout=240, env={**os.environ, **env}, cwd=ROOT)
+    return clarity(env, *args, "doctor", "--json")
 
 
 def checks_of(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
@@ -43,13 +49,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_UPGRADED: dict[str, Path] = {}
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> dict[str, str]:
-    """An upgraded SQLite site; the settings file is the empty one of the test environment."""
+def site(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An upgraded SQLite site; the settings file is the empty one of the test environment. `db upgrade` runs
+    once per test process; each test gets a copy of the file it made (every file it left: no WAL)."""
+    if "site" not in _UPGRADED:
+        template = tmp_path_factory.mktemp("upgraded")
+        done = clarity(None, "--db", f"sqlite:///{template / 'site.db'}", "db", "upgrade")
+        assert done.returncode == 0, done.stderr
+        assert [f.name for f in template.iterdir()] == ["site.db"]
+        _UPGRADED["site"] = template / "site.db"
+    shutil.copyfile(_UPGRADED["site"], tmp_path / "site.db")
     url = f"sqlite:///{tmp_path / 'site.db'}"
-    done = subprocess.run([sys.executable, "-m", "clarity_tui", "--db", url, "db", "upgrade"], capture_output=True,
-                          text=True, timeout=240, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
     return {"CLARITY_DATABASE_URL": url, "CLARITY_HARDWARE__CARD_READER__OPTIONS": '{"delay": 0.01}'}
 
 
@@ -61,7 +75,7 @@ class StripeShaped:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.headers.get("Authorization") == f"Bearer {key}":
                     status, body = 200, {"object": "list", "data": [], "has_more": False, "url": "/v1/customers"}
                 else:
@@ -114,8 +128,7 @@ def test_every_dependency_is_checked_by_name_and_simulated_ones_warn_outside_sim
         assert "simulated but this site is not in simulator mode" in checks[name]["detail"]
     assert checks["mail server"]["warning"] and "not configured" in checks["mail server"]["detail"]
     assert checks["database integrity"]["ok"] and "quick_check: ok" in checks["database integrity"]["detail"]
-    human = subprocess.run([sys.executable, "-m", "clarity_tui", "doctor"], capture_output=True, text=True,
-                           timeout=240, env={**os.environ, **site}, cwd=ROOT)
+    human = clarity(site, "doctor")
     assert human.returncode == 0
     assert "WARN  card reader (simulated)" in human.stdout and "OK    database integrity" in human.stdout
     assert "all good, with warnings" in human.stdout
@@ -141,7 +154,7 @@ def test_the_real_sms_provider_mail_server_and_gateway_are_reached(site: dict[st
         assert "reachable, credentials accepted" in checks["sms provider"]["detail"]
         assert checks["mail server"]["ok"] and f"127.0.0.1:{smtp_port}: answers" in checks["mail server"]["detail"]
         assert checks["payment gateway"]["ok"] and "reachable, key accepted" in checks["payment gateway"]["detail"]
-        assert [("GET" == r[0]) for r in twilio.requests] == [True], "the SMS check reads; it never sends"
+        assert [(r[0] == "GET") for r in twilio.requests] == [True], "the SMS check reads; it never sends"
 
         wrong = doctor({**env, "CLARITY_MESSAGING__TWILIO__AUTH_TOKEN": "wrong",
                         "CLARITY_PAYMENTS__STRIPE__API_KEY": "sk_test_wrong", "CLARITY_SMTP__PORT": str(free_port())})
@@ -156,8 +169,7 @@ def test_the_real_sms_provider_mail_server_and_gateway_are_reached(site: dict[st
 def test_the_gateway_line_is_the_same_check_as_payments_check(site: dict[str, str]) -> None:
     env = {**site, "CLARITY_PAYMENTS__GATEWAY": "stripe", "CLARITY_PAYMENTS__STRIPE__API_KEY": "sk_test_doctor",
            "CLARITY_PAYMENTS__STRIPE__API_BASE": f"http://127.0.0.1:{free_port()}"}
-    check = subprocess.run([sys.executable, "-m", "clarity_tui", "payments", "check"], capture_output=True, text=True,
-                           timeout=240, env={**os.environ, **env}, cwd=ROOT)
+    check = clarity(env, "payments", "check")
     assert check.returncode == 2
     message = check.stderr.strip().removeprefix("Error: ")
     gateway = checks_of(doctor(env))["payment gateway"]
@@ -174,8 +186,7 @@ def test_an_unconfigured_twilio_is_a_failure_naming_the_settings(site: dict[str,
 def test_doctor_runs_quick_check_and_a_damaged_file_is_exit_2(site: dict[str, str]) -> None:
     path = Path(site["CLARITY_DATABASE_URL"].removeprefix("sqlite:///"))
     # Give the legacy tables some rows, so their pages exist to damage.
-    seeded = subprocess.run([sys.executable, "-m", "clarity_tui", "demo", "seed", "--customers", "20"],
-                            capture_output=True, text=True, timeout=240, env={**os.environ, **site}, cwd=ROOT)
+    seeded = clarity(site, "demo", "seed", "--customers", "20")
     assert seeded.returncode == 0, seeded.stderr
     import sqlite3
 

@@ -3,8 +3,6 @@ override goes through the same check (failures counted, lockout honoured, approv
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from sqlmodel import select
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import hash_pin
 from db.models import AuditLog, Operator, Role
+from tests.helpers import forked
 
 pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
@@ -25,13 +24,15 @@ MAX_ATTEMPTS = 5
 # checks whichever module does them: one line each into a file, O_APPEND), then forks one process per
 # terminal. Each opens its own connection, says it is ready and waits on the start line: a pipe the parent
 # closes, which releases every one of them at once. Each then guesses wrong PINs for one operator and
-# prints its outcomes. (Forking after the imports spares each terminal a second of start-up.)
+# prints its outcomes. (Forking after the imports spares each terminal a second of start-up; the script itself
+# is forked from the warm interpreter of tests/helpers/forked.py, which has not imported the auth services.)
 GUESSERS = textwrap.dedent("""
     import os, sys
     url, operator_id, counter, terminals, guesses = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     approve = sys.argv[6] == "approve"
-    from clarity_tui.services import auth
-    real_verify = auth.verify_pin
+    from clarity_tui.services import pin_check
+    from clarity_tui.services.operators import LockoutPolicy, OperatorService, SignInError
+    real_verify = pin_check.verify_pin
     def counting_verify(pin, stored):
         fd = os.open(counter, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
@@ -39,8 +40,7 @@ GUESSERS = textwrap.dedent("""
         finally:
             os.close(fd)
         return real_verify(pin, stored)
-    auth.verify_pin = counting_verify
-    from clarity_tui.services.operators import LockoutPolicy, OperatorService, SignInError
+    pin_check.verify_pin = counting_verify  # the name the PIN check calls (whatever was imported before)
     from db.engine import Database
     import datetime as dt
 
@@ -113,8 +113,8 @@ def test_eight_processes_guessing_at_once_check_at_most_the_policys_number_of_pi
     op_id = _operator(db, role=Role.MANAGER if check == "approve" else Role.ATTENDANT)
     counter = tmp_path / "checks"
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", GUESSERS, db.url, str(op_id), str(counter), str(TERMINALS),
-                             str(GUESSES_EACH), check], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root)
+    proc = forked.popen(["-c", GUESSERS, db.url, str(op_id), str(counter), str(TERMINALS), str(GUESSES_EACH), check],
+                        stdin=forked.PIPE, stdout=forked.PIPE, text=True, cwd=root)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"  # every terminal waits
         out, _ = proc.communicate("go\n", timeout=180)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sqlmodel import select
 
 from clarity_tui.services.actor import Actor
 from db.models import AuditLog, Customer, Role, VehicleSession
+from tests.helpers import forked
 from tests.helpers.signin import signin_settings
 from tests.helpers.ui import make_app, wait_until
 
@@ -27,8 +27,9 @@ class Terminal:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLARITY_")}
         env.update(PYTHONPATH=str(REPO), CLARITY_CONFIG=str(work / "none.toml"))
         self.log = open(work / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.site.headless_terminal", url, name, str(work)],
-                                     cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        # A real process of its own, forked from the warm interpreter (tests/helpers/forked.py).
+        self.proc = forked.popen(["-m", "tests.site.headless_terminal", url, name, str(work)],
+                                 cwd=REPO, env=env, stdin=forked.DEVNULL, stdout=self.log, stderr=forked.STDOUT)
 
     def state(self) -> dict:
         path = self.work / f"{self.name}.state.json"

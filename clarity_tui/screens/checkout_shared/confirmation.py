@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.screens.checkout_shared.common import banner, flow_header, long_date, order_lines
 from clarity_tui.services.orders import OrderView
@@ -42,7 +43,7 @@ class ConfirmationScreen(Screen[None]):
         yield Static(note, id="confirm-message", classes="flow-message -ok" if not v.pending_sync else "flow-message")
         with Horizontal(classes="flow-buttons"):
             yield Button("Done · Enter", id="done", variant="success", action="screen.done")
-        yield Footer()
+        yield KeyFooter()
 
     @staticmethod
     def heading(view: OrderView) -> str:

@@ -19,7 +19,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, banner, devices_of, flow_header
@@ -75,7 +76,7 @@ class SignatureScreen(Screen[OrderView | str]):
             yield Button("Clear · F3", id="clear", action="screen.clear")
             yield Button("Agree · F5", id="agree", variant="success", disabled=True, action="screen.agree",
                          tooltip="Comes on when the customer has signed and lifted the pen")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Customer signature"

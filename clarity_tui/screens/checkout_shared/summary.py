@@ -7,7 +7,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, banner, flow_header, order_lines
@@ -36,7 +37,7 @@ class CheckoutSummaryScreen(Screen[OrderView | str]):
         with Horizontal(classes="flow-buttons"):
             yield Button("Back · Esc", id="back", action="screen.back")
             yield Button("Checkout · Enter", id="checkout", variant="success", action="screen.checkout")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Checkout summary"

@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, banner, flow_header
@@ -54,7 +55,7 @@ class TermsScreen(Screen[OrderView | str]):
             yield Button("Decline · F8", id="decline", variant="error", action="screen.decline")
             yield Button("Presented · F2", id="presented", variant="primary", action="screen.presented")
             yield Button("Agree · F5", id="agree", variant="success", disabled=True, action="screen.agree")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Membership terms"

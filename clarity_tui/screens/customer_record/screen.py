@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Button, DataTable, Footer, Input, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Button, DataTable, Input, Static, TabbedContent, TabPane, Tabs
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.screens.customer_record.base import TABS, list_buttons
 from clarity_tui.screens.customer_record.benefits import BENEFIT_COLUMNS, BenefitsTab
@@ -86,7 +87,7 @@ class CustomerRecordScreen(GeneralTab, RelatedTab, MembershipTab, WebLoginTab, T
             with TabPane("Notes", id="tab-notes"):
                 yield DataTable(id="notes-table", cursor_type="row", classes="tab-table")
                 yield list_buttons("notes", "New")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Customer"

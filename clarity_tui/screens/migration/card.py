@@ -15,8 +15,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.screens.checkout_shared.card_entry import ManualCardScreen
@@ -62,7 +63,7 @@ class CardOnFileScreen(Screen[OrderView | str]):
             yield Button("Back · Esc", id="back", action="screen.back")
             yield Button("Manager override · F6", id="override", variant="warning", action="screen.override")
             yield Button("Continue · F5", id="continue", variant="success", action="screen.continue")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Card on file · no charge today"

@@ -17,7 +17,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.messaging.base import SentSms
@@ -70,7 +71,7 @@ class ContactScreen(Screen[OrderView | str]):
             yield Button("Back · Esc", id="back", action="screen.back")
             yield Button("Text for email · F2", id="sms", variant="primary", action="screen.text_for_email")
             yield Button("Confirm · F5", id="confirm", variant="success", action="screen.confirm")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Contact details"

@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, OptionList, Static
+from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.screens.checkout_shared.common import BACK, flow_header
@@ -59,7 +60,7 @@ class LegacyMatchScreen(Screen[int | str]):
             yield Button("Back · Esc", id="back", action="screen.back")
             yield Button("Not me · F4", id="not-me", variant="warning", action="screen.not_me")
             yield Button("That's Me · F5", id="thats-me", variant="success", action="screen.thats_me")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Legacy match"

@@ -7,7 +7,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.messages import SearchCustomers
@@ -54,7 +55,7 @@ class CustomerQuickScreen(Screen[OrderView | str]):
             yield Button("Back · Esc", id="back", action="screen.back")
             yield Button("Search & link · F3", id="search", variant="primary", action="screen.search")
             yield Button("Continue · F5", id="save", variant="success", action="screen.save")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Customer"

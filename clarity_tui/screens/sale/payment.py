@@ -20,8 +20,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.payments.errors import PromotionInvalid
@@ -87,7 +88,7 @@ class PaymentScreen(Screen[OrderView | str]):
         with Horizontal(classes="flow-buttons"):
             yield Button("Back · Esc", id="back", action="screen.back")
             yield Button("Continue · Enter", id="continue", variant="success", action="screen.continue")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Payment method"

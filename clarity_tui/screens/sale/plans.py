@@ -8,7 +8,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.screens.checkout_shared.common import BACK, banner, flow_header
 from clarity_tui.services.orders import OrderView, PlanOption
@@ -50,7 +51,7 @@ class PlanSelectScreen(Screen[str]):
         hint += f" {tax}" if tax else ""
         yield Static(self.message or hint, id="plans-message",
                      classes="flow-message -error" if self.message else "flow-message")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Purchase membership"

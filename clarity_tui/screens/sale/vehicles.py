@@ -8,8 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, OptionList, Static
+from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
+from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.screens.checkout_shared.common import BACK, banner, flow_header
@@ -42,7 +43,7 @@ class FamilyVehiclesScreen(Screen[OrderView | str]):
         with Horizontal(classes="flow-buttons"):
             yield Button("Back · Esc", id="back", action="screen.back")
             yield Button("Continue · F5", id="done", variant="success", action="screen.done")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Vehicles on the membership"
