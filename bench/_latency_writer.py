@@ -19,7 +19,7 @@ def main(url: str, samples: int, interval: float, out_path: str) -> None:
     from clarity_tui.config import load_settings
     from clarity_tui.services.actor import Actor
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import random_plate
+    from clarity_tui.seeding.demo import random_plate
     from clarity_tui.services.sessions import SessionService
     from db.models import SessionStatus
     from hardware.plate_reader import PlateEvent

@@ -147,7 +147,7 @@ def _write(path: str, data: dict[str, Any]) -> None:
 
 def _sale(db: Any, gateway: Any, terminal: str) -> Any:
     from clarity_tui.services.actor import Actor
-    from clarity_tui.services.sales import SaleService
+    from clarity_tui.services.orders import SaleService
 
     return SaleService(db, gateway, Actor(name=f"attendant {terminal}", terminal=terminal), terminal=terminal)
 

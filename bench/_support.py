@@ -102,7 +102,7 @@ def prepare_demo_database(url: str, customers: int = 200, legacy: int = 100) -> 
     """Migrate and seed the demo site (outside any timing)."""
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     db = open_database(Settings(database_url=url, terminal_id="bench"))
     try:

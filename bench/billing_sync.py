@@ -38,7 +38,7 @@ def _measure(url: str, customers: int) -> dict[str, Any]:
     from clarity_tui.services.actor import Actor
     from clarity_tui.services.billing_sync import BillingSync
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from clarity_tui.services.entitlement import EntitlementPolicy
     from clarity_tui.services.sessions import SessionService
     from db.models import Membership, MembershipVehicle, Vehicle, VehicleSession

@@ -53,7 +53,7 @@ def write_sample_csv(path: Path, rows: int, seed: int = 11) -> Path:
 def run(options: Options) -> dict[str, Any]:
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from clarity_tui.services.legacy import LegacyImporter, load_mapping
 
     rows = options.pick(full=TARGET_ROWS, quick=TARGET_ROWS, smoke=500)

@@ -102,7 +102,7 @@ def child(url: str, terminal: str, seconds: float, out: str, start_at: float) ->
     from clarity_tui.config import Settings
     from clarity_tui.payments.simulated import SimulatedGateway
     from clarity_tui.services.actor import Actor
-    from clarity_tui.services.sales import SaleService
+    from clarity_tui.services.orders import SaleService
     from clarity_tui.services.sessions import SessionService
     from db.engine import Database
     from hardware.plate_reader import PlateEvent

@@ -56,7 +56,7 @@ LATENCY_S = 0.02
 # once (multiprocessing "forkserver"): still real processes with their own pids, engines and SIGKILLs,
 # without a fresh interpreter's second of imports each. Other runs spawn fresh interpreters.
 SMOKE_PRELOAD = ["sqlalchemy", "sqlmodel", "psycopg", "db.engine", "db.models", "bench._money_race_child",
-                 "clarity_tui.services.actor", "clarity_tui.services.sales", "clarity_tui.services.billing",
+                 "clarity_tui.services.actor", "clarity_tui.services.orders", "clarity_tui.services.billing",
                  "clarity_tui.services.sessions", "clarity_tui.services.customers", "clarity_tui.payments.simulated",
                  "clarity_tui.payments.errors", "hardware.plate_reader", "hardware.card_reader.base"]
 
@@ -95,7 +95,7 @@ def run(options: Options) -> dict[str, Any]:
 def _seed_customers(url: str, groups: dict[str, int], decline_every: int) -> dict[str, list[Any]]:
     """Customers with a saved card and a car each (a family: two cars), no membership. Returns plates
     per group. Every `decline_every`-th pending order's card declines when charged."""
-    from clarity_tui.services.demo import random_phone
+    from clarity_tui.seeding.demo import random_phone
     from clarity_tui.services.identity import customer_search_keys
     from clarity_tui.services.plates import normalize_plate
     from db.engine import Database
@@ -134,7 +134,7 @@ def _seed_customers(url: str, groups: dict[str, int], decline_every: int) -> dic
 def _jobs(plates: dict[str, list[Any]], pairs: int, per_pair: int) -> list[list[dict[str, Any]]]:
     """Each pair's cars: a third the same known car, a third a family (one lane sells the Family plan
     with the other lane's car on it), a third an unknown car."""
-    from clarity_tui.services.demo import random_phone
+    from clarity_tui.seeding.demo import random_phone
 
     rng = random.Random(11)
     known, family = iter(plates["SA"]), iter(plates["FA"])

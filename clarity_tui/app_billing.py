@@ -83,7 +83,7 @@ class BillingMixin(_AppBase):
         import_worker_stack()
         from clarity_tui.services.billing import BillingService
         from clarity_tui.services.membership_actions import apply_due_plan_changes
-        from clarity_tui.services.sales import SaleService
+        from clarity_tui.services.orders import SaleService
 
         services = services_of(self)
         try:

@@ -268,7 +268,7 @@ def sqlite_demo_template(sqlite_template: Path) -> Path:
 
 def _seed_demo_site(url: str) -> None:
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     database = open_database(_test_settings(url), ensure_site=False)
     try:
@@ -329,7 +329,7 @@ def demo_db(db: Database) -> Database:
     """The database with a small demo site: plans, 40 customers, 20 legacy members, terms, operators.
 
     `db` starts from the seeded template; `seed_demo` then finds the site there and adds nothing."""
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     seed_demo(db, customers=DEMO_CUSTOMERS, legacy=DEMO_LEGACY)
     return db

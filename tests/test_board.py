@@ -17,14 +17,14 @@ from clarity_tui.widgets.bubble import SessionBubble
 from clarity_tui.widgets.lane_column import LaneColumn
 from db.engine import make_engine
 from db.models import Lane, SessionStatus, Vehicle, VehicleSession
-from hardware.plate_reader import PlateEvent
+from tests.helpers.lanes import arrive
 from tests.helpers.ui import bubble_ids, make_app, tap_bubble, wait_until
 
 ACTOR = Actor.system("test")
 
 
 def _arrive(db, plate: str, lane: str) -> int:  # noqa: ANN001
-    return SessionService(db).record_plate_read(PlateEvent(plate=plate, lane=lane, make="Honda", model="Civic", colour="Red"), ACTOR)
+    return arrive(db, plate, lane, make="Honda", model="Civic", colour="Red")
 
 
 @pytest.fixture

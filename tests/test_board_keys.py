@@ -12,9 +12,8 @@ import pytest
 
 from clarity_tui.screens.board import BoardScreen
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.sessions import SessionService
 from clarity_tui.widgets.bubble import SessionBubble
-from hardware.plate_reader import PlateEvent
+from tests.helpers.lanes import arrive
 from tests.helpers.ui import bubble_ids, make_app, wait_until
 
 ACTOR = Actor.system("test")
@@ -22,7 +21,7 @@ START = dt.datetime(2026, 11, 22, 14, 30, tzinfo=dt.UTC)
 
 
 def _arrive(db, plate: str, lane: str) -> int:  # noqa: ANN001
-    return SessionService(db).record_plate_read(PlateEvent(plate=plate, lane=lane, make="Honda", model="Civic", colour="Red"), ACTOR)
+    return arrive(db, plate, lane, make="Honda", model="Civic", colour="Red")
 
 
 class Clock:

@@ -63,7 +63,7 @@ def _board_lane_of(db: Database, session_id: int) -> list[str]:
 
 def test_a_read_in_another_lane_moves_the_session_with_its_customer_hold_and_order(demo_db) -> None:  # noqa: ANN001
     from clarity_tui.payments.simulated import SimulatedGateway
-    from clarity_tui.services.sales import SaleService
+    from clarity_tui.services.orders import SaleService
 
     with demo_db.read() as s:
         car = s.exec(select(Vehicle).where(col(Vehicle.customer_id).is_not(None)).order_by(col(Vehicle.id))).first()

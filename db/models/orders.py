@@ -147,7 +147,7 @@ class VehicleClaim(SQLModel, table=True):
 
 
 # One open order per session (migration 0004): two terminals selling to the same vehicle at the same
-# moment cannot both open one (see services/sales.py).
+# moment cannot both open one (see services/orders/).
 _OPEN_ORDER_SQL = sql_in("state", OPEN_ORDER_STATES)
 Index("ux_sales_order_open_session", col(SalesOrder.session_id), unique=True,
       sqlite_where=text(_OPEN_ORDER_SQL), postgresql_where=text(_OPEN_ORDER_SQL))

@@ -98,7 +98,7 @@ def _gateway_statuses(db) -> set[str | None]:  # noqa: ANN001
 def test_the_demo_scenario_runs_the_billing_clock_at_a_modest_rate(db, settings) -> None:  # noqa: ANN001
     """The shipped scenario moves the clock on its own, slowly enough to follow on the board, fast enough that
     the demo seed's members renew (and some fail) within a few minutes."""
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     scenario = load_scenario(RUSH_HOUR)
     assert 0 < scenario.billing_days_per_minute <= 2

@@ -21,7 +21,7 @@ from clarity_tui.config import Settings
 from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.services.billing_sync import GATEWAY_CLOCK_ROW, OUTGROWN, BillingSync
 from clarity_tui.services.bootstrap import open_database
-from clarity_tui.services.demo import seed_demo
+from clarity_tui.seeding.demo import seed_demo
 from db.models import Membership
 from db.models_billing import BillingSync as SyncRow
 from db.models_billing import MembershipPayment, PaymentKind

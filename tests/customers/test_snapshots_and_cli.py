@@ -20,7 +20,7 @@ from tests.helpers.ui import make_app, wait_until
 def snap_db(sqlite_url: str):  # noqa: ANN201
     """Fixed demo data (seeded RNG) on SQLite: snapshots must not depend on the engine."""
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     database = open_database(Settings(database_url=sqlite_url, terminal_id="snap-term"))
     seed_demo(database, customers=40, legacy=20)

@@ -34,7 +34,7 @@ def twin_settings(settings: Settings, request: pytest.FixtureRequest, tmp_path: 
 def twin_demo_db(twin_settings: Settings) -> Iterator[Any]:
     """The twin database with the same demo site as `demo_db` (the demo seed is deterministic)."""
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     database = open_database(twin_settings)
     seed_demo(database, customers=40, legacy=20)

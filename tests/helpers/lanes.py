@@ -28,6 +28,11 @@ from tests.helpers.clock import FIXED_NOW, TODAY
 NEXT_BILL = TODAY + dt.timedelta(days=12)
 
 
+def arrive(db: Database, plate: str, lane: str = "Lane 1", **seen: str) -> int:
+    """A car read by the camera at `lane` (make, model, colour as `seen`): its session's id."""
+    return SessionService(db).record_plate_read(PlateEvent(plate=plate, lane=lane, **seen), Actor.system("test"))
+
+
 @dataclass
 class Lanes:
     """Sessions waiting on the board: a returning customer (Ivana Zoom, saved Visa, no membership),

@@ -8,7 +8,7 @@ from typing import Any
 from clarity_tui.config import Settings, TaxConfig
 from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.sales import SaleService
+from clarity_tui.services.orders import SaleService
 from db.engine import Database
 from tests.helpers.clock import TODAY
 

@@ -59,6 +59,18 @@ async def focus_bubble(pilot: Pilot, session_id: int) -> None:
     await pilot.pause()
 
 
+async def open_focused_session(pilot: Pilot) -> None:
+    """Enter on the board's focused bubble; return once its session screen has loaded."""
+    from clarity_tui.screens.session_detail import SessionDetailScreen
+    from clarity_tui.widgets.bubble import SessionBubble
+
+    app = pilot.app
+    await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and app.screen.detail is not None,
+                     "the session")
+
+
 def screen_id(app: ClarityApp) -> str | None:
     return app.screen.id
 

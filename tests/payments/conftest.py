@@ -75,7 +75,7 @@ def small_site_db(sqlite_url: str, small_site_template: Path) -> Iterator[Databa
 
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from db.engine import sqlite_path
 
     if not small_site_template.exists():  # built inside a test, so with the test's isolated environment

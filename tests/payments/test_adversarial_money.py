@@ -698,7 +698,7 @@ def test_a_cached_5xx_then_the_network_dropping_on_the_lookup(demo_db, took_effe
 @pytest.mark.parametrize("took_effect", [False, True])
 def test_localstripe_cached_5xx_then_the_server_gone_during_the_lookup(db, tmp_path, took_effect) -> None:  # noqa: ANN001
     from clarity_tui.payments.stripe_gateway import StripeGateway
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     seed_demo(db, customers=3, legacy=0)
     server = LocalStripe(tmp_path / "adv-server.pickle")

@@ -92,7 +92,7 @@ def test_no_card_number_or_cvc_in_database_or_logs(gateway, localstripe, sqlite_
     from clarity_tui.payments.stripe_gateway import StripeGateway
     from clarity_tui.services.billing import BillingService
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from tests.helpers.localstripe import API_KEY
     from tests.helpers.orders import new_order
 

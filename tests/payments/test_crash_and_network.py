@@ -70,7 +70,7 @@ def test_sigkill_between_steps_then_restart(localstripe, stripe_demo_db, sqlite_
 @pytest.mark.slow
 def test_server_stops_mid_flow_then_replay(tmp_path, db) -> None:
     """Stop the gateway after the card is saved: the order completes locally, then syncs exactly once."""
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     seed_demo(db, customers=3, legacy=0)
     server = LocalStripe(tmp_path / "own-server.pickle")

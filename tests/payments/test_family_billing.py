@@ -253,7 +253,7 @@ async def test_checkout_and_confirmation_itemise_the_extra_vehicles(settings, la
 
 
 def test_the_sale_takes_no_more_vehicles_than_the_plan_allows(lanes) -> None:  # noqa: ANN001
-    from clarity_tui.services.sales import SaleError
+    from clarity_tui.services.orders import SaleError
     from tests.helpers.sale import sale_service
 
     service = sale_service(lanes.db)

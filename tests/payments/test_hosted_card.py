@@ -24,7 +24,7 @@ SUCCESS = "https://wash.example/card-saved"
 @pytest.fixture
 def site_db(sqlite_url):  # noqa: ANN001, ANN201
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
 
     db = open_database(Settings(database_url=sqlite_url))
     seed_demo(db, customers=3, legacy=0)

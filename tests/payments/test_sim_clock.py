@@ -464,7 +464,7 @@ def test_two_processes_advancing_at_once_never_renew_a_period_twice(db, gw) -> N
 # --- the demo's memberships ------------------------------------------------------------------------------------
 @pytest.mark.both_databases
 def test_demo_seed_makes_subscriptions_that_renew(db) -> None:  # noqa: ANN001
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from db.models import Customer, PaymentMethod
 
     assert seed_demo(db, customers=40, legacy=0, gateway=True).created

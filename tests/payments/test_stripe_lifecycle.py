@@ -501,7 +501,7 @@ def test_every_recorded_event_through_the_billing_sync(sim_file_db, gateway: Str
 
     from clarity_tui.config import Settings
     from clarity_tui.services.billing_sync import BillingSync
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from db.models import Membership, PaymentMethod
     from db.models_billing import MembershipPayment
 

@@ -18,7 +18,7 @@ def main() -> None:
     db_url, session_id, terminal = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     from clarity_tui.payments.simulated import SimulatedGateway
     from clarity_tui.services.actor import Actor
-    from clarity_tui.services.sales import SaleService
+    from clarity_tui.services.orders import SaleService
     from db.engine import Database
 
     db = Database.from_url(db_url)

@@ -11,7 +11,7 @@ from textual.widgets import Input, Static
 from clarity_tui.payments.errors import PaymentError
 from clarity_tui.services.customer_duplicates import DuplicateCustomer
 from clarity_tui.services.customers import ContactForm, CustomerService
-from clarity_tui.services.sales import SaleError
+from clarity_tui.services.orders import SaleError
 from clarity_tui.widgets.duplicate_prompt import DuplicateCustomerPrompt
 from db.models import Customer, SalesOrder
 from tests.helpers.actors import ATTENDANT

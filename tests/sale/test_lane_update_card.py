@@ -201,7 +201,7 @@ def test_past_due_session_snapshot_80x24(snap_compare, snap_url, monkeypatch, co
 
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
-    from clarity_tui.services.demo import seed_demo
+    from clarity_tui.seeding.demo import seed_demo
     from db.models import VehicleSession
 
     if colours == "sixteen":

@@ -10,7 +10,7 @@ from sqlmodel import select
 from clarity_tui.payments.errors import InvalidCard, PromotionInvalid
 from clarity_tui.services.billing import add_months
 from clarity_tui.services.customers import ContactForm, ValidationFailed
-from clarity_tui.services.sales import OrderBusy, OrderTaken, SaleError
+from clarity_tui.services.orders import OrderBusy, OrderTaken, SaleError
 from db.models import (
     AuditLog,
     Membership,
@@ -270,7 +270,7 @@ def test_the_sale_service_is_headless() -> None:
     import sys
     from pathlib import Path
 
-    code = ("import json, sys, clarity_tui.services.sales\n"
+    code = ("import json, sys, clarity_tui.services.orders\n"
             "print(json.dumps(sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))))\n")
     # A fresh interpreter, not tests/helpers/forked.py: what a fresh process imports is the point.
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
@@ -282,7 +282,7 @@ def test_an_open_order_resumes_only_for_the_operator_who_opened_it(lanes: Lanes)
     """After an idle sign-out, the next operator at the same terminal must not pick up the first one's sale."""
     from clarity_tui.payments.simulated import SimulatedGateway
     from clarity_tui.services.actor import Actor
-    from clarity_tui.services.sales import SaleService
+    from clarity_tui.services.orders import SaleService
     from db.models import Operator
 
     db = lanes.db

@@ -23,7 +23,7 @@ from clarity_tui.services.audit_query import AuditFilter, AuditQueryError, parse
 from clarity_tui.services.customers import ContactForm
 from clarity_tui.services.operators import OperatorService
 from clarity_tui.services.reports import ReportError, day_report, render_text, shift_report
-from clarity_tui.services.sales import SaleService
+from clarity_tui.services.orders import SaleService
 from db.models import Membership, MembershipSource, Operator, OrderKind, OrderState, Plan, Role, SalesOrder, utcnow
 from tests.helpers.clock import TODAY
 from tests.helpers.lanes import Lanes

@@ -11,7 +11,8 @@ from clarity_tui.screens.session_detail import SessionDetailScreen
 from clarity_tui.widgets.customer_forms import FormDialog
 from clarity_tui.widgets.bubble import SessionBubble
 from tests.helpers.burst import burst
-from tests.helpers.ui import bubble_ids, make_app, wait_until
+from tests.helpers.lanes import arrive
+from tests.helpers.ui import bubble_ids, make_app, open_focused_session, wait_until
 
 
 async def test_enter_twice_on_the_board_opens_one_session(demo_db, settings) -> None:  # noqa: ANN001
@@ -145,14 +146,6 @@ async def test_f7_over_a_record_from_the_search_says_where_the_search_is(demo_db
 CARD = "4242424242424242"
 
 
-def _arrive(db, plate: str) -> int:  # noqa: ANN001
-    from clarity_tui.services.actor import Actor
-    from clarity_tui.services.sessions import SessionService
-    from hardware.plate_reader import PlateEvent
-
-    return SessionService(db).record_plate_read(PlateEvent(plate=plate, lane="Lane 1"), Actor.system("test"))
-
-
 async def _calm_screen_then_board(pilot) -> str:  # noqa: ANN001
     """The error screen names the log; Enter goes back to a working board. Returns the log's text."""
     from clarity_tui.crash_log import crash_log_path
@@ -175,13 +168,10 @@ async def test_a_crashing_action_is_logged_and_the_board_comes_back(demo_db, set
         raise RuntimeError(f"boom in an action (card {CARD})")
 
     monkeypatch.setattr(SessionDetailScreen, "action_done", broken)
-    _arrive(demo_db, "CRS-001")
+    arrive(demo_db, "CRS-001")
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and app.screen.detail is not None,
-                         "the session")
+        await open_focused_session(pilot)
         await pilot.press("f6")
         text = await _calm_screen_then_board(pilot)
         # The lane goes on: the same session opens again.
@@ -202,7 +192,7 @@ async def test_a_crashing_screen_handler_stops_the_board_and_a_new_board_replace
         raise RuntimeError("boom in the board's OpenSession handler")
 
     monkeypatch.setattr(SessionDetailScreen, "__init__", broken)
-    sid = _arrive(demo_db, "CRS-002")
+    sid = arrive(demo_db, "CRS-002")
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")
@@ -212,7 +202,7 @@ async def test_a_crashing_screen_handler_stops_the_board_and_a_new_board_replace
         assert app.screen is not old_board and isinstance(app.screen, BoardScreen)
         # The new board is live: it shows the car and a new arrival.
         await wait_until(pilot, lambda: sid in bubble_ids(app), "the car on the new board")
-        later = _arrive(demo_db, "CRS-003")
+        later = arrive(demo_db, "CRS-003")
         await wait_until(pilot, lambda: later in bubble_ids(app), "a new arrival on the new board")
     assert "RuntimeError: boom in the board's OpenSession handler" in text
 
@@ -224,7 +214,7 @@ async def test_a_crashing_worker_is_logged_and_the_board_comes_back(demo_db, set
         raise KeyError(f"boom in a worker {CARD[:4]} {CARD[4:8]} {CARD[8:12]} {CARD[12:]}")
 
     monkeypatch.setattr(SessionService, "detail", broken)
-    _arrive(demo_db, "CRS-004")
+    arrive(demo_db, "CRS-004")
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")
@@ -288,7 +278,7 @@ async def test_a_worker_that_answers_after_its_screen_closed_is_not_a_crash(demo
     # gates keys, by design) until the gate gives up after MAX_HOLD and lets it go. The same path, with
     # the gate giving up after 1 s instead of 15: nothing else in this test waits in the gate.
     monkeypatch.setattr(typeahead, "MAX_HOLD", 1.0)
-    _arrive(demo_db, "LTE-001")
+    arrive(demo_db, "LTE-001")
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")

@@ -100,7 +100,7 @@ def seeded(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "demo" not in _TEMPLATE:
         from clarity_tui.config import Settings
         from clarity_tui.services.bootstrap import open_database
-        from clarity_tui.services.demo import seed_demo
+        from clarity_tui.seeding.demo import seed_demo
 
         path = tmp_path_factory.mktemp("template") / "demo.db"
         db = open_database(Settings(database_url=f"sqlite:///{path}", terminal_id="seed", site={"timezone": "UTC"}))

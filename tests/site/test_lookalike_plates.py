@@ -19,7 +19,7 @@ from clarity_tui.services.plate_lookalikes import (
     member_lookalike,
     session_lookalikes,
 )
-from clarity_tui.services.sales import SaleError
+from clarity_tui.services.orders import SaleError
 from clarity_tui.services.sessions import SessionService
 from db.models import AuditLog, Customer, Role, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent

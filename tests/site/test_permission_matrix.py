@@ -43,7 +43,7 @@ from clarity_tui.services.membership_actions import MembershipActions
 from clarity_tui.services.migration import MigrationService
 from clarity_tui.services.operator_admin import OperatorAdmin
 from clarity_tui.services.permissions import MATRIX, Permission, PermissionDenied, allowed, render_table
-from clarity_tui.services.sales import SaleService
+from clarity_tui.services.orders import SaleService
 from clarity_tui.services.sessions import SessionService
 from db.models import (
     Customer,

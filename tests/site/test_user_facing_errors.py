@@ -11,20 +11,13 @@ from clarity_tui.screens.error_screen import ErrorScreen
 from clarity_tui.screens.session_detail import SessionDetailScreen
 from clarity_tui.wiring import StillStarting
 from clarity_tui.widgets.bubble import SessionBubble
-from tests.helpers.ui import make_app, wait_until
+from tests.helpers.lanes import arrive
+from tests.helpers.ui import make_app, open_focused_session, wait_until
 
 if TYPE_CHECKING:
     from clarity_tui.app import ClarityApp
     from clarity_tui.config import Settings
     from db.engine import Database
-
-
-def _arrive(db: Database, plate: str) -> int:
-    from clarity_tui.services.actor import Actor
-    from clarity_tui.services.sessions import SessionService
-    from hardware.plate_reader import PlateEvent
-
-    return SessionService(db).record_plate_read(PlateEvent(plate=plate, lane="Lane 1"), Actor.system("test"))
 
 
 def _warned(app: ClarityApp, text: str) -> bool:
@@ -44,13 +37,10 @@ async def test_a_user_facing_error_in_an_action_is_a_warning_not_a_crash(demo_db
         raise StillStarting
 
     monkeypatch.setattr(SessionDetailScreen, "action_done", still_starting)
-    _arrive(demo_db, "UFE-001")
+    arrive(demo_db, "UFE-001")
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, SessionDetailScreen) and app.screen.detail is not None,
-                         "the session")
+        await open_focused_session(pilot)
         await pilot.press("f6")
         await wait_until(pilot, lambda: _warned(app, str(StillStarting())), "the warning")
         await pilot.pause()
@@ -67,7 +57,7 @@ async def test_a_user_facing_error_in_a_worker_is_a_warning_not_a_crash(demo_db:
         raise StillStarting
 
     monkeypatch.setattr(SessionService, "detail", still_starting)
-    _arrive(demo_db, "UFE-002")
+    arrive(demo_db, "UFE-002")
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.focused, SessionBubble), "a focused bubble")

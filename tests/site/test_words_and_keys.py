@@ -29,7 +29,7 @@ from clarity_tui.screens.operators import AddOperatorModal
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.customers import CustomerService
-from clarity_tui.services.demo import FIRST_NAMES, LAST_NAMES
+from clarity_tui.seeding.demo import FIRST_NAMES, LAST_NAMES
 from clarity_tui.widgets.customer_forms import FormDialog
 from clarity_tui.widgets.unsaved_guard import UnsavedChangesDialog
 from db.models import AuditLog, Customer, LegacyMember, Note, Operator, Role
