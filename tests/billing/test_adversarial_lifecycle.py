@@ -242,15 +242,11 @@ def _kill_at_every_step(db: Database, clones: Clones, tmp_path: Path, *, page_si
     assert expected["payments"], "the scenario made no payments"
     kill_steps = list(range(1, len(steps) + 1)) if clones.sqlite else _pg_kill_steps(steps)
     urls = dict(zip(kill_steps, clones.make(db, len(kill_steps)), strict=True))
-
-    def killed_at(k: int) -> str:
+    labels = {}
+    for k, url in urls.items():
         ctrl = tmp_path / f"kill-{k}"
-        was_killed(spawn(ctrl, url=urls[k], job="pass", page_size=page_size, kill_at=k), f"step {k}:")
-        return trace(ctrl)[-1]
-
-    with ThreadPoolExecutor(max_workers=4) as pool:  # each on its own clone: they do not meet
-        labels = dict(zip(kill_steps, pool.map(killed_at, kill_steps), strict=True))
-    for k in kill_steps:
+        was_killed(spawn(ctrl, url=url, job="pass", page_size=page_size, kill_at=k), f"step {k}:")
+        labels[k] = trace(ctrl)[-1]
         assert labels[k] == steps[k - 1]  # killed exactly where the clean run's trace says step k is
 
     def recover(k: int) -> dict[str, Any]:
