@@ -231,6 +231,11 @@ class LifecycleGateway:
         """The subscription's open invoices, oldest first."""
         raise self._unsupported("report invoices")
 
+    def invoices_since(self, subscription_id: str, since: dt.datetime) -> list[InvoiceState]:
+        """The subscription's invoices created at or after `since`, oldest first (a sync whose events may be
+        gone reads the payments from the invoices themselves)."""
+        raise self._unsupported("report invoices")
+
     def create_card_update_link(self, customer_id: str, *, return_url: str, idempotency_key: str) -> str:
         """A gateway-hosted page where the customer updates their card (Stripe: a Billing customer portal
         session with the payment_method_update flow); returns its URL."""

@@ -150,12 +150,18 @@ class SimulatedLifecycle:
             return self._invoice_state(invoice_id, d)
 
     def open_invoices(self, subscription_id: str) -> list[InvoiceState]:
+        return [inv for inv in self._invoices_of(subscription_id) if inv.status == "open"]
+
+    def invoices_since(self, subscription_id: str, since: dt.datetime) -> list[InvoiceState]:
+        return [inv for inv in self._invoices_of(subscription_id) if inv.created is None or inv.created >= since]
+
+    def _invoices_of(self, subscription_id: str) -> list[InvoiceState]:
+        """The subscription's invoices, oldest first."""
         with self._read(subscription_id, "subscription") as (s, sub):
             rows = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "invoice",
                                                          SimGatewayObject.customer == sub["customer"])).all()
             found = [(r.id, {"customer": r.customer, **(r.data or {})}) for r in rows
-                     if (r.data or {}).get("subscription") == subscription_id
-                     and (r.data or {}).get("status") == "open"]
+                     if (r.data or {}).get("subscription") == subscription_id]
         found.sort(key=lambda x: (x[1].get("created") or 0, x[0]))
         return [self._invoice_state(i, d) for i, d in found]
 

@@ -238,6 +238,22 @@ class StripeLifecycle:
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         return sorted(states, key=lambda s: (s.created or epoch, s.invoice_id))
 
+    def invoices_since(self, subscription_id: str, since: dt.datetime) -> list[InvoiceState]:
+        # Invoices list newest first; `created[gte]` bounds it, `starting_after` pages on
+        # (docs.stripe.com/api/invoices/list, /api/pagination).
+        params: dict[str, Any] = {"subscription": subscription_id, "created": {"gte": int(since.timestamp())},
+                                  "limit": MAX_PAGE, "expand": [f"data.{f}" for f in INVOICE_EXPAND]}
+        states: list[InvoiceState] = []
+        while True:
+            page = self._request(self.v1.invoices.list, **params)
+            data = list(page.get("data") or [])
+            states += [self._invoice_state(inv) for inv in data]
+            if not data or not page.get("has_more"):
+                break
+            params["starting_after"] = str(data[-1]["id"])
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        return sorted(states, key=lambda s: (s.created or epoch, s.invoice_id))
+
     @staticmethod
     def _subscription_line(inv: dict[str, Any]) -> dict[str, Any] | None:
         """The line the subscription's price made (acacia: `type: "subscription"`; Basil: `parent.type:

@@ -112,6 +112,18 @@ def _status_for(m: Membership, sub: SubscriptionState, zone: dt.tzinfo) -> str |
     return None  # incomplete: not ours to judge yet
 
 
+def unsettled_invoice_ids(s: Session, membership_id: int) -> list[str]:
+    """Invoices of the membership with a failed attempt recorded and no payment yet (a retry may pay them)."""
+    failed = set(s.exec(select(MembershipPayment.invoice_id).where(
+        MembershipPayment.membership_id == membership_id, MembershipPayment.kind == PaymentKind.RENEWAL_FAILED,
+        col(MembershipPayment.invoice_id).is_not(None))).all())
+    paid = set(s.exec(select(MembershipPayment.invoice_id).where(
+        MembershipPayment.membership_id == membership_id,
+        col(MembershipPayment.kind).in_((PaymentKind.RENEWAL, PaymentKind.RECOVERED)),
+        col(MembershipPayment.invoice_id).in_(failed))).all()) if failed else set()
+    return sorted(i for i in failed - paid if i)
+
+
 def record_invoice(s: Session, inv: InvoiceState, m: Membership | None, *, failure_reported: bool,
                    occurred_fallback: dt.datetime) -> list[str]:
     """Payment rows for the invoice, derived from the invoice as it is now (idempotent, in any order):

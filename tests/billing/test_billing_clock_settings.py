@@ -22,12 +22,13 @@ from tests.helpers.ui import make_app, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RUSH_HOUR = ROOT / "clarity_tui" / "simulator" / "scenarios" / "rush_hour.toml"
-TODAY = dt.date.today()
 
 
 def _members(db, gw: SimulatedGateway, n: int = 3) -> list[str]:  # noqa: ANN001
-    """n members whose first renewal is tomorrow."""
-    return [make_member(db, gw, first_billing=TODAY + dt.timedelta(days=1)).subscription_id for _ in range(n)]
+    """n members whose first renewal falls within the next day, at any time of day (a date would bill at
+    noon UTC, which one day's advance does not reach before noon)."""
+    soon = gw.clock_now() + dt.timedelta(hours=2)
+    return [make_member(db, gw, first_billing=soon).subscription_id for _ in range(n)]
 
 
 def test_the_failure_rate_in_a_settings_toml_given_with_config_reaches_the_cli_clock(db, gw, settings,  # noqa: ANN001
@@ -77,7 +78,7 @@ async def test_the_failure_rate_reaches_the_clock_the_simulator_runs(db, gw, set
                          "the start-up billing pass")
         assert {gw.retrieve_subscription(s).status for s in subs} == {"trialing"}
         day = next(c for c in app.billing_commands() if c.title == "Billing clock: advance 1 day")
-        day.callback()  # the renewals fall due tomorrow; Stripe's retries come days later
+        day.callback()  # the renewals fall due within the day; Stripe's retries come days later
         await wait_until(pilot, lambda: gw.clock_now() > dt.datetime.now(dt.UTC) + dt.timedelta(hours=23),
                          "the clock to move a day")
         # Every renewal failed (with the default rate of 0 none would): the board's sync reports them.

@@ -25,6 +25,7 @@ from clarity_tui.seeding.demo import seed_demo
 from db.models import Membership
 from db.models_billing import BillingSync as SyncRow
 from db.models_billing import MembershipPayment, PaymentKind
+from tests.helpers.billing import make_member
 from tests.helpers.pg import admin_execute, pg_conninfo
 
 pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
@@ -104,3 +105,21 @@ def test_one_advance_past_the_event_window_ends_as_two_advances_within_it(settin
     seen = seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC)
     assert abs(seen - at_once["gateway_now"]) < dt.timedelta(minutes=5)
     assert seen - dt.datetime.now(dt.UTC) > dt.timedelta(days=30)
+
+
+def test_a_renewal_whose_events_are_gone_is_recorded_from_the_invoices(db, gw, settings: Settings) -> None:  # noqa: ANN001
+    """32 days in one advance: the first renewal (an hour in) is neither the latest invoice nor in the 30 days
+    of events the gateway keeps; the sync that falls back reads it from the subscription's invoices made
+    since its last successful pass. Before: only the latest invoice was read, and one renewal was lost."""
+    member = make_member(db, gw, first_billing=gw.clock_now() + dt.timedelta(hours=1))
+    _sync(db, gw, settings)
+    gw.advance_clock(32, failure_rate=0.0)
+    report = _sync(db, gw, settings)
+    assert report.fallback == OUTGROWN
+    with db.read() as s:
+        renewals = s.exec(select(MembershipPayment.invoice_id).where(
+            MembershipPayment.membership_id == member.membership_id,
+            MembershipPayment.kind == PaymentKind.RENEWAL)).all()
+    invoices = gw.invoices_since(member.subscription_id, dt.datetime.now(dt.UTC))
+    assert len(invoices) == 2 and {i.status for i in invoices} == {"paid"}  # a month is at most 31 days
+    assert sorted(renewals) == sorted(i.invoice_id for i in invoices)

@@ -28,11 +28,12 @@ class Member:
     card: str
 
 
-def make_member(db: Database, gw: SimulatedGateway, *, first_billing: dt.date, outcome: str = "ok",
+def make_member(db: Database, gw: SimulatedGateway, *, first_billing: dt.date | dt.datetime, outcome: str = "ok",
                 price_cents: int = 1999, tax_rate_ids: tuple[str, ...] = ()) -> Member:
-    """A customer, a car, a saved card and a subscription billing first on `first_billing` (a sale's
-    first period already paid), as the sale leaves them."""
+    """A customer, a car, a saved card and a subscription billing first on `first_billing` (a date bills at
+    noon UTC; a datetime at that moment), a sale's first period already paid, as the sale leaves them."""
     n = next(_numbers)
+    billing_day = first_billing.date() if isinstance(first_billing, dt.datetime) else first_billing
     with db.write() as s:
         plan = s.exec(select(Plan).where(Plan.code == "LIFE")).first()
         if plan is None:
@@ -64,8 +65,8 @@ def make_member(db: Database, gw: SimulatedGateway, *, first_billing: dt.date, o
         s.add(PaymentMethod(customer_id=customer_id, gateway="simulated", gateway_token=card.payment_method_id,
                             brand="visa", last4="4242", exp_month=12, exp_year=2030, is_default=True))
         m = Membership(customer_id=customer_id, plan_id=plan_id, status=MembershipStatus.ACTIVE,
-                       started_on=first_billing - dt.timedelta(days=30), next_billing_on=first_billing,
-                       paid_through=first_billing, gateway_subscription_id=sub.subscription_id)
+                       started_on=billing_day - dt.timedelta(days=30), next_billing_on=billing_day,
+                       paid_through=billing_day, gateway_subscription_id=sub.subscription_id)
         s.add(m)
         s.flush()
         assert m.id is not None

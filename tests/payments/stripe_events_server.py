@@ -17,7 +17,7 @@ calls of StripeGateway ask, from the recorded JSON, the way Stripe documents it,
 - `GET /v1/{subscriptions,invoices,charges,disputes,payment_methods}/<id>` from `objects/<id>.json`, with
   `expand[]` (dotted paths, `data.` for lists; a charge's `refunds` list built from the refund objects, as
   it is not in the charge unless expanded); 404 resource_missing for an unknown id.
-- `GET /v1/invoices?subscription=&status=` (newest first).
+- `GET /v1/invoices?subscription=&status=&created[gte]=&starting_after=` (newest first).
 - `POST /v1/billing_portal/sessions` (`portal_configured=False` answers Stripe's 400 "You can't create a
   portal session in test mode until you save your customer portal settings ..."), `POST
   /v1/checkout/sessions` (setup mode), `GET/POST /v1/tax_rates`.
@@ -238,8 +238,12 @@ class StripeEventsServer:
         data = [copy.deepcopy(o) for o in self.objects.values() if o.get("object") == "invoice"
                 and (not p.get("subscription") or o.get("subscription") == p["subscription"])
                 and (not p.get("status") or o.get("status") == p["status"])
-                and (not p.get("customer") or o.get("customer") == p["customer"])]
-        data.sort(key=lambda o: o["created"], reverse=True)
+                and (not p.get("customer") or o.get("customer") == p["customer"])
+                and ("created[gte]" not in p or o["created"] >= int(p["created[gte]"]))]
+        data.sort(key=lambda o: (o["created"], o["id"]), reverse=True)
+        if p.get("starting_after"):  # the next page: the objects after that one, newest first
+            ids = [o["id"] for o in data]
+            data = data[ids.index(p["starting_after"]) + 1:]
         limit = int(p.get("limit", "10"))
         result = {"object": "list", "url": "/v1/invoices", "has_more": len(data) > limit, "data": data[:limit]}
         for path in req.values("expand"):

@@ -298,6 +298,24 @@ def test_open_invoices(gateway: StripeGateway, stripe_events: StripeEventsServer
     assert call.values("expand") == ["data.payment_intent", "data.charge"]
 
 
+def test_invoices_since_filters_by_created_and_pages_oldest_first(gateway: StripeGateway,
+                                                                  stripe_events: StripeEventsServer,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a sync whose events may be gone reads: the subscription's invoices created since a time."""
+    prior, renew = "in_1QcLarityPrior001", "in_1QcLarityRenew001"
+    assert [i.invoice_id for i in gateway.invoices_since(SUB_MAIN, utc("2026-10-01 00:00:00"))] == [prior, renew]
+    assert [i.invoice_id for i in gateway.invoices_since(SUB_MAIN, utc("2026-11-01 00:00:00"))] == [renew]
+    call = stripe_events.calls("GET", "/v1/invoices")[-1]
+    assert call.params["subscription"] == SUB_MAIN
+    assert call.params["created[gte]"] == str(int(utc("2026-11-01 00:00:00").timestamp()))
+    # One invoice a page: the second page starts after the first page's last (newest first) invoice.
+    monkeypatch.setattr("clarity_tui.payments.stripe_lifecycle.MAX_PAGE", 1)
+    before = len(stripe_events.calls("GET", "/v1/invoices"))
+    assert [i.invoice_id for i in gateway.invoices_since(SUB_MAIN, utc("2026-10-01 00:00:00"))] == [prior, renew]
+    pages = stripe_events.calls("GET", "/v1/invoices")[before:]
+    assert [p.params.get("starting_after") for p in pages] == [None, renew]
+
+
 def test_retrieve_refunded_charge(gateway: StripeGateway, stripe_events: StripeEventsServer) -> None:
     assert gateway.retrieve_charge("ch_3QcLarityRenew001") == ChargeState(
         charge_id="ch_3QcLarityRenew001", payment_id="pi_3QcLarityRenew001", customer_id=CUS,
