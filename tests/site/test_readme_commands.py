@@ -11,7 +11,8 @@ Nothing is skipped silently: a README command that is in none of these fails the
 
 `./dev` runs the repository's own script (without its first-use install step, which the test run has done);
 `clarity-tui` runs with CLARITY_SIMULATE=1, as the README's Command line section says an installed copy
-reads the demo's database. The demo site is seeded first, by the README's example `./dev simulate --headless`,
+reads the demo's database. The seed and one command of each form run as typed, in a shell and a fresh
+interpreter; the rest run the same command line in a forked child (AS_TYPED below says why). The demo site is seeded first, by the README's example `./dev simulate --headless`,
 which seeds the database `./dev demo` opens (checked: both resolve to the same file); then the others run in
 README order.
 """
@@ -24,6 +25,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import forked
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -127,6 +130,39 @@ def test_the_readme_names_every_command_it_does_not_run() -> None:
             f"no README example runs {usage!r}: add one, or list it in USAGE_NOT_RUN with the reason"
 
 
+# Run as typed (a shell, the repository's ./dev, a fresh interpreter): the seed, and one of each of the two
+# forms. The others run the same command line in a child forked from a warm interpreter
+# (tests/helpers/forked.py): what ./dev would run, by the dispatch that `test_dev_dispatches_as_the_test_runs_it`
+# reads from the script, without paying a fresh interpreter's imports 30 times.
+AS_TYPED = ("./dev simulate --headless --duration 5", "./dev doctor", "clarity-tui doctor")
+
+
+def forked_form(command: str) -> tuple[dict[str, str], list[str], str | None]:
+    """(environment settings, clarity-tui's arguments, the file a `> file` redirects stdout to) of a command:
+    `./dev X ...` is `CLARITY_SIMULATE=${CLARITY_SIMULATE:-1} clarity-tui X ...` (the script's dispatch);
+    a bare `clarity-tui ...` runs with CLARITY_SIMULATE=1, as the README's Command line section says."""
+    redirect = re.search(r"\s>\s*(\S+)\s*$", command)
+    line = command[:redirect.start()] if redirect else command
+    match = COMMAND.match(line)
+    assert match is not None, command
+    settings = dict(pair.split("=", 1) for pair in shlex.split(match.group(1) or ""))
+    settings.setdefault("CLARITY_SIMULATE", "1")
+    return settings, shlex.split(match.group(3) or ""), redirect.group(1) if redirect else None
+
+
+def test_dev_dispatches_as_the_test_runs_it() -> None:
+    """The mapping `forked_form` assumes is the one in ./dev: every command but demo/test/bench/lint is
+    clarity-tui with that command, on the demo's database unless CLARITY_SIMULATE says otherwise."""
+    script = (REPO / "dev").read_text(encoding="utf-8")
+    assert 'export CLARITY_SIMULATE="${CLARITY_SIMULATE:-1}"' in script
+    assert re.search(r'^\s*\*\)\s+exec "\$VENV/bin/clarity-tui" "\$cmd" "\$@" ;;$', script, re.M)
+    assert re.search(r'^\s*exec "\$VENV/bin/clarity-tui" demo "\$@"', script, re.M)  # ./dev demo seed ...
+    assert forked_form("CLARITY_X=1 ./dev --simulate payments status --json > out.json") == (
+        {"CLARITY_X": "1", "CLARITY_SIMULATE": "1"}, ["--simulate", "payments", "status", "--json"], "out.json")
+    assert forked_form('clarity-tui legacy find "TVP 3O58"') == (
+        {"CLARITY_SIMULATE": "1"}, ["legacy", "find", "TVP 3O58"], None)
+
+
 def test_every_readme_command_works_after_the_demo(tmp_path: Path) -> None:
     from clarity_tui.bootconfig import resolve_boot_config
 
@@ -134,15 +170,25 @@ def test_every_readme_command_works_after_the_demo(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("CLARITY_SIMULATE", None)
     commands = [c for c in readme_commands() if not is_usage(c) and c not in EXCLUDED]
-    seed = next(c for c in commands if c.startswith("./dev simulate --headless"))  # the README's demo without a screen
+    assert set(AS_TYPED) <= set(commands)
+    seed = AS_TYPED[0]  # the README's demo without a screen
     commands = [seed, *(c for c in commands if c != seed)]  # seeded first, then README order
     ran: dict[str, str] = {}  # command -> its output
     for command in commands:
-        shell = command if command.startswith(("./dev", "CLARITY_")) else f"CLARITY_SIMULATE=1 {command}"
-        # A shell and a fresh interpreter each (not tests/helpers/forked.py): the commands as a person types them.
-        result = subprocess.run(["bash", "-c", shell], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        redirected = re.search(r">\s*(\S+)\s*$", command)
-        output = result.stdout.strip() or (redirected and (tmp_path / redirected.group(1)).read_text().strip())
+        if command in AS_TYPED:
+            shell = command if command.startswith(("./dev", "CLARITY_")) else f"CLARITY_SIMULATE=1 {command}"
+            result = subprocess.run(["bash", "-c", shell], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                    timeout=300)
+            redirected = re.search(r">\s*(\S+)\s*$", command)
+            target = redirected.group(1) if redirected else None
+        else:
+            settings, args, target = forked_form(command)
+            result = forked.run(["-m", "clarity_tui", *args], cwd=tmp_path, env={**env, **settings},
+                                capture_output=True, text=True, timeout=300)
+            if target:
+                (tmp_path / target).write_text(result.stdout)
+                result.stdout = ""
+        output = result.stdout.strip() or (target and (tmp_path / target).read_text().strip())
         assert result.returncode == 0, f"{command!r} exited {result.returncode}: {result.stdout[-800:]}{result.stderr[-800:]}"
         assert output, f"{command!r} printed nothing: {result.stderr[-500:]}"
         assert "Traceback" not in result.stderr, command
