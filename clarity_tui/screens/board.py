@@ -25,6 +25,7 @@ from clarity_tui.widgets.lane_column import LaneColumn
 from clarity_tui.widgets.status_bar import StatusBar
 from clarity_tui.widgets.header import ClarityHeader
 from clarity_tui.wiring import services_of
+from clarity_tui.widgets.text import show_text
 
 if TYPE_CHECKING:
     from textual import getters
@@ -136,7 +137,7 @@ class BoardScreen(Screen[None]):
 
     def _show_banner(self, text: str | None) -> None:
         banner = self.query_one("#billing-banner", Static)
-        banner.update(text or "")
+        show_text(banner, text or "")
         banner.display = bool(text)
 
     def action_refresh_board(self) -> None:

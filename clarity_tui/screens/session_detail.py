@@ -21,6 +21,7 @@ from clarity_tui.services.permissions import Permission, PermissionDenied, allow
 from clarity_tui.services.sessions import SessionDetail, SessionGone, SessionService
 from clarity_tui.widgets.header import ClarityHeader
 from clarity_tui.wiring import services_of
+from clarity_tui.widgets.text import show_text
 from db.models import SessionStatus
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             widget = self.query_one("#session-benefits", Static)
         except NoMatches:
             return  # the screen closed while its worker ran (a fast F3 or Esc)
-        widget.update(f"Extra benefits: {line}" if line else "")
+        show_text(widget, f"Extra benefits: {line}" if line else "")
         widget.display = bool(line)
 
     def _show_notice(self, line: str) -> None:
@@ -130,7 +131,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             notice = self.query_one("#session-notice", Static)
         except NoMatches:
             return  # the screen closed while its worker ran (a fast F3 or Esc)
-        notice.update(line)
+        show_text(notice, line)
         notice.set_class(bool(line), "-shown")
 
     @work(thread=True, group="session-hold", exit_on_error=False)
@@ -157,7 +158,8 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
         me = self.app.holder_label
         if b.held_by and b.held_by != me:
             held = f"\n[b]Open on {b.held_by}[/b]"
-        self.query_one("#vehicle", Static).update(
+        show_text(
+            self.query_one("#vehicle", Static),
             f"[b]{b.plate}[/b] {d.plate_region}{confidence}\n{b.vehicle_line}\nLane: {d.lane_name}   Status: {b.status}{held}"
         )
         lines = [f"Status: [b]{b.badge_label}[/b]"]
@@ -173,7 +175,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             lines.append(f"Legacy match: {d.legacy_name} · {d.legacy_plan} · next bill {nb}")
         if not d.customer_id and not d.legacy_member_id:
             lines.append("No customer on file for this plate.")
-        self.query_one("#customer", Static).update("\n".join(lines))
+        show_text(self.query_one("#customer", Static), "\n".join(lines))
         for button, why in ((b, self._refused(b)) for b in self.NEEDS):
             widget = self.query_one(f"#{button}", Button)
             widget.disabled, widget.tooltip = why is not None, why

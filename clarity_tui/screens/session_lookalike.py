@@ -19,6 +19,7 @@ from textual.widgets import Button, Static
 from clarity_tui.services.plate_lookalikes import LookAlike, session_lookalikes
 from clarity_tui.widgets.lookalike_sale import LookalikeSaleScreen, correct_plate
 from clarity_tui.wiring import services_of
+from clarity_tui.widgets.text import show_text
 
 __all__ = ["LOOKALIKE_CSS", "LookalikeSaleScreen", "SessionLookalike"]
 
@@ -70,7 +71,7 @@ class SessionLookalike(Screen[None]):
         lines = [f"Looks like {a.label}" for a in found]
         if lines:
             lines[0] += "   F5 corrects the plate"
-        self.query_one("#lookalike-text", Static).update("\n".join(lines))
+        show_text(self.query_one("#lookalike-text", Static), "\n".join(lines))
         self.refresh_bindings()
 
     def lookalike_allows(self, action: str) -> bool | None:

@@ -22,6 +22,7 @@ from clarity_tui.error_text import error_text
 from clarity_tui.services.membership_payments import LaneCardResult, MembershipPayments, PastDue
 from clarity_tui.services.plan_pricing import money
 from clarity_tui.wiring import services_of
+from clarity_tui.widgets.text import show_text
 
 if TYPE_CHECKING:
     from textual import getters
@@ -87,7 +88,7 @@ class SessionRecovery(Screen[None]):
             lines.append(f"Failed: {past_due.reason}" if past_due.reason else "Failed: the reason is not known yet.")
         if self.lane_result is not None:
             lines.append(f"Card update: {self.lane_result.message}")
-        self.query_one("#recovery-info", Static).update("\n".join(lines))
+        show_text(self.query_one("#recovery-info", Static), "\n".join(lines))
         self.refresh_bindings()
 
     def recovery_allows(self, action: str) -> bool | None:

@@ -13,6 +13,7 @@ from textual.widgets import Label
 from clarity_tui.messages import OpenSession
 from clarity_tui.services.board_view import Badge, BubbleView
 from clarity_tui.widgets.timefmt import wait_label
+from clarity_tui.widgets.text import show_text
 
 if TYPE_CHECKING:
     from textual import getters
@@ -76,22 +77,22 @@ class SessionBubble(Vertical, can_focus=True):
             self.set_class(v.badge == badge, f"-{badge}")
         label = v.badge_label + (" ⟳SYNC" if v.pending_sync else "")
         self.border_title = label
-        self._plate.update(v.plate + ("?" if v.confidence < 0.8 else ""))
-        self._vehicle.update(v.vehicle_line)
+        show_text(self._plate, v.plate + ("?" if v.confidence < 0.8 else ""))
+        show_text(self._vehicle, v.vehicle_line)
         who = v.customer_name or ("Legacy match" if v.badge == Badge.LEGACY else "Walk-up")
         if v.lookalike and not v.customer_name:
             who = "≈ member?"  # a misread of a member's plate, most likely: the session screen says whose
         self.set_class(v.lookalike and not v.customer_name, "-lookalike")
         if v.plan_name:
             who = f"{who} · {v.plan_name.split()[0]}"
-        self._who.update(who)
+        show_text(self._who, who)
         self.tick()
 
     def tick(self, now: dt.datetime | None = None) -> None:
         now = now or self.app.now()
         held = f" · {self.view.held_by}" if self.view.held_by else ""
         # Plain words: clock glyphs are missing from many terminal fonts.
-        self._wait.update(f"Wait {wait_label(self.view.arrived_at, now)}{held}")
+        show_text(self._wait, f"Wait {wait_label(self.view.arrived_at, now)}{held}")
         self._wait.set_class(bool(self.view.held_by), "held")
 
     def on_click(self, event: Click) -> None:

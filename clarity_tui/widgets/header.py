@@ -13,6 +13,7 @@ from textual.dom import NoScreen
 from textual.events import Mount
 from textual.widgets import Header
 from textual.widgets._header import HeaderTitle
+from clarity_tui.widgets.text import show_text
 
 
 class ClarityHeader(Header):
@@ -21,7 +22,7 @@ class ClarityHeader(Header):
 
         async def set_title() -> None:
             try:
-                self.query_one(HeaderTitle).update(self.format_title())
+                show_text(self.query_one(HeaderTitle), self.format_title())
             except (NoScreen, NoMatches):
                 pass  # not composed yet (compose sets it) or already gone: nothing to show
 

@@ -8,6 +8,7 @@ from textual.widgets import Label
 
 from clarity_tui.services.board_view import LaneView
 from clarity_tui.widgets.bubble import SessionBubble
+from clarity_tui.widgets.text import show_text
 
 
 class LaneColumn(Vertical):
@@ -48,7 +49,7 @@ class LaneColumn(Vertical):
         """Make the bubbles match `lane`: update in place, mount new ones, remove gone ones."""
         self.lane = lane
         count = len(lane.bubbles)
-        self._title.update(f"{lane.name} ({count})" if count else lane.name)
+        show_text(self._title, f"{lane.name} ({count})" if count else lane.name)
         existing = {b.session_id: b for b in self.bubbles}
         wanted = [v.session_id for v in lane.bubbles]
         for session_id, bubble in existing.items():
