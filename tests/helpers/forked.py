@@ -40,6 +40,7 @@ PRELOAD = [
     "clarity_tui.config", "clarity_tui.cli",
     "clarity_tui.services.billing", "clarity_tui.services.membership_actions", "clarity_tui.services.plan_changes",
     "clarity_tui.services.sessions", "clarity_tui.payments.simulated", "clarity_tui.payments.stripe_gateway",
+    "clarity_tui.services.billing_sync",
 ]
 
 _context: Any = None
