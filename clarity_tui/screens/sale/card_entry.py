@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Static
+from textual.worker import Worker
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services.hosted_card import HostedCardService, HostedCardStatus
@@ -33,6 +34,7 @@ class HostedCardScreen(ModalScreen[OrderView | None]):
         self.service = service
         self._busy = False
         self._poll: Timer | None = None
+        self._checking: Worker[None] | None = None
 
     def _hosted(self) -> HostedCardService:
         services = services_of(self)
@@ -88,7 +90,12 @@ class HostedCardScreen(ModalScreen[OrderView | None]):
         self._busy = False
         interval = float(services_of(self).settings.messaging.poll_interval_seconds)
         if self._poll is None:
-            self._poll = self.set_interval(interval, self._check)
+            self._poll = self.set_interval(interval, self._poll_once)
+
+    def _poll_once(self) -> None:
+        # One check at a time: on a slow network the next tick waits for the answer instead of piling up calls.
+        if self._checking is None or self._checking.is_finished:
+            self._checking = self._check()
 
     @work(thread=True, exclusive=True, group="hosted-card-poll", exit_on_error=False)
     def _check(self) -> None:
