@@ -264,9 +264,11 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         log.info("start-up to ready: %.3f s", time.perf_counter() - self._started)
 
     async def on_unmount(self) -> None:
-        self.operator_session.end_now("exit")
-        self._stop_billing()
-        await self._stop_live()
+        try:
+            self.operator_session.end_now("exit")
+            self._stop_billing()
+        finally:
+            await self._stop_live()  # whatever failed above: the change feed's thread must end with the app
 
     async def on_event(self, event: Any) -> None:
         from textual import events

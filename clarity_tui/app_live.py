@@ -71,7 +71,9 @@ class LiveMixin(_AppBase):
         """Post DatabaseChanged whenever another connection commits; reopen the feed when it drops."""
         feed = self._feed
         assert feed is not None  # opened by _start_live
-        while not feed.closed:
+        # Also ends once the app has stopped running, whatever closed or did not close the feed: a thread
+        # left waiting here holds the process open at exit (asyncio joins its executor's threads).
+        while not feed.closed and self.is_running:
             try:
                 changed = feed.wait(FEED_WAIT_SECONDS)
             except Exception as exc:  # noqa: BLE001 - a dropped DB connection must not kill the app
@@ -86,6 +88,8 @@ class LiveMixin(_AppBase):
                 changed = True
             if changed:
                 self.post_message(DatabaseChanged())
+        if not self.is_running:
+            feed.close()  # this thread's own feed (it may have reopened it after the exit closed the old one)
 
     def on_database_changed(self, _: DatabaseChanged) -> None:
         self.db_changed.publish(None)

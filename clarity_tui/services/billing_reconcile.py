@@ -26,6 +26,7 @@ from clarity_tui.payments.lifecycle import (
     DisputeState,
     InvoiceState,
     SubscriptionState,
+    UnknownObject,
 )
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
@@ -122,6 +123,24 @@ def unsettled_invoice_ids(s: Session, membership_id: int) -> list[str]:
         col(MembershipPayment.kind).in_((PaymentKind.RENEWAL, PaymentKind.RECOVERED)),
         col(MembershipPayment.invoice_id).in_(failed))).all()) if failed else set()
     return sorted(i for i in failed - paid if i)
+
+
+def invoices_to_record(gateway: Any, db: Any, membership_id: int, sub: SubscriptionState,
+                       since: dt.datetime | None) -> list[InvoiceState]:
+    """When the events may be gone, the payment rows come from the invoices themselves: those made since the
+    last successful pass (`since`, by the gateway's clock), those last seen unpaid (a retry may have paid
+    them since), and the latest. Oldest first."""
+    found = {inv.invoice_id: inv for inv in (gateway.invoices_since(sub.subscription_id, since) if since else [])}
+    with db.read() as s:
+        wanted = [*unsettled_invoice_ids(s, membership_id), sub.latest_invoice_id]
+    for invoice_id in wanted:
+        if invoice_id and invoice_id not in found:
+            try:
+                found[invoice_id] = gateway.retrieve_invoice(invoice_id)
+            except UnknownObject:  # a deleted draft: no payment rows, the subscription still counts
+                pass
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(found.values(), key=lambda inv: (inv.created or epoch, inv.invoice_id))
 
 
 def record_invoice(s: Session, inv: InvoiceState, m: Membership | None, *, failure_reported: bool,

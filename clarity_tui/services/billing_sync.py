@@ -58,13 +58,12 @@ from clarity_tui.payments.lifecycle import (
     HANDLED_EVENT_TYPES,
     CursorExpired,
     GatewayEvent,
-    InvoiceState,
-    SubscriptionState,
     UnknownObject,
 )
 from clarity_tui.services import audit
 from clarity_tui.services.billing_reconcile import (
     SYNC_ACTOR,
+    invoices_to_record,
     membership_for_subscription,
     order_for_payment,
     reconcile_card,
@@ -72,7 +71,6 @@ from clarity_tui.services.billing_reconcile import (
     record_dispute,
     record_invoice,
     record_refunds,
-    unsettled_invoice_ids,
 )
 from clarity_tui.services.membership_rules import CURRENT_STATUSES
 from clarity_tui.services.outbox import owner_alive
@@ -393,7 +391,7 @@ class BillingSync:
                 except UnknownObject:
                     log.warning("membership %s: the gateway has no subscription %s", membership_id, subscription_id)
                     break
-                invoices = self._invoices_to_record(membership_id, sub, since)
+                invoices = invoices_to_record(self.gateway, self.db, membership_id, sub, since)
                 try:
                     with self.db.write() as s:
                         m = self._locked_current(s, s.get(Membership, membership_id), seen)
@@ -407,23 +405,6 @@ class BillingSync:
                     continue
                 break
         return done
-
-    def _invoices_to_record(self, membership_id: int, sub: SubscriptionState,
-                            since: dt.datetime | None) -> list[InvoiceState]:
-        """The events may be gone, so the payment rows come from the invoices themselves: those made since
-        the last successful pass, those last seen unpaid (a retry may have paid them since), and the latest."""
-        found = {inv.invoice_id: inv for inv in
-                 (self.gateway.invoices_since(sub.subscription_id, since) if since is not None else [])}
-        with self.db.read() as s:
-            wanted = [*unsettled_invoice_ids(s, membership_id), sub.latest_invoice_id]
-        for invoice_id in wanted:
-            if invoice_id and invoice_id not in found:
-                try:
-                    found[invoice_id] = self.gateway.retrieve_invoice(invoice_id)
-                except UnknownObject:  # a deleted draft: no payment rows, the subscription still counts
-                    pass
-        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        return sorted(found.values(), key=lambda inv: (inv.created or epoch, inv.invoice_id))
 
     def gateway_now(self) -> dt.datetime:
         """The billing engine's time: the simulated gateway's clock when it has been advanced."""
