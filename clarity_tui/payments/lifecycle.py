@@ -11,7 +11,7 @@ Both gateways speak Stripe's shapes: the simulated one emits its events as Strip
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -105,6 +105,12 @@ class InvoiceState:
     created: dt.datetime | None = None
     paid_at: dt.datetime | None = None
     hosted_invoice_url: str | None = None
+
+
+def oldest_first(invoices: Iterable[InvoiceState]) -> list[InvoiceState]:
+    """Invoices by creation time (unknown first), then id: the order their payments happened in."""
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(invoices, key=lambda inv: (inv.created or epoch, inv.invoice_id))
 
 
 @dataclass(frozen=True)

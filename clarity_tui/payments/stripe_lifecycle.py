@@ -39,6 +39,7 @@ from clarity_tui.payments.lifecycle import (
     UnknownObject,
     epoch_to_utc,
     event_from_json,
+    oldest_first,
 )
 from clarity_tui.payments.stripe_errors import map_stripe_error
 
@@ -234,9 +235,7 @@ class StripeLifecycle:
     def open_invoices(self, subscription_id: str) -> list[InvoiceState]:
         page = self._request(self.v1.invoices.list, subscription=subscription_id, status="open", limit=MAX_PAGE,
                              expand=[f"data.{f}" for f in INVOICE_EXPAND])
-        states = [self._invoice_state(inv) for inv in page.get("data") or []]
-        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        return sorted(states, key=lambda s: (s.created or epoch, s.invoice_id))
+        return oldest_first(self._invoice_state(inv) for inv in page.get("data") or [])
 
     def invoices_since(self, subscription_id: str, since: dt.datetime) -> list[InvoiceState]:
         # Invoices list newest first; `created[gte]` bounds it, `starting_after` pages on
@@ -251,8 +250,7 @@ class StripeLifecycle:
             if not data or not page.get("has_more"):
                 break
             params["starting_after"] = str(data[-1]["id"])
-        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        return sorted(states, key=lambda s: (s.created or epoch, s.invoice_id))
+        return oldest_first(states)
 
     @staticmethod
     def _subscription_line(inv: dict[str, Any]) -> dict[str, Any] | None:

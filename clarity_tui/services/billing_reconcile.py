@@ -27,6 +27,7 @@ from clarity_tui.payments.lifecycle import (
     InvoiceState,
     SubscriptionState,
     UnknownObject,
+    oldest_first,
 )
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
@@ -139,8 +140,7 @@ def invoices_to_record(gateway: Any, db: Any, membership_id: int, sub: Subscript
                 found[invoice_id] = gateway.retrieve_invoice(invoice_id)
             except UnknownObject:  # a deleted draft: no payment rows, the subscription still counts
                 pass
-    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return sorted(found.values(), key=lambda inv: (inv.created or epoch, inv.invoice_id))
+    return oldest_first(found.values())
 
 
 def record_invoice(s: Session, inv: InvoiceState, m: Membership | None, *, failure_reported: bool,
