@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 # Worker groups that are a step transition: keys typed after the key that started one wait for it.
 GATING_GROUPS: frozenset[str] = frozenset({
     "sale-flow", "migration-flow",  # the step flows: their service calls between two step screens
-    "session-load", "record-load", "family-load",  # a screen filling itself in
+    "session-load", "record-load", "record-prompts", "family-load",  # a screen filling itself in
     "customer-quick", "migration-contact", "checkout", "payment", "terms", "family-change",  # validate, then the next step
     "record-save", "form-save",  # a form saving (Esc after F2 closes what was saved, not what is saving)
     "record-fill",  # a picked customer's number filling the Related dialog (F2 after it saves that number)

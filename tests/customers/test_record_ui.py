@@ -116,6 +116,35 @@ async def test_stale_save_is_refused_and_the_form_is_kept(settings, demo_db) -> 
         assert screen.query_one("#in-city", Input).value == "Mine"
 
 
+async def test_a_change_feed_reload_does_not_swallow_the_refill_after_a_save(settings, demo_db) -> None:  # noqa: ANN001
+    """A save asks for the form to be re-filled; the change feed's own reload of the same commit can arrive
+    before that read starts. The refill must still happen, or the form keeps the old version and the next
+    save is refused as "changed on another terminal" (CI15)."""
+    app = make_app(settings, demo_db, actor=ATTENDANT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_record(pilot, 1)
+        svc = CustomerService(demo_db)
+        rec = svc.record(1)
+        from clarity_tui.services.customers import ContactForm
+
+        form = ContactForm.of(rec.customer)
+        form.city = "Elsewhere"
+        saved = svc.update_contact(MANAGER, 1, rec.customer.version, form)
+        # The save's refill, then the feed's reload, in the same tick (as under load).
+        screen.load(refill=True)
+        screen.load(refill=False)
+        await wait_until(pilot, lambda: screen.record is not None and screen.record.customer.version == saved.version
+                         and not any(w.group == "record-load" and w.is_running for w in app.workers), "reloaded")
+        await pilot.pause()
+        assert screen.form_version == saved.version
+        assert screen.query_one("#in-city", Input).value == "Elsewhere"
+        # So the next save is the attendant's, not refused as stale.
+        screen.query_one("#in-city", Input).value = "Round Rock"
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: screen.record.customer.city == "Round Rock", "saved")
+        assert "another terminal" not in str(screen.query_one("#general-error", Static).render())
+
+
 async def test_technician_is_refused_through_the_ui(settings, demo_db) -> None:  # noqa: ANN001
     app = make_app(settings, demo_db, actor=TECHNICIAN)
     async with app.run_test(size=(80, 24)) as pilot:

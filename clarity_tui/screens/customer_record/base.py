@@ -49,6 +49,7 @@ class RecordScreenBase(Screen[None]):
         self._filled: ContactForm | None = None  # what the General tab shows as saved
         self._leave_after_save = False
         self._notices_shown = False
+        self._refill_wanted = False  # a refill asked for and not yet done (see `load`)
 
     # --- the app's parts ------------------------------------------------------------------------
 
@@ -66,15 +67,26 @@ class RecordScreenBase(Screen[None]):
 
     # --- loading --------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="record-load", exit_on_error=False)
     def load(self, refill: bool = False) -> None:
+        """Read the record again; `refill` also puts it in the General tab's form (after a save or F3).
+        The wish outlives the read it started: a later reload (the change feed's, of the same commit)
+        replaces a read that has not begun, and must still refill, or the form keeps a stale version."""
+        self._refill_wanted = self._refill_wanted or refill
+        self._read_record()
+
+    @work(thread=True, exclusive=True, group="record-load", exit_on_error=False)
+    def _read_record(self) -> None:
         assert self.customer_id is not None
         try:
             record = self.service().record(self.customer_id)
         except NotFound as exc:
             self.app.call_from_thread(self._gone, str(exc))
             return
-        self.app.call_from_thread(self._apply, record, refill)
+        self.app.call_from_thread(self._show_read, record)
+
+    def _show_read(self, record: CustomerRecord) -> None:
+        refill, self._refill_wanted = self._refill_wanted, False
+        self._apply(record, refill)
 
     def _gone(self, message: str) -> None:
         self.notify(message, severity="error")

@@ -47,10 +47,14 @@ class GeneralTab(RecordScreenBase):
 
     # --- showing ---------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="record-load", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="record-prompts", exit_on_error=False)
     def load_prompts(self) -> None:
         prompts = self.service().prompts()
-        self.app.call_from_thread(self._build_prompts, prompts, {})
+        self.app.call_from_thread(self._show_blank_prompts, prompts)
+
+    def _show_blank_prompts(self, prompts: list[QuestionPrompt]) -> None:
+        if self.record is None:  # a save that came first has filled them with its answers
+            self._build_prompts(prompts, {})
 
     def _build_prompts(self, prompts: list[QuestionPrompt], answers: dict[str, Any]) -> None:
         grid = self.query_one("#prompt-grid", Grid)
