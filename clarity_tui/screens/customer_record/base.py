@@ -50,6 +50,7 @@ class RecordScreenBase(Screen[None]):
         self._leave_after_save = False
         self._notices_shown = False
         self._refill_wanted = False  # a refill asked for and not yet done (see `load`)
+        self._reads = 0  # reads of the record asked for: only the newest is shown
 
     # --- the app's parts ------------------------------------------------------------------------
 
@@ -69,22 +70,27 @@ class RecordScreenBase(Screen[None]):
 
     def load(self, refill: bool = False) -> None:
         """Read the record again; `refill` also puts it in the General tab's form (after a save or F3).
-        The wish outlives the read it started: a later reload (the change feed's, of the same commit)
-        replaces a read that has not begun, and must still refill, or the form keeps a stale version."""
+
+        Only the newest read is shown. A later reload (the change feed's, of the same commit) replaces a
+        read that has not begun, and the refill wish passes to it; a replaced read that had begun still
+        finishes in its thread, and may have read before the save, so what it read is dropped."""
         self._refill_wanted = self._refill_wanted or refill
-        self._read_record()
+        self._reads += 1
+        self._read_record(self._reads)
 
     @work(thread=True, exclusive=True, group="record-load", exit_on_error=False)
-    def _read_record(self) -> None:
+    def _read_record(self, read: int) -> None:
         assert self.customer_id is not None
         try:
             record = self.service().record(self.customer_id)
         except NotFound as exc:
             self.app.call_from_thread(self._gone, str(exc))
             return
-        self.app.call_from_thread(self._show_read, record)
+        self.app.call_from_thread(self._show_read, record, read)
 
-    def _show_read(self, record: CustomerRecord) -> None:
+    def _show_read(self, record: CustomerRecord, read: int) -> None:
+        if read != self._reads:
+            return  # replaced by a newer read, which shows the record
         refill, self._refill_wanted = self._refill_wanted, False
         self._apply(record, refill)
 
