@@ -30,7 +30,6 @@ pyproject.toml) starts them first and the run does not end waiting on one long t
 from __future__ import annotations
 
 import atexit
-import gc
 import os
 import queue
 import sqlite3
@@ -45,6 +44,8 @@ import pytest
 
 from clarity_tui.config import Settings, SiteConfig
 from db.engine import Database
+from tests.helpers.gc_tuning import collect_then_freeze
+from tests.helpers.gc_tuning import tune as tune_gc
 from tests.helpers.pg import PG_ADMIN_URL, admin_execute, pg_conninfo
 
 # Fixtures several test directories use (the demo site with cars in the lanes; a twin database).
@@ -99,21 +100,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 @pytest.hookimpl(trylast=True)  # after the plugins' own: its cleanup then runs before theirs (see below)
 def pytest_configure(config: pytest.Config) -> None:
-    # Python collects its youngest generation every 700 allocations; a Pilot test allocates millions of small
-    # objects (strips, segments, styles), and those collections were a fifth of the suite's CPU (measured on
-    # tests/test_board.py + tests/sale/test_flow_ui.py: user 45.6 s -> 37.0 s). Garbage is still collected,
-    # in larger batches; nothing a test checks depends on when.
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()  # tests/helpers/gc_tuning.py says why
     # At the end pytest's unraisable-exception plugin collects five times over (so that finalizers' errors are
     # reported); over a worker's whole heap that held the run's end 7 s. This cleanup runs before it: one full
     # collection (finalizers run, and their errors still reach the plugin), then what survived is frozen, so
     # the plugin's five passes only look at what those finalizers made.
-    config.add_cleanup(_collect_then_freeze)
-
-
-def _collect_then_freeze() -> None:
-    gc.collect()
-    gc.freeze()
+    config.add_cleanup(collect_then_freeze)
 
 
 # --- which database ------------------------------------------------------------------------------------
@@ -136,6 +128,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.config.getoption("--both-databases") or metafunc.definition.get_closest_marker("both_databases"):
         backends.append(pytest.param("postgres", id="postgres", marks=pytest.mark.postgres))
     metafunc.parametrize("db_url", backends, indirect=True)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The test modules and all they import are loaded now: freeze them, so that the collections the tests
+    # cause walk only what the tests make.
+    collect_then_freeze()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

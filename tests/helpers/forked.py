@@ -41,6 +41,7 @@ PRELOAD = [
     "clarity_tui.services.billing", "clarity_tui.services.membership_actions", "clarity_tui.services.plan_changes",
     "clarity_tui.services.sessions", "clarity_tui.payments.simulated", "clarity_tui.payments.stripe_gateway",
     "clarity_tui.services.billing_sync",
+    "tests.helpers.forkserver_warm",  # last: freezes what the others loaded
 ]
 
 _context: Any = None
