@@ -73,7 +73,9 @@ async def test_every_simulated_card_outcome_through_the_ui(settings: Settings, d
         for outcome, text in expected.items():
             await choose_outcome(pilot, screen, outcome)
             await pilot.press("c")
-            await wait_until(pilot, lambda: isinstance(app.screen, DeviceErrorScreen), f"error dialog for {outcome}")
+            # Shown once its message is composed (the screen is on the stack a moment before).
+            await wait_until(pilot, lambda: isinstance(app.screen, DeviceErrorScreen)
+                             and bool(app.screen.query("#device-error-message")), f"error dialog for {outcome}")
             shown = str(app.screen.query_one("#device-error-message", Static).render())
             assert text in shown, outcome
             await pilot.press("escape")
