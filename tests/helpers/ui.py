@@ -28,8 +28,16 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], bool], what: str, tim
     deadline = loop.time() + timeout
     while not predicate():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
+            raise AssertionError(f"timed out waiting for: {what}\n{app_state(pilot.app)}")
         await pilot.pause(0.05)
+
+
+def app_state(app: Any) -> str:
+    """What the app shows and does now: for the message of a test that timed out."""
+    screens = " > ".join(type(s).__name__ for s in app.screen_stack)
+    notes = [n.message for n in app._notifications]
+    workers = [f"{w.group}:{w.name}:{w.state.name}" for w in app.workers]
+    return f"screens: {screens}; focused: {app.focused!r}; notifications: {notes}; workers: {workers}"
 
 
 def bubble_ids(app: ClarityApp) -> list[int]:
