@@ -97,18 +97,22 @@ async def test_general_create_edit_validation_keeps_input_and_delete(settings, d
     assert CustomerService(demo_db).find_by_number(number) is None
 
 
+def save_city_elsewhere(db, customer_id: int):  # noqa: ANN001, ANN201
+    """Another terminal (a manager) saves the customer's city as "Elsewhere"; returns the saved customer."""
+    from clarity_tui.services.customers import ContactForm
+
+    svc = CustomerService(db)
+    rec = svc.record(customer_id)
+    form = ContactForm.of(rec.customer)
+    form.city = "Elsewhere"
+    return svc.update_contact(MANAGER, customer_id, rec.customer.version, form)
+
+
 async def test_stale_save_is_refused_and_the_form_is_kept(settings, demo_db) -> None:  # noqa: ANN001
     app = make_app(settings, demo_db, actor=ATTENDANT)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_record(pilot, 1)
-        # Another terminal saves first.
-        svc = CustomerService(demo_db)
-        rec = svc.record(1)
-        from clarity_tui.services.customers import ContactForm
-
-        form = ContactForm.of(rec.customer)
-        form.city = "Elsewhere"
-        svc.update_contact(MANAGER, 1, rec.customer.version, form)
+        save_city_elsewhere(demo_db, 1)  # another terminal saves first
         screen.query_one("#in-city", Input).value = "Mine"
         await pilot.press("f2")
         await wait_until(pilot, lambda: "another terminal" in str(screen.query_one("#general-error", Static).render()), "stale")
@@ -123,13 +127,7 @@ async def test_a_change_feed_reload_does_not_swallow_the_refill_after_a_save(set
     app = make_app(settings, demo_db, actor=ATTENDANT)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_record(pilot, 1)
-        svc = CustomerService(demo_db)
-        rec = svc.record(1)
-        from clarity_tui.services.customers import ContactForm
-
-        form = ContactForm.of(rec.customer)
-        form.city = "Elsewhere"
-        saved = svc.update_contact(MANAGER, 1, rec.customer.version, form)
+        saved = save_city_elsewhere(demo_db, 1)
         # The save's refill, then the feed's reload, in the same tick (as under load).
         screen.load(refill=True)
         screen.load(refill=False)
