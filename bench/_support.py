@@ -39,10 +39,11 @@ def child_env(workdir: Path, **extra: str) -> dict[str, str]:
 @dataclass
 class ChildRun:
     seconds: float
-    max_rss_kb: int
+    max_rss_kb: int  # wait4's ru_maxrss: on Linux it includes the parent's RSS at exec (see run_child)
     returncode: int
     stdout: str
     stderr: str
+    user_cpu: float = 0.0  # the child's user CPU seconds (wait4 rusage)
 
 
 def run_child(argv: Sequence[str], env: dict[str, str], timeout: float = 120.0) -> ChildRun:
@@ -68,7 +69,7 @@ def run_child(argv: Sequence[str], env: dict[str, str], timeout: float = 120.0) 
         out.seek(0)
         err.seek(0)
         return ChildRun(seconds, usage.ru_maxrss, proc.returncode, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"))
+                        err.read().decode(errors="replace"), usage.ru_utime)
 
 
 def _admin(admin_url: str, sql: str) -> None:

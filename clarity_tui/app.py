@@ -40,7 +40,13 @@ from clarity_tui.app_billing import BillingMixin
 from clarity_tui.app_live import LiveMixin
 from clarity_tui.boot import BoardBeforeBoot, Booted, BootFailed, boot, config_of
 from clarity_tui.crash_guard import CrashGuard
-from clarity_tui.db_stack import database_stack_loaded, import_database_stack
+from clarity_tui.db_stack import (
+    abandon_loading,
+    allow_loading,
+    database_stack_loaded,
+    hold_until_first_paint,
+    import_database_stack,
+)
 from clarity_tui.messages import (
     CreateFirstManager,
     OpenCustomer,
@@ -171,6 +177,7 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         # The first board is on screen: now load the rest.
         if not self._services_ready.is_set() and not self._boot_requested:
             self._boot_requested = True
+            allow_loading()
             self._run_boot()
 
     @work(thread=True, exclusive=True, group="boot", exit_on_error=False)
@@ -254,6 +261,9 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         if self.sixteen_colour_terminal():
             # Use the terminal's own 16 colours rather than approximating truecolor ones.
             self.theme = "ansi-dark"
+        if self.services is None:
+            # The PIN pad's workers load the database stack only once the first board is painted.
+            hold_until_first_paint()
         self._start_live()
         self.operator_session.on_mount()
         if self.services is not None:
@@ -264,6 +274,7 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         log.info("start-up to ready: %.3f s", time.perf_counter() - self._started)
 
     async def on_unmount(self) -> None:
+        abandon_loading()  # workers still waiting for the first paint give up
         try:
             self.operator_session.end_now("exit")
             self._stop_billing()

@@ -8,6 +8,11 @@ name 'AdaptedConnection' from partially initialized module 'sqlalchemy.engine'",
 `import_database_stack()` imports all of it under one lock. Every worker that touches the database
 before the boot is done calls it before its first database import; whoever comes second waits for
 the first to finish (a few hundred milliseconds, once) and then finds everything loaded.
+
+Nor does anyone import it before the first board is painted (issue 17): the PIN pad's loader, started
+with the pad, would otherwise load it alongside the first paint, which needs none of it. The app holds
+the stack back (`hold_until_first_paint`) until the board is up (`allow_loading`); an app that exits
+before that (`abandon_loading`) makes the waiting workers give up instead of loading it for nothing.
 """
 
 from __future__ import annotations
@@ -55,12 +60,43 @@ WORKER_MODULES = (
 _lock = threading.Lock()
 _loaded = threading.Event()
 _workers_loaded = threading.Event()
+HOLD_SECONDS = 60.0  # as long as a worker waits for the boot (app.BOOT_WAIT_SECONDS)
+_may_load = threading.Event()
+_may_load.set()  # tests and tools that inject a database never hold it back
+_abandoned = False
+
+
+class LoadingAbandoned(RuntimeError):
+    """The app exited before its first paint: the database stack was never needed."""
+
+
+def hold_until_first_paint() -> None:
+    """Workers that import the stack wait until `allow_loading` (the first board is painted)."""
+    global _abandoned
+    _abandoned = False
+    if not _loaded.is_set():
+        _may_load.clear()
+
+
+def allow_loading() -> None:
+    _may_load.set()
+
+
+def abandon_loading() -> None:
+    """The app is exiting: waiting workers raise LoadingAbandoned instead of importing."""
+    global _abandoned
+    if not _may_load.is_set():
+        _abandoned = True
+        _may_load.set()
 
 
 def import_database_stack() -> None:
     """Import the database stack (MODULES) once; concurrent callers wait for the first. Thread-safe."""
     if _loaded.is_set():
         return
+    _may_load.wait(HOLD_SECONDS)  # a board that never paints must not hold the workers for ever
+    if _abandoned:
+        raise LoadingAbandoned("the app exited before its first paint")
     with _lock:
         if _loaded.is_set():
             return
