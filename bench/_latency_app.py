@@ -16,10 +16,9 @@ def main(url: str, paints_path: str, stop_path: str) -> None:
     import clarity_tui.app
     from clarity_tui.app import ClarityApp
     from clarity_tui.config import load_settings
+    from clarity_tui.messages import DatabaseChanged
     from clarity_tui.screens.board import BoardScreen
     from clarity_tui.services.bootstrap import open_database
-
-    paints = open(paints_path, "a", buffering=1)
 
     class Recording(ClarityApp):
         CSS_PATH = os.path.join(os.path.dirname(clarity_tui.app.__file__), ClarityApp.CSS_PATH)
@@ -28,7 +27,7 @@ def main(url: str, paints_path: str, stop_path: str) -> None:
             super().on_mount()
             self.set_interval(0.1, self._maybe_stop)
 
-        def on_database_changed(self, message) -> None:  # noqa: ANN001
+        def on_database_changed(self, message: DatabaseChanged) -> None:
             # Diagnostic: when the change feed's wake-up reached the UI thread.
             paints.write(f"{time.time():.6f} changed\n")
             super().on_database_changed(message)
@@ -42,9 +41,9 @@ def main(url: str, paints_path: str, stop_path: str) -> None:
 
     settings = load_settings(database_url=url, terminal_id="bench-board")
     db = open_database(settings)
-    Recording(settings=settings, db=db).run(headless=True, size=(120, 40))
+    with open(paints_path, "a", buffering=1) as paints:
+        Recording(settings=settings, db=db).run(headless=True, size=(120, 40))
     db.dispose()
-    paints.close()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """One interface for "something changed in the database", whichever process wrote it.
 
 - SQLite: poll `PRAGMA data_version` on a dedicated connection. It changes
-  whenever another connection (any process) commits, and costs microseconds.
+  whenever another connection (any process) commits, and costs microseconds,
+  so it is polled every 10 ms: the poll's wait is most of a board's latency.
 - PostgreSQL: LISTEN clarity_changes; triggers from the migrations NOTIFY on
   every write to the tables the boards show.
 
@@ -19,6 +20,8 @@ import time
 from db.rawconnect import is_sqlite_url, pg_conninfo, sqlite_file
 
 CHANNEL = "clarity_changes"
+# SQLite's poll: a commit waits half of it on average before the board hears of it.
+POLL_INTERVAL = 0.01
 
 
 class ChangeFeed(abc.ABC):
@@ -38,7 +41,7 @@ class ChangeFeed(abc.ABC):
 
 
 class SQLiteChangeFeed(ChangeFeed):
-    def __init__(self, path: str, poll_interval: float = 0.05) -> None:
+    def __init__(self, path: str, poll_interval: float = POLL_INTERVAL) -> None:
         super().__init__()
         self.poll_interval = poll_interval
         # Its own raw connection: data_version only moves for *other* connections' commits.
@@ -93,8 +96,9 @@ class PostgresChangeFeed(ChangeFeed):
             for _ in self._conn.notifies(timeout=min(remaining, self.MAX_BLOCK), stop_after=1):
                 changed = True
         if changed and not self.closed:
-            # Drain the rest of a burst so it wakes the board once.
-            for _ in self._conn.notifies(timeout=0.005):
+            # Drain the rest of a burst so it wakes the board once. One commit's notices arrive together:
+            # a short look is enough, and every ms spent here is a ms before the board hears of it.
+            for _ in self._conn.notifies(timeout=0.001):
                 pass
         if self.closed:
             # Only the thread that waits touches the connection: closing it from
@@ -118,7 +122,7 @@ class PostgresChangeFeed(ChangeFeed):
         return self._conn.lock.locked()
 
 
-def open_change_feed(url: str, poll_interval: float = 0.05) -> ChangeFeed:
+def open_change_feed(url: str, poll_interval: float = POLL_INTERVAL) -> ChangeFeed:
     """A feed for the database at `url` (no SQLAlchemy: it runs before the ORM is loaded)."""
     if is_sqlite_url(url):
         path = sqlite_file(url)

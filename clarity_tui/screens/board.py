@@ -126,9 +126,10 @@ class BoardScreen(Screen[None]):
             while True:
                 lanes = self.app.read_board()
                 banner = self.app.billing_banner()
-                self.app.call_from_thread(self._show_banner, banner)
+                # One hop to the UI thread per read: each hop waits for a busy event loop.
                 # call_from_thread awaits the coroutine (the repaint's mount): its typing cannot say so.
-                self.app.call_from_thread(cast("Callable[[list[LaneView]], None]", self._apply), lanes)
+                self.app.call_from_thread(cast("Callable[[list[LaneView], str | None], None]", self._apply), lanes,
+                                          banner)
                 if not self._dirty:
                     break
                 self._dirty = False
@@ -143,7 +144,8 @@ class BoardScreen(Screen[None]):
     def action_refresh_board(self) -> None:
         self.reload()
 
-    async def _apply(self, lanes: list[LaneView]) -> None:
+    async def _apply(self, lanes: list[LaneView], banner: str | None) -> None:
+        self._show_banner(banner)
         container = self.query_one("#lanes", Horizontal)
         focused_id = self._focused_session_id()
         if [lane.lane_id for lane in lanes] != [lane.lane_id for lane in self._lanes]:
@@ -152,8 +154,10 @@ class BoardScreen(Screen[None]):
             self._columns_fit = None
             await container.mount_all(self._columns.values())
         else:
-            for lane in lanes:
-                self._columns[lane.lane_id].sync(lane)
+            # Only the lanes whose read changed are touched: the others keep their widgets and paint.
+            for lane, before in zip(lanes, self._lanes, strict=True):
+                if lane != before:
+                    self._columns[lane.lane_id].sync(lane)
         self._lanes = lanes
         self._fit_columns()
         ids = frozenset(b.session_id for lane in lanes for b in lane.bubbles)

@@ -55,14 +55,18 @@ class LaneColumn(Vertical):
         for session_id, bubble in existing.items():
             if session_id not in wanted:
                 bubble.remove()
-        new_widgets: list[SessionBubble] = []
+        # New bubbles go where the read puts them (arrival order): at the bottom for an arrival, but a car
+        # that moved here from another lane keeps its earlier arrival time and goes above later ones.
+        pending: list[SessionBubble] = []
         for view in lane.bubbles:
             kept = existing.get(view.session_id)
-            if kept is not None:
-                kept.update_view(view)
-            else:
-                new_widgets.append(SessionBubble(view))
-        if new_widgets:
-            # Sessions arrive in arrival order, so new ones go at the bottom.
-            self._body.mount_all(new_widgets)
+            if kept is None:
+                pending.append(SessionBubble(view))
+                continue
+            kept.update_view(view)
+            if pending:
+                self._body.mount_all(pending, before=kept)
+                pending = []
+        if pending:
+            self._body.mount_all(pending)
         self._empty.display = count == 0
