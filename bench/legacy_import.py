@@ -1,6 +1,9 @@
-"""Legacy member import speed (issue 6): rows per second importing a 100,000-row export.
+"""Legacy member import speed (issues 6 and 17): rows per second importing a 100,000-row export.
 
-Target: 100,000 rows in <= 10 s (`clarity-tui legacy import`), on SQLite and PostgreSQL.
+Targets: 100,000 rows in <= 10 s (issue 6), and >= 30,000 rows/s for the first import and for the
+re-import alike (issue 17), on SQLite and PostgreSQL. The anchor is measured in the same run: a plain
+`csv` + `phonenumbers` + `executemany` pipeline over the same rows into a bare SQLite table (no checks),
+so a figure taken on a busy machine can still be read against it.
 The export is generated (seeded RNG) in the SiteWatch-style layout the shipped mapping reads:
 quoted "Last, First" names, formatted phones, 1-2 plates, MM/DD/YYYY dates, CRLF, a BOM.
 A second run of the same file (everything unchanged) is timed too: that is what resuming
@@ -21,6 +24,7 @@ from bench._support import scratch_database
 
 TARGET_ROWS = 100_000
 TARGET_SECONDS = 10.0
+TARGET_ROWS_PER_S = 30_000  # issue 17, first import and re-import
 HEADER = ["Member #", "Member Name", "Cell Phone", "Email", "License Plate", "Plate 2", "Vehicle", "Club Plan",
           "Status", "Next Bill Date", "Sign Up Date"]
 FIRST = ["Ivana", "José", "Zoë", "Liam", "Olivia", "Noah", "Emma", "Mateo", "Sofía", "Chloé", "Ava", "Lucas"]
@@ -49,6 +53,32 @@ def write_sample_csv(path: Path, rows: int, seed: int = 11) -> Path:
     return path
 
 
+def plain_pipeline_rows_per_s(path: Path, directory: Path) -> float:
+    """The issue's anchor: csv + phonenumbers (parse, validate, E.164) + one executemany into SQLite."""
+    import sqlite3
+
+    import phonenumbers
+
+    started = time.perf_counter()
+    con = sqlite3.connect(directory / "plain.db")
+    con.execute("CREATE TABLE m (legacy_id TEXT PRIMARY KEY, name TEXT, phone TEXT, email TEXT, plate TEXT, "
+                "plan TEXT, next_bill TEXT)")
+    rows = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for r in reader:
+            number = phonenumbers.parse(r[2], "US")
+            phone = (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                     if phonenumbers.is_valid_number(number) else None)
+            rows.append((r[0], r[1], phone, r[3], r[4], r[7], r[9]))
+    with con:
+        con.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.close()
+    seconds = time.perf_counter() - started
+    return len(rows) / seconds if seconds else 0.0
+
+
 @benchmark("legacy_import", "legacy member CSV import: rows/s for 100,000 rows (SQLite and PostgreSQL); re-import")
 def run(options: Options) -> dict[str, Any]:
     from clarity_tui.config import Settings
@@ -57,31 +87,45 @@ def run(options: Options) -> dict[str, Any]:
     from clarity_tui.services.legacy import LegacyImporter, load_mapping
 
     rows = options.pick(full=TARGET_ROWS, quick=TARGET_ROWS, smoke=500)
-    out: dict[str, Any] = {"rows": rows, "target_rows": TARGET_ROWS, "target_seconds": TARGET_SECONDS}
+    out: dict[str, Any] = {"rows": rows, "target_rows": TARGET_ROWS, "target_seconds": TARGET_SECONDS,
+                           "target_rows_per_s": TARGET_ROWS_PER_S}
     with tempfile.TemporaryDirectory(prefix="clarity-bench-legacy-") as tmp:
         path = write_sample_csv(Path(tmp) / "members.csv", rows)
+        plain = plain_pipeline_rows_per_s(path, Path(tmp))
+        out["plain_pipeline_rows_per_s"] = round(plain)
         for backend in options.backends:
             with scratch_database(backend, options.pg_admin_url, "legacy") as url:
                 db = open_database(Settings(database_url=url, terminal_id="bench"))
                 try:
                     seed_demo(db, customers=0, legacy=0)
                     importer = LegacyImporter(db, load_mapping("sitewatch"))
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     first = importer.run(path)
-                    seconds = time.perf_counter() - started
-                    started = time.perf_counter()
+                    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+                    # A new importer, as a second `legacy import` run would be (nothing kept from the first).
+                    importer = LegacyImporter(db, load_mapping("sitewatch"))
+                    started, cpu = time.perf_counter(), time.process_time()
                     again = importer.run(path)
-                    again_seconds = time.perf_counter() - started
+                    again_seconds, again_cpu = time.perf_counter() - started, time.process_time() - cpu
                 finally:
                     db.dispose()
             rate = first.imported / seconds if seconds else 0.0
+            again_rate = again.read / again_seconds if again_seconds else 0.0
             at_target = TARGET_ROWS / rate if rate else float("inf")
             out[backend] = {
                 "seconds": round(seconds, 2), "rows_per_s": round(rate), "imported": first.imported,
                 "rejected": first.rejected_count, "reimport_seconds": round(again_seconds, 2),
-                "reimport_unchanged": again.unchanged,
+                "reimport_rows_per_s": round(again_rate), "reimport_unchanged": again.unchanged,
+                # This process's CPU time: on a shared machine, wall time also holds the other processes' turns.
+                "cpu_seconds": round(cpu_seconds, 2), "reimport_cpu_seconds": round(again_cpu, 2),
+                "vs_plain_pipeline": round(rate / plain, 2) if plain else None,
+                "reimport_vs_plain_pipeline": round(again_rate / plain, 2) if plain else None,
                 "target_rows_seconds": round(at_target, 2),
                 "target_rows_seconds_is": "measured" if rows == TARGET_ROWS else "extrapolated",
-                "meets_target": at_target <= TARGET_SECONDS,
+                "target_rows_per_s": TARGET_ROWS_PER_S,
+                "meets_target": at_target <= TARGET_SECONDS and min(rate, again_rate) >= TARGET_ROWS_PER_S,
+                "meets_target_issue6_seconds": at_target <= TARGET_SECONDS,
+                "meets_target_rows_per_s": rate >= TARGET_ROWS_PER_S,
+                "meets_target_reimport_rows_per_s": again_rate >= TARGET_ROWS_PER_S,
             }
     return out

@@ -24,7 +24,7 @@ from sqlmodel import AutoString
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from clarity_tui.services.plates import InvalidPlate, validate_plate
+from clarity_tui.services.plates import MAX_PLATE_LENGTH, MIN_PLATE_LENGTH, InvalidPlate, validate_plate
 from clarity_tui.services.text_safe import printable
 from db.models import metadata
 
@@ -123,6 +123,11 @@ def import_email(text: str) -> str:
 
 _PLAIN_PHONE = re.compile(r"^[\d\s().\-]+$")
 _NON_DIGIT = re.compile(r"\D")
+# phonenumbers' own order of number types (_number_type_helper): a number is valid for a region when it
+# fits the general description and one of these.
+_NUMBER_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+                 "fixed_line", "mobile")
+_Desc = tuple[frozenset[int], "re.Pattern[str]"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,20 +135,55 @@ def _calling_code(region: str) -> int:
     return phonenumbers.country_code_for_region(region)
 
 
+def _desc(desc: Any) -> _Desc | None:
+    if desc is None or not desc.national_number_pattern:
+        return None
+    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern)
+
+
+@functools.lru_cache(maxsize=64)
+def _region_rules(region: str) -> tuple[_Desc, tuple[_Desc, ...]] | None:
+    """The region's general description and number types, compiled once: the test phonenumbers'
+    is_valid_number_for_region makes, without its per-call metadata lookups and regex cache."""
+    from phonenumbers.phonemetadata import PhoneMetadata
+
+    metadata = PhoneMetadata.metadata_for_region(region)
+    general = _desc(metadata.general_desc) if metadata is not None else None
+    if general is None:
+        return None
+    # Any type will do, so the commonest (fixed line, mobile) are tried first.
+    types = tuple(d for d in (_desc(getattr(metadata, t, None)) for t in reversed(_NUMBER_TYPES)) if d is not None)
+    return general, types
+
+
+def _fits(nsn: str, desc: _Desc) -> bool:
+    lengths, pattern = desc
+    return (not lengths or len(nsn) in lengths) and pattern.fullmatch(nsn) is not None
+
+
+def _valid_nanp(national_number: int, region: str) -> bool:
+    """phonenumbers.is_valid_number_for_region for a +1 number and a +1 region."""
+    rules = _region_rules(region)
+    if rules is None:
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=national_number)
+        return phonenumbers.is_valid_number_for_region(number, region)
+    nsn = str(national_number)
+    general, types = rules
+    return _fits(nsn, general) and any(_fits(nsn, d) for d in types)
+
+
 def import_phone(text: str, region: str = "US") -> str:
-    """identity.normalize_phone, faster for a whole file: a plain North American number typed
-    in the site's own (NANP) region is checked with phonenumbers' is_valid_number_for_region
-    directly (no text parsing, no search for the region); anything else, and every failure,
-    goes through normalize_phone itself (same result, same message)."""
+    """identity.normalize_phone, faster for a whole file: a plain North American number typed in the
+    site's own (NANP) region is checked against the region's compiled patterns directly (no text
+    parsing, no search for the region);
+    anything else, and every failure, goes through normalize_phone itself (same result, same message)."""
     t = text.strip()
     if _PLAIN_PHONE.match(t) and _calling_code(region) == 1:
         digits = _NON_DIGIT.sub("", t)
         if len(digits) == 11 and digits[0] == "1":
             digits = digits[1:]
-        if len(digits) == 10:
-            number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
-            if phonenumbers.is_valid_number_for_region(number, region):
-                return "+1" + digits
+        if len(digits) == 10 and _valid_nanp(int(digits), region):
+            return "+1" + digits
     return normalize_phone(t, region)
 
 
@@ -152,7 +192,16 @@ def split_plates(cells: Iterable[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for cell in cells:
-        for raw in _PLATE_SPLIT.split(cell or ""):
+        if not cell:
+            continue
+        if cell.isalnum() and cell.isascii() and MIN_PLATE_LENGTH <= len(cell) <= min(MAX_PLATE_LENGTH, LIMITS["plate_normalized"]):
+            # The usual cell, one plain plate: validate_plate would return it upper-cased.
+            norm = cell.upper()
+            if norm not in seen:
+                seen.add(norm)
+                out.append((norm[: LIMITS["plate_raw"]], norm))
+            continue
+        for raw in _PLATE_SPLIT.split(cell):
             raw = raw.strip()
             if not raw:
                 continue
@@ -236,6 +285,7 @@ class RowParser:
         # One (field, column) pair per single-column field, looked up once per row.
         self._single = tuple((fld, ids[0]) for fld, ids in self.index.items() if fld != "plates")
         self._plates = tuple(self.index.get("plates", ()))
+        self._phones: dict[str, str] = {}
 
     def parse(self, line: int, cells: list[str]) -> MemberRow | Rejected:
         header = self.header
@@ -266,10 +316,10 @@ class RowParser:
             problems.append("no name")
         phone = None
         if get("phone"):
-            try:
-                phone = import_phone(fields["phone"], self.phone_region)
-            except InvalidPhone as exc:
-                problems.append(f"phone: {exc}")
+            phone = self._phone(fields["phone"])
+            if phone.startswith("phone: "):
+                problems.append(phone)
+                phone = None
         email = None
         if get("email"):
             try:
@@ -310,6 +360,17 @@ class RowParser:
             return Rejected(line, legacy_id, "; ".join(problems))
         values["raw"] = {h: c for h, c in zip(header, cells, strict=False) if c != ""}
         return MemberRow(line, legacy_id, values, plates)
+
+    def _phone(self, text: str) -> str:
+        """E.164, or "phone: <why not>"; once per distinct value in the file (a family shares a phone)."""
+        known = self._phones.get(text)
+        if known is None:
+            try:
+                known = import_phone(text, self.phone_region)
+            except InvalidPhone as exc:
+                known = f"phone: {exc}"
+            self._phones[text] = known
+        return known
 
     def _control_problem(self, cells: list[str]) -> str:
         for name, cell in zip(self.header, cells, strict=False):
