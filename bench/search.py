@@ -1,17 +1,26 @@
-"""Customer search at scale (issue 7): SearchService.search vs the naive `LIKE '%term%'` scan.
+"""Customer search at scale (issues 7 and 17): the `customers search --json` path vs the naive scan.
 
-Target, at 1,000,000 customers (`--full`), on SQLite and on PostgreSQL: p95 <= 10 ms per query in
-the search service, and >= 30x faster than the naive scan measured in the same run.
+Targets, at 1,000,000 customers on SQLite and on PostgreSQL: p95 <= 5 ms per query (issue 17,
+cold and warm passes each), and >= 30x faster than the naive `LIKE '%term%'` scan in the same run
+(issue 7).
 
-The database is seeded by the bulk seeder (as `clarity-tui demo seed --customers N`) and kept
-between runs only with `--keep`: then it is cached by size (SQLite: <tmp>/clarity-bench/search-N.db,
-PostgreSQL: database clarity_bench_search_N), and a cached one is reused when present (and still
-removed afterwards unless `--keep`). It is built under a temporary name and renamed when
-complete, so a half-built one is never reused.
+What is timed, per query, in this one process: `cli_customers.run_search` (what `clarity-tui customers
+search` runs once its database is open: SearchService.search) plus `cli_customers.search_json` (its
+`--json` output). Opening the database and Python start-up are outside it: spawning a process per
+query would time the interpreter, not the search.
 
-`service` is each query's first run: most of its customers' rows are read from disk for the first
-time, so its tail is I/O. `service_repeated` runs the same queries again, from the page cache, as
-on a terminal that has been searching all day. The target is judged on the first pass.
+- `cold`: each query's first run, on the database opened anew just before it (untimed), exactly as
+  each `customers search` invocation opens it: a new engine and connection, so SQLite's page cache
+  and PostgreSQL's per-backend catalog and plan caches start empty, and the query's customers
+  have not been read by this process. The OS page cache and PostgreSQL's
+  shared buffers are not dropped (that needs root and would slow everyone on the machine).
+- `warm`: the same queries again on one long-lived connection, as a terminal searching all day.
+
+The database is seeded by the bulk seeder (as `clarity-tui demo seed --customers N`) and cached by
+size (SQLite: <tmp>/clarity-bench/search-N.db, PostgreSQL: database clarity_bench_search_N) unless
+`--smoke`: a cached one is reused when present (the JSON's `database` says which). `--smoke` seeds
+a small scratch one and removes it, unless `--keep`. It is built under a temporary name and
+renamed when complete, so a half-built one is never reused.
 
 Queries are sampled from the data itself (seeded RNG): last-name prefixes of 3-6 characters,
 "first last" full names, the last 4/7/10 phone digits typed in different formats, email
@@ -27,6 +36,7 @@ import os
 import random
 import statistics
 import tempfile
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -36,22 +46,24 @@ from typing import Any
 from bench import Options, benchmark
 from bench._support import _admin, _db_url, percentile
 
-TARGET_P95_MS = 10.0
+TARGET_P95_MS = 5.0
 TARGET_SPEEDUP = 30.0
 KINDS = ("last_prefix", "full_name", "phone_4", "phone_7", "phone_10", "email_prefix", "customer_number",
          "plate_dash", "plate_space", "plate_misread")
 
 
-@benchmark("search", "customer search p50/p95 vs the naive LIKE scan at N customers (SQLite and PostgreSQL)")
+@benchmark("search", "`customers search --json` path p50/p95, cold and warm, vs the naive LIKE scan at 1M customers")
 def run(options: Options) -> dict[str, Any]:
-    customers = 1_000_000 if options.full else options.pick(full=200_000, quick=50_000, smoke=3_000)
-    queries = options.pick(full=200, quick=100, smoke=20)
-    naive_queries = options.pick(full=20, quick=10, smoke=5)
+    customers = options.pick(full=1_000_000, quick=1_000_000, smoke=3_000)
+    queries = options.pick(full=300, quick=100, smoke=20)
+    naive_queries = options.pick(full=20, quick=5, smoke=5)
     out: dict[str, Any] = {"customers": customers, "queries": queries, "naive_queries": naive_queries,
-                           "target_p95_ms": TARGET_P95_MS, "target_speedup": TARGET_SPEEDUP,
-                           "speedup_target_judged_on": "ratio of medians (naive p50 / service p50); p95 ratio reported too"}
+                           "timed": TIMED, "target_p95_ms": TARGET_P95_MS,
+                           "target_p95_judged_on": "cold and warm passes each", "target_speedup": TARGET_SPEEDUP,
+                           "speedup_target_judged_on": "ratio of medians (naive p50 / warm p50); p95 ratio reported too"}
+    cache = options.keep or not options.smoke
     for backend in options.backends:
-        with seeded_database(backend, customers, options) as (url, origin):
+        with seeded_database(backend, customers, options, cache=cache) as (url, origin):
             out[backend] = {"database": origin, **_measure(url, queries, naive_queries)}
     return out
 
@@ -64,17 +76,19 @@ def _cache_dir() -> Path:
 
 
 @contextlib.contextmanager
-def seeded_database(backend: str, customers: int, options: Options) -> Iterator[tuple[str, str]]:
+def seeded_database(backend: str, customers: int, options: Options, cache: bool | None = None) -> Iterator[tuple[str, str]]:
     """(url, how it was obtained) of a database at the schema head holding `customers` bulk-seeded customers.
 
     The cached one (by size) is reused when present; a new one is seeded under the cache name only
-    with --keep, otherwise under a unique scratch name, so concurrent runs never share it."""
+    with `cache` (default: --keep), otherwise under a unique scratch name, so concurrent runs never
+    share it."""
+    keep = options.keep if cache is None else cache
     if backend == "sqlite":
         cached = _cache_dir() / f"search-{customers}.db"
         if cached.exists() and _count_customers(f"sqlite:///{cached}") == customers:
             path, origin = cached, "reused"
         else:
-            path = cached if options.keep else cached.with_name(f"search-{customers}-{uuid.uuid4().hex[:8]}.db")
+            path = cached if keep else cached.with_name(f"search-{customers}-{uuid.uuid4().hex[:8]}.db")
             origin = "seeded"
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f"{path.name}.partial")
@@ -85,9 +99,9 @@ def seeded_database(backend: str, customers: int, options: Options) -> Iterator[
                 for leftover in partial.parent.glob(partial.name + "*"):
                     leftover.unlink()
         try:
-            yield f"sqlite:///{path}", f"{origin} {path}" + (" (kept)" if options.keep else " (deleted afterwards)")
+            yield f"sqlite:///{path}", f"{origin} {path}" + (" (kept)" if keep else " (deleted afterwards)")
         finally:
-            if not options.keep:
+            if not keep:
                 for leftover in path.parent.glob(path.name + "*"):  # and any -wal / -shm
                     leftover.unlink()
         return
@@ -96,7 +110,7 @@ def seeded_database(backend: str, customers: int, options: Options) -> Iterator[
     if _pg_exists(admin, cached_name) and _count_customers(_db_url(admin, cached_name)) == customers:
         name, origin = cached_name, "reused"
     else:
-        name = cached_name if options.keep else f"{cached_name}_{uuid.uuid4().hex[:8]}"
+        name = cached_name if keep else f"{cached_name}_{uuid.uuid4().hex[:8]}"
         origin = "seeded"
         _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         building = f"{cached_name}_building_{uuid.uuid4().hex[:8]}"
@@ -107,13 +121,13 @@ def seeded_database(backend: str, customers: int, options: Options) -> Iterator[
         finally:
             _admin(admin, f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
     try:
-        yield _db_url(admin, name), f"{origin} database {name}" + (" (kept)" if options.keep else " (dropped afterwards)")
+        yield _db_url(admin, name), f"{origin} database {name}" + (" (kept)" if keep else " (dropped afterwards)")
     finally:
-        if not options.keep:
+        if not keep:
             _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _open(url: str):  # noqa: ANN202
+def _open(url: str) -> Any:
     """Open (and, if behind, upgrade to the schema head) as the app does."""
     from clarity_tui.config import Settings
     from clarity_tui.services.bootstrap import open_database
@@ -207,7 +221,7 @@ def sample_terms(db: Any, count: int, seed: int = 7) -> list[tuple[str, str, int
 
     from db.models import Customer, Vehicle
 
-    c, v = Customer.__table__, Vehicle.__table__
+    c, v = Customer.__table__, Vehicle.__table__  # type: ignore[attr-defined]
     rng = random.Random(seed)
     with db.engine.connect() as conn:
         low, high = conn.execute(select(c.c.id).order_by(c.c.id).limit(1)).scalar_one(), conn.execute(
@@ -236,9 +250,32 @@ def sample_terms(db: Any, count: int, seed: int = 7) -> list[tuple[str, str, int
 # --- measuring -----------------------------------------------------------------------------
 
 
+TIMED = ("per query, in one process: clarity_tui.cli_customers.run_search (SearchService.search, what "
+         "`customers search` runs) + search_json (its --json output); database opening and interpreter start-up "
+         "excluded. cold: first run of each query, each on the database opened anew as the CLI opens it (new "
+         "connection: empty SQLite page cache, new PostgreSQL backend; OS page cache and shared buffers not dropped). warm: the same queries again on one "
+         "long-lived connection.")
+
+
 def _stats(ms: list[float]) -> dict[str, float]:
     return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 3), "p95_ms": round(percentile(ms, 95), 3),
             "max_ms": round(max(ms), 3), "mean_ms": round(statistics.fmean(ms), 3)}
+
+
+def _by_kind(kinds: list[str], ms: list[float]) -> dict[str, dict[str, float]]:
+    grouped: dict[str, list[float]] = defaultdict(list)
+    for kind, value in zip(kinds, ms, strict=True):
+        grouped[kind].append(value)
+    return {k: {"p50_ms": round(percentile(v, 50), 3), "p95_ms": round(percentile(v, 95), 3)} for k, v in grouped.items()}
+
+
+def _timed_cli_search(db: Any, term: str) -> tuple[float, Any]:
+    from clarity_tui.cli_customers import run_search, search_json
+
+    started = time.perf_counter()
+    result = run_search(db, term)
+    search_json(result)
+    return (time.perf_counter() - started) * 1000, result
 
 
 def _measure(url: str, queries: int, naive_queries: int) -> dict[str, Any]:
@@ -249,36 +286,39 @@ def _measure(url: str, queries: int, naive_queries: int) -> dict[str, Any]:
         service = SearchService(db)
         terms = sample_terms(db, queries)
         warmup = sample_terms(db, max(10, queries // 10), seed=11)
-        for _, term, _ in warmup:
-            service.search(term)
-        times: list[float] = []
-        by_kind: dict[str, list[float]] = defaultdict(list)
+        for _, term, _ in warmup:  # imports and Python-level caches, on other customers than the timed ones
+            _timed_cli_search(db, term)
+        kinds = [kind for kind, _, _ in terms]
+        cold: list[float] = []
         found: dict[str, list[bool]] = defaultdict(list)
         empty = 0
         for kind, term, customer_id in terms:
-            result = service.search(term)
-            times.append(result.elapsed_ms)
-            by_kind[kind].append(result.elapsed_ms)
+            fresh = _open(url)  # as each `customers search` run opens it (untimed)
+            try:
+                elapsed, result = _timed_cli_search(fresh, term)
+            finally:
+                fresh.dispose()
+            cold.append(elapsed)
             found[kind].append(any(hit.customer_id == customer_id for hit in result.hits))
             empty += not result.hits
-        # The same queries again: their rows are in the page cache now, as on a terminal that has been
-        # searching all day. The target is judged on the first pass (first touch of each customer).
-        repeat = [service.search(term).elapsed_ms for _, term, _ in terms]
+        warm = [_timed_cli_search(db, term)[0] for _, term, _ in terms]
         # The naive scan: an evenly spread subset of the same mix, one warm-up query first.
         step = max(1, len(terms) // naive_queries)
         naive_terms = terms[::step][:naive_queries]
         service.naive_like_search(warmup[0][1])
         naive = [service.naive_like_search(term).elapsed_ms for _, term, _ in naive_terms]
-        same = [service.search(term).elapsed_ms for _, term, _ in naive_terms]
+        same = [_timed_cli_search(db, term)[0] for _, term, _ in naive_terms]
     finally:
         db.dispose()
-    svc, nv = _stats(times), _stats(naive)
-    speedup_p50 = nv["p50_ms"] / svc["p50_ms"]
-    speedup_p95 = nv["p95_ms"] / svc["p95_ms"]
+    cold_stats, warm_stats, nv = _stats(cold), _stats(warm), _stats(naive)
+    speedup_p50 = nv["p50_ms"] / warm_stats["p50_ms"]
+    speedup_p95 = nv["p95_ms"] / warm_stats["p95_ms"]
+    meets_p95 = cold_stats["p95_ms"] <= TARGET_P95_MS and warm_stats["p95_ms"] <= TARGET_P95_MS
     return {
-        "service": svc,
-        "service_p95_by_kind_ms": {k: round(percentile(v, 95), 3) for k, v in by_kind.items()},
-        "service_repeated": _stats(repeat),
+        "cold": cold_stats,
+        "cold_by_kind": _by_kind(kinds, cold),
+        "warm": warm_stats,
+        "warm_by_kind": _by_kind(kinds, warm),
         # Queries whose sampled customer is among the hits (name prefixes are broad, so not always).
         "found_rate_by_kind": {k: round(sum(v) / len(v), 2) for k, v in found.items()},
         "empty_results": empty,
@@ -286,9 +326,11 @@ def _measure(url: str, queries: int, naive_queries: int) -> dict[str, Any]:
         "speedup_p50": round(speedup_p50, 1),
         "speedup_p95": round(speedup_p95, 1),
         "speedup_same_terms_p50": round(percentile(naive, 50) / percentile(same, 50), 1),
-        "meets_p95_target": svc["p95_ms"] <= TARGET_P95_MS,
+        "meets_p95_target_cold": cold_stats["p95_ms"] <= TARGET_P95_MS,
+        "meets_p95_target_warm": warm_stats["p95_ms"] <= TARGET_P95_MS,
+        "meets_p95_target": meets_p95,
         "meets_speedup_target": speedup_p50 >= TARGET_SPEEDUP,
         "meets_speedup_target_on_p95": speedup_p95 >= TARGET_SPEEDUP,
-        "meets_target": svc["p95_ms"] <= TARGET_P95_MS and speedup_p50 >= TARGET_SPEEDUP,
+        "meets_target": meets_p95 and speedup_p50 >= TARGET_SPEEDUP,
         "example_terms": [f"{kind}: {term}" for kind, term, _ in terms[: len(KINDS)]],
     }

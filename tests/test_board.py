@@ -23,12 +23,12 @@ from tests.helpers.ui import bubble_ids, make_app, tap_bubble, wait_until
 ACTOR = Actor.system("test")
 
 
-def _arrive(db, plate: str, lane: str) -> int:  # noqa: ANN001
+def _arrive(db, plate: str, lane: str) -> int:
     return arrive(db, plate, lane, make="Honda", model="Civic", colour="Red")
 
 
 @pytest.fixture
-def grid(demo_db):  # noqa: ANN001, ANN201
+def grid(demo_db):
     """Two cars in Pre-Gate, none in Lane 1, one in Lane 2, two in Lane 3."""
     ids = {
         "pg1": _arrive(demo_db, "PG1-001", "Pre-Gate"),
@@ -40,7 +40,7 @@ def grid(demo_db):  # noqa: ANN001, ANN201
     return demo_db, ids
 
 
-async def test_board_shows_one_column_per_lane_and_a_bubble_per_session(grid, settings) -> None:  # noqa: ANN001
+async def test_board_shows_one_column_per_lane_and_a_bubble_per_session(grid, settings) -> None:
     db, ids = grid
     app = make_app(settings, db)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -57,7 +57,7 @@ async def test_board_shows_one_column_per_lane_and_a_bubble_per_session(grid, se
 
 
 @pytest.mark.parametrize("keys", [("down", "right", "right", "down", "left", "up"), ("j", "l", "l", "j", "h", "k")])
-async def test_arrow_keys_and_hjkl_move_between_bubbles_and_lanes(grid, settings, keys) -> None:  # noqa: ANN001
+async def test_arrow_keys_and_hjkl_move_between_bubbles_and_lanes(grid, settings, keys) -> None:
     db, ids = grid
     app = make_app(settings, db)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -71,7 +71,7 @@ async def test_arrow_keys_and_hjkl_move_between_bubbles_and_lanes(grid, settings
         assert visited == [ids["pg1"], ids["pg2"], ids["l2a"], ids["l3a"], ids["l3b"], ids["l2a"], ids["l2a"]]
 
 
-async def test_enter_opens_the_session_and_escape_returns(grid, settings) -> None:  # noqa: ANN001
+async def test_enter_opens_the_session_and_escape_returns(grid, settings) -> None:
     db, ids = grid
     app = make_app(settings, db)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -89,7 +89,7 @@ async def test_enter_opens_the_session_and_escape_returns(grid, settings) -> Non
         await wait_until(pilot, lambda: SessionService(db).detail(ids["pg2"]).bubble.held_by is None, "hold released")
 
 
-async def test_click_opens_a_session(grid, settings) -> None:  # noqa: ANN001
+async def test_click_opens_a_session(grid, settings) -> None:
     db, ids = grid
     app = make_app(settings, db)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -99,7 +99,7 @@ async def test_click_opens_a_session(grid, settings) -> None:  # noqa: ANN001
         assert app.screen.session_id == ids["l3b"]
 
 
-async def test_member_vehicle_shows_customer_and_membership(demo_db, settings) -> None:  # noqa: ANN001
+async def test_member_vehicle_shows_customer_and_membership(demo_db, settings) -> None:
     from db.models import Membership, MembershipStatus
 
     with demo_db.read() as s:
@@ -121,7 +121,7 @@ async def test_member_vehicle_shows_customer_and_membership(demo_db, settings) -
         assert "MEMBER" in customer and "Plan:" in customer and "(active)" in customer
 
 
-async def test_legacy_plate_gets_a_legacy_badge(demo_db, settings) -> None:  # noqa: ANN001
+async def test_legacy_plate_gets_a_legacy_badge(demo_db, settings) -> None:
     from db.models import LegacyMemberPlate
 
     with demo_db.read() as s:
@@ -134,7 +134,7 @@ async def test_legacy_plate_gets_a_legacy_badge(demo_db, settings) -> None:  # n
 
 
 @pytest.mark.both_databases
-async def test_session_inserted_by_another_connection_appears_without_a_key_press(demo_db, settings) -> None:  # noqa: ANN001
+async def test_session_inserted_by_another_connection_appears_without_a_key_press(demo_db, settings) -> None:
     app = make_app(settings, demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen) and app.screen._lanes, "board loaded")
@@ -160,7 +160,7 @@ async def test_session_inserted_by_another_connection_appears_without_a_key_pres
         assert "Blue Ford F-150" in str(bubble.query_one(".vehicle").render())
 
 
-async def test_mark_done_removes_the_bubble_and_writes_an_audit_row(grid, settings) -> None:  # noqa: ANN001
+async def test_mark_done_removes_the_bubble_and_writes_an_audit_row(grid, settings) -> None:
     from db.models import AuditLog
 
     db, ids = grid
@@ -178,7 +178,7 @@ async def test_mark_done_removes_the_bubble_and_writes_an_audit_row(grid, settin
         assert "session.done" in actions
 
 
-async def test_wait_time_ticks(grid, settings) -> None:  # noqa: ANN001
+async def test_wait_time_ticks(grid, settings) -> None:
     db, ids = grid
     now = [dt.datetime.now(dt.UTC)]
     app = make_app(settings, db, clock=lambda: now[0])
@@ -189,7 +189,7 @@ async def test_wait_time_ticks(grid, settings) -> None:  # noqa: ANN001
         await wait_until(pilot, lambda: "3m 0" in str(wait.render()), "the wait time to tick to 3 minutes")
 
 
-async def test_terminal_too_small_shows_a_clear_view_and_recovers(grid, settings) -> None:  # noqa: ANN001
+async def test_terminal_too_small_shows_a_clear_view_and_recovers(grid, settings) -> None:
     db, _ = grid
     app = make_app(settings, db)
     async with app.run_test(size=(60, 20)) as pilot:
@@ -199,7 +199,7 @@ async def test_terminal_too_small_shows_a_clear_view_and_recovers(grid, settings
         await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board again")
 
 
-async def test_many_lanes_scroll_sideways_instead_of_squashing(demo_db, settings) -> None:  # noqa: ANN001
+async def test_many_lanes_scroll_sideways_instead_of_squashing(demo_db, settings) -> None:
     with demo_db.write() as s:
         site_id = s.exec(select(Lane.site_id)).first()
         for i in range(4, 8):
@@ -221,7 +221,7 @@ async def test_many_lanes_scroll_sideways_instead_of_squashing(demo_db, settings
         await wait_until(pilot, lambda: 0 < app.focused.region.right <= 80, "the far lane scrolled into view")
 
 
-async def test_migrate_key_opens_the_legacy_match(grid, settings) -> None:  # noqa: ANN001
+async def test_migrate_key_opens_the_legacy_match(grid, settings) -> None:
     # Every session action is built now; "m" (Migrate, issue 6) opens the legacy match screen.
     db, ids = grid
     app = make_app(settings, db)
