@@ -250,12 +250,12 @@ class SearchService:
         if not ids:
             return []
         # Rows are read by position: SQLAlchemy's by-name Row access was most of this step's time.
-        customers: dict[int, tuple[Any, ...]] = {}
+        customers: dict[int, Any] = {}
         plates: dict[int, list[str]] = {}
         for row in conn.exec_driver_sql(
                 "SELECT c.id, c.customer_number, c.first_name, c.last_name, c.phone_e164, c.email, c.search_last, "
                 "c.search_first, v.plate FROM customer c LEFT JOIN vehicle v ON v.customer_id = c.id "
-                f"WHERE c.id IN ({', '.join([self._ph] * len(ids))}) ORDER BY c.id, v.id", tuple(ids)).tuples():
+                f"WHERE c.id IN ({', '.join([self._ph] * len(ids))}) ORDER BY c.id, v.id", tuple(ids)):
             cid = row[0]
             if cid not in customers:
                 customers[cid] = row
