@@ -155,9 +155,11 @@ class BoardScreen(Screen[None]):
             await container.mount_all(self._columns.values())
         else:
             # Only the lanes whose read changed are touched: the others keep their widgets and paint.
-            for lane, before in zip(lanes, self._lanes, strict=True):
-                if lane != before:
-                    self._columns[lane.lane_id].sync(lane)
+            changed = [lane for lane, before in zip(lanes, self._lanes, strict=True) if lane != before]
+            for lane in changed:  # every lane's gone cars first: a moved car is never in two lanes
+                await self._columns[lane.lane_id].remove_gone(lane)
+            for lane in changed:
+                self._columns[lane.lane_id].sync(lane)
         self._lanes = lanes
         self._fit_columns()
         ids = frozenset(b.session_id for lane in lanes for b in lane.bubbles)

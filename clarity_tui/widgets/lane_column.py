@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label
@@ -9,6 +11,9 @@ from textual.widgets import Label
 from clarity_tui.services.board_view import LaneView
 from clarity_tui.widgets.bubble import SessionBubble
 from clarity_tui.widgets.text import show_text
+
+if TYPE_CHECKING:
+    from textual.await_remove import AwaitRemove
 
 
 class LaneColumn(Vertical):
@@ -45,16 +50,18 @@ class LaneColumn(Vertical):
     def bubbles(self) -> list[SessionBubble]:
         return list(self._body.query_children(SessionBubble))
 
+    def remove_gone(self, lane: LaneView) -> AwaitRemove:
+        """Remove the bubbles `lane` no longer has. The board awaits every lane's removals before any lane
+        mounts (`sync`), so a car that moved is never shown in two lanes at once."""
+        wanted = {v.session_id for v in lane.bubbles}
+        return self._body.remove_children([b for b in self.bubbles if b.session_id not in wanted])
+
     def sync(self, lane: LaneView) -> None:
-        """Make the bubbles match `lane`: update in place, mount new ones, remove gone ones."""
+        """Make the bubbles match `lane` (after `remove_gone`): update in place, mount new ones."""
         self.lane = lane
         count = len(lane.bubbles)
         show_text(self._title, f"{lane.name} ({count})" if count else lane.name)
         existing = {b.session_id: b for b in self.bubbles}
-        wanted = [v.session_id for v in lane.bubbles]
-        for session_id, bubble in existing.items():
-            if session_id not in wanted:
-                bubble.remove()
         # New bubbles go where the read puts them (arrival order): at the bottom for an arrival, but a car
         # that moved here from another lane keeps its earlier arrival time and goes above later ones.
         pending: list[SessionBubble] = []
