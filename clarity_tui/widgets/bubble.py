@@ -12,20 +12,13 @@ from textual.widgets import Label
 
 from clarity_tui.messages import OpenSession
 from clarity_tui.services.board_view import Badge, BubbleView
+from clarity_tui.widgets.text import show_text
 from clarity_tui.widgets.timefmt import wait_label
 
 if TYPE_CHECKING:
     from textual import getters
 
     from clarity_tui.app import ClarityApp
-
-
-def _show_line(label: Label, text: str) -> None:
-    """Change a bubble line's text without a layout: every line is one row of the bubble's width
-    (height 1, nowrap), so its size never depends on the text. A layout of the whole board costs
-    far more than repainting one row, and the wait line changes every second on every bubble."""
-    if label.content != text:
-        label.update(text, layout=False)
 
 
 class SessionBubble(Vertical, can_focus=True):
@@ -84,22 +77,24 @@ class SessionBubble(Vertical, can_focus=True):
             self.set_class(v.badge == badge, f"-{badge}")
         label = v.badge_label + (" ⟳SYNC" if v.pending_sync else "")
         self.border_title = label
-        _show_line(self._plate, v.plate + ("?" if v.confidence < 0.8 else ""))
-        _show_line(self._vehicle, v.vehicle_line)
+        # Each line is one row of the bubble's width (height 1, nowrap): its text never changes its size, and
+        # a layout of the whole board costs far more than a repaint of the row (the wait line ticks each second).
+        show_text(self._plate, v.plate + ("?" if v.confidence < 0.8 else ""), layout=False)
+        show_text(self._vehicle, v.vehicle_line, layout=False)
         who = v.customer_name or ("Legacy match" if v.badge == Badge.LEGACY else "Walk-up")
         if v.lookalike and not v.customer_name:
             who = "≈ member?"  # a misread of a member's plate, most likely: the session screen says whose
         self.set_class(v.lookalike and not v.customer_name, "-lookalike")
         if v.plan_name:
             who = f"{who} · {v.plan_name.split()[0]}"
-        _show_line(self._who, who)
+        show_text(self._who, who, layout=False)
         self.tick()
 
     def tick(self, now: dt.datetime | None = None) -> None:
         now = now or self.app.now()
         held = f" · {self.view.held_by}" if self.view.held_by else ""
         # Plain words: clock glyphs are missing from many terminal fonts.
-        _show_line(self._wait, f"Wait {wait_label(self.view.arrived_at, now)}{held}")
+        show_text(self._wait, f"Wait {wait_label(self.view.arrived_at, now)}{held}", layout=False)
         self._wait.set_class(bool(self.view.held_by), "held")
 
     def on_click(self, event: Click) -> None:

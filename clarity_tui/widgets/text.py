@@ -11,7 +11,8 @@ from textual.content import Content
 from textual.widgets import Static
 
 
-def show_text(widget: Static, text: str | Content) -> None:
-    """`widget.update(text)`, skipped when the widget already shows exactly that text."""
+def show_text(widget: Static, text: str | Content, *, layout: bool = True) -> None:
+    """`widget.update(text)`, skipped when the widget already shows exactly that text. `layout=False` for a
+    widget whose size never depends on its text (one row, fixed width, nowrap): a repaint of it alone."""
     if widget.content != text:
-        widget.update(text)
+        widget.update(text, layout=layout)
