@@ -1,12 +1,9 @@
 """Keyword customer search: one box for names, phone, email, customer number and plate.
 
-Every criterion is an index prefix range on a folded key (`col >= 'zoom' AND col < 'zoon'`),
-never `LIKE '%term%'`, so a query stays a few index probes at a million customers:
+The criteria (services/search_sql.py) are index prefix ranges on folded keys, never `LIKE '%term%'`:
 - names: `search_first` / `search_last` (casefolded, accent- and punctuation-free);
 - phone: `phone_rev`, the reversed digits, so "ends with 1234" is "starts with 4321";
 - email: `email_lower`; customer number and plate: their stored upper-case forms.
-On PostgreSQL, comparisons use COLLATE "C" (byte order) to match the indexes of
-migration 0003; on SQLite the default BINARY collation already is byte order.
 
 `SearchService.naive_like_search` is the `LIKE '%term%'` scan over the same columns,
 kept as the baseline the benchmarks compare against.
@@ -25,6 +22,7 @@ from sqlmodel import select as model_select
 
 from clarity_tui.services.identity import display_name, fold
 from clarity_tui.services.plates import CONFUSIONS, fuzzy_variants, normalize_plate, plate_match_score
+from clarity_tui.services.search_sql import Probe, SearchSql, driver_cursor
 from db.engine import Database
 from db.models import Customer, Vehicle
 
@@ -77,11 +75,6 @@ class SearchResult:
     elapsed_ms: float = 0.0
 
 
-def _upper_bound(prefix: str) -> str:
-    """The smallest string greater than every string starting with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
 def plate_lookup_variants(plate: str) -> set[str]:
     """Stored plates worth scoring for a typed plate: exact, one character deleted, or one
     camera-confusable character swapped (0/O/D/Q, 1/I/L, 8/B, 5/S, 2/Z, 6/G)."""
@@ -98,14 +91,6 @@ def plate_lookup_variants(plate: str) -> set[str]:
     return {v for v in variants if len(v) >= 2}
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One criterion: plain SQL yielding (tag, cid, key) rows, and its parameters in order."""
-
-    sql: str
-    params: tuple[str, ...]
-
-
 class SearchService:
     @classmethod
     def from_services(cls, services: Services) -> SearchService:
@@ -113,72 +98,40 @@ class SearchService:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._pg = not db.is_sqlite
-        # PostgreSQL compares in byte order (COLLATE "C") to use migration 0003's indexes; SQLite's
-        # default BINARY collation already is byte order.
-        self._c = ' COLLATE "C"' if self._pg else ""
-        self._ph = "%s" if self._pg else "?"  # the driver's placeholder (psycopg / sqlite3)
-
-    # --- query building ---------------------------------------------------------------
-    # Plain SQL strings, not SQLAlchemy expressions: building and compiling a union of up to
-    # eight selects cost more than running it (measured: half of each search at 1M customers).
-
-    def _range(self, column: str, prefix: str) -> tuple[str, tuple[str, str]]:
-        return (f"{column}{self._c} >= {self._ph} AND {column}{self._c} < {self._ph}", (prefix, _upper_bound(prefix)))
-
-    def _probe(self, tag: str, column: str, where: str, params: tuple[str, ...], limit: int,
-               table: str = "customer", id_col: str = "id", order_by: str | None = None) -> Probe:
-        order = f"{order_by or column}{self._c}"
-        return Probe(f"SELECT '{tag}' AS tag, {id_col} AS cid, {column} AS key FROM {table} "
-                     f"WHERE {where} ORDER BY {order} LIMIT {int(limit)}", params)
+        self._sql = SearchSql(postgres=not db.is_sqlite)
 
     def _criteria(self, text: str, limit: int) -> list[Probe]:
         """One small indexed select per criterion: (criterion, customer id, matched key)."""
+        sql = self._sql
         out: list[Probe] = []
-
-        def prefix_probe(tag: str, column: str, prefix: str) -> None:
-            where, params = self._range(column, prefix)
-            out.append(self._probe(tag, column, where, params, limit))
-
         number = re.sub(r"\s", "", text).upper()
         if len(number) >= 2 and any(ch.isdigit() for ch in number):
-            prefix_probe("number", "customer_number", number)
+            out.append(sql.prefix("number", "customer_number", number, limit))
         tokens = [t for t in fold(text).split() if t][:_MAX_NAME_TOKENS]
         joined = "".join(tokens)
         if tokens and any(ch.isalpha() for ch in joined):
-            prefix_probe("last", "search_last", joined)
+            out.append(sql.prefix("last", "search_last", joined, limit))
             if len(tokens) == 1:
-                prefix_probe("first", "search_first", joined)
+                out.append(sql.prefix("first", "search_first", joined, limit))
             # "ivana zoom", "zoom ivana", "mary ann smith": every split, both orders.
             for k in range(1, len(tokens)):
                 a, b = "".join(tokens[:k]), "".join(tokens[k:])
                 for first, last in ((a, b), (b, a)):
-                    last_where, last_params = self._range("search_last", last)
-                    first_where, first_params = self._range("search_first", first)
-                    out.append(self._probe("full", "search_last", f"{last_where} AND {first_where}",
-                                           last_params + first_params, limit))
+                    out.append(sql.full_name(last, first, limit))
         email = text.lower()
         if " " not in email and len(email) >= 3 and any(ch.isalpha() for ch in email):
-            prefix_probe("email", "email_lower", email)
+            out.append(sql.prefix("email", "email_lower", email, limit))
         digits = _DIGITS.sub("", text)
         if _PHONE_LIKE.match(text) and len(digits) >= 4:
             # Last 10 digits at most: drops a country code typed in front; a national
             # number's trunk 0 ("020 7946 0958", "087 123 4567") is not in E.164 either.
             national = digits.lstrip("0") if len(digits) >= 7 else digits
-            prefix_probe("phone", "phone_rev", national[-10:][::-1])
+            out.append(sql.prefix("phone", "phone_rev", national[-10:][::-1], limit))
         plate = normalize_plate(text)
         if 2 <= len(plate) <= 10:
-            variants = tuple(sorted(plate_lookup_variants(plate)))
-            # Byte-order comparison like the other probes, or PostgreSQL cannot use the
-            # COLLATE "C" index of migration 0003 and scans every vehicle.
-            where = (f"plate_normalized{self._c} IN ({', '.join([self._ph] * len(variants))}) "
-                     "AND customer_id IS NOT NULL")
-            out.append(Probe(f"SELECT 'plate~' AS tag, customer_id AS cid, plate_normalized AS key FROM vehicle "
-                             f"WHERE {where} LIMIT {int(limit)}", variants))
+            out.append(sql.plate_variants(sorted(plate_lookup_variants(plate)), limit))
             if len(plate) >= 3:
-                where, params = self._range("plate_normalized", plate)
-                out.append(self._probe("plate", "plate_normalized", f"{where} AND customer_id IS NOT NULL", params,
-                                       limit, table="vehicle", id_col="customer_id"))
+                out.append(sql.plate_prefix(plate, limit))
         return out
 
     # --- the search ----------------------------------------------------------------------
@@ -191,22 +144,18 @@ class SearchService:
         if not criteria:
             return result
         # Two round trips. First every criterion's (tag, customer id, matched key), each limited and
-        # index-ordered (SQLite wants each LIMIT inside its own subquery): index entries only, no
-        # customer rows. Ranked on those, only the `limit` best customers are then read, with their
-        # plates: a broad term ("smi", "2727") reads 50 customer rows, not one per candidate (~200),
-        # which at a million customers is what the slowest queries spent their time on.
-        union = " UNION ALL ".join(f"SELECT * FROM ({probe.sql}) AS p{i}" for i, probe in enumerate(criteria))
-        params = tuple(p for probe in criteria for p in probe.params)
-        with self.db.engine.connect() as conn:
-            if self._pg:
-                # Two reads, each its own snapshot under READ COMMITTED anyway: autocommit spares the
-                # BEGIN and ROLLBACK round trips (a third of a search's wall time on PostgreSQL).
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            scores = self._score(text, conn.exec_driver_sql(f"SELECT tag, cid, key FROM ({union}) AS u", params).all())
+        # index-ordered (on SQLite index entries only). Ranked on those, only the `limit` best customers
+        # are then read, with their plates: a broad term ("smi", "2727") reads 50 customers with their
+        # vehicles, not one per candidate (~200). One statement doing both was slower on PostgreSQL:
+        # planning the bigger query costs more than the round trip it saves.
+        sql, params = self._sql.union(criteria)
+        with driver_cursor(self.db) as cursor:
+            cursor.execute(sql, params)
+            scores = self._score(text, cursor.fetchall())
             # Best score first, then the matched key: each probe's own order, so the cut keeps what
             # each probe's LIMIT kept. The hits are then ordered by name within a score.
             best = sorted(scores, key=lambda cid: (-scores[cid][0], scores[cid][2], cid))[:limit]
-            result.hits = self._hits(conn, scores, best)
+            result.hits = self._hits(cursor, scores, best)
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
 
@@ -246,21 +195,20 @@ class SearchService:
                 scores[cid] = (score, matched, str(key))
         return scores
 
-    def _hits(self, conn, scores: dict[int, tuple[int, str, str]], ids: list[int]) -> list[SearchHit]:
+    def _hits(self, cursor: Any, scores: dict[int, tuple[int, str, str]], ids: list[int]) -> list[SearchHit]:
         if not ids:
             return []
-        # Rows are read by position: SQLAlchemy's by-name Row access was most of this step's time.
         customers: dict[int, Any] = {}
+        vehicles: list[tuple[int, int, str]] = []
+        cursor.execute(self._sql.customers(ids))
+        for row in cursor.fetchall():
+            if row[9] is None:
+                customers[row[0]] = row
+            elif row[8] is not None:
+                vehicles.append((row[0], row[9], row[8]))
         plates: dict[int, list[str]] = {}
-        for row in conn.exec_driver_sql(
-                "SELECT c.id, c.customer_number, c.first_name, c.last_name, c.phone_e164, c.email, c.search_last, "
-                "c.search_first, v.plate FROM customer c LEFT JOIN vehicle v ON v.customer_id = c.id "
-                f"WHERE c.id IN ({', '.join([self._ph] * len(ids))}) ORDER BY c.id, v.id", tuple(ids)):
-            cid = row[0]
-            if cid not in customers:
-                customers[cid] = row
-            if row[8] is not None:
-                plates.setdefault(cid, []).append(row[8])
+        for cid, _vehicle_id, plate in sorted(vehicles):  # each customer's plates in the order they were added
+            plates.setdefault(cid, []).append(plate)
         ranked = sorted(customers.values(), key=lambda r: (-scores[r[0]][0], r[6] or "", r[7] or "", r[1]))
         return [
             SearchHit(
