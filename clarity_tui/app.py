@@ -279,6 +279,7 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
             self.operator_session.end_now("exit")
             self._stop_billing()
         finally:
+            self._board_before_boot.close()  # an app that exits before its boot still holds this connection
             await self._stop_live()  # whatever failed above: the change feed's thread must end with the app
 
     async def on_event(self, event: Any) -> None:

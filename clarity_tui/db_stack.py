@@ -17,6 +17,7 @@ before that (`abandon_loading`) makes the waiting workers give up instead of loa
 
 from __future__ import annotations
 
+import gc
 import importlib
 import threading
 
@@ -100,9 +101,18 @@ def import_database_stack() -> None:
     with _lock:
         if _loaded.is_set():
             return
-        for name in MODULES:
-            importlib.import_module(name)
+        _import_all(MODULES)
         _loaded.set()
+
+
+def _import_all(names: tuple[str, ...]) -> None:
+    # What an import defines lives as long as the process: each module's objects leave the collector's view
+    # as it lands (as the app's own freeze does once booted), so the collections the next imports trigger do
+    # not walk them again (half the boot's collector time, ~50 ms, issue 17). The collector still runs in
+    # between, so little garbage is frozen with them (~50 objects, measured).
+    for name in names:
+        importlib.import_module(name)
+        gc.freeze()
 
 
 def database_stack_loaded() -> bool:
@@ -117,6 +127,5 @@ def import_worker_stack() -> None:
     with _lock:
         if _workers_loaded.is_set():
             return
-        for name in WORKER_MODULES:
-            importlib.import_module(name)
+        _import_all(WORKER_MODULES)
         _workers_loaded.set()

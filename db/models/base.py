@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index, util
+from sqlalchemy.sql.base import _DialectArgDict
 from sqlmodel import Field, SQLModel
 
 # Pydantic builds each table's validator and serializer when it is first used, not when the class is
@@ -22,3 +23,26 @@ def utcnow() -> dt.datetime:
 def json_field(**kw: Any) -> Any:
     """A nullable JSON column (dicts and lists as the database's JSON type)."""
     return Field(default=None, sa_column=Column(JSON, nullable=True), **kw)
+
+
+class PartialIndex(Index):
+    """An index over the rows matching `where`, on SQLite and PostgreSQL alike.
+
+    `Index(..., sqlite_where=w, postgresql_where=w)` makes SQLAlchemy load both dialects to check those
+    keywords as the table is defined: PostgreSQL's, with its five drivers' modules, on every SQLite terminal
+    (~30 ms and 2 MB of the boot, issue 17). Here each of the two dialects is given the WHERE when it first
+    asks for the index's options (its DDL, Alembic): only once that dialect is in use."""
+
+    def __init__(self, name: str, *expressions: Any, where: Any, **kw: Any) -> None:
+        self._partial_where = where
+        super().__init__(name, *expressions, **kw)
+
+    @util.memoized_property
+    def dialect_options(self) -> util.PopulateDict[str, _DialectArgDict]:
+        def options(dialect_name: str) -> _DialectArgDict:
+            found = self._kw_reg_for_dialect_cls(dialect_name)
+            if dialect_name in ("sqlite", "postgresql"):
+                found["where"] = self._partial_where
+            return found
+
+        return util.PopulateDict(options)

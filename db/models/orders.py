@@ -7,10 +7,10 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, text
+from sqlalchemy import Column, Text, text
 from sqlmodel import Field, SQLModel, col
 
-from db.models.base import json_field, utcnow
+from db.models.base import PartialIndex, json_field, utcnow
 from db.states import OPEN_ORDER_STATES, OrderState, sql_in
 
 
@@ -149,5 +149,4 @@ class VehicleClaim(SQLModel, table=True):
 # One open order per session (migration 0004): two terminals selling to the same vehicle at the same
 # moment cannot both open one (see services/orders/).
 _OPEN_ORDER_SQL = sql_in("state", OPEN_ORDER_STATES)
-Index("ux_sales_order_open_session", col(SalesOrder.session_id), unique=True,
-      sqlite_where=text(_OPEN_ORDER_SQL), postgresql_where=text(_OPEN_ORDER_SQL))
+PartialIndex("ux_sales_order_open_session", col(SalesOrder.session_id), unique=True, where=text(_OPEN_ORDER_SQL))

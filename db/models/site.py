@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, col
 
-from db.models.base import utcnow
+from db.models.base import PartialIndex, utcnow
 from db.states import OPEN_SESSION_STATES, SessionStatus
 
 
@@ -71,5 +71,4 @@ class VehicleSession(SQLModel, table=True):
 # (services/sessions.py catches the clash and moves the winner's session).
 OPEN_PLATE_INDEX = "ux_vehicle_session_open_plate"
 _open_session = col(VehicleSession.status).in_(OPEN_SESSION_STATES)
-Index(OPEN_PLATE_INDEX, VehicleSession.plate_normalized, unique=True, sqlite_where=_open_session,
-      postgresql_where=_open_session)
+PartialIndex(OPEN_PLATE_INDEX, VehicleSession.plate_normalized, unique=True, where=_open_session)
