@@ -6,10 +6,14 @@ through the sessions service at jittered intervals and logs each commit time. Ma
 
 The board holds ON_BOARD vehicles while it is measured (issue 17: 30): the writer puts them there
 before the app starts, and retires the oldest before each arrival.
+
+BENCH_LATENCY_TRACE=1 adds a diagnostic "breakdown" of where each sample's time went (the app logs the
+stages of every read: see `_latency_app._install_trace`). Leave it off for the figures themselves.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -42,7 +46,8 @@ def _measure(url: str, samples: int, interval: float, target_p95_ms: float) -> d
     with tempfile.TemporaryDirectory(prefix="clarity-bench-latency-") as tmp:
         work = Path(tmp)
         paints, stop, writes = work / "paints.log", work / "stop", work / "writes.log"
-        env = child_env(work)
+        trace = work / "trace.log" if os.environ.get("BENCH_LATENCY_TRACE") else None
+        env = child_env(work, **({"CLARITY_BENCH_TRACE": str(trace)} if trace else {}))
         subprocess.run([PYTHON, str(HERE / "_latency_writer.py"), url, "prefill", str(ON_BOARD - 1)],
                        check=True, env=env, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
         with open(work / "app.out", "w") as app_out:
@@ -66,6 +71,7 @@ def _measure(url: str, samples: int, interval: float, target_p95_ms: float) -> d
                     app.kill()
                     app.wait()
         first_paint = _first_paints(paints)
+        trace_text = trace.read_text() if trace else ""
         board_sizes = _board_sizes(paints, set(written))
         wakeups = _wakeups(paints)
     # Diagnostic split: commit -> the change feed's wake-up on the UI thread -> painted.
@@ -79,12 +85,13 @@ def _measure(url: str, samples: int, interval: float, target_p95_ms: float) -> d
     if not latencies:
         raise RuntimeError(f"none of the {len(written)} sessions was painted")
     stats = summary_ms(latencies)
+    extra = {"breakdown": _breakdown(trace_text, written, first_paint)} if trace else {}
     return {**stats, "missed": missed,
             "commit_to_wakeup_p50_ms": round(sorted(to_wakeup)[len(to_wakeup) // 2] * 1000, 1) if to_wakeup else None,
             # How many vehicles the board showed in the paint that first showed each sample.
             "on_board_min": min(board_sizes, default=0), "on_board_max": max(board_sizes, default=0),
             "target_p95_ms": target_p95_ms,
-            "meets_target": missed == 0 and stats["p95_ms"] <= target_p95_ms}
+            "meets_target": missed == 0 and stats["p95_ms"] <= target_p95_ms, **extra}
 
 
 def _wait_for(cond, timeout: float, app: subprocess.Popen, work: Path, must: bool = True) -> None:
@@ -142,3 +149,68 @@ def _first_paints(path: Path) -> dict[int, float]:
         for sid in ids:
             first.setdefault(sid, stamp)
     return first
+
+
+# Stages from a commit to its paint, in order (see _latency_app._install_trace): each is the time from the
+# previous mark to this one.
+_STAGES = ("feed", "heard", "read_start", "read_end", "apply_start", "apply_end", "painted", "reported")
+
+
+def _breakdown(trace: str, written: dict[int, float], first_paint: dict[int, float]) -> dict[str, Any]:
+    events = []
+    for line in trace.splitlines():
+        stamp, stage, detail = (line.split(" ", 2) + [""])[:3]
+        events.append((float(stamp), stage, detail.strip()))
+    events.sort()
+    by_read: dict[str, dict[str, float]] = {}
+    shown: dict[int, str] = {}  # session -> the read whose paint first showed it
+    for t, stage, detail in events:
+        if stage in ("read0", "read1", "apply0", "apply1", "painted"):
+            number, *rest = detail.split(" ")
+            read = by_read.setdefault(number, {})
+            read.setdefault(stage, t)
+            if stage in ("apply0", "painted"):
+                read[stage + "_cpu"] = float(rest[0])
+            for sid in rest[1].split(",") if stage == "painted" and len(rest) > 1 else ():
+                shown.setdefault(int(sid), number)
+
+    def first(stage: str, after: float) -> float | None:
+        return next((t for t, s, _ in events if s == stage and t >= after), None)
+
+    rows = []
+    for sid, committed in written.items():
+        painted = first_paint.get(sid)
+        if painted is None:
+            continue
+        read = by_read.get(shown.get(sid, ""))
+        feed = first("feed", committed)
+        heard = first("changed", feed) if feed is not None else None
+        if read is None or feed is None or heard is None or not {"read0", "apply1", "painted"} <= read.keys():
+            continue
+        marks = [committed, feed, heard, read["read0"], read["read1"], read["apply0"], read["apply1"], read["painted"],
+                 painted]
+        row = {name: round((b - a) * 1000, 1) for name, a, b in zip(_STAGES, marks[:-1], marks[1:], strict=True)}
+        row["total"] = round((painted - committed) * 1000, 1)
+        # The UI thread's CPU from the apply to the paint (mount, styles, layout, render): unlike the wall
+        # times above, it hardly moves with the machine's load.
+        row["ui_cpu"] = round(read["painted_cpu"] - read["apply0_cpu"], 1)
+        # What else ran in the window (wall ms; a layout includes the render it triggers): layouts, renders,
+        # ticks and GC, and how many reads.
+        for kind in ("layout", "render", "tick", "gc"):
+            spent = 0.0
+            started = None
+            for t, s, _ in events:
+                if not committed <= t <= painted:
+                    continue
+                if s == kind + "0":
+                    started = t
+                elif s == kind + "1" and started is not None:
+                    spent += t - started
+                    started = None
+            row[kind] = round(spent * 1000, 1)
+        row["reads"] = sum(1 for t, s, _ in events if s == "read0" and committed <= t <= painted)
+        rows.append(row)
+    rows.sort(key=lambda r: r["total"])
+    keys = [*_STAGES, "ui_cpu", "layout", "render", "tick", "gc"]
+    median = {k: sorted(r[k] for r in rows)[len(rows) // 2] for k in keys} if rows else {}
+    return {"stage_medians_ms": median, "slowest": rows[-4:]}

@@ -5,12 +5,15 @@
 - the devices: opened in a worker once the boot is done, their status changes published
   (`devices_changed`), and the plate reads of a camera that does not record itself;
 - in simulator mode, the simulated camera's arrivals;
-- the lanes board's read, through the ORM once booted and one plain connection before.
+- the lanes board's read, through the ORM once booted and one plain connection before;
+- the garbage collector kept off the board's path: what lives as long as the app is frozen out of its
+  view once booted, and it waits while a change is on its way to the screen (`hold_gc`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -52,6 +55,7 @@ class LiveMixin(_AppBase):
     now: Callable[[], dt.datetime]
     db_changed: Signal[None]
     devices_changed: Signal[None]
+    booted: Signal[None]
     _feed: ChangeFeed | None
     _board_before_boot: BoardBeforeBoot
 
@@ -65,6 +69,31 @@ class LiveMixin(_AppBase):
         if self._feed is None:
             self._feed = open_change_feed(self.boot_config.database_url)
         self.watch_database()
+        if self.services is not None:
+            self.call_after_refresh(self._freeze_long_lived)
+        else:
+            self.booted.subscribe(self, lambda _: self._freeze_long_lived())
+
+    # --- the garbage collector ----------------------------------------------------------------------------
+
+    _gc_holds = 0
+
+    @staticmethod
+    def _freeze_long_lived() -> None:
+        """Once booted, what lives as long as the app (modules, ORM metadata, settings) is moved out of the
+        collector's view: a full collection of the whole heap stalled the UI thread ~100 ms each second."""
+        gc.freeze()
+
+    def hold_gc(self) -> None:
+        """No collection until `release_gc`: a change is on its way from the database to the screen, and a
+        collection in between (tens of ms, on whichever thread allocates) would delay it. Nested holds count."""
+        self._gc_holds += 1
+        gc.disable()
+
+    def release_gc(self) -> None:
+        self._gc_holds = max(0, self._gc_holds - 1)
+        if not self._gc_holds:
+            gc.enable()  # a collection that fell due runs at the next allocation: after the paint
 
     @work(thread=True, exclusive=True, group="change-feed", exit_on_error=False)
     def watch_database(self) -> None:
@@ -156,6 +185,9 @@ class LiveMixin(_AppBase):
                          dwell=dt.timedelta(minutes=scenario.dwell_minutes))
 
     async def _stop_live(self) -> None:
+        self._gc_holds = 0
+        gc.enable()
+        gc.unfreeze()  # the app's objects become collectable again (many apps run in one test process)
         if self._feed is not None:
             self._feed.close()
         if self.devices is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -15,6 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.messages import OpenSession
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
     from textual import getters
 
     from clarity_tui.app import ClarityApp
+
+
+# The longest the board keeps the garbage collector waiting (see LiveMixin.hold_gc).
+GC_HOLD_MAX_SECONDS = 1.0
 
 
 class BoardScreen(Screen[None]):
@@ -70,6 +76,7 @@ class BoardScreen(Screen[None]):
         self._columns_fit: bool | None = None
         self._loading = False
         self._dirty = False
+        self._gc_held: float | None = None  # since when this screen holds the collector (monotonic)
         self._plate_prefix = PlatePrefix(lambda: self.app.now())
 
     def compose(self) -> ComposeResult:
@@ -82,7 +89,8 @@ class BoardScreen(Screen[None]):
     def on_mount(self) -> None:
         config = self.app.boot_config
         self.sub_title = "Lanes"
-        self.app.db_changed.subscribe(self, lambda _: self.reload())
+        # immediate: the read starts as the notice is handled, not after whatever this screen has queued.
+        self.app.db_changed.subscribe(self, lambda _: self.reload(), immediate=True)
         self.app.devices_changed.subscribe(self, lambda _: self._show_devices())
         self.app.booted.subscribe(self, lambda _: self._show_site())
         self.set_interval(1.0, self._tick)
@@ -111,30 +119,41 @@ class BoardScreen(Screen[None]):
     # --- data -------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Re-read the board. A change that lands mid-read marks it dirty for one more read
-        (cancelling the running read would throw away nearly finished work)."""
+        """Re-read the board: one read at a time, never cancelled (that would throw away nearly finished work).
+        A change that lands mid-read marks the board dirty for one more read, started once this one is applied.
+        Both flags live on the UI thread only, so a change can never slip between a read's end and the next."""
         if self._loading:
             self._dirty = True
             return
         self._loading = True
         self._dirty = False
+        if self._gc_held is None:
+            self._gc_held = time.monotonic()
+            self.app.hold_gc()  # released once the change is painted (_after_paint)
         self._load()
 
     @work(thread=True, group="board-load", exit_on_error=False)
     def _load(self) -> None:
-        try:
-            while True:
-                lanes = self.app.read_board()
-                banner = self.app.billing_banner()
-                # One hop to the UI thread per read: each hop waits for a busy event loop.
-                # call_from_thread awaits the coroutine (the repaint's mount): its typing cannot say so.
-                self.app.call_from_thread(cast("Callable[[list[LaneView], str | None], None]", self._apply), lanes,
-                                          banner)
-                if not self._dirty:
-                    break
-                self._dirty = False
-        finally:
-            self._loading = False
+        lanes = self.app.read_board()
+        banner = self.app.billing_banner()
+        # One hop to the UI thread per read: each hop waits for a busy event loop.
+        # call_from_thread awaits the coroutine (the repaint's mount): its typing cannot say so.
+        self.app.call_from_thread(cast("Callable[[list[LaneView], str | None], None]", self._apply), lanes, banner)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "board-load" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self._read_done()  # (the error itself is logged by the worker)
+            self._release_gc()
+
+    def _read_done(self) -> None:
+        self._loading = False
+        if self._dirty:
+            self.reload()
+
+    def _release_gc(self) -> None:
+        if self._gc_held is not None and not self._loading:
+            self._gc_held = None
+            self.app.release_gc()
 
     def _show_banner(self, text: str | None) -> None:
         banner = self.query_one("#billing-banner", Static)
@@ -164,6 +183,7 @@ class BoardScreen(Screen[None]):
         self._fit_columns()
         ids = frozenset(b.session_id for lane in lanes for b in lane.bubbles)
         self.call_after_refresh(self._after_paint, focused_id, ids)
+        self._read_done()
 
     def on_resize(self) -> None:
         self._fit_columns()
@@ -185,9 +205,14 @@ class BoardScreen(Screen[None]):
     def _after_paint(self, focused_id: int | None, ids: frozenset[int]) -> None:
         if focused_id is not None and focused_id not in ids or self.focused is None:
             self._focus_first()
+        self._release_gc()  # unless the next read is already under way
         self.post_message(self.Painted(ids))
 
     def _tick(self) -> None:
+        if self._gc_held is not None and time.monotonic() - self._gc_held > GC_HOLD_MAX_SECONDS:
+            # Changes arriving back to back: let a collection run between them rather than never.
+            self._gc_held = None
+            self.app.release_gc()
         now = self.app.now()
         for bubble in self.query(SessionBubble):
             bubble.tick(now)
