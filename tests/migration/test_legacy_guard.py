@@ -27,13 +27,13 @@ from tests.helpers.signin import PINS
 from tests.helpers.cli import run_cli
 
 
-def _actor(db, name: str) -> Actor:  # noqa: ANN001
+def _actor(db, name: str) -> Actor:
     with db.read() as s:
         op = s.exec(select(Operator).where(Operator.name == name)).one()
     return Actor(op.name, Role(op.role), "lane-1-term", op.id)
 
 
-def _cancel_jane(db, legacy: Legacy, status: str = "cancelled") -> None:  # noqa: ANN001
+def _cancel_jane(db, legacy: Legacy, status: str = "cancelled") -> None:
     with db.write() as s:
         jane = s.get(LegacyMember, legacy.jane_id)
         jane.status = status
@@ -41,12 +41,12 @@ def _cancel_jane(db, legacy: Legacy, status: str = "cancelled") -> None:  # noqa
         s.add(jane)
 
 
-def _orders(db) -> list[SalesOrder]:  # noqa: ANN001
+def _orders(db) -> list[SalesOrder]:
     with db.read() as s:
         return list(s.exec(select(SalesOrder)))
 
 
-def _audit(db, action: str) -> list[AuditLog]:  # noqa: ANN001
+def _audit(db, action: str) -> list[AuditLog]:
     with db.read() as s:
         return list(s.exec(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)))
 
@@ -96,7 +96,7 @@ def test_an_active_member_needs_no_approval(legacy: Legacy) -> None:
     assert view.kind == "migration" and _audit(legacy.db, "migration.inactive_approved") == []
 
 
-def _customers_named(db, first: str, last: str) -> int:  # noqa: ANN001
+def _customers_named(db, first: str, last: str) -> int:
     with db.read() as s:
         return s.exec(select(func.count()).select_from(Customer).where(
             Customer.first_name == first, Customer.last_name == last)).one()
@@ -134,7 +134,7 @@ def test_a_retry_after_a_blocked_migration_reuses_the_customer(legacy: Legacy) -
 # --- the CLI ------------------------------------------------------------------------------------------------
 
 
-def test_legacy_find_shows_status_and_last_billing(legacy: Legacy, settings) -> None:  # noqa: ANN001
+def test_legacy_find_shows_status_and_last_billing(legacy: Legacy, settings) -> None:
     _cancel_jane(legacy.db, legacy)
     found = run_cli("--db", settings.database_url, "legacy", "find", legacy.jane_plate)
     assert found.returncode == 0, found.stderr
@@ -145,7 +145,7 @@ def test_legacy_find_shows_status_and_last_billing(legacy: Legacy, settings) -> 
 # --- the screens (Pilot, 80x24) -------------------------------------------------------------------------------
 
 
-async def test_purchase_on_a_legacy_bubble_offers_migrate_first(settings, legacy: Legacy) -> None:  # noqa: ANN001
+async def test_purchase_on_a_legacy_bubble_offers_migrate_first(settings, legacy: Legacy) -> None:
     db = legacy.db
     _cancel_jane(db, legacy, "active")
     app = migration_app(settings, db)
@@ -174,7 +174,7 @@ async def test_purchase_on_a_legacy_bubble_offers_migrate_first(settings, legacy
     assert [o.kind for o in _orders(db)] == ["sale"]
 
 
-async def test_a_cancelled_member_is_migrated_with_a_reason_and_a_managers_pin(settings, legacy: Legacy) -> None:  # noqa: ANN001
+async def test_a_cancelled_member_is_migrated_with_a_reason_and_a_managers_pin(settings, legacy: Legacy) -> None:
     from clarity_tui.widgets.manager_pin import ManagerPinModal
 
     db = legacy.db

@@ -19,84 +19,59 @@ Idempotent upsert by (source system, legacy id): a row equal to what is stored i
 overwritten ("kept"). One transaction per batch, so an interrupted import keeps the
 batches it committed; running the same command again resumes (committed rows come back
 unchanged) and finishes the rest.
+
+Speed (issue 17): rows carry their columns as stored (legacy/parsers.py), the SQL runs on the driver's
+cursor (legacy/store.py: COPY on PostgreSQL, executemany on SQLite), new members get their ids up front
+so their plates need no look-up, "unchanged" is one tuple comparison with the stored row, and automatic
+garbage collection waits until each batch is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
+import gc
 import io
 import json
-import operator
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Text, any_, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
-from clarity_tui.services.legacy.mapping import (
-    LegacyImportError,
-    Mapping,
-)
+from clarity_tui.services.legacy.mapping import LegacyImportError, Mapping
 from clarity_tui.services.legacy.parsers import (
-    COMPARED,
     MemberRow,
     Rejected,
     RowParser,
     has_control,
     printable,
-    records,
 )
+from clarity_tui.services.legacy.pipeline import BatchWriter
+from clarity_tui.services.legacy.result import Counts, ImportResult
+from clarity_tui.services.legacy.store import MEMBER, PLATE, Statements, fetch_plates
 from db.models import Plan, metadata, utcnow
 
 BATCH_SIZE = 5000  # rows per transaction: fewer commits and round trips; a resume redoes at most one
-
-
-@dataclass
-class ImportResult:
-    source_system: str
-    mapping: str
-    dry_run: bool
-    read: int = 0
-    imported: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    kept_migrated: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
-    batches_committed: int = 0
-    last_line_committed: int = 0
-
-    @property
-    def rejected_count(self) -> int:
-        return len(self.rejected)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"source_system": self.source_system, "mapping": self.mapping, "dry_run": self.dry_run,
-                "read": self.read, "imported": self.imported, "updated": self.updated, "unchanged": self.unchanged,
-                "kept_migrated": self.kept_migrated, "rejected": self.rejected_count,
-                "batches_committed": self.batches_committed,
-                "rejections": [r.as_dict() for r in self.rejected]}
-
-    def summary_line(self) -> str:
-        verb = "would import" if self.dry_run else "imported"
-        kept = f", {self.kept_migrated} already migrated (kept)" if self.kept_migrated else ""
-        return (f"read {self.read}, {verb} {self.imported}, updated {self.updated}, unchanged {self.unchanged}"
-                f"{kept}, rejected {self.rejected_count}")
 
 
 class LegacyImporter:
     """Reads a legacy export with a mapping and upserts it, batch by batch."""
 
     def __init__(self, db: Any, mapping: Mapping, *, actor: Actor | None = None, phone_region: str = "US",
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = BATCH_SIZE, pipelined: bool = False) -> None:
         self.db = db
         self.mapping = mapping
         self.actor = actor or Actor.system("legacy-import")
         self.phone_region = phone_region
         self.batch_size = batch_size
+        # A writer thread (legacy/pipeline.py). Off by default: on the shared 2-core machine it measured no
+        # faster on PostgreSQL and used more CPU; worth measuring again on an idle one.
+        self.pipelined = pipelined
         self._plans: dict[str, int] = {}
 
     # --- reading ------------------------------------------------------------------------------
@@ -142,7 +117,7 @@ class LegacyImporter:
         """Every data row, parsed and validated, in file order (duplicates rejected).
 
         One process, streaming: measured, a process pool loses more to pickling every row both
-        ways than it gains on two cores (phonenumbers is most of the parse time either way)."""
+        ways than it gains on two cores."""
         path = Path(path)
         if not path.is_file():
             raise LegacyImportError(f"File {path} does not exist.")
@@ -158,32 +133,25 @@ class LegacyImporter:
                                     f"({printable(','.join(header), 120)}): is it a CSV export?")
         parser = RowParser(self.mapping, self._header_index(header), [h.strip().lstrip("\ufeff") for h in header],
                            self.phone_region, self._plans)
-        first_line: dict[str, int] = {}
-        for line, cells in records(reader):
-            parsed = Rejected(line, "", cells) if isinstance(cells, str) else parser.parse(line, cells)
-            if isinstance(parsed, MemberRow):
-                if parsed.legacy_id in first_line:
-                    yield Rejected(line, parsed.legacy_id, f"duplicate legacy id {parsed.legacy_id} "
-                                                           f"(first on line {first_line[parsed.legacy_id]})")
-                    continue
-                first_line[parsed.legacy_id] = line
-            yield parsed
+        yield from parser.rows(reader)
 
     def run(self, path: str | Path, *, dry_run: bool = False) -> ImportResult:
         self._load_plans()
         result = ImportResult(self.mapping.source_system, self.mapping.name, dry_run)
         batch: list[MemberRow] = []
-        for item in self.rows(path):
-            result.read += 1
-            if isinstance(item, Rejected):
-                result.rejected.append(item)
-                continue
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                self._flush(batch, result, dry_run)
-                batch = []
-        if batch:
-            self._flush(batch, result, dry_run)
+        writer = BatchWriter(lambda rows: self._flush(rows, result, dry_run), threaded=self.pipelined)
+        with _young_collections_only(), writer as submit:
+            for item in self.rows(path):
+                result.read += 1
+                if isinstance(item, Rejected):
+                    result.rejected.append(item)
+                    continue
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    submit(batch)
+                    batch = []
+            if batch:
+                submit(batch)
         result.rejected.sort(key=lambda r: r.line)  # rows the database refused come back after their batch
         if not dry_run:
             with self.db.write() as s:
@@ -199,7 +167,7 @@ class LegacyImporter:
         except Exception as exc:
             if not self._refused(exc):
                 raise self._stopped(batch, result, exc) from exc
-            counts = _Counts()
+            counts = Counts()
             for row in batch:
                 try:
                     counts.add(self._write([row], dry_run))
@@ -231,89 +199,71 @@ class LegacyImporter:
             f"{result.batches_committed} batch(es) up to line {result.last_line_committed} are saved; fix the "
             "problem and run the same command again: it resumes (saved rows come back unchanged).")
 
-    def _write(self, batch: list[MemberRow], dry_run: bool) -> _Counts:
-        lm, lp = metadata.tables["legacy_member"], metadata.tables["legacy_member_plate"]
-        source = self.mapping.source_system
-        counts = _Counts()
+    def _write(self, batch: list[MemberRow], dry_run: bool) -> Counts:
+        stm = _statements(self.db.engine.dialect)
+        counts = Counts()
         with self.db.write() as s:
             conn = s.connection()
-            ids = [r.legacy_id for r in batch]
-            existing: dict[str, Any] = {}
-            # `raw` as its stored text: compared with the new row's JSON text, parsed only when they differ.
-            compared = [cast(lm.c[k], Text).label(k) if k == "raw" else lm.c[k] for k in COMPARED]
-            for row in conn.execute(select(lm.c.id, lm.c.legacy_id, lm.c.migrated_at, *compared)
-                                    .where(lm.c.source_system == source, _one_of(conn, lm.c.legacy_id, ids))
-                                    .with_for_update()):  # PostgreSQL: a lane's migration waits for us
-                existing[row.legacy_id] = row
-            plates: dict[int, list[str]] = {}
-            if existing:
-                # Two plain columns: the driver's rows as they come (no result processing per row).
-                found = conn.execute(select(lp.c.legacy_member_id, lp.c.plate_normalized)
-                                     .where(_one_of(conn, lp.c.legacy_member_id, [r.id for r in existing.values()])))
-                for pid, norm in found.cursor.fetchall():
-                    plates.setdefault(pid, []).append(norm)
-                found.close()
-            now = utcnow()
-            new_rows: list[MemberRow] = []
-            changed: list[tuple[int, MemberRow]] = []
-            for r in batch:
-                old = existing.get(r.legacy_id)
-                if old is None:
-                    new_rows.append(r)
-                    continue
-                if old.migrated_at is not None:
-                    counts.kept_migrated += 1
-                    continue
-                if _same(old, plates.get(old.id, []), r):
-                    counts.unchanged += 1
-                else:
-                    changed.append((old.id, r))
-            counts.imported, counts.updated = len(new_rows), len(changed)
-            if dry_run:
-                s.rollback()
-                return counts
-            plate_rows: list[dict[str, Any]] = []
-            if new_rows:
-                # A plain executemany (RETURNING would go row by row on SQLite), then the new ids by key.
-                _insert_many(conn, lm, [{**r.values, "imported_at": now, "updated_at": now} for r in new_rows])
-                new_ids = dict(conn.execute(select(lm.c.legacy_id, lm.c.id).where(
-                    lm.c.source_system == source, _one_of(conn, lm.c.legacy_id, [r.legacy_id for r in new_rows]))).all())
-                for r in new_rows:
-                    plate_rows += [{"legacy_member_id": new_ids[r.legacy_id], "plate_raw": raw,
-                                    "plate_normalized": norm} for raw, norm in r.plates]
-            if changed:
-                changed_ids = [i for i, _ in changed]
-                conn.execute(delete(lp).where(_one_of(conn, lp.c.legacy_member_id, changed_ids)))
-                # Conditional on "not migrated": a member migrating on a lane meanwhile is never overwritten.
-                upd = (update(lm).where(lm.c.id == bindparam("_id"), lm.c.migrated_at.is_(None))
-                       .values({k: bindparam(k) for k in COMPARED} | {"updated_at": bindparam("_now")}))
-                conn.execute(upd, [{"_id": i, "_now": now, **{k: r.values[k] for k in COMPARED}}
-                                   for i, r in changed])
-                for i, r in changed:
-                    plate_rows += [{"legacy_member_id": i, "plate_raw": raw, "plate_normalized": norm}
-                                   for raw, norm in r.plates]
-            if plate_rows:
-                _insert_many(conn, lp, plate_rows)
+            cur = conn.connection.driver_connection.cursor()
+            try:
+                new_rows, changed = self._compare(stm, cur, batch, counts)
+                if dry_run:
+                    s.rollback()
+                    return counts
+                self._store(stm, conn, cur, new_rows, changed, counts)
+            finally:
+                cur.close()
             audit.record(s, self.actor, "legacy.import_batch", "legacy_member", None,
-                         after={"source_system": source, "first_line": batch[0].line, "last_line": batch[-1].line,
-                                "imported": len(new_rows), "updated": len(changed)})
+                         after={"source_system": self.mapping.source_system, "first_line": batch[0].line,
+                                "last_line": batch[-1].line, "imported": counts.imported, "updated": counts.updated})
         return counts
 
+    def _compare(self, stm: Statements, cur: Any, batch: list[MemberRow],
+                 counts: Counts) -> tuple[list[MemberRow], list[tuple[int, MemberRow]]]:
+        """The batch's new rows and changed ones (with their member ids); unchanged and migrated ones counted."""
+        cur.execute(stm.existing, (self.mapping.source_system, stm.keys([r.legacy_id for r in batch])))
+        existing = {row[1]: row for row in cur.fetchall()}
+        plates = fetch_plates(stm, cur, [row[0] for row in existing.values()]) if existing else {}
+        new_rows: list[MemberRow] = []
+        changed: list[tuple[int, MemberRow]] = []
+        for r in batch:
+            old = existing.get(r.legacy_id)
+            if old is None:
+                new_rows.append(r)
+            elif old[2]:
+                counts.kept_migrated += 1
+            elif _same(old, plates.get(old[0]), r):
+                counts.unchanged += 1
+            else:
+                changed.append((old[0], r))
+        counts.imported, counts.updated = len(new_rows), len(changed)
+        return new_rows, changed
 
-@dataclass
-class _Counts:
-    imported: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    kept_migrated: int = 0
-
-    def add(self, other: _Counts) -> None:
-        for k in ("imported", "updated", "unchanged", "kept_migrated"):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
-
-    def add_to(self, result: ImportResult) -> None:
-        for k in ("imported", "updated", "unchanged", "kept_migrated"):
-            setattr(result, k, getattr(result, k) + getattr(self, k))
+    def _store(self, stm: Statements, conn: Any, cur: Any, new_rows: list[MemberRow],
+               changed: list[tuple[int, MemberRow]], counts: Counts) -> None:
+        lm, lp = metadata.tables[MEMBER], metadata.tables[PLATE]
+        now = _stored_now(conn.dialect)
+        plate_rows: list[tuple[Any, ...]] = []
+        if new_rows:
+            ids = stm.new_ids(cur, len(new_rows))
+            _insert_many(conn, lm, [(i, now, now, *r.params) for i, r in zip(ids, new_rows, strict=True)])
+            for i, r in zip(ids, new_rows, strict=True):
+                plate_rows += [(i, raw, norm) for raw, norm in r.plates]
+        if changed:
+            # Only members not migrated meanwhile (on a lane, since we read them): those are kept as they are.
+            cur.execute(stm.lock_unmigrated, (stm.keys([i for i, _ in changed]),))
+            unmigrated = {i for (i,) in cur.fetchall()}
+            if len(unmigrated) < len(changed):
+                counts.kept_migrated += len(changed) - len(unmigrated)
+                counts.updated = len(unmigrated)
+                changed = [(i, r) for i, r in changed if i in unmigrated]
+        if changed:
+            cur.execute(stm.delete_plates, (stm.keys([i for i, _ in changed]),))
+            cur.executemany(stm.update, [(*r.params[2:], now, i) for i, r in changed])
+            for i, r in changed:
+                plate_rows += [(i, raw, norm) for raw, norm in r.plates]
+        if plate_rows:
+            _insert_many(conn, lp, plate_rows)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -323,71 +273,52 @@ def _first_line(exc: BaseException) -> str:
     return printable(text, 160)
 
 
-def _one_of(conn: Any, column: Any, values: list[Any]) -> Any:
-    """`column IN values`. On PostgreSQL one array parameter (`= ANY($1)`): a prepared (generic) plan
-    of a 2,000-item IN list filters row by row, measured 5-10 s a batch; ANY(array) stays an index probe."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import ARRAY
+@contextlib.contextmanager
+def _young_collections_only() -> Iterator[None]:
+    """No automatic garbage collection while importing (the caller collects the young generations per batch).
 
-        return column == any_(bindparam(None, value=list(values), type_=ARRAY(column.type)))
-    # SQLite: one JSON parameter too; an expanded IN list of 2,000 values costs more to render than to run.
-    ids = func.json_each(bindparam(None, value=json.dumps(list(values)), type_=Text)).table_valued("value")
-    return column.in_(select(ids.c.value))
-
-
-def _insert_many(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    """executemany of an INSERT. On SQLite straight to the driver with SQLAlchemy's own bind
-    processors per column (its per-row statement machinery would cost more than the insert)."""
-    cols = list(rows[0])
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        # COPY: psycopg adapts each value (dates, aware datetimes, text); JSON goes as its text.
-        json_cols = {c for c in cols if isinstance(table.c[c].type, JSON)}
-        with conn.connection.driver_connection.cursor() as cur, \
-                cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols])
-        return
-    if conn.dialect.name != "sqlite":
-        conn.execute(insert(table), rows)
-        return
-    # Values a column's processor turns into text (dates, datetimes) are few per file: each is processed once.
-    processed: list[tuple[int, Any, dict[Any, Any]]] = []
-    for i, c in enumerate(cols):
-        proc = table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        if proc is not None:
-            processed.append((i, proc, {}))
-    get = operator.itemgetter(*cols)
-    params: list[Any] = []
-    for r in rows:
-        values = list(get(r)) if len(cols) > 1 else [get(r)]
-        for i, proc, memo in processed:
-            v = values[i]
-            if v is None:
-                continue
-            if isinstance(v, (dict, list)):
-                values[i] = proc(v)
-            else:
-                done = memo.get(v)
-                if done is None:
-                    done = memo[v] = proc(v)
-                values[i] = done
-        params.append(tuple(values))
-    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    conn.exec_driver_sql(sql, params)
+    Every row allocates a few tracked objects, so the collector's full passes over the whole heap
+    (SQLAlchemy's and the app's objects) came round again and again: a quarter of the parse time, measured.
+    The rows themselves are freed by reference counting; the young collections free any cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
-_RAW_AT = COMPARED.index("raw")
-_OTHERS = operator.itemgetter(*[k for k in COMPARED if k != "raw"])
+@functools.lru_cache(maxsize=8)
+def _statements(dialect: Any) -> Statements:
+    return Statements(dialect)
 
 
-def _same(old: Any, old_plates: list[str], row: MemberRow) -> bool:
-    """Whether the stored member equals the row (`old.raw` is the stored JSON text, parsed only when that
-    text is not the row's own serialisation)."""
-    new = row.values
-    stored = tuple(old)[3:]  # the COMPARED columns, after id, legacy_id and migrated_at
-    if stored[:_RAW_AT] + stored[_RAW_AT + 1:] != _OTHERS(new):
-        return False
-    raw = stored[_RAW_AT]
-    if raw != json.dumps(new["raw"]) and (raw is None or json.loads(raw) != new["raw"]):
-        return False
-    return sorted(old_plates) == sorted(n for _, n in row.plates)
+def _stored_now(dialect: Any) -> Any:
+    """Now, as the timestamp columns take it: SQLite's text (SQLAlchemy's own format), else the datetime."""
+    now = utcnow()
+    proc = metadata.tables[MEMBER].c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
+    return proc(now) if proc is not None else now
+
+
+def _insert_many(conn: Any, table: Any, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows (tuples in store.INSERT_COLUMNS order) in the batch's transaction: COPY on PostgreSQL,
+    one executemany on SQLite. (One function, so that tests can fail or kill the import right here.)"""
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        _statements(conn.dialect).insert(cur, table.name, rows)
+    finally:
+        cur.close()
+
+
+def _same(old: Sequence[Any], old_plates: list[str] | None, row: MemberRow) -> bool:
+    """Whether the stored member (`old`: id, legacy id, migrated, then the compared columns as stored text)
+    equals the row: one tuple comparison; `raw` parsed only when its stored text is not the row's own."""
+    new = row.params
+    if old[3:] != new[2:]:
+        if old[4:] != new[3:]:
+            return False
+        if old[3] is None or json.loads(old[3]) != json.loads(new[2]):
+            return False
+    stored = sorted(old_plates) if old_plates else []
+    return stored == sorted(n for _, n in row.plates)
