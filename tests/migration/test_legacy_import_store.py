@@ -120,3 +120,24 @@ def test_a_writer_failure_stops_the_import_names_what_is_saved_and_collection_co
     monkeypatch.setattr(legacy_import, "_insert_many", real_insert)
     resumed = LegacyImporter(demo_db, load_mapping("sitewatch"), batch_size=10, pipelined=pipelined).run(path)
     assert (resumed.imported, resumed.unchanged) == (30, 20)
+
+
+def test_by_default_postgresql_writes_on_the_writer_thread_and_sqlite_inline(demo_db, tmp_path: Path,
+                                                                            monkeypatch) -> None:
+    # PostgreSQL's writes are mostly the server's work, so the next batch is parsed meanwhile; SQLite's driver
+    # takes the GIL back for every row, so a thread there only queues behind the parser.
+    import threading
+
+    from bench.legacy_import import write_sample_csv
+
+    path = write_sample_csv(tmp_path / "members.csv", 30)
+    real_insert, writers = legacy_import._insert_many, set()
+
+    def noting_the_thread(conn, table, rows):
+        writers.add(threading.current_thread().name)
+        return real_insert(conn, table, rows)
+
+    monkeypatch.setattr(legacy_import, "_insert_many", noting_the_thread)
+    result = LegacyImporter(demo_db, load_mapping("sitewatch"), batch_size=10).run(path)
+    assert result.imported == 30
+    assert writers == ({"MainThread"} if demo_db.is_sqlite else {"legacy-import-writer"})

@@ -1,4 +1,4 @@
-"""Writing an import's batches in order: inline, or on a writer thread (LegacyImporter(pipelined=True)).
+"""Writing an import's batches in order: inline (SQLite), or on a writer thread (PostgreSQL).
 
     with BatchWriter(write_batch, threaded=True) as submit:
         for batch in batches:
@@ -11,8 +11,8 @@ batches committed before it stopped, and running it again resumes. At most one b
 writer, so memory stays bounded by two batches.
 
 SQLite runs its statements in this process and the driver releases the GIL for every row, so a writer
-thread there queues for the GIL once per row behind the parser. On PostgreSQL the thread measured no
-faster on the shared 2-core machine (no core left for the server to overlap), so it is opt-in.
+thread there queues for the GIL once per row behind the parser: the importer uses the thread on
+PostgreSQL only (LegacyImporter's default).
 """
 
 from __future__ import annotations
