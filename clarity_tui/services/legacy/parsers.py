@@ -82,23 +82,6 @@ class MemberRow:
         return (tuple(values[k] for k in COMPARED), tuple(sorted(n for _, n in self.plates)))
 
 
-def records(reader: Any) -> Iterator[tuple[int, list[str] | str]]:
-    """(first line number, cells) per non-blank record; an unreadable record carries its error text."""
-    prev_end = reader.line_num
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield prev_end + 1, f"unreadable CSV ({exc})"
-            prev_end = reader.line_num
-            continue
-        line, prev_end = prev_end + 1, reader.line_num
-        if any(c.strip() for c in cells):
-            yield line, cells
-
-
 _LABELS = {"legacy_id": "legacy id", "first_name": "first name", "last_name": "last name", "vehicle_desc": "vehicle",
            "plan_name": "plan", "status": "status"}
 _FIELDS = ("legacy_id", "first_name", "last_name", "full_name", "phone", "email", "vehicle", "plan", "status",
@@ -299,4 +282,4 @@ class RowParser:
 
 
 __all__ = ["COMPARED", "LIMITS", "MEMBER_COLUMNS", "MemberRow", "Rejected", "RowParser", "RowProblem", "has_control",
-           "import_email", "import_phone", "iso_date", "parse_date", "printable", "records", "split_plates"]
+           "import_email", "import_phone", "iso_date", "parse_date", "printable", "split_plates"]
