@@ -89,7 +89,8 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
     TITLE = "Clarity"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Leave Clarity"),
+        # priority: a modal screen (the PIN pad, an error) ends the binding chain, and Quit must work there too.
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="Leave Clarity", priority=True),
         # Ctrl+P too (the README's key): Textual adds its own ctrl+p only when no binding runs the palette.
         Binding("f10,ctrl+p", "command_palette", "Menu", id="app.menu", tooltip="Open the command palette"),
         Binding("f9", "hardware", "Hardware", id="app.hardware", tooltip="Devices: status and tests"),

@@ -91,6 +91,13 @@ def plate_lookup_variants(plate: str) -> set[str]:
     return {v for v in variants if len(v) >= 2}
 
 
+def searchable(term: str | None) -> str:
+    """The term as the databases can take it: no NUL (PostgreSQL refuses it in text) and no lone surrogate (a
+    command-line argument that was not UTF-8, e.g. a Latin-1 terminal's "Zoë": neither driver can encode it)."""
+    text = (term or "").replace("\x00", "")
+    return text.encode("utf-8", "ignore").decode("utf-8").strip()
+
+
 class SearchService:
     @classmethod
     def from_services(cls, services: Services) -> SearchService:
@@ -138,7 +145,7 @@ class SearchService:
 
     def search(self, term: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
         started = time.perf_counter()
-        text = (term or "").strip()
+        text = searchable(term)
         result = SearchResult(term=text)
         criteria = self._criteria(text, limit) if text else []
         if not criteria:
@@ -230,7 +237,7 @@ class SearchService:
     def naive_like_search(self, term: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
         """`LIKE '%term%'` over the same columns (a full scan): the benchmark's baseline."""
         started = time.perf_counter()
-        text = (term or "").strip()
+        text = searchable(term)
         result = SearchResult(term=text)
         if not text:
             return result

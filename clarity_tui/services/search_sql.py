@@ -38,9 +38,22 @@ class Probe:
     params: tuple[str, ...]
 
 
+MAX_CODE_POINT = 0x10FFFF
+
+
 def upper_bound(prefix: str) -> str:
-    """The smallest string greater than every string starting with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    """The smallest string greater than every string starting with `prefix` (by code point, which is byte
+    order in UTF-8): its last character's successor, skipping the surrogates no driver can encode; past the
+    last code point, the successor of the prefix without it. A prefix of nothing but U+10FFFF has no such
+    bound: every string above it starts with it, so U+10FFFF repeated past any stored length bounds it."""
+    while prefix and ord(prefix[-1]) == MAX_CODE_POINT:
+        prefix = prefix[:-1]
+    if not prefix:
+        return chr(MAX_CODE_POINT) * 256
+    nxt = ord(prefix[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:
+        nxt = 0xE000
+    return prefix[:-1] + chr(nxt)
 
 
 class SearchSql:

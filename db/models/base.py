@@ -46,3 +46,15 @@ class PartialIndex(Index):
             return found
 
         return util.PopulateDict(options)
+
+    @property
+    def dialect_kwargs(self) -> Any:
+        """Every dialect's keywords (`sqlite_where`, `postgresql_where`), as Alembic's autogenerate and
+        `Table.to_metadata` read them: both WHEREs filled first, or they would copy a full unique index."""
+        for name in ("sqlite", "postgresql"):
+            self.dialect_options[name]
+        return super().dialect_kwargs
+
+    @property
+    def kwargs(self) -> Any:
+        return self.dialect_kwargs
