@@ -72,11 +72,11 @@ class OneLineErrors(click.Group):
 
     def _register_command_modules(self) -> None:
         if not OneLineErrors._modules_registered:
-            OneLineErrors._modules_registered = True
             import importlib
 
             for name in COMMAND_MODULES:
                 importlib.import_module(name).register(self)
+            OneLineErrors._modules_registered = True  # only once all registered: a failed import is retried
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         self._register_command_modules()

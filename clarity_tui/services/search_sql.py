@@ -123,7 +123,7 @@ def driver_cursor(db: Database) -> Iterator[Any]:
     Each statement is its own read: on PostgreSQL in autocommit (no BEGIN and ROLLBACK round trips;
     two statements under READ COMMITTED see two snapshots anyway), on SQLite as the engine's connections
     already run (pysqlite's transaction handling is off). The connection goes back to the pool as it
-    came (autocommit off); one that failed is dropped from the pool."""
+    came (autocommit off); one that lost its server is invalidated (another failure is reset by the pool)."""
     raw = db.engine.raw_connection()
     driver: Any = raw.driver_connection
     switch = not db.is_sqlite and not driver.autocommit
