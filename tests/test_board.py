@@ -48,8 +48,8 @@ async def test_board_shows_one_column_per_lane_and_a_bubble_per_session(grid, se
         titles = [str(c.query_one(".lane-title").render()) for c in app.screen.query(LaneColumn)]
         assert titles == ["Pre-Gate (2)", "Lane 1", "Lane 2 (1)", "Lane 3 (2)"]
         bubble = app.screen.query_one(f"#session-{ids['pg1']}", SessionBubble)
-        assert "PG1-001" in str(bubble.query_one(".plate").render())
-        assert "Red Honda Civic" in str(bubble.query_one(".vehicle").render())
+        assert "PG1-001" in bubble.line("plate")
+        assert bubble.line("vehicle").startswith("Red Honda Civ")  # as shown: cut at 80 columns
         assert bubble.border_title == "NEW"
         # Every lane fits side by side at 80 columns.
         await pilot.pause()
@@ -157,7 +157,7 @@ async def test_session_inserted_by_another_connection_appears_without_a_key_pres
         await wait_until(pilot, lambda: new_id in bubble_ids(app), "the other terminal's session")
         bubble = app.screen.query_one(f"#session-{new_id}", SessionBubble)
         assert bubble.parent.parent.id == f"lane-{lane_id}"
-        assert "Blue Ford F-150" in str(bubble.query_one(".vehicle").render())
+        assert "Blue Ford F-150" in bubble.line("vehicle")
 
 
 async def test_mark_done_removes_the_bubble_and_writes_an_audit_row(grid, settings) -> None:
@@ -184,9 +184,9 @@ async def test_wait_time_ticks(grid, settings) -> None:
     app = make_app(settings, db, clock=lambda: now[0])
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: len(bubble_ids(app)) == 5, "bubbles")
-        wait = app.screen.query_one(f"#session-{ids['pg1']}", SessionBubble).query_one(".wait")
+        bubble = app.screen.query_one(f"#session-{ids['pg1']}", SessionBubble)
         now[0] = now[0] + dt.timedelta(minutes=3, seconds=7)
-        await wait_until(pilot, lambda: "3m 0" in str(wait.render()), "the wait time to tick to 3 minutes")
+        await wait_until(pilot, lambda: "3m 0" in bubble.line("wait"), "the wait time to tick to 3 minutes")
 
 
 async def test_terminal_too_small_shows_a_clear_view_and_recovers(grid, settings) -> None:

@@ -29,7 +29,7 @@ def _expected(db) -> dict[str, list[int]]:
 
 
 def _vehicle_line(app, session_id: int) -> str:
-    return str(app.screen.query_one(f"#session-{session_id}", SessionBubble).query_one(".vehicle").render())
+    return app.screen.query_one(f"#session-{session_id}", SessionBubble).line("vehicle")
 
 
 async def test_one_session_changing_repaints_only_its_bubble_and_lane(demo_db, settings) -> None:

@@ -16,6 +16,7 @@ from clarity_tui.screens.session_lookalike import LookalikeSaleScreen
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.board_view import Badge
 from clarity_tui.services.sessions import SessionService
+from clarity_tui.widgets.bubble import SessionBubble
 from db.models import AuditLog, SalesOrder, Vehicle, VehicleSession
 from hardware.plate_reader import PlateEvent
 from tests.helpers.sale_ui import Keys, open_session, sale_app
@@ -45,7 +46,8 @@ async def test_the_session_screen_says_who_the_plate_looks_like_and_f5_corrects_
         await devices_ready(pilot)
         # The board's bubble hints it already.
         await wait_until(pilot, lambda: bool(app.screen.query(f"#session-{misread}"))
-                         and "≈ member?" in text_of(app, f"#session-{misread} .who"), "the bubble's hint")
+                         and "≈ member?" in app.screen.query_one(f"#session-{misread}", SessionBubble).line("who"),
+                         "the bubble's hint")
         assert app.screen.query_one(f"#session-{misread}").has_class("-lookalike")
         await open_session(pilot, Keys(pilot), misread)
         await wait_until(pilot, lambda: "Looks like" in text_of(app, "#lookalike-text"), "the look-alike hint")
