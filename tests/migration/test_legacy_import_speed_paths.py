@@ -18,40 +18,14 @@ from sqlmodel import select
 from clarity_tui.services.identity import InvalidPhone, normalize_phone
 from clarity_tui.services.legacy import LegacyImporter, MemberRow, RowProblem, import_phone, load_mapping, split_plates
 from clarity_tui.services.legacy.parsers import COMPARED
-from db.models import LegacyMember, LegacyMemberPlate, metadata
+from db.models import LegacyMember, metadata
 from tests.helpers import forked
+from tests.helpers.legacy_sample import HEADER, sample, stored
 from tests.helpers.migration import write
 
 pytestmark = pytest.mark.both_databases  # the database matters here (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
-HEADER = "Member #,Member Name,Cell Phone,Email,License Plate,Plate 2,Club Plan,Status,Next Bill Date\r\n"
-
-
-def sample(rows: int) -> str:
-    """Members sharing phones (families) and dates, some bad rows among them."""
-    rng = random.Random(3)
-    lines = [HEADER]
-    for i in range(rows):
-        phone = rng.choice(["(512) 555-0143", "512.555.0144", "1.55E+10", "(512) 555-01", ""]) if i % 3 else \
-            f"(512) 555-{i:04d}"
-        plate = rng.choice([f"ABC{i}", f"ab-{i}", f"X{i};Y{i}", "A", "", "ABCDEFGHIJK1"])
-        lines.append(f'T{i},"Doe{i}, Jo",{phone},t{i}@example.com,{plate},{rng.choice(["", f"Q{i}"])},'
-                     f'{rng.choice(["Basic Club", "Gold Club"])},Active,{rng.choice(["12/01/2027", "13/13/2027"])}\r\n')
-    return "".join(lines)
-
-
-def stored(db) -> dict[str, tuple]:
-    """Every imported member as (compared values, sorted plates), by legacy id."""
-    with db.read() as s:
-        members = {m.id: m for m in s.exec(select(LegacyMember).where(LegacyMember.legacy_id.like("T%")))}
-        plates: dict[int, list[str]] = {}
-        for p in s.exec(select(LegacyMemberPlate)):
-            plates.setdefault(p.legacy_member_id, []).append(p.plate_normalized)
-    return {m.legacy_id: (tuple(getattr(m, k) for k in COMPARED), tuple(sorted(plates.get(i, []))))
-            for i, m in members.items()}
-
-
 def test_batches_of_any_size_store_what_the_parser_read_and_a_reimport_is_a_no_op(demo_db, tmp_path: Path) -> None:
     path = write(tmp_path, sample(300))
     small = LegacyImporter(demo_db, load_mapping("sitewatch"), batch_size=7)

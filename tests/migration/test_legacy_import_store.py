@@ -20,7 +20,7 @@ from clarity_tui.services.legacy import importer as legacy_import
 from clarity_tui.services.legacy.parsers import RowParser
 from db.models import LegacyMember, LegacyMemberPlate
 from tests.helpers.migration import write
-from tests.migration.test_legacy_import_speed_paths import HEADER, sample, stored
+from tests.helpers.legacy_sample import HEADER, sample, stored
 
 pytestmark = pytest.mark.both_databases
 

@@ -9,12 +9,12 @@ import SQLAlchemy, SQLModel and pydantic beside the first paint; it now waits fo
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
 
 from bench._support import child_env
+from tests.helpers.startup import lane_count
 
 CHILD = Path(__file__).resolve().parents[2] / "bench" / "_startup_child.py"
 
@@ -30,17 +30,6 @@ def run_child(mode: str, url: str, lanes: int, workdir: Path) -> list[str]:
 def heavy(lines: list[str]) -> list[str]:
     (line,) = [line for line in lines if line.startswith("HEAVY")]
     return [name for name in line.removeprefix("HEAVY").strip().split(",") if name]
-
-
-def lane_count(url: str) -> int:
-    from clarity_tui.services.board_view import read_board
-    from db.rawconnect import connect_raw, is_sqlite_url
-
-    conn = connect_raw(url)
-    try:
-        return len(read_board(conn, is_sqlite_url(url), dt.datetime.now(dt.UTC)))
-    finally:
-        conn.close()
 
 
 def test_the_cli_paints_its_first_board_without_the_database_stack(demo_db, settings, tmp_path) -> None:

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 from bench._support import child_env
-from tests.site.test_startup_first_paint import lane_count
+from tests.helpers.startup import lane_count
 
 CHILD = Path(__file__).resolve().parents[2] / "bench" / "_startup_child.py"
 
