@@ -53,8 +53,4 @@ class PartialIndex(Index):
         `Table.to_metadata` read them: both WHEREs filled first, or they would copy a full unique index."""
         for name in ("sqlite", "postgresql"):
             self.dialect_options[name]
-        return super().dialect_kwargs
-
-    @property
-    def kwargs(self) -> Any:
-        return self.dialect_kwargs
+        return super().dialect_kwargs  # (`kwargs`, SQLAlchemy's synonym, reads this)
