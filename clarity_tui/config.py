@@ -29,6 +29,8 @@ class LaneConfig(BaseModel):
     name: str
     kind: Literal["pre_gate", "lane", "pay_station"] = "lane"
     camera_id: str | None = None
+    # Members' cars on this lane go to the tunnel, and the gate opens, with no key press (issue 18).
+    auto_dispatch: bool = False
 
 
 def _default_lanes() -> list[LaneConfig]:
@@ -86,6 +88,9 @@ class HardwareConfig(BaseModel):
     card_reader: DeviceConfig = Field(default_factory=DeviceConfig)
     signature_pad: SignaturePadConfig = Field(default_factory=SignaturePadConfig)
     plate_reader: DeviceConfig = Field(default_factory=DeviceConfig)
+    # The gate and tunnel controller (issue 18): "simulated", or "modbus_tcp" with port "host:port" and
+    # the register map in options (hardware/tunnel/modbus_tcp.py says which keys).
+    tunnel: DeviceConfig = Field(default_factory=DeviceConfig)
 
 
 class StripeConfig(BaseModel):
@@ -210,6 +215,41 @@ class MessagingConfig(BaseModel):
     simulated_reply_after_seconds: float = 4.0
 
 
+class WashItemConfig(BaseModel):
+    """One line of the wash menu: a package (a single wash) or an extra."""
+
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=80)
+    kind: Literal["package", "extra"] = "package"
+    price_cents: int = Field(ge=0, le=1_000_00)
+    # What the tunnel controller is sent for it (a package number, or an extra's bit number).
+    tunnel_code: int = Field(default=0, ge=0, le=65535)
+    # The membership plans (by code) that include it.
+    plans: list[str] = Field(default_factory=list)
+    active: bool = True
+
+
+class CommissionConfig(BaseModel):
+    """What an operator earns per order they take (issue 18); a manager's rates in the database win."""
+
+    per_sale_cents: int = Field(default=500, ge=0, le=100_000)
+    per_migration_cents: int = Field(default=200, ge=0, le=100_000)
+    # 0: upgrades earn nothing.
+    per_upgrade_cents: int = Field(default=0, ge=0, le=100_000)
+    # Per plan code, instead of per_sale_cents.
+    per_plan_cents: dict[str, int] = Field(default_factory=dict)
+    # A refund within this many days of the sale takes the commission back.
+    clawback_days: int = Field(default=30, ge=0, le=366)
+
+
+class WashConfig(BaseModel):
+    """The lane's day (issue 18): the menu and commissions."""
+
+    # Empty: the menu in the database is left as it is (set it with `clarity-tui menu`, or the demo seed).
+    menu: list[WashItemConfig] = Field(default_factory=list)
+    commissions: CommissionConfig = Field(default_factory=CommissionConfig)
+
+
 class UIConfig(BaseModel):
     # Poll interval for the SQLite change feed, in seconds.
     poll_interval: float = 0.05
@@ -239,6 +279,7 @@ class Settings(BaseSettings):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     messaging: MessagingConfig = Field(default_factory=MessagingConfig)
     billing: BillingConfig = Field(default_factory=BillingConfig)
+    wash: WashConfig = Field(default_factory=WashConfig)
 
     @classmethod
     def settings_customise_sources(

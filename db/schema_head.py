@@ -3,4 +3,4 @@
 tests/test_migrations.py fails if this falls behind the migrations folder.
 """
 
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"

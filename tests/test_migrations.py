@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
@@ -81,7 +83,7 @@ def test_0011_from_the_previous_head_ties_benefits_to_memberships_and_keeps_the_
                            ).inserted_primary_key[0]
         old = [conn.execute(insert(AccountBenefit.__table__).values(customer_id=cid, kind=kind, quantity=3, remaining=left)
                             ).inserted_primary_key[0] for kind, left in (("Free wash", 2), ("Vacuum token", 3))]
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0011")
     assert migrate.current_revision(engine) == "0011"
     found = inspect(engine)
     column = {c["name"]: c for c in found.get_columns("account_benefit")}["membership_id"]
@@ -94,11 +96,48 @@ def test_0011_from_the_previous_head_ties_benefits_to_memberships_and_keeps_the_
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT id, customer_id, membership_id, kind, remaining FROM account_benefit ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [(old[0], cid, None, "Free wash", 2), (old[1], cid, None, "Vacuum token", 3)]
-    assert migrate.schema_drift(engine) == []
     migrate.downgrade(engine, "0010")
     assert "membership_id" not in {c["name"] for c in inspect(engine).get_columns("account_benefit")}
     with engine.connect() as conn:
         assert list(conn.execute(text("SELECT id FROM account_benefit ORDER BY id")).scalars()) == old
+    engine.dispose()
+
+
+def test_0012_from_the_previous_head_gives_old_plans_once_a_day_and_keeps_orders_and_lanes(empty_url: str) -> None:
+    """0011 -> 0012 (issue 18): plans already sold get our terms' limit (one wash a day), orders keep no
+    upsell credit, lanes are not on auto; the new tables are empty. Down again keeps the old rows."""
+    engine = make_engine(empty_url)
+    migrate.upgrade(engine, "0011")
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:  # raw SQL: the models already carry 0012's columns
+        conn.execute(text("INSERT INTO plan (code, name, tier, price_cents, interval, active, max_vehicles, "
+                          "extra_vehicle_price_cents) VALUES ('GOLD', 'Gold', 2, 2999, 'month', TRUE, 1, 0)"))
+        plan = conn.execute(text("SELECT id FROM plan")).scalar_one()
+        conn.execute(text("INSERT INTO site (code, name, phone_region, created_at) VALUES ('S1', 'Site', 'US', :n)"),
+                     {"n": now})
+        conn.execute(text("INSERT INTO lane (site_id, name, kind, position, active) "
+                          "SELECT id, 'Lane 1', 'lane', 1, TRUE FROM site"))
+        conn.execute(text(
+            "INSERT INTO sales_order (idempotency_key, kind, state, subtotal_cents, discount_cents, due_today_cents, "
+            "card_present, refunded_cents, tax_cents, created_at, updated_at, version) "
+            "VALUES ('k-old', 'sale', 'completed', 2999, 0, 2999, FALSE, 0, 0, :n, :n, 1)"), {"n": now})
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0012"
+    with engine.connect() as conn:
+        assert tuple(conn.execute(text("SELECT visit_limit, visit_period FROM plan WHERE id = :p"), {"p": plan}).one()) \
+            == (1, "day")
+        assert tuple(conn.execute(text("SELECT credit_order_id, credit_cents FROM sales_order")).one()) == (None, 0)
+        assert not conn.execute(text("SELECT auto_dispatch FROM lane")).scalar_one()
+        for table in ("wash_item", "plan_wash_item", "order_line", "wash", "visit_refusal", "commission",
+                      "commission_rate"):
+            assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one() == 0
+    assert migrate.schema_drift(engine) == []
+    migrate.downgrade(engine, "0011")
+    assert "visit_limit" not in {c["name"] for c in inspect(engine).get_columns("plan")}
+    assert "wash" not in inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT code FROM plan")).scalar_one() == "GOLD"
+        assert conn.execute(text("SELECT idempotency_key FROM sales_order")).scalar_one() == "k-old"
     engine.dispose()
 
 

@@ -42,6 +42,21 @@ from db.models.orders import (
 from db.models.sim_gateway import SimGatewayObject, SimGatewayRequest
 from db.models.site import OPEN_PLATE_INDEX, Lane, LaneKind, Site, VehicleSession
 from db.plate_shape import CONFUSIONS, plate_shape_sql
+from db.models.wash import (
+    Commission,
+    CommissionEntry,
+    CommissionKind,
+    CommissionRate,
+    DispatchStatus,
+    OrderLine,
+    PlanWashItem,
+    VisitPeriod,
+    VisitRefusal,
+    Wash,
+    WashItem,
+    WashItemKind,
+    WashKind,
+)
 from db.states import (
     CURRENT_MEMBERSHIP_STATES,
     OPEN_ORDER_STATES,
@@ -55,7 +70,9 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "CONFUSIONS", "CURRENT_MEMBERSHIP_STATES", "OPEN_ORDER_STATES", "OPEN_PLATE_INDEX", "OPEN_SESSION_STATES",
-    "AccountBenefit", "AuditLog", "BillingSync", "Customer", "CustomerRelationship", "DunningMessage",
+    "AccountBenefit", "AuditLog", "Commission", "CommissionEntry", "CommissionKind", "CommissionRate",
+    "DispatchStatus", "OrderLine", "PlanWashItem", "VisitPeriod", "VisitRefusal", "Wash", "WashItem",
+    "WashItemKind", "WashKind", "BillingSync", "Customer", "CustomerRelationship", "DunningMessage",
     "GatewayEvent", "Lane", "LaneKind", "LegacyMember", "LegacyMemberPlate", "Membership", "MembershipPayment",
     "MembershipSource", "MembershipStatus", "MembershipVehicle", "Note", "Operator", "OperatorShift", "OrderKind",
     "OrderProgress", "OrderState", "Outbox", "OutboxStatus", "PasswordReset", "PaymentKind", "PaymentMethod",

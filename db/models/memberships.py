@@ -39,6 +39,10 @@ class Plan(SQLModel, table=True):
     vehicle_limit: int | None = None
     gateway_product_id: str | None = Field(default=None, max_length=64)
     gateway_price_id: str | None = Field(default=None, max_length=64)
+    # Member visits (issue 18): at most `visit_limit` washes per `visit_period` ("day" or "month") per
+    # covered car; None: no limit. Our terms say once a day, so that is the default.
+    visit_limit: int | None = 1
+    visit_period: str | None = Field(default="day", max_length=8)
 
 
 class Membership(SQLModel, table=True):

@@ -18,6 +18,7 @@ class OrderKind(StrEnum):
     SALE = "sale"
     MIGRATION = "migration"
     PLAN_CHANGE = "plan_change"
+    WASH = "wash"  # a single wash (a package and extras), or a member's paid extras (issue 18)
 
 
 class OutboxStatus(StrEnum):
@@ -60,6 +61,10 @@ class SalesOrder(SQLModel, table=True):
     from_plan_id: int | None = Field(default=None, foreign_key="plan.id")
     # Sales tax in `due_today_cents` (issue 13): added on top (exclusive) or included (inclusive).
     tax_cents: int = 0
+    # "Join today" (issue 18): the single wash just paid (`credit_order_id`) is taken off this
+    # membership order's first charge, never below zero.
+    credit_order_id: int | None = Field(default=None, foreign_key="sales_order.id", index=True)
+    credit_cents: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     updated_at: dt.datetime = Field(default_factory=utcnow)

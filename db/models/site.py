@@ -36,6 +36,8 @@ class Lane(SQLModel, table=True):
     # Maps a plate camera (webhook camera_id) to this lane.
     camera_id: str | None = Field(default=None, max_length=64, unique=True)
     active: bool = True
+    # Members' cars are sent to the tunnel (and the gate opened) as soon as they are let through.
+    auto_dispatch: bool = False
 
 
 class VehicleSession(SQLModel, table=True):
