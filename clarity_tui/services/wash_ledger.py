@@ -50,7 +50,7 @@ def on_wash_paid(s: Session, order: SalesOrder) -> Wash | None:
             s.add(wash)
         return wash
     session = s.get(VehicleSession, order.session_id)
-    if session is None:
+    if session is None or session.id is None:
         return None
     lane = s.get(Lane, session.lane_id)
     wash = Wash(session_id=session.id, kind=WashKind.RETAIL, plate=session.plate, vehicle_id=session.vehicle_id,
