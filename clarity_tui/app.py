@@ -100,6 +100,8 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         Binding("ctrl+w", "shifts", "Who's on", show=False, id="app.shifts", tooltip="Who is signed in where"),
         Binding("ctrl+u", "audit", "Audit", show=False, id="app.audit", tooltip="Browse the audit trail"),
         Binding("ctrl+e", "shift_report", "Report", show=False, id="app.report", tooltip="End-of-shift report"),
+        Binding("ctrl+d", "dashboard", "Dashboard", show=False, id="app.dashboard",
+                tooltip="Managers: conversion, visits, renewals, churn and sales per operator over 30 days"),
         Binding("ctrl+k", "operators", "Operators", show=False, id="app.operators",
                 tooltip="Managers: add operators, set PINs, unlock, disable"),
     ]
@@ -352,6 +354,16 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         if not isinstance(self.screen, ReportScreen):
             self.push_screen(ReportScreen())
 
+    def action_dashboard(self) -> None:
+        """Managers (and support): the dashboard. Anyone else is told who may open it; the screen's read checks again."""
+        from clarity_tui.screens.dashboard import DashboardScreen
+        from clarity_tui.services.permissions import Permission, allowed, refusal
+
+        if not allowed(self.actor, Permission.REPORT_VIEW):
+            self.notify(refusal(self.actor, Permission.REPORT_VIEW), severity="warning", timeout=6)
+        elif not isinstance(self.screen, DashboardScreen):
+            self.push_screen(DashboardScreen())
+
     @work(group="operators", exit_on_error=False)
     async def action_operators(self) -> None:
         """Managers: the Operators screen. Anyone else is offered a manager's PIN in place."""
@@ -463,6 +475,8 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         yield SystemCommand("Operators: who is signed in", "Shifts: who is signed in at which terminal (Ctrl+W)", self.action_shifts)
         yield SystemCommand("Audit trail", "Every change: who, where, when, before and after; filter it (Ctrl+U)", self.action_audit)
         yield SystemCommand("End-of-shift report", "Memberships sold and migrated, promotions, declines, pending syncs; CSV (Ctrl+E)", self.action_shift_report)
+        yield SystemCommand("Dashboard", "Managers: conversion, visits, renewals, churn, sales per operator; 30 days (Ctrl+D)",
+                            self.action_dashboard)
         yield SystemCommand("Operators: manage", "Managers: add operators, set PINs, unlock, disable (Ctrl+K)", self.action_operators)
         yield from self.billing_commands()
         if isinstance(screen, SessionDetailScreen):

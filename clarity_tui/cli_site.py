@@ -117,9 +117,11 @@ def register(cli: click.Group) -> None:
     @click.option("--shift", "shift_id", type=int, help="One shift (its id: see `clarity-tui audit --action operator.sign_in`).")
     @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="One day of the site (site.timezone), every terminal; default today.")
     @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, allow_dash=True), help="Also write the CSV here ('-' = stdout only).")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="The day's lane figures as one JSON object: washes, visits, conversion, renewals, churn, commissions.")
     @click.pass_context
     @friendly_errors
-    def report(ctx: click.Context, shift_id: int | None, day: Any, csv_file: str | None) -> None:
+    def report(ctx: click.Context, shift_id: int | None, day: Any, csv_file: str | None, as_json: bool) -> None:
         """End-of-shift report: memberships sold and migrated, promotions, declines, pending syncs."""
         import datetime as dt
 
@@ -127,6 +129,9 @@ def register(cli: click.Group) -> None:
 
         if shift_id is not None and day is not None:
             raise click.UsageError("Choose --shift or --date, not both.")
+        if as_json and (shift_id is not None or csv_file):
+            raise click.UsageError("--json prints a whole day's figures: use it with --date (or alone for today), "
+                                   "without --shift or --csv.")
         from clarity_tui.sitetime import site_date
 
         settings = _settings(ctx)
@@ -134,6 +139,13 @@ def register(cli: click.Group) -> None:
         database = _open_db(settings)
         try:
             actor = shell_actor(settings.terminal_id)
+            if as_json:
+                from clarity_tui.services.lane_metrics import figures_for
+
+                today = day.date() if day else site_date(dt.datetime.now(dt.UTC), zone)
+                figures = figures_for(database, today, zone, actor=actor, days=1)[0]
+                click.echo(json.dumps(figures.as_json(), indent=1, ensure_ascii=True))
+                return
             if shift_id is not None:
                 result = shift_report(database, shift_id, actor=actor)
             else:
