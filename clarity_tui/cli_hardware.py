@@ -131,6 +131,7 @@ def _simulated(settings: Any, check: Check, what: str) -> Check:
 async def _check_devices(settings: Any) -> list[Check]:
     from clarity_tui.devices import DEVICE_LABELS, build_devices
     from hardware.plate_reader.http_receiver import HttpPlateReader
+    from hardware.tunnel.base import TunnelController
 
     devices = build_devices(settings)
     checks = []
@@ -138,6 +139,11 @@ async def _check_devices(settings: Any) -> list[Check]:
         label = f"{DEVICE_LABELS[kind].lower()} ({device.driver_name})"
         if isinstance(device, HttpPlateReader):
             checks.append(await asyncio.to_thread(_check_receiver, label, device))
+            continue
+        if isinstance(device, TunnelController):
+            checks.append(await _check_tunnel(label, device))
+            if device.driver_name == "simulated":
+                checks[-1] = _simulated(settings, checks[-1], "the tunnel controller")
             continue
         error = await devices._open(device)
         status = device.status
@@ -149,6 +155,13 @@ async def _check_devices(settings: Any) -> list[Check]:
             checks[-1] = _simulated(settings, checks[-1], f"the {DEVICE_LABELS[kind].lower()}")
         await device.close()
     return checks
+
+
+async def _check_tunnel(label: str, tunnel: Any) -> Check:
+    from hardware.tunnel.base import check_controller
+
+    ok, detail = await check_controller(tunnel)
+    return Check(label, ok, detail)
 
 
 def _check_receiver(label: str, reader: Any) -> Check:

@@ -18,6 +18,7 @@ from hardware.card_reader.base import CardReader
 from hardware.plate_reader.base import PlateEvent, PlateReader
 from hardware.registry import create_device
 from hardware.signature_pad.base import FinishRule, SignaturePad
+from hardware.tunnel.base import TunnelController, UnavailableTunnelController
 from hardware.unavailable import UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -27,8 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEVICE_LABELS = {"card_reader": "Card reader", "signature_pad": "Signature pad", "plate_reader": "Plate camera"}
-SHORT_LABELS = {"card_reader": "card", "signature_pad": "pad", "plate_reader": "camera"}
+DEVICE_LABELS = {"card_reader": "Card reader", "signature_pad": "Signature pad", "plate_reader": "Plate camera",
+                 "tunnel": "Tunnel controller"}
+SHORT_LABELS = {"card_reader": "card", "signature_pad": "pad", "plate_reader": "camera", "tunnel": "tunnel"}
+# A device kind that cannot be built becomes its stand-in (the tunnel's lives with its ABC).
+STAND_INS = {**UNAVAILABLE, "tunnel": UnavailableTunnelController}
 
 
 @dataclass
@@ -36,11 +40,13 @@ class DeviceSet:
     card_reader: CardReader
     signature_pad: SignaturePad
     plate_reader: PlateReader
+    tunnel: TunnelController
 
     def items(self) -> Iterator[tuple[str, Device]]:
         yield "card_reader", self.card_reader
         yield "signature_pad", self.signature_pad
         yield "plate_reader", self.plate_reader
+        yield "tunnel", self.tunnel
 
     def add_status_listener(self, listener: Callable[[Device, DeviceStatus], None]) -> None:
         for _, device in self.items():
@@ -115,10 +121,10 @@ def build_devices(
     tokenize: Callable[..., str] | None = None,
     stripe_client: Any = None,
 ) -> DeviceSet:
-    """Build the three devices the settings ask for (CLARITY_HARDWARE__<KIND>__DRIVER etc. already applied)."""
+    """Build the four devices the settings ask for (CLARITY_HARDWARE__<KIND>__DRIVER etc. already applied)."""
     hw = settings.hardware
     built: dict[str, Device] = {}
-    for kind in ("card_reader", "signature_pad", "plate_reader"):
+    for kind in ("card_reader", "signature_pad", "plate_reader", "tunnel"):
         config = getattr(hw, kind)
         context: dict[str, Any] = {}
         try:
@@ -132,6 +138,8 @@ def build_devices(
                     context["stripe_client"] = stripe_client or _stripe_client(settings)
                     context["terminal_reader_id"] = settings.payments.stripe.terminal_reader_id
                     context["moto_enabled"] = settings.payments.stripe.moto_enabled
+            if kind == "tunnel" and getattr(scenario, "tunnel_outcome", None):  # a scenario may set it
+                context["outcome"] = getattr(scenario, "tunnel_outcome")  # noqa: B009
             if kind == "plate_reader" and db is not None:
                 context["record_plate"] = plate_recorder(db, settings.terminal_id)
             device = create_device(kind, config, **context)
@@ -141,12 +149,13 @@ def build_devices(
                     config.options, FinishRule(config.min_points, config.min_length, config.settle_ms))
             built[kind] = device
         except DeviceError as exc:
-            built[kind] = UNAVAILABLE[kind](reason=str(exc), wanted_driver=config.driver)
+            built[kind] = STAND_INS[kind](reason=str(exc), wanted_driver=config.driver)
     card_reader, signature_pad, plate_reader = built["card_reader"], built["signature_pad"], built["plate_reader"]
+    tunnel = built["tunnel"]
     # The registry builds each kind's driver (or its "unavailable" stand-in, which has the kind's type).
     assert isinstance(card_reader, CardReader) and isinstance(signature_pad, SignaturePad)
-    assert isinstance(plate_reader, PlateReader)
-    return DeviceSet(card_reader, signature_pad, plate_reader)
+    assert isinstance(plate_reader, PlateReader) and isinstance(tunnel, TunnelController)
+    return DeviceSet(card_reader, signature_pad, plate_reader, tunnel)
 
 
 async def feed_plates(reader: PlateReader, record: Callable[[PlateEvent], int]) -> None:

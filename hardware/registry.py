@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from hardware.base import Device, DeviceError
 
 ENTRY_POINT_GROUP = "clarity_tui.drivers"
-KINDS = ("card_reader", "signature_pad", "plate_reader")
+KINDS = ("card_reader", "signature_pad", "plate_reader", "tunnel")
 
 BUILTIN_DRIVERS: dict[str, str] = {
     "card_reader.simulated": "hardware.card_reader.simulated:SimulatedCardReader",
@@ -29,6 +29,8 @@ BUILTIN_DRIVERS: dict[str, str] = {
     "signature_pad.simulated": "hardware.signature_pad.simulated:SimulatedTopazPad",
     "plate_reader.simulated": "hardware.plate_reader.simulated:SimulatedPlateReader",
     "plate_reader.http": "hardware.plate_reader.http_receiver:HttpPlateReader",
+    "tunnel.simulated": "hardware.tunnel.simulated:SimulatedTunnel",
+    "tunnel.modbus_tcp": "hardware.tunnel.modbus_tcp:ModbusTcpTunnel",
 }
 
 # Which ABC each kind's drivers must implement ("module:Class", imported lazily too).
@@ -36,6 +38,7 @@ KIND_BASES: dict[str, str] = {
     "card_reader": "hardware.card_reader.base:CardReader",
     "signature_pad": "hardware.signature_pad.base:SignaturePad",
     "plate_reader": "hardware.plate_reader.base:PlateReader",
+    "tunnel": "hardware.tunnel.base:TunnelController",
 }
 
 

@@ -48,12 +48,13 @@ class HardwareScreen(Screen[None]):
         Binding("a,f4", "accept", "Accept", id="hardware.accept", tooltip="Accept the signature (the signer's Agree)"),
         Binding("x", "clear_pad", "Clear", id="hardware.clear", tooltip="Clear the signature and sign again"),
         Binding("p,f6", "inject_plate", "Plate", id="hardware.inject_plate", tooltip="Inject a plate read"),
+        Binding("t,f7", "test_tunnel", "Tunnel", id="hardware.test_tunnel", tooltip="Ask the tunnel controller its state"),
         Binding("f5", "reopen", "Reopen", id="hardware.reopen", tooltip="Close and reopen every device"),
     ]
 
     DEFAULT_CSS = """
     HardwareScreen {
-        #device-table { height: 4; overflow-x: hidden; }
+        #device-table { height: 5; overflow-x: hidden; }
         #controls { height: 3; }
         #controls Button { min-width: 10; width: auto; margin-right: 1; }
         #options { height: 1; margin-bottom: 0; }
@@ -89,6 +90,7 @@ class HardwareScreen(Screen[None]):
             yield Button("Accept · A", id="accept", variant="success", action="screen.accept")
             yield Button("Clear · X", id="clear", action="screen.clear_pad")
             yield Button("Plate · P", id="inject-plate", action="screen.inject_plate")
+            yield Button("Tunnel · T", id="test-tunnel", action="screen.test_tunnel")
         with Horizontal(id="options"):
             yield Label("Next card:")
             yield Select(
@@ -245,6 +247,18 @@ class HardwareScreen(Screen[None]):
         self.query_one(BrailleCanvas).clear()
         if self._capturing:
             self.devices.signature_pad.clear()
+
+    # --- tunnel controller ---------------------------------------------------------------
+
+    @work(exclusive=True, group="hardware-tunnel", exit_on_error=False)
+    async def action_test_tunnel(self) -> None:
+        tunnel = self.devices.tunnel
+        self.say("Asking the tunnel controller…")
+        state = await tunnel.read_state()  # never raises: offline is a state
+        self.refresh_devices()
+        detail = f" ({tunnel.last_error})" if state.value in ("fault", "offline") and tunnel.last_error else ""
+        self.say(f"Tunnel controller at {tunnel.port_description}: {state.value}{detail}",
+                 "ok" if state.value in ("ready", "busy") else "error")
 
     # --- plate reader ----------------------------------------------------------------------
 

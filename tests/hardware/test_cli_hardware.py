@@ -15,6 +15,7 @@ from clarity_tui.cli import cli
 from hardware.signature_pad.simulated import TcpPadServer, synth_signature
 from hardware.signature_pad.topaz import denormalise, resolve_model
 from tests.helpers import forked
+from tests.helpers.modbus_server import modbus_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +42,8 @@ def test_doctor_all_good_with_simulated_devices(site_env: dict[str, str]) -> Non
     assert report["ok"] is True
     assert [c["name"] for c in report["checks"]] == [
         "database", "database integrity", "card reader (simulated)", "signature pad (simulated)",
-        "plate camera (simulated)", "payment gateway", "sms provider", "mail server", "crash log"]
+        "plate camera (simulated)", "tunnel controller (simulated)", "payment gateway", "sms provider", "mail server",
+        "crash log"]
 
 
 def test_doctor_fails_on_a_missing_pad_port_and_an_unreachable_gateway(site_env: dict[str, str]) -> None:
@@ -58,6 +60,29 @@ def test_doctor_fails_on_a_missing_pad_port_and_an_unreachable_gateway(site_env:
     assert not checks["payment gateway"]["ok"] and "unreachable" in checks["payment gateway"]["detail"]
     text = run(env, "doctor")
     assert text.returncode == 1 and "FAIL  signature pad (serial)" in text.stdout
+
+
+def test_doctor_reports_a_faulted_or_unreachable_tunnel_controller(site_env: dict[str, str]) -> None:
+    """Against pymodbus's own server: ready passes; a fault (status register) and a stopped controller fail,
+    each saying what the controller said and where."""
+    options = {"timeout_seconds": 1.0, "gate_coils": {"Lane 1": 0}, "package_register": 1, "start_coil": 16,
+               "status_register": 9}
+    with modbus_server() as server:
+        env = {**site_env, "CLARITY_HARDWARE__TUNNEL__DRIVER": "modbus_tcp",
+               "CLARITY_HARDWARE__TUNNEL__PORT": server.address,
+               "CLARITY_HARDWARE__TUNNEL__OPTIONS": json.dumps(options)}
+        name = "tunnel controller (modbus_tcp)"
+        ready = {c["name"]: c for c in json.loads(run(env, "doctor", "--json").stdout)["checks"]}[name]
+        assert ready == {"name": name, "ok": True, "detail": f"modbus://{server.address}/1: ready", "warning": False}
+        server.set_holding(9, 2)
+        faulted = run(env, "doctor")
+        assert faulted.returncode == 1
+        assert (f"FAIL  {name}: modbus://{server.address}/1: FAULT: Tunnel controller fault (register 40010): "
+                "status value 2: cars are queued until it is fixed") in faulted.stdout
+    stopped = run(env, "doctor")
+    assert stopped.returncode == 1
+    assert f"FAIL  {name}: Tunnel controller offline (register 40010): no connection to {server.address}" \
+        in stopped.stdout
 
 
 def test_doctor_fails_on_an_empty_database(tmp_path: Path) -> None:

@@ -181,7 +181,7 @@ async def test_board_shows_device_status_and_palette_opens_hardware(settings: Se
     async with app.run_test(size=(80, 24)) as pilot:
         bar = app.screen.query_one(StatusBar)
         await wait_until(pilot, lambda: "pad ERROR" in bar.devices, "device bar")
-        assert bar.devices == "Devices: card ok · pad ERROR · camera ok"
+        assert bar.devices == "Devices: card ok · pad ERROR · camera ok · tunnel ok"
         await pilot.press("f10")
         await pilot.press(*"Hardware")
         await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette)

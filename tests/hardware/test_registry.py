@@ -14,7 +14,7 @@ from hardware.signature_pad.simulated import SimulatedTopazPad
 from hardware.signature_pad.topaz import TopazSerialPad
 
 
-def test_env_overrides_the_driver_port_and_options(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+def test_env_overrides_the_driver_port_and_options(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     config = tmp_path / "clarity.toml"
     config.write_text(textwrap.dedent("""
         [hardware.signature_pad]
@@ -33,7 +33,7 @@ def test_env_overrides_the_driver_port_and_options(monkeypatch: pytest.MonkeyPat
 
 def test_defaults_are_all_simulated() -> None:
     devices = build_devices(Settings())
-    assert [d.driver_name for _, d in devices.items()] == ["simulated", "simulated", "simulated"]
+    assert [d.driver_name for _, d in devices.items()] == ["simulated", "simulated", "simulated", "simulated"]
     assert isinstance(devices.signature_pad, SimulatedTopazPad)
 
 
@@ -58,7 +58,7 @@ async def test_unavailable_devices_raise_their_reason_on_use() -> None:
         await reader.collect_card_to_save()
 
 
-def test_third_party_driver_through_the_entry_point_group(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+def test_third_party_driver_through_the_entry_point_group(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """A real distribution on sys.path (dist-info with entry_points.txt), found by importlib.metadata."""
     (tmp_path / "acme_pad.py").write_text(textwrap.dedent("""
         from dataclasses import dataclass, field
