@@ -204,19 +204,21 @@ class PaymentGateway(LifecycleGateway, ABC):
     # --- card present at the lane (issue 12) ---------------------------------------------------------
     # The first payment of a sale is taken on the card reader: a PaymentIntent the outbox creates with
     # setup_future_usage=off_session, which the reader collects (card present; or MOTO, keyed on the
-    # reader). Stripe then keeps a reusable card for the renewals. Gateways without these raise
-    # GatewayRejected; both of ours implement them.
+    # reader). Stripe then keeps a reusable card for the renewals. A single wash (issue 18) is a one-off
+    # payment on the reader (`save_card=False`): no setup_future_usage, a customer only if there is one,
+    # and no card kept. Gateways without these raise GatewayRejected; both of ours implement them.
 
     @property
     def keyed_entry_allowed(self) -> bool:
         """True when `tokenize_card` may be given a keyed card number from this process."""
         return True
 
-    def create_card_present_payment(self, customer_id: str, amount_cents: int, *, currency: str = "usd",
+    def create_card_present_payment(self, customer_id: str | None, amount_cents: int, *, currency: str = "usd",
                                     metadata: dict[str, str] | None = None, moto: bool = False,
-                                    idempotency_key: str) -> CardPresentPayment:
-        """Create the PaymentIntent the reader collects (not yet paid): card_present (or card, for MOTO),
-        setup_future_usage=off_session, for this customer."""
+                                    save_card: bool = True, idempotency_key: str) -> CardPresentPayment:
+        """Create the PaymentIntent the reader collects (not yet paid): card_present (or card, for MOTO).
+        `save_card`: setup_future_usage=off_session, for this customer (required), whose renewals the card
+        pays; False: a one-off payment, for the customer if one is given, and no card is kept."""
         raise self._unsupported("take a payment on the card reader")
 
     def card_present_payment(self, payment_id: str, *, presented: CardToken | None = None,
@@ -230,8 +232,11 @@ class PaymentGateway(LifecycleGateway, ABC):
         was paid meanwhile is returned as it is (never cancelled)."""
         raise self._unsupported("take a payment on the card reader")
 
-    def find_card_present_payment(self, customer_id: str, order_key: str) -> CardPresentPayment | None:
-        """The customer's paid card-present payment made for `order_key` (metadata), if there is one."""
+    def find_card_present_payment(self, customer_id: str | None, order_key: str, *, save_card: bool = True,
+                                  include_refunded: bool = False) -> CardPresentPayment | None:
+        """The paid card-present payment made for `order_key` (metadata), if there is one: the customer's
+        card-saving one, or (`save_card=False`) the one-off one, found whoever it was for (`customer_id`
+        may be None). A fully refunded one is undone, so not found, unless `include_refunded`."""
         raise self._unsupported("take a payment on the card reader")
 
     def create_hosted_card_page(self, customer_id: str, *, currency: str = "usd", success_url: str,

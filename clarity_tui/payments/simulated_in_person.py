@@ -9,12 +9,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from clarity_tui.payments import errors as E
 from clarity_tui.payments.base import CardPresentPayment, CardPresentSetup, HostedCardPage
 from clarity_tui.payments.cards import CardToken
 from clarity_tui.payments.sim_store import SAVE_DECLINES, outcome_of_token
+from db.models import SimGatewayObject
 
 
 class SimulatedInPerson:
@@ -49,16 +50,20 @@ class SimulatedInPerson:
             refunded_cents=int(d.get("refunded") or 0),
         )
 
-    def create_card_present_payment(self, customer_id: str, amount_cents: int, *, currency: str = "usd",
+    def create_card_present_payment(self, customer_id: str | None, amount_cents: int, *, currency: str = "usd",
                                     metadata: dict[str, str] | None = None, moto: bool = False,
-                                    idempotency_key: str) -> CardPresentPayment:
+                                    save_card: bool = True, idempotency_key: str) -> CardPresentPayment:
+        # A one-off payment (save_card=False, a single wash) has no setup_future_usage: no card is kept.
         params = {"customer": customer_id, "amount": amount_cents, "currency": currency, "metadata": metadata or {},
-                  "moto": moto, "setup_future_usage": "off_session"}
+                  "moto": moto, "setup_future_usage": "off_session" if save_card else None}
 
         def run(s: Session) -> dict:
             if amount_cents <= 0:
                 raise E.GatewayRejected("A payment on the reader must be more than zero.")
-            self._get(s, customer_id, "customer")
+            if save_card and not customer_id:
+                raise E.GatewayRejected("A card kept for renewals needs the customer: sync the customer first.")
+            if customer_id:
+                self._get(s, customer_id, "customer")
             pi_id = self._new_id("pi")
             data = {**params, "card_present": True, "status": "requires_payment_method", "refunded": 0,
                     "created": self._epoch(s)}
@@ -87,6 +92,11 @@ class SimulatedInPerson:
                 pi["last_payment_error"] = {"type": "card_error", "code": "card_declined",
                                             "decline_code": pi["decline"]}
                 event = "payment_intent.payment_failed"
+            elif not pi.get("setup_future_usage"):  # one-off: paid, and the card is not kept
+                pm.pop("id")
+                pi.update(status="succeeded", payment_method=presented.payment_method_id, reusable=None,
+                          decline=None, last_payment_error=None)
+                event = "payment_intent.succeeded"
             else:
                 customer = pi["customer"]
                 if pi.get("moto"):
@@ -120,13 +130,28 @@ class SimulatedInPerson:
         # The stored answer may be older than the payment: report its state now.
         return self.card_present_payment(payment_id, idempotency_key=idempotency_key)
 
-    def find_card_present_payment(self, customer_id: str, order_key: str) -> CardPresentPayment | None:
-        for pi_id, d in self._objects("payment_intent", customer_id):
+    def find_card_present_payment(self, customer_id: str | None, order_key: str, *, save_card: bool = True,
+                                  include_refunded: bool = False) -> CardPresentPayment | None:
+        if save_card:
+            if not customer_id:
+                return None  # a card-saving payment is always the customer's
+            intents = self._objects("payment_intent", customer_id)
+        else:  # one-off: whoever it was for (maybe nobody), by its metadata
+            intents = [(i, d) for i, d in self._all_payment_intents() if not d.get("setup_future_usage")]
+        for pi_id, d in intents:
             if (d.get("card_present") and d.get("status") == "succeeded"
                     and (d.get("metadata") or {}).get("order_key") == order_key
-                    and int(d.get("refunded") or 0) < int(d.get("amount") or 0)):  # a refunded one is undone
+                    and (include_refunded  # else a fully refunded one is undone
+                         or int(d.get("refunded") or 0) < int(d.get("amount") or 0))):
                 return self._card_present_result(pi_id, d)
         return None
+
+    def _all_payment_intents(self) -> list[tuple[str, dict[str, Any]]]:
+        self._check_online()
+        with self.db.read() as s:
+            rows = s.exec(select(SimGatewayObject).where(SimGatewayObject.kind == "payment_intent")
+                          .order_by(col(SimGatewayObject.created_at))).all()
+            return [(row.id, dict(row.data or {})) for row in rows]
 
     # --- save a card on the reader (a card_present SetupIntent) -------------------------------------------
     # Like Stripe: the SetupIntent is created for the customer first, the reader processes it, then a

@@ -33,19 +33,28 @@ class StripeInPerson:
     def keyed_entry_allowed(self) -> bool:
         return self.raw_card_data_access
 
-    def create_card_present_payment(self, customer_id: str, amount_cents: int, *, currency: str = "usd",
+    def create_card_present_payment(self, customer_id: str | None, amount_cents: int, *, currency: str = "usd",
                                     metadata: dict[str, str] | None = None, moto: bool = False,
-                                    idempotency_key: str) -> CardPresentPayment:
+                                    save_card: bool = True, idempotency_key: str) -> CardPresentPayment:
         # "Request a generated_card when you create a PaymentIntent by specifying a value for
         # setup_future_usage. ... If the PaymentIntent has an associated Customer, the generated_card
         # automatically attaches to that Customer." (docs.stripe.com/terminal/features/saving-cards/
         # save-after-payment). MOTO: "you must create a PaymentIntent with payment_method_types that
         # includes card" (docs.stripe.com/terminal/features/mail-telephone-orders/payments); that card
         # itself is saved on the customer by setup_future_usage.
-        pi = self._call(self.v1.payment_intents.create, key=idempotency_key, amount=amount_cents,
-                        currency=currency or self.currency, customer=customer_id,
-                        payment_method_types=["card" if moto else "card_present"], capture_method="automatic",
-                        setup_future_usage="off_session", metadata=metadata or {})
+        # A one-off payment (a single wash): "For Terminal payments, the payment_method_types parameter must
+        # include card_present" (docs.stripe.com/terminal/payments/collect-card-payment), with no
+        # setup_future_usage, so no generated_card is made and nothing is kept.
+        params: dict[str, Any] = {"amount": amount_cents, "currency": currency or self.currency,
+                                  "payment_method_types": ["card" if moto else "card_present"],
+                                  "capture_method": "automatic", "metadata": metadata or {}}
+        if customer_id:
+            params["customer"] = customer_id
+        if save_card:
+            if not customer_id:
+                raise E.GatewayRejected("A card kept for renewals needs the customer: sync the customer first.")
+            params["setup_future_usage"] = "off_session"
+        pi = self._call(self.v1.payment_intents.create, key=idempotency_key, **params)
         return self._card_present(pi)
 
     def card_present_payment(self, payment_id: str, *, presented: CardToken | None = None,
@@ -69,7 +78,12 @@ class StripeInPerson:
             raise
         return self._card_present(pi)
 
-    def find_card_present_payment(self, customer_id: str, order_key: str) -> CardPresentPayment | None:
+    def find_card_present_payment(self, customer_id: str | None, order_key: str, *, save_card: bool = True,
+                                  include_refunded: bool = False) -> CardPresentPayment | None:
+        if not save_card:
+            return self._find_one_off(order_key, include_refunded)
+        if not customer_id:
+            return None  # a card-saving payment is always the customer's
         for charge in self._call(self.v1.charges.list, customer=customer_id, limit=100).data:
             pi_ref = _val(charge, "payment_intent")
             if not pi_ref or _val(charge, "status") != "succeeded":
@@ -78,7 +92,29 @@ class StripeInPerson:
             if (_val(_val(pi, "metadata", {}), "order_key") == order_key and pi.status == "succeeded"
                     and _val(pi, "setup_future_usage") == "off_session"):
                 found = self._card_present(pi)
-                if found.refunded_cents < found.amount_cents:  # a fully refunded one is undone
+                if include_refunded or found.refunded_cents < found.amount_cents:  # a refunded one is undone
+                    return found
+        return None
+
+    def _find_one_off(self, order_key: str, include_refunded: bool) -> CardPresentPayment | None:
+        """A one-off payment may have no customer, so it is found by its metadata. "Don't use search for
+        read-after-write flows ... data is searchable in under 1 minute. ... use the various list APIs"
+        (docs.stripe.com/search): the latest payments are listed first, then older ones are searched."""
+        recent = self._call(self.v1.payment_intents.list, limit=100, expand=["data.latest_charge"]).data
+        found = self._paid_one_off(recent, order_key, include_refunded)
+        if found is not None:
+            return found
+        quoted = order_key.replace("\\", "\\\\").replace("'", "\\'")
+        hits = self._call(self.v1.payment_intents.search, limit=10, expand=["data.latest_charge"],
+                          query=f"metadata['order_key']:'{quoted}' AND status:'succeeded'").data
+        return self._paid_one_off(hits, order_key, include_refunded)
+
+    def _paid_one_off(self, intents: Any, order_key: str, include_refunded: bool) -> CardPresentPayment | None:
+        for pi in intents:
+            if (_val(_val(pi, "metadata", {}), "order_key") == order_key and _val(pi, "status") == "succeeded"
+                    and not _val(pi, "setup_future_usage")):
+                found = self._card_present(pi)
+                if include_refunded or found.refunded_cents < found.amount_cents:
                     return found
         return None
 

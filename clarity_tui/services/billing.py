@@ -400,7 +400,9 @@ class BillingService:
     def on_pending_sync(self, s: Session, order_id: int, error: PaymentError) -> None:
         order = existing(s, SalesOrder, order_id)
         if order.state in (OrderState.PAYMENT_PENDING, OrderState.PENDING_SYNC):
-            order.state = OrderState.PENDING_SYNC
+            # A single wash is not paid until the gateway says so (pending sync counts as paid): it stays
+            # payable, and paying again replays the same row, so the same payment is read back.
+            order.state = OrderState.PAYMENT_PENDING if order.kind == OrderKind.WASH else OrderState.PENDING_SYNC
             order.last_error, order.updated_at = str(error), utcnow()
             s.add(order)
             if order.membership_id:

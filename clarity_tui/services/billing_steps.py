@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from clarity_tui.payments.base import CouponSpec, CustomerInfo, PaymentGateway
+from clarity_tui.payments.base import ChargeResult, CouponSpec, CustomerInfo, PaymentGateway
 from clarity_tui.payments.cards import CardToken
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
@@ -27,9 +27,11 @@ from clarity_tui.services.outbox import NOT_RUN, Operation, existing, gateway_cu
 from clarity_tui.services.plan_pricing import extra_vehicles, plan_spec
 from clarity_tui.services.reader_card import READER_CARD_OPERATIONS
 from clarity_tui.services.sales_tax import spec_from_payload, tax_metadata
+from clarity_tui.services.wash_payment import WASH_CHARGE, WASH_OPERATIONS
 from db.models import (
     Customer,
     Membership,
+    OrderKind,
     Outbox,
     OutboxStatus,
     PaymentMethod,
@@ -177,9 +179,17 @@ class RefundIfCharged:
     def _found(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> tuple[Any, dict[str, Any] | None]:
         with db.read() as s:
             order = existing(s, SalesOrder, payload_of(entry)["order_id"])
-            cus = existing(s, Customer, order.customer_id).gateway_customer_id  # none: nothing was charged
+            # A single wash is paid one-off on the reader, often by nobody we know: found by its order key.
+            wash = order.kind == OrderKind.WASH
+            cus = None if wash else existing(s, Customer, order.customer_id).gateway_customer_id  # none: not charged
             key = order.idempotency_key
-        charge = gateway.find_charge(cus, key) if cus else None
+        if wash:
+            # A refunded one too: a replay after our refund's answer was lost must find that refund.
+            paid = gateway.find_card_present_payment(None, key, save_card=False, include_refunded=True)
+            charge = None if paid is None else ChargeResult(paid.payment_id, paid.amount_cents - paid.refunded_cents,
+                                                            "succeeded", paid.charge_id)
+        else:
+            charge = gateway.find_charge(cus, key) if cus else None
         if charge is None:
             return None, {"payment_id": None, "amount_cents": 0, "refund_id": None}
         for refund_key in [*(payload_of(entry).get("prior_keys") or []), entry.idempotency_key]:
@@ -187,6 +197,8 @@ class RefundIfCharged:
             if done is not None:
                 return charge, {"payment_id": charge.payment_id, "amount_cents": done.amount_cents,
                                 "refund_id": done.refund_id}
+        if charge.amount_cents <= 0:  # refunded already, by someone else (a manager): nothing left to give back
+            return charge, {"payment_id": charge.payment_id, "amount_cents": 0, "refund_id": None}
         return charge, None
 
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
@@ -211,7 +223,7 @@ class RefundIfCharged:
 
 
 # Steps that take the first payment, and the refunds that settle a cancelled or failed order.
-CHARGE_OPERATIONS = ("payment.charge", CARD_PRESENT_CHARGE)
+CHARGE_OPERATIONS = ("payment.charge", CARD_PRESENT_CHARGE, WASH_CHARGE)
 SETTLE_OPERATIONS = ("payment.refund", "payment.refund_if_charged")
 
 
@@ -246,6 +258,7 @@ OPERATIONS: dict[str, Operation] = {
     "dunning.link": DunningLink(),  # the past-due text's card-update link (services/dunning.py)
     **ACTION_OPERATIONS,
     **CARD_PRESENT_OPERATIONS,
+    **WASH_OPERATIONS,  # a single wash, paid on the reader (services/wash_payment.py)
     **HOSTED_CARD_OPERATIONS,
     **READER_CARD_OPERATIONS,
 }

@@ -21,7 +21,8 @@ CARD_PRESENT_OPERATIONS), like every gateway side effect:
 A payment the reader did not complete is cancelled before the row fails, so it can never be paid
 later, and a failed row therefore always means "nothing was charged": the next attempt uses a new
 key (`enqueue_charge`). A network error leaves the row pending (transient): the PaymentIntent may
-have been paid, and a replay reads it back by the same key.
+have been paid, and a replay reads it back by the same key. The reader's part of this
+(`ReaderPaymentFlow`) is shared with the single wash's one-off payment (services/wash_payment.py).
 
 The reader is the lane's: the caller that runs billing while the customer is at the reader says so
 with `reader_attended(reader)` (or `await pay_at_reader(reader, fn, ...)` from the UI). A replay
@@ -219,34 +220,28 @@ def reader_failure(exc: CardReaderError, decline_code: str | None, nothing_done:
     return E.PaymentError(f"{exc} {nothing_done[0].upper()}{nothing_done[1:]}.", code=f"reader_{exc.code}")
 
 
-class CardPresentCharge:
-    """`card_present.charge`: the sale's first period, paid on the reader; its card pays the renewals."""
+class ReaderPaymentFlow:
+    """The reader's part of a card-present payment, shared by the sale's first period (the card is kept
+    for the renewals) and the single wash (`save_card = False`: a one-off payment, maybe for nobody)."""
 
-    def _context(self, db: Any, entry: Outbox) -> tuple[int, str, str]:
-        """(order id, order key, gateway customer id)."""
-        with db.read() as s:
-            order = s.get(SalesOrder, entry.order_id)
-            if order is None:
-                raise E.GatewayRejected(f"Order {entry.order_id} does not exist.")
-            cus = s.get(Customer, order.customer_id).gateway_customer_id if order.customer_id else None
-            order_id, order_key = order.id, order.idempotency_key
-        if not cus:
-            raise E.GatewayRejected("The customer is not at the payment gateway yet: sync the customer first.")
-        return order_id, order_key, cus
+    save_card = True
 
-    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
-        order_id, order_key, cus = self._context(db, entry)
+    def collect(self, gateway: PaymentGateway, entry: Outbox, *, customer_id: str | None, order_id: int,
+                order_key: str) -> CardPresentPayment:
+        """The row's payment, paid: created with the row's key, collected on the attended reader, read
+        back. An unpaid one is cancelled and the row fails (`_give_up`); network errors propagate."""
         key, p = entry.idempotency_key, payload_of(entry)
         attended = _ATTENDED.get()
         moto = bool(attended and attended.wants_moto(order_key))
         if int(p.get("attempt") or 1) > 1:
             # An earlier attempt failed after its payment may have gone through (its card could not be
             # made the default, say): a paid payment for this order is recorded, never taken again.
-            earlier = gateway.find_card_present_payment(cus, order_key)
+            earlier = gateway.find_card_present_payment(customer_id, order_key, save_card=self.save_card)
             if earlier is not None:
-                return self._settle(gateway, cus, earlier, key)
+                return earlier
         pi = gateway.create_card_present_payment(
-            cus, int(p["amount_cents"]), currency=p.get("currency", "usd"), moto=moto, idempotency_key=key,
+            customer_id, int(p["amount_cents"]), currency=p.get("currency", "usd"), moto=moto,
+            save_card=self.save_card, idempotency_key=key,
             metadata={"clarity_order": str(order_id), "order_key": order_key, **tax_metadata(p)})
         if entry.attempts > 1 and not pi.succeeded:
             # A replayed create answers with the stored (first) response: read the payment as it is now.
@@ -254,20 +249,17 @@ class CardPresentCharge:
         if pi.status == "canceled":
             raise E.PaymentError("The payment on the reader was cancelled: nothing was charged. Take it again.",
                                  code="cancelled")
-        if not pi.succeeded:
-            if attended is None:
-                pi = self._give_up(gateway, pi, key, None)
-            else:
-                try:
-                    read = attended.run(lambda reader: reader.process_payment_intent(pi.payment_id, moto=moto))
-                except CardReaderError as exc:
-                    pi = self._give_up(gateway, pi, key, exc)
-                else:
-                    pi = gateway.card_present_payment(pi.payment_id, presented=read.card,
-                                                      idempotency_key=f"{key}:reader")
-                    if not pi.succeeded:
-                        pi = self._give_up(gateway, pi, key, CardReaderError("declined"))
-        return self._settle(gateway, cus, pi, key)
+        if pi.succeeded:
+            return pi
+        if attended is None:
+            return self._give_up(gateway, pi, key, None)
+        try:
+            read = attended.run(lambda reader: reader.process_payment_intent(pi.payment_id, moto=moto,
+                                                                             save_card=self.save_card))
+        except CardReaderError as exc:
+            return self._give_up(gateway, pi, key, exc)
+        pi = gateway.card_present_payment(pi.payment_id, presented=read.card, idempotency_key=f"{key}:reader")
+        return pi if pi.succeeded else self._give_up(gateway, pi, key, CardReaderError("declined"))
 
     def _give_up(self, gateway: PaymentGateway, pi: CardPresentPayment, key: str,
                  exc: CardReaderError | None) -> CardPresentPayment:
@@ -287,6 +279,33 @@ class CardPresentCharge:
         if exc is None:
             raise E.PaymentError(NOT_ATTENDED, code="reader_not_attended")
         raise reader_failure(exc, decline or current.decline_code)
+
+
+def forget_moto(order_key: str) -> None:
+    """The payment is recorded: the attendant's MOTO choice for the order is done with."""
+    with _MOTO_LOCK:
+        _MOTO_ORDERS.discard(order_key)
+
+
+class CardPresentCharge(ReaderPaymentFlow):
+    """`card_present.charge`: the sale's first period, paid on the reader; its card pays the renewals."""
+
+    def _context(self, db: Any, entry: Outbox) -> tuple[int, str, str]:
+        """(order id, order key, gateway customer id)."""
+        with db.read() as s:
+            order = s.get(SalesOrder, entry.order_id)
+            if order is None:
+                raise E.GatewayRejected(f"Order {entry.order_id} does not exist.")
+            cus = s.get(Customer, order.customer_id).gateway_customer_id if order.customer_id else None
+            order_id, order_key = order.id, order.idempotency_key
+        if not cus:
+            raise E.GatewayRejected("The customer is not at the payment gateway yet: sync the customer first.")
+        return order_id, order_key, cus
+
+    def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
+        order_id, order_key, cus = self._context(db, entry)
+        pi = self.collect(gateway, entry, customer_id=cus, order_id=order_id, order_key=order_key)
+        return self._settle(gateway, cus, pi, entry.idempotency_key)
 
     def _settle(self, gateway: PaymentGateway, cus: str, pi: CardPresentPayment, key: str) -> dict[str, Any]:
         if not pi.payment_method_id:
@@ -318,8 +337,7 @@ class CardPresentCharge:
         order = existing(s, SalesOrder, entry.order_id)
         assert order.customer_id is not None  # _context refused an order with no customer
         order.gateway_payment_id = result["payment_id"]
-        with _MOTO_LOCK:
-            _MOTO_ORDERS.discard(order.idempotency_key)
+        forget_moto(order.idempotency_key)
         pm = s.exec(select(PaymentMethod).where(PaymentMethod.customer_id == order.customer_id,
                                                 PaymentMethod.gateway_token == result["payment_method_id"])).first()
         if pm is None:
