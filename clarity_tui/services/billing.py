@@ -49,6 +49,7 @@ from clarity_tui.services.plan_pricing import add_months, extra_vehicles, interv
 from clarity_tui.services.promotions import plan_subtotal, price_with
 from clarity_tui.services import sales_tax
 from clarity_tui.services.sales_tax import TaxSettings
+from clarity_tui.services.upsell import credit_available, first_charge
 from clarity_tui.services.vehicle_claims import claim_vehicles, holder_label, refusal_after_conflict, release_order
 from db.models import (
     Customer,
@@ -190,8 +191,10 @@ class BillingService:
             if anchor is None:
                 price = price_with(promo, plan_subtotal(plan, max(1, len(order.vehicle_ids or []))))
                 order.subtotal_cents, order.discount_cents = price.subtotal_cents, price.discount_cents
-                taxed = sales_tax.compute(self.tax, price.total_cents)  # the total is charged
-                order.due_today_cents, order.tax_cents = taxed.total_cents, taxed.tax_cents
+                taxed = sales_tax.compute(self.tax, price.total_cents)  # the total, less a wash credit, is charged
+                credit = credit_available(s, order) if kind == OrderKind.SALE else 0
+                order.due_today_cents, order.credit_cents = first_charge(taxed.total_cents, credit)
+                order.tax_cents = taxed.tax_cents
                 first_billing = order.next_billing_on or next_period(today, plan.interval)
             else:
                 order.subtotal_cents = plan_subtotal(plan, max(1, len(order.vehicle_ids or [])))

@@ -37,7 +37,8 @@ from clarity_tui.services.membership_steps import (
 from clarity_tui.services.outbox import RunResult, enqueue, existing, make_key
 from clarity_tui.services.permissions import Permission, require
 from clarity_tui.services.plan_pricing import money
-from db.models import Customer, Membership, MembershipStatus, Outbox, SalesOrder, utcnow
+from clarity_tui.services.upsell import credit_holders, holder_label
+from db.models import Customer, Membership, MembershipStatus, OrderKind, Outbox, SalesOrder, utcnow
 
 # Kept importable from here (the app's timer, the customer record): they live in membership_steps.
 __all__ = ["ActionOutcome", "ActionRefused", "MembershipActions", "StaleMembership", "apply_due_plan_changes",
@@ -206,6 +207,7 @@ class MembershipActions:
             if amount > left:
                 raise ActionRefused(f"This refund is more than was paid: at most {money(left)} is left "
                                     "to refund on this order.")
+            _check_wash_credit(s, order, amount, left)
             n = len(s.exec(select(Outbox.id).where(Outbox.operation == "payment.refund",
                                                    Outbox.idempotency_key.startswith(order.idempotency_key))).all())
             row = enqueue(s, order_id=None, operation="payment.refund",
@@ -250,6 +252,19 @@ def _verb(operation: str) -> str:
     return {"subscription.pause": "pause", "subscription.resume": "resume", "subscription.cancel": "cancel",
             "subscription.keep": "keep the membership", "subscription.change_plan": "change the plan"}.get(
         operation, operation)
+
+
+def _check_wash_credit(s: Session, order: SalesOrder, amount: int, left: int) -> None:
+    """A wash whose payment a live membership order spends ("Join today") gives back only the rest."""
+    if order.kind != OrderKind.WASH:
+        return
+    holders = credit_holders(s, order)
+    held = sum(h.credit_cents for h in holders)
+    if holders and amount > left - held:
+        names = ", ".join(holder_label(s, h) for h in holders)
+        raise ActionRefused(f"{money(held)} of this wash is credited to {names}: at most {money(max(0, left - held))} "
+                            "of the wash can be refunded. Refund that membership order in full (or cancel it) "
+                            "first to release the credit.")
 
 
 def _paid_cents(s: Session, order: SalesOrder) -> int:

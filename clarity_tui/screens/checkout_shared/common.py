@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clarity_tui.services.orders import OrderView, PayResult, money
+from clarity_tui.services.upsell import CREDIT_LABEL
 from clarity_tui.widgets.header import ClarityHeader
 from clarity_tui.wiring import StillStarting, services_of
 
@@ -107,11 +108,20 @@ def order_lines(view: OrderView, *, charged: bool = False) -> Table:
                                        style="green"))
     if view.tax_cents or (view.tax_label and view.due_today_cents):
         table.add_row("Tax", tax_text(view))
+    if view.credit_line:
+        table.add_row(CREDIT_LABEL, Text(f"-{money(view.credit_cents)}", style="green"))
+    if view.credit_note:
+        table.add_row("", Text(view.credit_note, style="yellow"))
     due_label = "Charged today" if charged else "Due today"
     table.add_row(due_label, Text(money(view.due_today_cents) + due_note(view), style="bold"))
     if plan is not None:
         table.add_row("Next billing", f"{long_date(view.next_billing_on)} · {money(view.subtotal_cents)}{view.tax_note}")
     return table
+
+
+def credit_summary(view: OrderView) -> str:
+    """The signature screen's line: "Today's wash credit  -$15.00 · due today $14.99"."""
+    return f"{view.credit_line} · due today {money(view.due_today_cents)}"
 
 
 def tax_text(view: OrderView) -> str:

@@ -23,7 +23,14 @@ from textual.widgets import Button, Static
 from clarity_tui.widgets.key_footer import KeyFooter
 
 from clarity_tui.errors import UserFacingError
-from clarity_tui.screens.checkout_shared.common import BACK, CheckoutBackend, banner, devices_of, flow_header
+from clarity_tui.screens.checkout_shared.common import (
+    BACK,
+    CheckoutBackend,
+    banner,
+    credit_summary,
+    devices_of,
+    flow_header,
+)
 from clarity_tui.screens.device_action import run_device_call
 from clarity_tui.services.orders import OrderView
 from clarity_tui.widgets.braille import BrailleCanvas
@@ -69,6 +76,8 @@ class SignatureScreen(Screen[OrderView | str]):
     def compose(self) -> ComposeResult:
         yield flow_header(self)
         yield Static(banner(self.view, "Signature"), classes="flow-banner")
+        if self.view.credit_line:  # "Join today": the customer signs for the amount less the wash
+            yield Static(credit_summary(self.view), id="sign-credit", classes="flow-message", markup=False)
         yield BrailleCanvas("Waiting for the customer to sign on the pad…", id="sign-canvas")
         yield Static(f"Ask the customer to sign. {HINT_SIGN}", id="sign-message", classes="flow-message")
         with Horizontal(classes="flow-buttons"):

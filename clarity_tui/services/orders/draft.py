@@ -30,6 +30,7 @@ from clarity_tui.services.plate_lookalikes import PlateCorrectionRefused, apply_
 from clarity_tui.services.promotions import check as check_promotion
 from clarity_tui.services.promotions import plan_subtotal, price_with
 from clarity_tui.services.sales_tax import TaxSettings
+from clarity_tui.services.upsell import credit_available, first_charge, release
 from clarity_tui.sitetime import stored_utc
 from db.models import (
     Customer,
@@ -60,6 +61,7 @@ def open_draft(steps: OrderSteps, session_id: int) -> OrderView:
                     return steps.view(s, existing)
                 if existing.state in EDITABLE and utcnow() - stored_utc(existing.updated_at) > STALE_AFTER:
                     steps.cancel_row(s, existing, "order.taken_over", {"by": steps.terminal})
+                    release(s, existing)
                     s.flush()
                 else:
                     raise busy_error(s, existing, vs, steps.terminal, steps.zone)
@@ -93,6 +95,9 @@ def open_draft(steps: OrderSteps, session_id: int) -> OrderView:
 def set_plan(s: Session, steps: OrderSteps, order: SalesOrder, plan: Plan, current: Membership | None) -> None:
     """The order's plan: a new membership, or a plan change of the customer's current one."""
     before = audit.snapshot(order, ["plan_id", "kind"])
+    if current is not None and order.credit_order_id is not None:
+        raise SaleError("Today's wash credit is for a new membership, and this customer is already a member: "
+                        "change their plan from their record, without the credit.")
     order.plan_id = plan.id
     order.kind = OrderKind.PLAN_CHANGE if current is not None else OrderKind.SALE
     order.membership_id = current.id if current is not None else None
@@ -167,7 +172,10 @@ def fix_amounts(s: Session, order: SalesOrder, plan: Plan, today: dt.date, tax: 
         order.subtotal_cents, order.discount_cents = price.subtotal_cents, price.discount_cents
         taxed = sales_tax.compute(tax, price.total_cents)  # tax on the price after the discount
         order.next_billing_on = next_period(today, plan.interval)
-    order.due_today_cents, order.tax_cents = taxed.total_cents, taxed.tax_cents
+    # "Join today": the wash's payment comes off the total (upsell.first_charge), never below zero.
+    credit = credit_available(s, order) if order.kind == OrderKind.SALE else 0
+    order.due_today_cents, order.credit_cents = first_charge(taxed.total_cents, credit)
+    order.tax_cents = taxed.tax_cents
 
 
 def promotion_plan(s: Session, order: SalesOrder) -> Plan:

@@ -64,6 +64,7 @@ from clarity_tui.services.plan_pricing import full_message, plan_relation, vehic
 from clarity_tui.services.promotions import check as check_promotion
 from clarity_tui.services.promotions import find_code, plan_subtotal, price_with
 from clarity_tui.services.sales_tax import TaxSettings
+from clarity_tui.services.upsell import released
 from db.engine import Database
 from db.models import (
     Customer,
@@ -343,6 +344,9 @@ class SaleService:
             if not order.vehicle_ids:
                 raise SaleError("The membership needs at least one vehicle.")
             fix_amounts(s, order, plan, self.today(), self.tax)
+            if order.card_present and order.credit_order_id and not order.due_today_cents:
+                raise SaleError("Today's wash credit covers the first charge, so there is no payment to take on "
+                                "the reader: read the card to save it for the renewals, or choose a saved card.")
             if order.payment_method_id is None and not order.card_present and (
                     order.kind != OrderKind.PLAN_CHANGE or order.due_today_cents):
                 raise SaleError("The sale needs a card before checkout.")
@@ -367,7 +371,7 @@ class SaleService:
     @guarded
     def decline_terms(self, order_id: int) -> OrderView:
         """The customer declined: the order is cancelled; nothing was or will be charged."""
-        return self.steps.decline_terms(order_id)
+        return released(self.steps, self.steps.decline_terms(order_id))
 
     @guarded
     def record_signature(self, order_id: int, strokes: Sequence[Sequence[Sequence[float]]], svg: str, *,
@@ -422,5 +426,5 @@ class SaleService:
 
     @guarded
     def cancel(self, order_id: int) -> OrderView:
-        """The attendant abandons the sale before any money moved."""
-        return self.steps.cancel(order_id)
+        """The attendant abandons the sale before any money moved (a wash credit is released)."""
+        return released(self.steps, self.steps.cancel(order_id))

@@ -23,6 +23,7 @@ from clarity_tui.services.plan_pricing import itemised, money, period_suffix, pl
 from clarity_tui.services.plates import normalize_plate
 from clarity_tui.services.promotions import plan_subtotal, price_with
 from clarity_tui.services.sales_tax import TaxSettings
+from clarity_tui.services.upsell import CREDIT_LABEL, credit_available, excess_note, first_charge
 from db.models import (
     Customer,
     LegacyMember,
@@ -142,6 +143,16 @@ class OrderView:
     tax_note: str = ""
     # A migration whose first billing date a manager chose (not the legacy system's date).
     billing_date_set_by_manager: bool = False
+    # "Join today" (services/upsell.py): the wash order credited, the part of its payment taken off
+    # `due_today_cents`, and the sentence for a wash that paid more than the first charge.
+    credit_order_id: int | None = None
+    credit_cents: int = 0
+    credit_note: str | None = None
+
+    @property
+    def credit_line(self) -> str:
+        """The one line checkout, the signature and the receipt show: "Today's wash credit  -$15.00"."""
+        return f"{CREDIT_LABEL}  -{money(self.credit_cents)}" if self.credit_order_id else ""
 
     @property
     def card(self) -> CardOption | None:
@@ -208,6 +219,8 @@ class _Amounts:
     tax_cents: int
     next_billing_on: dt.date | None
     effective_on: dt.date | None
+    credit_cents: int = 0
+    credit_note: str | None = None
 
 
 def _amounts(s: Session, order: SalesOrder, plan: Plan | None, current: Membership | None, relation: str,
@@ -228,9 +241,15 @@ def _amounts(s: Session, order: SalesOrder, plan: Plan | None, current: Membersh
         taxed = sales_tax.compute(tax, price.total_cents)
         subtotal, discount = price.subtotal_cents, price.discount_cents
         due, tax_cents = taxed.total_cents, taxed.tax_cents
+    credit, note = order.credit_cents, None
+    if order.credit_order_id is not None and order.kind == OrderKind.SALE and plan is not None:
+        available = credit_available(s, order)
+        if order.state in EDITABLE:  # live, as review will fix it (draft.fix_amounts)
+            due, credit = first_charge(due, available)
+        note = excess_note(available, credit, plan.name) if due == 0 else None
     if next_billing is None and plan is not None:
         next_billing = next_period(today, plan.interval)
-    return _Amounts(subtotal, discount, due, tax_cents, next_billing, effective)
+    return _Amounts(subtotal, discount, due, tax_cents, next_billing, effective, credit, note)
 
 
 def order_view(s: Session, order: SalesOrder, today: Callable[[], dt.date], tax: TaxSettings | None) -> OrderView:
@@ -292,6 +311,7 @@ def order_view(s: Session, order: SalesOrder, today: Callable[[], dt.date], tax:
         tax_cents=amounts.tax_cents, tax_label=sales_tax.label(tax) or ("Tax" if amounts.tax_cents else ""),
         tax_note=sales_tax.price_note(tax),
         billing_date_set_by_manager=_billing_date_overridden(s, order),
+        credit_order_id=order.credit_order_id, credit_cents=amounts.credit_cents, credit_note=amounts.credit_note,
     )
 
 
