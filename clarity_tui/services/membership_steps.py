@@ -19,6 +19,7 @@ from clarity_tui.payments.base import PaymentGateway
 from clarity_tui.payments.errors import GatewayRejected, PaymentError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
+from clarity_tui.services.commissions import claw_back, policy_or_default
 from clarity_tui.services.outbox import Operation, existing, gateway_customer, payload_of
 from clarity_tui.services.plan_pricing import plan_spec
 from db.models import Membership, MembershipStatus, Outbox, PaymentMethod, Plan, SalesOrder, utcnow
@@ -159,6 +160,13 @@ class SetDefaultCard:
 
 
 class Refund:
+    """Money back on a payment. Recording it takes back the order's commission when it falls in the
+    clawback window: the payload's `clawback_days` (written with the refund, from the site's settings),
+    else this operation's, else the settings' default."""
+
+    def __init__(self, clawback_days: int | None = None) -> None:
+        self.clawback_days = clawback_days
+
     def execute(self, db: Any, gateway: PaymentGateway, entry: Outbox) -> dict[str, Any]:
         p = payload_of(entry)
         r = gateway.refund(p["payment_id"], amount_cents=p.get("amount_cents"), idempotency_key=entry.idempotency_key)
@@ -181,6 +189,12 @@ class Refund:
         audit.record(s, Actor.system("outbox"), "order.refunded", "sales_order", order_id,
                      after={"amount_cents": result["amount_cents"], "refund_id": result["refund_id"],
                             "reason": payload_of(entry).get("reason")})
+        if order_id and int(result["amount_cents"]) > 0:
+            claw_back(s, int(order_id), self._window(payload_of(entry)))
+
+    def _window(self, payload: dict[str, Any]) -> int:
+        days = payload.get("clawback_days", self.clawback_days)
+        return int(days) if days is not None else policy_or_default(None).clawback_days
 
 
 def card_row(s: Session, customer_id: int, gateway_name: str, card: Any) -> PaymentMethod:

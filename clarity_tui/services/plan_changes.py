@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingOutcome
+from clarity_tui.services.commissions import CommissionSettings, earn
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services.membership_steps import AUDITED, apply_local_change
 from clarity_tui.services.membership_rules import is_current
@@ -109,10 +110,13 @@ def preview(s: Session, membership_id: int, plan_code: str, today: dt.date, tax:
 class PlanChanges:
     """Start a PLAN_CHANGE order's money and gateway steps. `billing` is a BillingService."""
 
-    def __init__(self, billing: Any, today: Callable[[], dt.date] | None = None) -> None:
+    def __init__(self, billing: Any, today: Callable[[], dt.date] | None = None,
+                 commissions: CommissionSettings | None = None) -> None:
         self.billing = billing
         self.db = billing.db
         self.today = today or dt.date.today
+        # The site's commission settings (settings.wash.commissions; None: the defaults): an upgrade may earn one.
+        self.commissions = commissions
 
     def start(self, order_id: int) -> BillingOutcome:
         """Record the steps (once) and send them now. Raises PlanChangeRefused before anything moved."""
@@ -122,7 +126,11 @@ class PlanChanges:
                 self._record(s, order)
         self.billing.processor.run_order(order_id, wait=5.0)
         self.billing.run_settlements(order_id)
-        return self.billing.outcome(order_id)
+        outcome = self.billing.outcome(order_id)
+        if outcome.completed or outcome.pending_sync:
+            with self.db.write() as s:  # replay-safe: one earned row per order
+                earn(s, existing(s, SalesOrder, order_id), self.commissions)
+        return outcome
 
     @staticmethod
     def _needs_steps(s: Session, order: SalesOrder) -> bool:
@@ -169,6 +177,7 @@ class PlanChanges:
             order.state, order.completed_at = OrderState.COMPLETED, utcnow()
             audit.record(s, self.billing.actor, "membership.plan_changed_locally", "membership", m.id,
                          before=before_m, after=audit.snapshot(m, AUDITED))
+            earn(s, order, self.commissions)
         else:
             k = order.idempotency_key
             if due > 0:

@@ -1,11 +1,14 @@
-"""End-of-shift report: memberships sold and migrated (by plan, by operator), promotion use,
-declines and pending syncs, for one shift or one day. Shown on screen and exported as CSV.
+"""End-of-shift report: memberships sold and migrated (by plan, by operator), single washes sold,
+operators' commissions, promotion use, declines and pending syncs, for one shift or one day. Shown on
+screen and exported as CSV.
 
 Sources: finished orders (`SalesOrder` in completed / pending_sync, by `completed_at`, else
 `updated_at`), memberships created (`Membership.source`), promotion use (orders with a
 `promotion_id`), declines (the billing
 service's `order.payment_failed` audit rows), and what is still waiting for the gateway
-(orders in pending_sync, outbox rows pending).
+(orders in pending_sync, outbox rows pending). Single washes are the finished orders of kind "wash";
+commissions are the `Commission` rows dated in the window (services/commissions.py): a clawback counts
+in the window of the refund that caused it.
 
 Who reads what: report.view for the day and anyone's shift (managers, support); report.own_shift
 for an operator's own shift (attendants too). The actor is checked before the figures are read.
@@ -23,6 +26,7 @@ from sqlmodel import col, func, select
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services import csv_safe
 from clarity_tui.services.actor import Actor
+from clarity_tui.services.commissions import OperatorCommission, operator_commissions
 from clarity_tui.services.operators import as_utc
 from clarity_tui.services.permissions import Permission, allowed, require
 from clarity_tui.services.plan_pricing import money, plain_amount
@@ -82,6 +86,9 @@ class ShiftReport:
     # Sales tax at the lane (issue 13): what finished orders charged today, and the tax in it.
     lane_charges: Line = field(default_factory=lambda: Line("lane_charges", 0))
     tax_collected: Line = field(default_factory=lambda: Line("tax_collected", 0))
+    # The lane's day (issue 18): single washes sold (orders of kind "wash"), and commissions per operator.
+    single_washes: Line = field(default_factory=lambda: Line("single_washes", 0))
+    commissions: list[OperatorCommission] = field(default_factory=list)
 
     @property
     def sold(self) -> int:
@@ -110,6 +117,12 @@ class ShiftReport:
                         Line("pending_outbox", self.pending_outbox)]),
             ("sales_tax", self.tax_lines()),
             ("billing", self.billing),
+            ("single_washes", [self.single_washes]),
+            ("commissions_earned", [Line(c.operator, c.earned_count, c.earned_cents) for c in self.commissions]),
+            # Negative amounts: a spreadsheet's SUM over the three commission sections is the net paid.
+            ("commissions_clawed_back", [Line(c.operator, c.clawback_count, -c.clawback_cents)
+                                         for c in self.commissions]),
+            ("commissions_net", [Line(c.operator, c.earned_count, c.net_cents) for c in self.commissions]),
         ]
 
     def tax_lines(self) -> list[Line]:
@@ -191,6 +204,11 @@ def _build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,
                 continue
             if order.state not in FINISHED:
                 continue
+            if order.kind == OrderKind.WASH:  # a single wash: no membership, its own line
+                report.single_washes.count += 1
+                report.single_washes.amount_cents += order.due_today_cents
+                _count_tax(report, order)
+                continue
             plan, operator = plan or "?", operator or order.terminal or "?"
             if order.kind == OrderKind.MIGRATION:
                 migrated[plan] += 1
@@ -238,6 +256,7 @@ def _build_report(db, start: dt.datetime, end: dt.datetime, *, title: str,
         report.pending_outbox = s.exec(select(func.count()).select_from(Outbox)
                                        .where(Outbox.status == OutboxStatus.PENDING)).one()
         report.billing = _billing_lines(s, start, end)
+        report.commissions = operator_commissions(s, start, end, operator_id)
     return report
 
 
@@ -293,6 +312,16 @@ def render_text(report: ShiftReport) -> str:
         for line in lines:
             extra = f"  {amount} {money(line.amount_cents)}" if amount else ""
             out.append(f"  {line.group:<28} {line.count:>5}{extra}")
+    out.append("")
+    out.append(f"Single washes sold: {report.single_washes.count}    "
+               f"taken {money(report.single_washes.amount_cents)}")
+    out.append("")
+    out.append("Commissions, by operator:")
+    if not report.commissions:
+        out.append("  (none)")
+    for c in report.commissions:
+        out.append(f"  {c.operator:<28} earned {money(c.earned_cents)} ({c.earned_count})  clawed back "
+                   f"{money(c.clawback_cents)} ({c.clawback_count})  net {money(c.net_cents)}")
     if any(line.count for line in report.billing):
         out.append("")
         out.append("Memberships billed by the gateway (site-wide):")

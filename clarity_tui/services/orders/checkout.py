@@ -3,7 +3,8 @@
 `OrderSteps` is one terminal's hold on its orders, as one actor: the guards bound to the terminal
 (`owned`, `editable`, `payable`), the small changes every step makes (`touch`, `cancel_row`,
 `limit_vehicles`, `garage_vehicle`), the terms and the signature, and what follows the money:
-activation (vehicles on the membership, the session turned member), recovery and cancelling.
+activation (vehicles on the membership, the session turned member, the operator's commission), recovery
+and cancelling.
 
 The steps here check no permission: the services' @guarded methods that call them do (sale.sell,
 or legacy.migrate for a migration). Activation and recovery are open on purpose: crash recovery
@@ -25,6 +26,7 @@ from clarity_tui.payments.errors import PaymentError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingService
+from clarity_tui.services.commissions import CommissionSettings, earn
 from clarity_tui.services.identity import display_name
 from clarity_tui.services.orders.guards import (
     EDITABLE,
@@ -66,7 +68,8 @@ class OrderSteps:
     """The order steps a sale and a migration share, for the orders `terminal` owns."""
 
     def __init__(self, db: Database, billing: BillingService, actor: Actor, *, terminal: str,
-                 today: Callable[[], dt.date], zone: dt.tzinfo, tax: TaxSettings | None) -> None:
+                 today: Callable[[], dt.date], zone: dt.tzinfo, tax: TaxSettings | None,
+                 commissions: CommissionSettings | None = None) -> None:
         self.db = db
         self.billing = billing
         self.actor = actor
@@ -74,6 +77,8 @@ class OrderSteps:
         self.today = today
         self.zone = zone
         self.tax = tax
+        # The site's commission settings (settings.wash.commissions; None: the defaults): activation credits them.
+        self.commissions = commissions
 
     # --- reading and guarding ---------------------------------------------------------------------
 
@@ -265,7 +270,9 @@ class OrderSteps:
 
         Returns True once the order is activated (False while it is not paid yet)."""
         with self.db.write() as s:
-            order = s.get(SalesOrder, order_id)
+            # Locked: two processes activating at once (a restart's recovery, a retried Agree) take turns,
+            # and the second finds it done instead of adding the same cars (and commission) again.
+            order = s.get(SalesOrder, order_id, with_for_update=True)
             if order is None:
                 raise SaleError(f"Order {order_id} no longer exists.")
             progress = self.progress(s, order_id)
@@ -293,6 +300,7 @@ class OrderSteps:
             s.add(progress)
             order.updated_at = utcnow()
             s.add(order)
+            earn(s, order, self.commissions)  # the operator's commission, with the activation or not at all
             audit.record(s, self.actor, "order.activated", "sales_order", order.id,
                          after={"membership_id": m.id, "vehicle_ids": list(order.vehicle_ids or []),
                                 "pending_sync": order.state == OrderState.PENDING_SYNC})
