@@ -1,4 +1,5 @@
-"""The demo site for simulator mode: plans, ~200 customers, ~100 legacy members, terms, operators.
+"""The demo site for simulator mode: plans, the wash menu, ~200 customers, ~100 legacy members, terms,
+operators.
 
 Idempotent: if the demo data is there, nothing is added.
 
@@ -44,6 +45,7 @@ from db.models import (
     Operator,
     PaymentMethod,
     Plan,
+    PlanWashItem,
     Promotion,
     PromotionKind,
     QuestionPrompt,
@@ -51,6 +53,7 @@ from db.models import (
     TermsVersion,
     Vehicle,
     VehicleClaim,
+    WashItem,
     utcnow,
 )
 
@@ -77,6 +80,16 @@ PLAN_SPECS = [
     ("DELUXE", "Deluxe Wash Club", 2, 2999, ["Everything in Basic", "Underbody flush", "Triple foam", "Tire shine"], 1, 0),
     ("ULTIMATE", "Ultimate Wash Club", 3, 3999, ["Everything in Deluxe", "Ceramic seal", "Rain repellent", "Priority lane"], 1, 0),
     ("FAMILY", "Family Ultimate", 3, 5999, ["Everything in Ultimate", "For the whole family"], 3, 1500),
+]
+# The wash menu (issue 18): code, name, kind, price, tunnel code (a package's number, an extra's bit), and
+# the plans that include it (Basic's wash in every plan; the top plans include every extra).
+MENU_SPECS = [
+    ("BASIC", "Basic wash", "package", 1000, 1, ("BASIC", "DELUXE", "ULTIMATE", "FAMILY")),
+    ("DELUXE", "Deluxe wash", "package", 1500, 2, ("DELUXE", "ULTIMATE", "FAMILY")),
+    ("ULTIMATE", "Ultimate wash", "package", 2000, 3, ("ULTIMATE", "FAMILY")),
+    ("TIRE_SHINE", "Tire shine", "extra", 300, 0, ("DELUXE", "ULTIMATE", "FAMILY")),
+    ("CERAMIC", "Ceramic seal", "extra", 500, 1, ("ULTIMATE", "FAMILY")),
+    ("UNDERBODY", "Underbody flush", "extra", 400, 2, ("DELUXE", "ULTIMATE", "FAMILY")),
 ]
 OPERATORS = [("Alex Attendant", Role.ATTENDANT, "123456"), ("Morgan Manager", Role.MANAGER, "654321"),
              ("Taylor Tech", Role.TECHNICIAN, "111111"), ("Sam Support", Role.SUPPORT, "999999")]
@@ -144,7 +157,20 @@ def ensure_reference_data(s: Session) -> dict[str, Plan]:
         for name, role, pin in OPERATORS:
             s.add(Operator(name=name, role=role, pin_hash=hash_pin(pin)))
     s.flush()
+    ensure_wash_menu(s, plans)
     return plans
+
+
+def ensure_wash_menu(s: Session, plans: dict[str, Plan]) -> None:
+    """The demo's wash menu, when the site has none (a menu set by a manager or the settings is kept)."""
+    if s.exec(select(func.count()).select_from(WashItem)).one() > 0:
+        return
+    for position, (code, name, kind, price, tunnel_code, plan_codes) in enumerate(MENU_SPECS):
+        item = WashItem(code=code, name=name, kind=kind, price_cents=price, tunnel_code=tunnel_code, position=position)
+        s.add(item)
+        s.flush()
+        s.add_all(PlanWashItem(plan_id=_pk(plans[p]), item_id=_pk(item)) for p in plan_codes if p in plans)
+    s.flush()
 
 
 def _seed_gateway(s: Session, members: list[tuple[Customer, Membership, PaymentMethod | None]],

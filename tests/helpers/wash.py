@@ -1,0 +1,146 @@
+"""The single wash at the lane as a terminal builds it: the demo menu, a car waiting, the wash sale service
+with the simulated gateway, text messages and mailbox, and the card reader attended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+
+from clarity_tui.messaging.simulated import SimulatedSms
+from clarity_tui.messaging.simulated_mail import SimulatedMailer
+from clarity_tui.payments.simulated import SimulatedGateway
+from clarity_tui.services.actor import Actor
+from clarity_tui.services.card_present import reader_attended
+from clarity_tui.services.orders.wash_sale import WashPayResult, WashSaleService
+from clarity_tui.services.receipts import ReceiptSender
+from clarity_tui.services.sales_tax import TaxSettings
+from db.engine import Database
+from db.models import AuditLog, OrderLine, Outbox, SalesOrder, Wash
+from hardware.card_reader.simulated import SimulatedCardReader
+from tests.helpers.actors import ATTENDANT
+from tests.helpers.clock import TODAY
+
+
+@dataclass
+class Lane:
+    """A terminal's wash sale, the messages it sent, and its reader."""
+
+    service: WashSaleService
+    sms: SimulatedSms
+    mail: SimulatedMailer
+    reader: SimulatedCardReader
+
+    def pay(self, order_id: int) -> WashPayResult:
+        """Agree on the reader: the customer is at the lane's reader while the payment runs."""
+        with reader_attended(self.reader):
+            return self.service.pay(order_id)
+
+
+def wash_lane(db: Database, *, actor: Actor = ATTENDANT, terminal: str = "lane-1-term", reader: Any = None,
+              tax: TaxSettings | None = None, sms: SimulatedSms | None = None) -> Lane:
+    sms = sms or SimulatedSms(responder=None)
+    mail = SimulatedMailer()
+    receipts = ReceiptSender(db, sms=sms, mailer=mail, actor=actor, tax=tax)
+    service = WashSaleService(db, SimulatedGateway(db), actor, terminal=terminal, today=lambda: TODAY, tax=tax,
+                              receipts=receipts)
+    return Lane(service, sms, mail, reader or SimulatedCardReader(delay=0))
+
+
+def lines_of(db: Database, order_id: int) -> list[tuple[str, str, int]]:
+    with db.read() as s:
+        return [(ln.kind, ln.code, ln.amount_cents) for ln in
+                s.exec(select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id)))]
+
+
+def order_row(db: Database, order_id: int) -> SalesOrder:
+    with db.read() as s:
+        order = s.get(SalesOrder, order_id)
+        assert order is not None
+        return order
+
+
+def wash_of_session(db: Database, session_id: int) -> Wash | None:
+    with db.read() as s:
+        return s.exec(select(Wash).where(Wash.session_id == session_id)).first()
+
+
+def audit_actions(db: Database, order_id: int) -> list[str]:
+    with db.read() as s:
+        return list(s.exec(select(AuditLog.action).where(AuditLog.entity == "sales_order",
+                                                         AuditLog.entity_id == str(order_id))
+                           .order_by(col(AuditLog.id))))
+
+
+def charge_rows(db: Database, order_id: int) -> list[Outbox]:
+    with db.read() as s:
+        return list(s.exec(select(Outbox).where(Outbox.order_id == order_id).order_by(col(Outbox.id))))
+
+
+def receipt_row_of(db: Database, order_id: int) -> Outbox | None:
+    from clarity_tui.services.receipts import receipt_row
+
+    with db.read() as s:
+        order = s.get(SalesOrder, order_id)
+        assert order is not None
+        return receipt_row(s, order)
+
+
+def wait_receipt(lane: Lane, order_id: int) -> str:
+    """The receipt's status once the receipts' worker has done it (a future, not a sleep)."""
+    outcome = lane.service.receipts.send_later(order_id) if lane.service.receipts else None
+    assert outcome is not None
+    return outcome.result(timeout=60).status
+
+
+def _racer(url: str, how: str, arg: int, terminal: str, barrier: Any, results: Any) -> None:
+    """One terminal, when every racer is at the barrier: "open" the session `arg`'s single wash, or
+    "receipt": send the order `arg`'s receipt (with its own text-message provider)."""
+    import traceback
+
+    from clarity_tui.services.orders.guards import OrderBusy
+
+    try:
+        db = Database.from_url(url)
+        with db.read() as s:  # connect before the race
+            s.exec(select(SalesOrder.id)).first()
+        lane = wash_lane(db, actor=Actor(f"attendant {terminal}", ATTENDANT.role, terminal), terminal=terminal)
+        barrier.wait(timeout=60)
+        out: Any
+        if how == "receipt":
+            assert lane.service.receipts is not None
+            out = (lane.service.receipts.send(arg).status, len(lane.sms.sent))
+        else:
+            try:
+                out = ("opened", lane.service.open_for_session(arg).order_id)
+            except OrderBusy as exc:
+                out = ("busy", str(exc))
+        db.dispose()
+        results.put((terminal, out, None))
+    except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
+        barrier.abort()
+        results.put((terminal, None, traceback.format_exc()))
+
+
+def race(url: str, how: str, arg: int, terminals: list[str]) -> dict[str, Any]:
+    """Each terminal in its own process (forked from the warm server) does `how` at once (see _racer)."""
+    import time
+
+    from tests.helpers import forked
+
+    ctx = forked.context()
+    results, barrier = ctx.Queue(), ctx.Barrier(len(terminals))
+    procs = [ctx.Process(target=_racer, args=(url, how, arg, t, barrier, results)) for t in terminals]
+    for p in procs:
+        p.start()
+    got: dict[str, Any] = {}
+    deadline = time.monotonic() + 120
+    while len(got) < len(procs):
+        name, out, error = results.get(timeout=max(1.0, deadline - time.monotonic()))
+        assert error is None, error
+        got[name] = out
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return got
