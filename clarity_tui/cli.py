@@ -172,44 +172,44 @@ def run_app(scenario: str | None = None) -> None:
 
 
 @cli.command()
-@click.option("--scenario", type=click.Path(dir_okay=False), help="Scenario TOML (arrival rate, mix, misreads).")
-@click.option("--headless", is_flag=True, help="No screen: just feed the camera into the database.")
+@click.option("--scenario", type=click.Path(dir_okay=False),
+              help="Scenario TOML (arrivals, mix, the lane day), or a shipped one by name: busy_day, rush_hour.")
+@click.option("--headless", is_flag=True, help="No screen: run the lane's day, then print its figures as JSON.")
 @click.option("--duration", type=float, default=None, help="With --headless: stop after this many seconds.")
 @click.pass_context
 @friendly_errors
 def simulate(ctx: click.Context, scenario: str | None, headless: bool, duration: float | None) -> None:
-    """Run the site in simulator mode (vehicles arrive at the lanes)."""
+    """Run the site in simulator mode (vehicles arrive at the lanes).
+
+    Headless, the lane's whole day runs (clarity_tui/simulator/headless.py): members' visits, single washes,
+    "Join today", the tunnel and the billing clock; at the end its figures are printed as JSON (the shape of
+    `report --json`, over the days the billing clock covered)."""
     ctx.find_root().obj["simulate"] = True
     if not headless:
         run_app(scenario=scenario)
         return
     import asyncio
+    import json
 
     from clarity_tui.seeding.demo import seed_demo
+    from clarity_tui.simulator.headless import run_headless
     from clarity_tui.simulator.scenario import load_scenario
-    from clarity_tui.simulator.world import build_camera, run_camera
+    from clarity_tui.wiring import Services
 
     settings = _settings(ctx)
     loaded = load_scenario(scenario)
     db = _open_db(settings)
     seed_demo(db, gateway=settings.payments.gateway == "simulated")
-    camera = build_camera(db, loaded)
-
-    async def main() -> None:
-        import datetime as dt
-
-        task = asyncio.create_task(run_camera(db, camera, settings.terminal_id, loaded.initial_vehicles,
-                                              dwell=dt.timedelta(minutes=loaded.dwell_minutes)))
-        try:
-            await asyncio.wait_for(task, timeout=duration)
-        except TimeoutError:
-            pass
-
     try:
-        asyncio.run(main())
+        day = asyncio.run(run_headless(Services(settings, db), loaded, duration))
     except KeyboardInterrupt:
-        pass
-    click.echo(f"simulated site at {settings.resolved_database_url()}")
+        click.echo(f"simulated site at {settings.resolved_database_url()}", err=True)
+        return
+    finally:
+        db.dispose()
+    click.echo(json.dumps(day.figures, indent=2))
+    click.echo(f"simulated site at {settings.resolved_database_url()}; the lane day: "
+               + ", ".join(f"{k} {v}" for k, v in sorted(day.tally.items())), err=True)
 
 
 @cli.group()
@@ -292,7 +292,8 @@ def demo_seed(ctx: click.Context, customers: int, legacy: int | None, db_url: st
 # Command groups that live in their own modules (each exposes register(cli)): imported when a command is
 # looked up or listed (OneLineErrors), so the bare `clarity-tui` (the lanes board) skips them (issue 17).
 COMMAND_MODULES = ("clarity_tui.cli_hardware", "clarity_tui.cli_payments", "clarity_tui.cli_customers",
-                   "clarity_tui.cli_site", "clarity_tui.cli_legacy", "clarity_tui.cli_operators")
+                   "clarity_tui.cli_site", "clarity_tui.cli_legacy", "clarity_tui.cli_operators",
+                   "clarity_tui.cli_menu", "clarity_tui.cli_commissions")
 
 
 def main() -> None:

@@ -128,7 +128,7 @@ def test_0012_from_the_previous_head_gives_old_plans_once_a_day_and_keeps_orders
             == (1, "day")
         assert tuple(conn.execute(text("SELECT credit_order_id, credit_cents FROM sales_order")).one()) == (None, 0)
         assert not conn.execute(text("SELECT auto_dispatch FROM lane")).scalar_one()
-        for table in ("wash_item", "plan_wash_item", "order_line", "wash", "visit_refusal", "commission",
+        for table in ("wash_item", "plan_wash_item", "order_line", "receipt", "wash", "visit_refusal", "commission",
                       "commission_rate"):
             assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one() == 0
     assert migrate.schema_drift(engine) == []

@@ -50,6 +50,8 @@ from db.models.wash import (
     DispatchStatus,
     OrderLine,
     PlanWashItem,
+    Receipt,
+    ReceiptStatus,
     VisitPeriod,
     VisitRefusal,
     Wash,
@@ -71,7 +73,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "CONFUSIONS", "CURRENT_MEMBERSHIP_STATES", "OPEN_ORDER_STATES", "OPEN_PLATE_INDEX", "OPEN_SESSION_STATES",
     "AccountBenefit", "AuditLog", "Commission", "CommissionEntry", "CommissionKind", "CommissionRate",
-    "DispatchStatus", "OrderLine", "PlanWashItem", "VisitPeriod", "VisitRefusal", "Wash", "WashItem",
+    "DispatchStatus", "OrderLine", "PlanWashItem", "Receipt", "ReceiptStatus", "VisitPeriod", "VisitRefusal", "Wash", "WashItem",
     "WashItemKind", "WashKind", "BillingSync", "Customer", "CustomerRelationship", "DunningMessage",
     "GatewayEvent", "Lane", "LaneKind", "LegacyMember", "LegacyMemberPlate", "Membership", "MembershipPayment",
     "MembershipSource", "MembershipStatus", "MembershipVehicle", "Note", "Operator", "OperatorShift", "OrderKind",

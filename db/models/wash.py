@@ -98,6 +98,28 @@ class Wash(SQLModel, table=True):
     dispatched_by: str | None = Field(default=None, max_length=120)
 
 
+class ReceiptStatus(StrEnum):
+    WAITING = "waiting"  # the order is not paid yet, or the send is due
+    SENDING = "sending"  # claimed by one process (until claimed_until): no second text
+    SENT = "sent"
+    UNSENT = "unsent"    # the provider refused it: the attendant can give it again
+
+
+class Receipt(SQLModel, table=True):
+    """A single wash's receipt: where it goes (a phone for a text, or an email address) and whether it went.
+    One per order; the status is the send-once claim between processes."""
+
+    order_id: int = Field(foreign_key="sales_order.id", primary_key=True)
+    channel: str = Field(max_length=8)  # "sms" or "email"
+    to: str = Field(max_length=254)
+    status: str = Field(default=ReceiptStatus.WAITING, max_length=8, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=400)
+    claimed_until: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
 class VisitRefusal(SQLModel, table=True):
     """A member's car read at a lane over its plan's limit (shown LIMIT; one per session)."""
 

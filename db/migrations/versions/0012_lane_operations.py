@@ -4,7 +4,7 @@ Revision ID: 0012
 Revises: 0011
 
 Issue 18. New tables: wash_item (packages and extras), plan_wash_item (what a plan includes),
-order_line (a single-wash order's lines), wash (every car through the tunnel: a member's visit or a
+order_line (a single-wash order's lines), receipt (its text or email, sent once), wash (every car through the tunnel: a member's visit or a
 paid single wash, one per session, with its dispatch to the tunnel controller), visit_refusal (a
 member over the plan's limit), commission and commission_rate.
 
@@ -82,6 +82,19 @@ def upgrade() -> None:
     for column in ("vehicle_id", "customer_id", "membership_id", "order_id", "at", "dispatch_status"):
         op.create_index(f"ix_wash_{column}", "wash", [column])
     op.create_table(
+        "receipt",
+        sa.Column("order_id", sa.Integer(), sa.ForeignKey("sales_order.id"), primary_key=True),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("to", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True),
+        sa.Column("claimed_until", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("sent_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_receipt_status", "receipt", ["status"])
+    op.create_table(
         "visit_refusal",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("session_id", sa.Integer(), sa.ForeignKey("vehicle_session.id"), nullable=False),
@@ -147,6 +160,6 @@ def downgrade() -> None:
         batch.drop_column("visit_period")
         batch.drop_column("visit_limit")
     op.drop_index("ux_commission_rate_kind_every_plan", table_name="commission_rate")
-    for table in ("commission_rate", "commission", "visit_refusal", "wash", "order_line", "plan_wash_item",
+    for table in ("commission_rate", "commission", "visit_refusal", "receipt", "wash", "order_line", "plan_wash_item",
                   "wash_item"):
         op.drop_table(table)
