@@ -35,7 +35,8 @@ from clarity_tui.payments.errors import GatewayRejected, PaymentError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.card_present import enqueue_charge
-from clarity_tui.services.membership_steps import card_row, on_row_failed, refunds_in_flight
+from clarity_tui.services.commissions import CommissionSettings
+from clarity_tui.services.membership_steps import Refund, card_row, on_row_failed, refunds_in_flight
 from clarity_tui.services.outbox import BACKOFF_FIRST, OutboxProcessor, enqueue, existing, lease_is_live, make_key
 from clarity_tui.services.billing_steps import (
     CHARGE_OPERATIONS,
@@ -97,21 +98,28 @@ class BillingService:
     """Money steps for orders; the sale (issue 5) and migration (issue 6) flows call these."""
 
     def __init__(self, db: Any, gateway: PaymentGateway, actor: Actor | None = None, *, currency: str = "usd",
-                 backoff_first: float = BACKOFF_FIRST, tax: TaxSettings | None = None) -> None:
+                 backoff_first: float = BACKOFF_FIRST, tax: TaxSettings | None = None,
+                 commissions: CommissionSettings | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.actor = actor or Actor.system("billing")
         self.currency = currency
         # The site's sales tax (settings.billing.tax): on today's charge, and the subscription's tax rate.
         self.tax = tax
-        self.processor = OutboxProcessor(db, gateway, OPERATIONS, hooks=self, backoff_first=backoff_first)
+        # The site's commission settings (settings.wash.commissions; None: the defaults): what the orders
+        # completed here earn, and the clawback window of the refunds recorded here.
+        self.commissions = commissions
+        operations = OPERATIONS if commissions is None else {**OPERATIONS,
+                                                             "payment.refund": Refund(commissions.clawback_days)}
+        self.processor = OutboxProcessor(db, gateway, operations, hooks=self, backoff_first=backoff_first)
 
     @classmethod
     def from_services(cls, services: Services, actor: Actor | None = None) -> BillingService:
         """The running terminal's billing: its gateway, currency, sales tax and outbox backoff."""
         settings = services.settings
         return cls(services.db, services.gateway, actor, currency=settings.payments.currency,
-                   backoff_first=settings.payments.replay_every_seconds, tax=settings.billing.tax)
+                   backoff_first=settings.payments.replay_every_seconds, tax=settings.billing.tax,
+                   commissions=settings.wash.commissions)
 
     # --- cards --------------------------------------------------------------------------------
     def add_manual_card(self, order_id: int, number: str, expiry: str | tuple[int, int], cvc: str) -> PaymentMethod:
@@ -329,7 +337,8 @@ class BillingService:
             if amount <= 0:
                 return None
             enqueue(s, order_id=None, operation="payment.refund",
-                    payload={"payment_id": order.gateway_payment_id, "amount_cents": amount, "order_id": order.id,
+                    payload={**({} if self.commissions is None else {"clawback_days": self.commissions.clawback_days}),
+                             "payment_id": order.gateway_payment_id, "amount_cents": amount, "order_id": order.id,
                              "reason": reason, "chain": f"{k}:settle"},
                     idempotency_key=make_key(k, "auto-refund"))
             audit.record(s, self.actor, "order.refund_automatic", "sales_order", order.id,

@@ -211,7 +211,7 @@ class MembershipActions:
             n = len(s.exec(select(Outbox.id).where(Outbox.operation == "payment.refund",
                                                    Outbox.idempotency_key.startswith(order.idempotency_key))).all())
             row = enqueue(s, order_id=None, operation="payment.refund",
-                          payload={"payment_id": order.gateway_payment_id, "amount_cents": amount,
+                          payload={**self._clawback(), "payment_id": order.gateway_payment_id, "amount_cents": amount,
                                    "order_id": order_id, "reason": reason},
                           idempotency_key=make_key(order.idempotency_key, f"refund{n + 1}", str(amount)))
             audit.record(s, actor, "order.refund", "sales_order", order_id,
@@ -219,6 +219,12 @@ class MembershipActions:
             row_id = row.id
         assert row_id is not None  # flushed by enqueue
         return self._run([row_id], "refund")
+
+
+    def _clawback(self) -> dict[str, int]:
+        """The site's commission clawback window, carried by the refund row to whoever records it."""
+        commissions = self.billing.commissions
+        return {} if commissions is None else {"clawback_days": commissions.clawback_days}
 
 
 class StaleMembership(ActionRefused):

@@ -116,7 +116,7 @@ class PlanChanges:
         self.db = billing.db
         self.today = today or dt.date.today
         # The site's commission settings (settings.wash.commissions; None: the defaults): an upgrade may earn one.
-        self.commissions = commissions
+        self.commissions = commissions if commissions is not None else getattr(billing, "commissions", None)
 
     def start(self, order_id: int) -> BillingOutcome:
         """Record the steps (once) and send them now. Raises PlanChangeRefused before anything moved."""

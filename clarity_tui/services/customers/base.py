@@ -37,10 +37,11 @@ def customer_gone(customer_id: int) -> NotFound:
 class CustomerServiceBase:
     def __init__(self, db: Database, *, phone_region: str = "US", gateway: PaymentGateway | None = None,
                  mailer: Mailer | MailSender | None = None, reset_url: str = "https://example.invalid/reset-password",
-                 today: Callable[[], dt.date] | None = None, tax: Any = None) -> None:
+                 today: Callable[[], dt.date] | None = None, tax: Any = None, commissions: Any = None) -> None:
         self.db = db
         self.today = today or dt.date.today  # the site's day: plan changes and scheduled downgrades
         self.tax = tax  # the site's sales tax (settings.billing.tax): on an upgrade's charge today
+        self.commissions = commissions  # settings.wash.commissions: upgrades earn, refunds claw back
         self.phone_region = phone_region
         self._gateway = gateway
         self._services: Services | None = None
@@ -52,7 +53,8 @@ class CustomerServiceBase:
         """The service of the running terminal; its gateway is the terminal's, built on first use."""
         settings = services.settings
         service = cls(services.db, phone_region=settings.site.phone_region, mailer=services.mailer,
-                      reset_url=settings.smtp.reset_url, today=services.today, tax=settings.billing.tax)
+                      reset_url=settings.smtp.reset_url, today=services.today, tax=settings.billing.tax,
+                      commissions=settings.wash.commissions)
         service._services = services
         return service
 

@@ -59,7 +59,7 @@ class CustomerMemberships(CustomerServiceBase):
         if self.gateway is None:
             raise CustomerError("This membership is billed through the payment gateway, and no gateway is configured "
                                 "on this terminal: check the payments settings.")
-        return MembershipActions(BillingService(self.db, self.gateway))
+        return MembershipActions(BillingService(self.db, self.gateway, commissions=self.commissions))
 
     def _membership_action(self, actor: Actor, membership_id: int, version: int, operation: str,
                            allowed_from: set[str], what: str, **payload: Any) -> Any:
@@ -115,7 +115,8 @@ class CustomerMemberships(CustomerServiceBase):
         from clarity_tui.payments.simulated import SimulatedGateway
 
         # A membership no gateway bills changes locally: the simulated gateway is never reached then.
-        billing = BillingService(self.db, self.gateway or SimulatedGateway(self.db), actor, tax=self.tax)
+        billing = BillingService(self.db, self.gateway or SimulatedGateway(self.db), actor, tax=self.tax,
+                                 commissions=self.commissions)
         try:
             direction, outcome = PlanChanges(billing, self.today).from_record(actor, membership_id, version, plan_code)
         except StaleVersion:

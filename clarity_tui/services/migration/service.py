@@ -37,6 +37,7 @@ from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.customers import ContactForm, ValidationFailed, display_phone
 from clarity_tui.services.customer_duplicates import create_or_reuse
+from clarity_tui.services.commissions import CommissionSettings
 from clarity_tui.services.identity import InvalidPhone, normalize_phone
 from clarity_tui.services.legacy_match import plate_matches
 from clarity_tui.services.migration.billing_date import (
@@ -99,12 +100,13 @@ class MigrationService:
     def __init__(self, db: Database, gateway: PaymentGateway, actor: Actor, *, terminal: str | None = None,
                  phone_region: str = "US", today: Callable[[], dt.date] | None = None, currency: str = "usd",
                  sms: SmsProvider | None = None, site_name: str = "the car wash", zone: dt.tzinfo = dt.UTC,
-                 tax: TaxSettings | None = None) -> None:
+                 tax: TaxSettings | None = None, commissions: CommissionSettings | None = None) -> None:
         self.db = db
         self.actor = actor
         # The site's sales tax: nothing is charged today, but the subscription's renewals carry its rate.
         self.sales = SaleService(db, gateway, actor, terminal=terminal, phone_region=phone_region, today=today,
-                                 currency=currency, zone=zone, tax=tax, permission=Permission.MIGRATE)
+                                 currency=currency, zone=zone, tax=tax, permission=Permission.MIGRATE,
+                                 commissions=commissions)
         self.steps = self.sales.steps
         self.terminal = self.sales.terminal
         self.phone_region = phone_region
@@ -129,7 +131,7 @@ class MigrationService:
         return cls(services.db, services.gateway, actor or Actor.system("migration", services.terminal),
                    terminal=services.terminal, phone_region=settings.site.phone_region, today=services.today,
                    currency=settings.payments.currency, sms=services.messaging, site_name=settings.site.name,
-                   zone=settings.site.zone, tax=settings.billing.tax)
+                   zone=settings.site.zone, tax=settings.billing.tax, commissions=settings.wash.commissions)
 
     # --- matching ----------------------------------------------------------------------------------
 

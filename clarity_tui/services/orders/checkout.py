@@ -78,7 +78,7 @@ class OrderSteps:
         self.zone = zone
         self.tax = tax
         # The site's commission settings (settings.wash.commissions; None: the defaults): activation credits them.
-        self.commissions = commissions
+        self.commissions = commissions if commissions is not None else billing.commissions
 
     # --- reading and guarding ---------------------------------------------------------------------
 

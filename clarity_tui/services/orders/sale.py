@@ -34,6 +34,7 @@ from clarity_tui.payments.errors import PaymentError
 from clarity_tui.services import audit, sales_tax
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.billing import BillingOutcome, BillingService
+from clarity_tui.services.commissions import CommissionSettings
 from clarity_tui.services.customers import ContactForm, CustomerService
 from clarity_tui.services.identity import display_name
 from clarity_tui.services.orders.checkout import OrderSteps
@@ -90,7 +91,7 @@ class SaleService:
     def __init__(self, db: Database, gateway: PaymentGateway, actor: Actor, *, terminal: str | None = None,
                  phone_region: str = "US", today: Callable[[], dt.date] | None = None,
                  currency: str = "usd", zone: dt.tzinfo = dt.UTC, tax: TaxSettings | None = None,
-                 permission: Permission = Permission.SELL) -> None:
+                 permission: Permission = Permission.SELL, commissions: CommissionSettings | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.actor = actor
@@ -98,7 +99,7 @@ class SaleService:
         self.terminal: str = terminal or actor.terminal or "terminal"
         self.phone_region = phone_region
         today = today or dt.date.today
-        self.billing = BillingService(db, gateway, actor, currency=currency, tax=tax)
+        self.billing = BillingService(db, gateway, actor, currency=currency, tax=tax, commissions=commissions)
         self.customers = CustomerService(db, phone_region=phone_region, gateway=gateway, today=today)
         self.steps = OrderSteps(db, self.billing, actor, terminal=self.terminal, today=today, zone=zone, tax=tax)
 
@@ -134,7 +135,7 @@ class SaleService:
         return cls(services.db, services.gateway, actor or Actor.system("sale", services.terminal),
                    terminal=services.terminal, phone_region=settings.site.phone_region, today=services.today,
                    zone=settings.site.zone, currency=settings.payments.currency, tax=settings.billing.tax,
-                   permission=permission)
+                   permission=permission, commissions=settings.wash.commissions)
 
     # --- opening ------------------------------------------------------------------------------
 
