@@ -37,6 +37,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from clarity_tui.app_billing import BillingMixin
+from clarity_tui.app_tunnel import TunnelMixin
 from clarity_tui.app_live import LiveMixin
 from clarity_tui.boot import BoardBeforeBoot, Booted, BootFailed, boot, config_of
 from clarity_tui.crash_guard import CrashGuard
@@ -83,7 +84,8 @@ _PROCESS_START = time.perf_counter()
 BOOT_WAIT_SECONDS = 60.0
 
 
-class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, BillingMixin, SupportGuard, App[None]):
+class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, BillingMixin, TunnelMixin, SupportGuard,
+                 App[None]):
     # Absolute, so subclasses elsewhere (tests, bench) find the stylesheet too.
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     TITLE = "Clarity"
@@ -225,6 +227,7 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
         self.operator_session.on_booted()
         self.open_devices()
         self._start_billing()
+        self._start_tunnel()
         if self.scenario is not None:
             self.run_simulator()
 

@@ -157,6 +157,8 @@ class LiveMixin(_AppBase):
         for kind, error in errors.items():
             if error:
                 log.warning("%s did not open: %s", kind, error)
+        # A tunnel controller that goes down while no car is sent still shows on the board (issue 18).
+        self.run_worker(devices.tunnel.watch(), group="tunnel-watch", exclusive=True, exit_on_error=False)
         if errors.get("plate_reader") is None:
             services = services_of(self)
             await feed_plates(devices.plate_reader, plate_recorder(services.db, services.terminal))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -13,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Label, Static
 from clarity_tui.widgets.key_footer import KeyFooter
 
+from clarity_tui.errors import UserFacingError
 from clarity_tui.messages import OpenCustomer, SearchCustomers, StartMigration, StartSale
 from clarity_tui.screens.session_lookalike import LOOKALIKE_CSS, SessionLookalike
 from clarity_tui.screens.session_recovery import RECOVERY_CSS, SessionRecovery
@@ -44,6 +46,11 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
                 tooltip="Past due: read a new card on the reader and pay the open invoice with it"),
         Binding("f5,l", "correct_plate", "Correct plate", id="session.correct_plate",
                 tooltip="The camera misread a customer's car: correct the plate to theirs"),
+        Binding("f7,w", "single_wash", "Single wash", id="session.single_wash",
+                tooltip="Sell a single wash (a package and extras), or a member's extras"),
+        Binding("f9,g", "send_wash", "Send to tunnel", id="session.send_wash",
+                tooltip="A paid or entitled car: send the wash to the tunnel and open the gate"),
+        Binding("r", "send_wash", "Retry tunnel", show=False, id="session.retry_tunnel"),
     ]
 
     DEFAULT_CSS = """
@@ -52,17 +59,21 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
         .section-title { text-style: bold; color: $accent; margin-top: 1; }
         #session-notice { display: none; height: auto; max-height: 4; padding: 0 1; color: $warning; text-style: bold; }
         #session-notice.-shown { display: block; }
-        #actions { grid-size: 4 1; grid-gutter: 0 1; height: 5; padding: 0 1; }
-        #actions Button { width: 1fr; height: 5; }
+        #session-wash { height: auto; }
+        #session-wash.-limit { color: $warning; text-style: bold; }
+        #actions { grid-size: 3 2; grid-gutter: 0 1; height: 6; padding: 0 1; }
+        #actions Button { width: 1fr; height: 3; }
     """ + RECOVERY_CSS + LOOKALIKE_CSS + "}"
 
     # The buttons the signed-in role may be refused (the services check; this only greys them out).
-    NEEDS = {"purchase": Permission.SELL, "migrate": Permission.MIGRATE, "done": Permission.SESSION_STATUS}
+    NEEDS = {"purchase": Permission.SELL, "migrate": Permission.MIGRATE, "done": Permission.SESSION_STATUS,
+             "single-wash": Permission.SELL}
 
     def __init__(self, session_id: int) -> None:
         super().__init__(id="session-detail")
         self.session_id = session_id
         self.detail: SessionDetail | None = None
+        self._sending = False
 
     def compose(self) -> ComposeResult:
         yield ClarityHeader(show_clock=services_of(self).settings.ui.show_clock, icon="≋")
@@ -73,6 +84,7 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             yield Label("Customer", classes="section-title")
             yield Static("", id="customer")
             yield self._benefits_static()  # a member's extra benefits (issue 14, seed 002)
+            yield Static("", id="session-wash", markup=False)  # the visit or paid wash, LIMIT, the tunnel (issue 18)
             yield self.lookalike_info()  # a misread of a customer's plate (issue 14)
             yield self.recovery_info()
         yield self.recovery_button()
@@ -81,6 +93,8 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             yield Button("Migrate\nMembership · F3", id="migrate", variant="primary", action="screen.migrate")
             yield Button("Customer\nRecord · F4", id="customer-record", action="screen.customer")
             yield Button("Mark done\nF6", id="done", action="screen.done")
+            yield Button("Single wash\nF7 · W", id="single-wash", action="screen.single_wash")
+            yield Button("Send to tunnel\nF9 · G", id="send-wash", action="screen.send_wash")
         yield KeyFooter()
 
     @property
@@ -111,6 +125,34 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
         # The extras of the car's membership (and the customer's account benefits), not another membership's.
         extras = MemberBenefits(services.db, services.today).extras(detail.membership.membership_id if detail.membership else None)
         self.app.call_from_thread(self._show_benefits, extras_line(extras))
+        self.app.call_from_thread(self._show_wash, *self._wash_lines())
+
+    def _wash_lines(self) -> tuple[str, bool]:
+        """(the session's wash line, whether it is a refusal): the visit or paid wash and its tunnel status,
+        or LIMIT with the last visit's time, or what a lapsed member is offered. From a worker."""
+        from clarity_tui.services.session_wash import session_wash
+        from clarity_tui.services.visits import VisitService, VisitState
+
+        services = services_of(self)
+        wash = session_wash(services.db, self.session_id)
+        if wash is not None:
+            return wash.line, False
+        decision = VisitService.from_services(services).status(self.session_id)
+        if decision.state == VisitState.LIMIT:
+            return f"LIMIT: {decision.message or 'over the plan limit'}  Single wash: F7.", True
+        if decision.state in (VisitState.PAST_DUE, VisitState.EXPIRED):
+            word = "PAST DUE" if decision.state == VisitState.PAST_DUE else "EXPIRED"
+            return f"{word}: Update card (F8) to let the car through, or sell a single wash (F7).", True
+        return "", False
+
+    def _show_wash(self, line: str, refusal: bool) -> None:
+        try:
+            widget = self.query_one("#session-wash", Static)
+        except NoMatches:
+            return  # the screen closed while its worker ran
+        show_text(widget, line)
+        widget.display = bool(line)
+        widget.set_class(refusal, "-limit")
 
     @staticmethod
     def _benefits_static() -> Static:
@@ -232,6 +274,45 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             return
         self.app.call_from_thread(self.notify, "Vehicle marked done.")
         self.app.call_from_thread(self.action_back)
+
+    def action_single_wash(self) -> None:
+        if self._told_refused("single-wash"):
+            return
+        from clarity_tui.screens.wash_sale import WashSaleScreen
+
+        def after(outcome: str | None) -> None:
+            if outcome == "join":  # "Join today": the sale flow picks up the order made with the wash's credit
+                self.post_message(StartSale(self.session_id))
+            self.load()
+
+        self.app.push_screen(WashSaleScreen(self.session_id), after)
+
+    def action_send_wash(self) -> None:
+        if self._sending:
+            return  # a second G while the controller answers: one dispatch
+        self._sending = True
+        self.notify("Sending the wash to the tunnel…", timeout=3)
+        self._send_wash(asyncio.get_running_loop())
+
+    @work(thread=True, exclusive=True, group="session-send", exit_on_error=False)
+    def _send_wash(self, loop: asyncio.AbstractEventLoop) -> None:
+        from clarity_tui.screens.checkout_shared.common import actor_of, devices_of
+        from clarity_tui.services.tunnel_dispatch import TunnelDispatch
+
+        try:
+            outcome = TunnelDispatch(services_of(self).db, devices_of(self).tunnel, actor_of(self),
+                                     loop=loop).dispatch_session(self.session_id)
+        except UserFacingError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Tunnel", severity="error", timeout=10)
+            return
+        finally:
+            self._sending = False
+        if outcome.status == "queued":
+            self.app.call_from_thread(self.notify, outcome.message or "The car is queued: R retries.",
+                                      title="Tunnel", severity="error", timeout=10)
+        else:
+            self.app.call_from_thread(self.notify, outcome.message or "Sent: the gate is open.", title="Tunnel")
+        self.load()
 
     def action_back(self) -> None:
         self._hold(None)
