@@ -27,6 +27,7 @@ class Badge(StrEnum):
     CANCELLED = "cancelled"
     LEGACY = "legacy"
     NEW = "new"
+    LIMIT = "limit"  # an entitled member's car over its plan's visit limit (issue 18): sell a single wash
 
 
 BADGE_LABELS = {
@@ -37,6 +38,7 @@ BADGE_LABELS = {
     Badge.CANCELLED: "CANCELLED",
     Badge.LEGACY: "LEGACY",
     Badge.NEW: "NEW",
+    Badge.LIMIT: "LIMIT",
 }
 
 # Standings that still belong to a member (the plan name is shown with them).
@@ -115,7 +117,8 @@ OPEN_SESSIONS_WHERE = sql_in("s.status", OPEN_SESSION_STATES)
 CURRENT_MEMBERSHIPS_WHERE = sql_in("m.status", CURRENT_MEMBERSHIP_STATES)
 _SESSIONS_SQL = """
 SELECT s.id, s.lane_id, s.plate, s.make, s.model, s.colour, s.arrived_at, s.status, s.held_by, s.held_at,
-       s.confidence, s.customer_id, s.legacy_member_id, c.first_name, c.last_name, s.vehicle_id
+       s.confidence, s.customer_id, s.legacy_member_id, c.first_name, c.last_name, s.vehicle_id,
+       EXISTS (SELECT 1 FROM visit_refusal r WHERE r.session_id = s.id)
 FROM vehicle_session s
 LEFT JOIN customer c ON c.id = s.customer_id
 WHERE {where}
@@ -166,9 +169,12 @@ def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = Non
     lookalikes = _member_lookalikes(conn, [r[2] for r in rows if r[11] is None])
     bubbles = []
     for (sid, lane_id, plate, make, model, colour, arrived_at, status, held_by, held_at, confidence,
-         customer_id, legacy_id, first, last, vehicle_id) in rows:
+         customer_id, legacy_id, first, last, vehicle_id, refused) in rows:
         membership = best.get(vehicle_id) if vehicle_id is not None and customer_id is not None else None
         standing = membership[0].standing if membership else None
+        badge = badge_for(standing, legacy_id)
+        if refused and badge == Badge.MEMBER:
+            badge = Badge.LIMIT  # refused over the plan's limit (an ended membership shows its own badge)
         if held_by and held_at is not None and now - as_utc(held_at) > HOLD_TTL:
             held_by = None
         bubbles.append(
@@ -179,7 +185,7 @@ def read_bubbles(conn: Any, is_sqlite: bool, session_ids: list[int] | None = Non
                 make=make,
                 model=model,
                 colour=colour,
-                badge=badge_for(standing, legacy_id),
+                badge=badge,
                 customer_name=f"{first or ''} {last or ''}".strip() if customer_id is not None else None,
                 plan_name=membership[2] if membership and standing in _MEMBER_STANDINGS else None,
                 arrived_at=as_utc(arrived_at),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,8 @@ from clarity_tui.services.identity import display_name
 from clarity_tui.services.legacy_match import best_unmigrated_match
 from clarity_tui.services.permissions import Permission, require
 from clarity_tui.services.plates import normalize_plate, validate_plate
+from clarity_tui.services.visits import VisitDecision, decide, record_lane_read
+from clarity_tui.sitetime import site_zone
 from db.engine import Database
 from db.models import (
     OPEN_PLATE_INDEX,
@@ -92,18 +94,22 @@ class SessionDetail:
     legacy_name: str | None
     legacy_plan: str | None
     legacy_next_bill_on: dt.date | None
+    # The member's visit (issue 18): LIMIT with the last visit's time, PAST DUE / EXPIRED with what to offer.
+    visit: VisitDecision | None = None
 
 
 class SessionService:
-    def __init__(self, db: Database, policy: EntitlementPolicy | None = None) -> None:
+    def __init__(self, db: Database, policy: EntitlementPolicy | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         # Who is a member today (grace days, the site's calendar): from settings where the caller has them.
         self.policy = policy
+        self.clock = clock  # when a member's visit happened (the simulator's clock in a simulated day)
 
     @classmethod
     def from_services(cls, services: Services) -> SessionService:
         """The running terminal's sessions, with its site's entitlement policy (grace days, calendar)."""
-        return cls(services.db, services.entitlement_policy)
+        return cls(services.db, services.entitlement_policy, services.clock)
 
     # --- site set-up -------------------------------------------------------
 
@@ -166,14 +172,27 @@ class SessionService:
                         .with_for_update()
                     ).first()
                     if current is not None and current.id is not None:
-                        _move(s, current, lane_id, event, actor)
+                        if _move(s, current, lane_id, event, actor):
+                            self._lane_read(s, current)
                         return current.id
-                    return _open(s, plate, lane_id, event, actor)
+                    row = _open(s, plate, lane_id, event, actor)
+                    self._lane_read(s, row)
+                    assert row.id is not None  # flushed
+                    return row.id
             except IntegrityError as exc:
                 if attempt == _READ_ATTEMPTS or not _is_open_plate_clash(exc):
                     raise
                 log.info("plate %s: another camera opened its session first; moving that one", plate)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _lane_read(self, s: Session, row: VehicleSession) -> None:
+        """A member's car at a lane is a visit (or LIMIT), in the read's own transaction."""
+        policy = self.policy or EntitlementPolicy()
+        record_lane_read(s, row, now=self.clock(), zone=policy.zone or site_zone(None), policy=policy)
+
+    def _visit(self, s: Session, row: VehicleSession) -> VisitDecision:
+        policy = self.policy or EntitlementPolicy()
+        return decide(s, row, now=self.clock(), zone=policy.zone or site_zone(None), policy=policy, record=False)
 
     def set_status(self, session_id: int, status: SessionStatus, actor: Actor) -> None:
         """Done, no sale, abandoned: by whoever sees the car (session.status), or the tunnel."""
@@ -274,6 +293,7 @@ class SessionService:
                 legacy_name=display_name(legacy.first_name, legacy.last_name) if legacy else None,
                 legacy_plan=legacy.plan_name if legacy else None,
                 legacy_next_bill_on=legacy.next_bill_on if legacy else None,
+                visit=self._visit(s, v),
             )
 
     def expire_stale(self, older_than: dt.timedelta, actor: Actor, status: SessionStatus = SessionStatus.ABANDONED,
@@ -309,7 +329,7 @@ def _is_open_plate_clash(exc: IntegrityError) -> bool:
     return OPEN_PLATE_INDEX in message or "vehicle_session.plate_normalized" in message
 
 
-def _open(s: Session, plate: str, lane_id: int, event: PlateEvent, actor: Actor) -> int:
+def _open(s: Session, plate: str, lane_id: int, event: PlateEvent, actor: Actor) -> VehicleSession:
     vehicle = s.exec(select(Vehicle).where(Vehicle.plate_normalized == plate)).first()
     legacy_id = None
     if vehicle is None or vehicle.customer_id is None:
@@ -333,14 +353,14 @@ def _open(s: Session, plate: str, lane_id: int, event: PlateEvent, actor: Actor)
     s.add(row)
     s.flush()  # the unique index speaks here if another camera got in first
     audit.record(s, actor, "session.created", "vehicle_session", row.id, after=audit.snapshot(row, ["lane_id", "plate", "customer_id", "legacy_member_id"]))
-    assert row.id is not None  # flushed above
-    return row.id
+    return row
 
 
-def _move(s: Session, row: VehicleSession, lane_id: int, event: PlateEvent, actor: Actor) -> None:
-    """The car was read in another lane: same session there, with the surer of the two reads' details."""
+def _move(s: Session, row: VehicleSession, lane_id: int, event: PlateEvent, actor: Actor) -> bool:
+    """The car was read in another lane: same session there, with the surer of the two reads' details.
+    False when it was read in its own lane again (nothing changes)."""
     if row.lane_id == lane_id:
-        return
+        return False
     changes: dict[str, Any] = {"lane_id": lane_id}
     surer = event.confidence > row.confidence
     for name, value in (("make", event.make), ("model", event.model), ("colour", event.colour)):
@@ -356,6 +376,7 @@ def _move(s: Session, row: VehicleSession, lane_id: int, event: PlateEvent, acto
         setattr(row, name, value)
     row.version += 1
     audit.record(s, actor, "session.moved", "vehicle_session", row.id, before=before, after=audit.snapshot(row, list(changes)))
+    return True
 
 
 __all__ = [

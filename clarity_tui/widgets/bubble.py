@@ -44,7 +44,7 @@ class SessionBubble(Widget, can_focus=True):
         background: $surface;
         &:focus { border: heavy $accent; background: $boost; }
         &.-member { border-title-color: $success; }
-        &.-past_due, &.-paused { border-title-color: $warning; }
+        &.-past_due, &.-paused, &.-limit { border-title-color: $warning; }
         &.-expired, &.-cancelled { border-title-color: $error; }
         &.-legacy { border-title-color: $secondary; }
         &.-new { border-title-color: $foreground-muted; }

@@ -1,4 +1,4 @@
-"""The customer record: one screen, seven tabs, one module each.
+"""The customer record: one screen, eight tabs, one module each.
 
     screen.py       CustomerRecordScreen: the tabs, the keys, New / Edit / Delete per tab
     base.py         what the tabs share: the record, the service, dialogs, approvals, workers
@@ -9,6 +9,7 @@
     touchpoints.py  tasks for staff
     benefits.py     account benefits
     notes.py        notes and operator notices
+    washes.py       the wash history (member visits and single washes), read-only
 
 Thin: every change goes through CustomerService in a worker. Other screens open a record by posting
 `OpenCustomer` (clarity_tui/messages.py) to the app, never by importing this package.

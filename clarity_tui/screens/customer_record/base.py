@@ -21,7 +21,8 @@ from clarity_tui.wiring import services_of
 if TYPE_CHECKING:
     from clarity_tui.app import ClarityApp
 
-TABS = ["tab-general", "tab-related", "tab-membership", "tab-web", "tab-touch", "tab-benefits", "tab-notes"]
+TABS = ["tab-general", "tab-related", "tab-membership", "tab-web", "tab-touch", "tab-benefits", "tab-notes",
+        "tab-washes"]
 
 
 def date_text(d: Any) -> str:

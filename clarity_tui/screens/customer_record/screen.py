@@ -1,4 +1,4 @@
-"""The customer record screen: the shell that holds the seven tabs (one module each), the keys, and the
+"""The customer record screen: the shell that holds the eight tabs (one module each), the keys, and the
 New / Edit / Delete actions that each tab answers in its own way."""
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from clarity_tui.screens.customer_record.membership import MEMBERSHIP_COLUMNS, P
 from clarity_tui.screens.customer_record.notes import NOTE_COLUMNS, NotesTab
 from clarity_tui.screens.customer_record.related import RELATED_COLUMNS, RelatedTab
 from clarity_tui.screens.customer_record.touchpoints import TOUCH_COLUMNS, TouchpointsTab
+from clarity_tui.screens.customer_record.washes import WASH_COLUMNS, WashesTab
 from clarity_tui.screens.customer_record.web_login import WebLoginTab
 from clarity_tui.services.customers import CustomerRecord
 from clarity_tui.widgets.customer_forms import NoticeDialog
 from clarity_tui.widgets.header import ClarityHeader
 
 
-class CustomerRecordScreen(GeneralTab, RelatedTab, MembershipTab, WebLoginTab, TouchpointsTab, BenefitsTab, NotesTab):
+class CustomerRecordScreen(GeneralTab, RelatedTab, MembershipTab, WebLoginTab, TouchpointsTab, BenefitsTab, NotesTab,
+                           WashesTab):
     """Keys: F2 save (General), F3 cancel edits (General), Ctrl+N new, F4 edit, F8 delete/remove,
     F5/F6 previous/next tab, Esc back. Every button is also reachable with Tab and Enter.
     Thin: every change goes through CustomerService in a worker."""
@@ -87,6 +89,8 @@ class CustomerRecordScreen(GeneralTab, RelatedTab, MembershipTab, WebLoginTab, T
             with TabPane("Notes", id="tab-notes"):
                 yield DataTable(id="notes-table", cursor_type="row", classes="tab-table")
                 yield list_buttons("notes", "New")
+            with TabPane("Washes", id="tab-washes"):
+                yield DataTable(id="washes-table", cursor_type="row", classes="tab-table")
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -98,6 +102,7 @@ class CustomerRecordScreen(GeneralTab, RelatedTab, MembershipTab, WebLoginTab, T
             "touch-table": TOUCH_COLUMNS,
             "benefits-table": BENEFIT_COLUMNS,
             "notes-table": NOTE_COLUMNS,
+            "washes-table": WASH_COLUMNS,
         }
         for table_id, columns in tables.items():
             table = self.query_one(f"#{table_id}", DataTable)
@@ -134,6 +139,8 @@ class CustomerRecordScreen(GeneralTab, RelatedTab, MembershipTab, WebLoginTab, T
         self._fill_touchpoints(record)
         self._fill_benefits(record)
         self._fill_notes(record)
+        if c.id is not None:
+            self._fill_washes(c.id)
         if not self._notices_shown:
             self._notices_shown = True
             if record.notices:
