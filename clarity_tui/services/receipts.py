@@ -4,14 +4,12 @@ Sent once per order, after the payment, never in its way: `WashSaleService.pay` 
 then hands the receipt to `send_later` (a worker thread); a failure to send is recorded on the
 receipt and audited, and the paid order is untouched.
 
-Where the receipt lives: there is no receipt table or `sales_order.receipt_to` column yet, so the
-contact and the send-once claim are one `outbox` row per order (operation `receipt.wash`, key
-`<order key>:receipt`, no order_id). Its statuses are the receipt's own, never "pending", so no
-payment replayer ever picks it up:
+Where the receipt lives: its own `receipt` row, one per order (db/models/wash.py), never the outbox
+(which holds gateway calls only). Its status is the send-once claim between processes:
     waiting  the contact is known, the receipt is not sent yet (the order may not be paid yet)
-    sending  claimed by one process (a conditional UPDATE: only one sender wins); a crash here
-             leaves it so, and it is never sent twice
-    sent     done (result: provider's message id, time)
+    sending  claimed by one process (a conditional UPDATE: only one sender wins) until claimed_until;
+             a sender that crashed leaves it so, and it is claimable again once that lease is over
+    sent     done (sent_at; the provider's message id is in the audit)
     unsent   the provider refused or was unreachable: `send` may try again
 The card is named by brand and last 4 only, from the payment's own outbox result.
 """
@@ -21,28 +19,29 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services import audit, sales_tax
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.identity import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from clarity_tui.services.outbox import make_key
 from clarity_tui.services.plan_pricing import money
-from clarity_tui.sitetime import local_time
+from clarity_tui.sitetime import local_time, stored_utc
 from db.engine import Database
 from db.models import (
     Lane,
     Membership,
     OrderLine,
     OrderState,
-    Outbox,
     Plan,
+    Receipt,
+    ReceiptStatus,
     SalesOrder,
     Site,
     VehicleSession,
@@ -54,8 +53,10 @@ from db.models import (
 
 log = logging.getLogger(__name__)
 
-RECEIPT = "receipt.wash"
-WAITING, SENDING, SENT, UNSENT = "waiting", "sending", "sent", "unsent"
+WAITING, SENDING, SENT, UNSENT = (ReceiptStatus.WAITING, ReceiptStatus.SENDING, ReceiptStatus.SENT,
+                                  ReceiptStatus.UNSENT)
+# How long a sender's claim holds: a process that died mid-send leaves the receipt claimable after it.
+CLAIM_LEASE = dt.timedelta(minutes=5)
 
 
 class ReceiptError(UserFacingError):
@@ -94,30 +95,39 @@ def parse_contact(contact: str, phone_region: str = "US") -> tuple[str, str]:
         raise ReceiptError(f"{exc} The receipt goes by text to a mobile number, or by email.") from exc
 
 
-def receipt_key(order: SalesOrder) -> str:
-    return make_key(order.idempotency_key, "receipt")
-
-
-def receipt_row(s: Session, order: SalesOrder) -> Outbox | None:
-    return s.exec(select(Outbox).where(Outbox.idempotency_key == receipt_key(order))).first()
+def receipt_row(s: Session, order: SalesOrder) -> Receipt | None:
+    return s.get(Receipt, order.id) if order.id is not None else None
 
 
 def receipt_to(s: Session, order: SalesOrder) -> str | None:
     row = receipt_row(s, order)
-    return str((row.payload or {}).get("to")) if row is not None else None
+    return row.to if row is not None else None
+
+
+def _claimable(now: dt.datetime) -> Any:
+    """Waiting or unsent, or claimed by a sender whose lease ran out (it died mid-send)."""
+    return or_(col(Receipt.status).in_([WAITING, UNSENT]),
+               and_(col(Receipt.status) == SENDING,
+                    or_(col(Receipt.claimed_until).is_(None), col(Receipt.claimed_until) < now)))
+
+
+def _is_claimable(row: Receipt, now: dt.datetime) -> bool:
+    if row.status in (WAITING, UNSENT):
+        return True
+    return row.status == SENDING and (row.claimed_until is None or stored_utc(row.claimed_until) < now)
 
 
 def set_contact(s: Session, order: SalesOrder, contact: str, actor: Actor, *, phone_region: str = "US") -> str:
     """Where the order's receipt goes (in the caller's transaction); the normalised contact."""
     channel, to = parse_contact(contact, phone_region)
+    assert order.id is not None, "an order read from the database"
     row = receipt_row(s, order)
     if row is not None and row.status in (SENDING, SENT):
-        raise ReceiptError(f"The receipt was already sent to {(row.payload or {}).get('to')}: it is sent once.")
-    before = dict(row.payload or {}) if row is not None else None
+        raise ReceiptError(f"The receipt was already sent to {row.to}: it is sent once.")
+    before = {"channel": row.channel, "to": row.to} if row is not None else None
     if row is None:
-        row = Outbox(order_id=None, operation=RECEIPT, idempotency_key=receipt_key(order), status=WAITING)
-    row.payload = {"order_id": order.id, "channel": channel, "to": to}
-    row.status, row.last_error, row.updated_at = WAITING, None, utcnow()
+        row = Receipt(order_id=order.id, channel=channel, to=to)
+    row.channel, row.to, row.status, row.last_error, row.claimed_until = channel, to, WAITING, None, None
     s.add(row)
     audit.record(s, actor, "receipt.contact", "sales_order", order.id, before=before,
                  after={"channel": channel, "to": to})
@@ -184,13 +194,15 @@ class ReceiptSender:
     """Sends a paid order's receipt once, by text or email."""
 
     def __init__(self, db: Database, *, sms: TextSender | None, mailer: MailSender | None, actor: Actor,
-                 zone: dt.tzinfo = dt.UTC, tax: sales_tax.TaxSettings | None = None) -> None:
+                 zone: dt.tzinfo = dt.UTC, tax: sales_tax.TaxSettings | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.sms = sms
         self.mailer = mailer
         self.actor = actor
         self.zone = zone
         self.tax = tax
+        self.clock = clock  # what claim leases are measured by
 
     def status(self, order_id: int) -> ReceiptOutcome:
         with self.db.read() as s:
@@ -198,7 +210,7 @@ class ReceiptSender:
             row = receipt_row(s, order) if order is not None else None
             if row is None:
                 return ReceiptOutcome("none", None)
-            return ReceiptOutcome(row.status, (row.payload or {}).get("to"), row.last_error)
+            return ReceiptOutcome(row.status, row.to, row.last_error)
 
     def send(self, order_id: int) -> ReceiptOutcome:
         """Send the receipt if the order is paid and it was not sent yet (one sender wins a race)."""
@@ -207,21 +219,24 @@ class ReceiptSender:
             row = receipt_row(s, order) if order is not None else None
             if order is None or row is None:
                 return ReceiptOutcome("none", None)
-            payload = dict(row.payload or {})
-            if order.state != OrderState.COMPLETED or row.status not in (WAITING, UNSENT):
-                return ReceiptOutcome(row.status, payload.get("to"), row.last_error)
-            claimed = s.exec(update(Outbox).where(col(Outbox.id) == row.id, col(Outbox.status) == row.status)
-                             .values(status=SENDING, attempts=row.attempts + 1, updated_at=utcnow())).rowcount
+            now = self.clock()
+            if order.state != OrderState.COMPLETED or not _is_claimable(row, now):
+                return ReceiptOutcome(row.status, row.to, row.last_error)
+            # The claim: only the sender whose UPDATE matches the attempts it read wins (one text, not two).
+            attempt = row.attempts + 1
+            claimed = s.exec(update(Receipt).where(col(Receipt.order_id) == order_id,
+                                                   col(Receipt.attempts) == row.attempts, _claimable(now))
+                             .values(status=SENDING, attempts=attempt, claimed_until=now + CLAIM_LEASE)).rowcount
             if claimed != 1:
-                return ReceiptOutcome(SENDING, payload.get("to"))
+                return ReceiptOutcome(SENDING, row.to)
+            channel, to = row.channel, row.to
             body = "\n".join(receipt_lines(s, order, zone=self.zone, tax=self.tax))
             site_line = body.splitlines()[0]
-        channel, to = str(payload.get("channel")), str(payload.get("to"))
         try:
             message_id = self._deliver(channel, to, f"Your receipt from {site_line}", body)
         except UserFacingError as exc:  # MessagingError, MailError: say it, keep the payment as it is
-            return self._finish(order_id, row.id, UNSENT, to, channel, error=str(exc))
-        return self._finish(order_id, row.id, SENT, to, channel, message_id=message_id)
+            return self._finish(order_id, attempt, UNSENT, to, channel, error=str(exc))
+        return self._finish(order_id, attempt, SENT, to, channel, message_id=message_id)
 
     def _deliver(self, channel: str, to: str, subject: str, body: str) -> str | None:
         if channel == "email":
@@ -234,18 +249,17 @@ class ReceiptSender:
         sent = self.sms.send(to, body)
         return str(getattr(sent, "id", "") or "") or None
 
-    def _finish(self, order_id: int, row_id: int | None, status: str, to: str, channel: str, *,
+    def _finish(self, order_id: int, attempt: int, status: str, to: str, channel: str, *,
                 error: str | None = None, message_id: str | None = None) -> ReceiptOutcome:
         with self.db.write() as s:
-            row = s.get(Outbox, row_id)
-            if row is not None:
-                row.status, row.last_error, row.updated_at = status, error, utcnow()
-                if status == SENT:
-                    row.done_at = utcnow()
-                    row.result = {"message_id": message_id, "channel": channel}
+            row = s.get(Receipt, order_id)
+            if row is not None and row.attempts == attempt:  # still this sender's claim
+                row.status, row.last_error, row.claimed_until = status, error, None
+                row.sent_at = self.clock() if status == SENT else None
                 s.add(row)
+            detail = {"error": error} if error else {"message_id": message_id} if message_id else {}
             audit.record(s, self.actor, "receipt.sent" if status == SENT else "receipt.failed", "sales_order",
-                         order_id, after={"channel": channel, "to": to, **({"error": error} if error else {})})
+                         order_id, after={"channel": channel, "to": to, **detail})
         if error:
             log.warning("receipt of order %s not sent: %s", order_id, error)
         return ReceiptOutcome(status, to, error)
@@ -253,12 +267,10 @@ class ReceiptSender:
     def send_due(self) -> list[ReceiptOutcome]:
         """Every paid order's receipt not sent yet (a restart after a crash, the app's timer), oldest first."""
         with self.db.read() as s:
-            rows = s.exec(select(Outbox).where(Outbox.operation == RECEIPT, col(Outbox.status).in_([WAITING, UNSENT]))
-                          .order_by(col(Outbox.id))).all()
-            order_ids = [int((r.payload or {}).get("order_id") or 0) for r in rows]
-            paid = set(s.exec(select(SalesOrder.id).where(col(SalesOrder.id).in_(order_ids),
-                                                          SalesOrder.state == OrderState.COMPLETED)).all())
-        return [self.send(order_id) for order_id in order_ids if order_id in paid]
+            order_ids = s.exec(select(Receipt.order_id).join(SalesOrder, col(SalesOrder.id) == Receipt.order_id)
+                               .where(_claimable(self.clock()), SalesOrder.state == OrderState.COMPLETED)
+                               .order_by(col(Receipt.order_id))).all()
+        return [self.send(order_id) for order_id in order_ids]
 
     def send_later(self, order_id: int) -> Future[ReceiptOutcome]:
         """Send it on the receipts' worker thread: the payment's caller does not wait for the provider."""
@@ -284,5 +296,5 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-__all__ = ["RECEIPT", "ReceiptError", "ReceiptOutcome", "ReceiptSender", "parse_contact", "receipt_lines",
+__all__ = ["CLAIM_LEASE", "ReceiptError", "ReceiptOutcome", "ReceiptSender", "parse_contact", "receipt_lines",
            "receipt_to", "set_contact"]

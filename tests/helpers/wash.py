@@ -17,7 +17,7 @@ from clarity_tui.services.orders.wash_sale import WashPayResult, WashSaleService
 from clarity_tui.services.receipts import ReceiptSender
 from clarity_tui.services.sales_tax import TaxSettings
 from db.engine import Database
-from db.models import AuditLog, OrderLine, Outbox, SalesOrder, Wash
+from db.models import AuditLog, OrderLine, Outbox, Receipt, SalesOrder, Wash
 from hardware.card_reader.simulated import SimulatedCardReader
 from tests.helpers.actors import ATTENDANT
 from tests.helpers.clock import TODAY
@@ -78,13 +78,15 @@ def charge_rows(db: Database, order_id: int) -> list[Outbox]:
         return list(s.exec(select(Outbox).where(Outbox.order_id == order_id).order_by(col(Outbox.id))))
 
 
-def receipt_row_of(db: Database, order_id: int) -> Outbox | None:
-    from clarity_tui.services.receipts import receipt_row
-
+def receipt_row_of(db: Database, order_id: int) -> Receipt | None:
     with db.read() as s:
-        order = s.get(SalesOrder, order_id)
-        assert order is not None
-        return receipt_row(s, order)
+        return s.get(Receipt, order_id)
+
+
+def outbox_operations(db: Database) -> list[str]:
+    """Every outbox row's operation, oldest first (the outbox holds gateway calls only)."""
+    with db.read() as s:
+        return list(s.exec(select(Outbox.operation).order_by(col(Outbox.id))))
 
 
 def wait_receipt(lane: Lane, order_id: int) -> str:
@@ -121,6 +123,35 @@ def _racer(url: str, how: str, arg: int, terminal: str, barrier: Any, results: A
     except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
         barrier.abort()
         results.put((terminal, None, traceback.format_exc()))
+
+
+class _DiesMidSend:
+    """A text-message provider whose process is killed as the text goes: the claim is taken, nothing sent."""
+
+    def send(self, to: str, body: str) -> Any:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _crashing_sender(url: str, order_id: int) -> None:
+    db = Database.from_url(url)
+    ReceiptSender(db, sms=_DiesMidSend(), mailer=None, actor=ATTENDANT).send(order_id)
+
+
+def crash_mid_send(url: str, order_id: int) -> int:
+    """A terminal's process claims the order's receipt and is SIGKILLed mid-send; its exit code."""
+    from tests.helpers import forked
+
+    proc = forked.context().Process(target=_crashing_sender, args=(url, order_id))
+    proc.start()
+    proc.join(timeout=120)
+    if proc.exitcode is None:  # it hung instead of dying: stop it, and the test fails on the code
+        proc.kill()
+        proc.join()
+    assert proc.exitcode is not None
+    return proc.exitcode
 
 
 def race(url: str, how: str, arg: int, terminals: list[str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ reader, the simulated SMS provider and mailbox, and real processes racing for on
 from __future__ import annotations
 
 import datetime as dt
+import signal
 
 import pytest
 from sqlalchemy import update
@@ -19,7 +20,7 @@ from clarity_tui.services.actor import Actor
 from clarity_tui.services.orders.guards import OrderBusy
 from clarity_tui.services.orders.wash_sale import WashSaleError, WashSaleService
 from clarity_tui.services.permissions import PermissionDenied
-from clarity_tui.services.receipts import ReceiptError
+from clarity_tui.services.receipts import CLAIM_LEASE, ReceiptError, ReceiptSender
 from clarity_tui.services.reports import day_report
 from clarity_tui.services.wash_menu import MenuError, WashMenu
 from clarity_tui.wiring import Services
@@ -42,8 +43,10 @@ from tests.helpers.wash_payment import sim_payment_intents
 from tests.helpers.wash import (
     audit_actions,
     charge_rows,
+    crash_mid_send,
     lines_of,
     order_row,
+    outbox_operations,
     race,
     receipt_row_of,
     wait_receipt,
@@ -175,6 +178,64 @@ def test_a_receipt_left_unsent_by_a_crash_is_sent_once_at_the_next_start(lanes: 
     assert [o.status for o in receipts.send_due()] == ["sent"]
     assert receipts.send_due() == []  # nothing left: never twice
     assert len(lane.sms.sent) == 1
+
+
+def test_the_receipt_has_its_own_row_and_never_an_outbox_row(lanes: Lanes) -> None:
+    db = lanes.db
+    lane = wash_lane(db)
+    before = outbox_operations(db)
+    order_id = lane.service.open_for_session(lanes.unknown).order_id
+    lane.service.choose(order_id, "BASIC", [])
+    lane.service.set_receipt(order_id, "+15125550143")
+    assert outbox_operations(db) == before  # the contact is not a gateway call
+    assert lane.pay(order_id).paid
+    assert wait_receipt(lane, order_id) == "sent"
+    (charge,) = charge_rows(db, order_id)
+    assert outbox_operations(db) == [*before, charge.operation]  # the card charge, and nothing for the receipt
+    row = receipt_row_of(db, order_id)
+    assert row is not None and row.sent_at is not None
+    assert (row.channel, row.to, row.status, row.attempts, row.last_error, row.claimed_until) == (
+        "sms", "+15125550143", "sent", 1, None, None)
+    assert lane.service.open_for_session(lanes.unknown).receipt_to == "+15125550143"  # the view reads it there
+
+
+def test_an_unsent_receipt_is_sent_by_the_next_try(lanes: Lanes) -> None:
+    lane = wash_lane(lanes.db, sms=SimulatedSms(responder=None, fail_with="The provider is unreachable."))
+    order_id = lane.service.open_for_session(lanes.unknown).order_id
+    lane.service.choose(order_id, "BASIC", [])
+    lane.service.set_receipt(order_id, "+15125550143")
+    assert lane.pay(order_id).paid
+    assert wait_receipt(lane, order_id) == "unsent"
+    unsent = receipt_row_of(lanes.db, order_id)
+    assert unsent is not None and unsent.last_error == "The provider is unreachable."
+    sms = SimulatedSms(responder=None)
+    retry = ReceiptSender(lanes.db, sms=sms, mailer=None, actor=ATTENDANT)
+    assert [(o.status, o.to) for o in retry.send_due()] == [("sent", "+15125550143")]
+    assert retry.send_due() == [] and len(sms.sent) == 1
+    row = receipt_row_of(lanes.db, order_id)
+    assert row is not None and (row.status, row.attempts, row.last_error) == ("sent", unsent.attempts + 1, None)
+
+
+def test_a_sender_killed_mid_send_holds_the_receipt_until_its_lease_runs_out(lanes: Lanes) -> None:
+    db = lanes.db
+    lane = wash_lane(db)
+    lane.service.receipts = None  # sent by the processes below
+    order_id = lane.service.open_for_session(lanes.unknown).order_id
+    lane.service.choose(order_id, "BASIC", [])
+    lane.service.set_receipt(order_id, "+15125550143")
+    assert lane.pay(order_id).paid
+    assert crash_mid_send(db.url, order_id) == -signal.SIGKILL
+    row = receipt_row_of(db, order_id)
+    assert row is not None and (row.status, row.attempts) == ("sending", 1) and row.claimed_until is not None
+    sms = SimulatedSms(responder=None)
+    now = ReceiptSender(db, sms=sms, mailer=None, actor=ATTENDANT)
+    assert now.send_due() == [] and now.send(order_id).status == "sending"  # its claim still holds: no text
+    assert sms.sent == []
+    after_lease = ReceiptSender(db, sms=sms, mailer=None, actor=ATTENDANT,
+                                clock=lambda: dt.datetime.now(dt.UTC) + CLAIM_LEASE + dt.timedelta(seconds=1))
+    assert [o.status for o in after_lease.send_due()] == ["sent"]
+    assert after_lease.send_due() == [] and len(sms.sent) == 1
+    assert audit_actions(db, order_id).count("receipt.sent") == 1
 
 
 def test_a_declined_card_keeps_the_wash_payable_and_the_next_card_pays_once(lanes: Lanes) -> None:
