@@ -121,6 +121,16 @@ def test_0012_from_the_previous_head_gives_old_plans_once_a_day_and_keeps_orders
             "INSERT INTO sales_order (idempotency_key, kind, state, subtotal_cents, discount_cents, due_today_cents, "
             "card_present, refunded_cents, tax_cents, created_at, updated_at, version) "
             "VALUES ('k-old', 'sale', 'completed', 2999, 0, 2999, FALSE, 0, 0, :n, :n, 1)"), {"n": now})
+        # Rows that point at plan and sales_order: a migration that rebuilt those tables on SQLite would fail.
+        conn.execute(text("INSERT INTO customer (customer_number, search_first, search_last, first_name, last_name, created_at, updated_at, "
+                          "version) VALUES ('C1', '', '', 'Old', 'Member', :n, :n, 1)"), {"n": now})
+        conn.execute(text("INSERT INTO membership (customer_id, plan_id, status, source, started_on, "
+                          "cancel_at_period_end, pending_sync, created_at, updated_at, version) "
+                          "SELECT c.id, p.id, 'active', 'sale', :d, FALSE, FALSE, :n, :n, 1 FROM customer c, plan p"),
+                     {"n": now, "d": now.date()})
+        conn.execute(text("INSERT INTO outbox (order_id, operation, idempotency_key, status, attempts, created_at, "
+                          "updated_at, key_poisoned) SELECT id, 'payment.charge', 'k-old:charge', 'done', 1, :n, :n, "
+                          "FALSE FROM sales_order"), {"n": now})
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == "0012"
     with engine.connect() as conn:
@@ -138,6 +148,8 @@ def test_0012_from_the_previous_head_gives_old_plans_once_a_day_and_keeps_orders
     with engine.connect() as conn:
         assert conn.execute(text("SELECT code FROM plan")).scalar_one() == "GOLD"
         assert conn.execute(text("SELECT idempotency_key FROM sales_order")).scalar_one() == "k-old"
+        assert conn.execute(text("SELECT COUNT(*) FROM membership")).scalar_one() == 1
+        assert conn.execute(text("SELECT COUNT(*) FROM outbox")).scalar_one() == 1
     engine.dispose()
 
 

@@ -63,7 +63,8 @@ class SalesOrder(SQLModel, table=True):
     tax_cents: int = 0
     # "Join today" (issue 18): the single wash just paid (`credit_order_id`) is taken off this
     # membership order's first charge, never below zero.
-    credit_order_id: int | None = Field(default=None, foreign_key="sales_order.id", index=True)
+    # A plain column (migration 0012 adds it without rebuilding sales_order); upsell.py checks the link.
+    credit_order_id: int | None = Field(default=None, index=True)
     credit_cents: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)

@@ -134,31 +134,25 @@ def upgrade() -> None:
     op.create_index("ux_commission_rate_kind_every_plan", "commission_rate", ["kind"], unique=True,
                     sqlite_where=every_plan, postgresql_where=every_plan)
 
-    with op.batch_alter_table("plan") as batch:
-        batch.add_column(sa.Column("visit_limit", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("visit_period", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True))
+    # Plain ADD COLUMN (and DROP COLUMN going down) on both databases: SQLite rebuilding `plan`,
+    # `sales_order` or `lane` would DROP a table other rows point at, which foreign keys refuse on a
+    # site with data. So credit_order_id is a plain indexed column: services/upsell.py checks the link.
+    op.add_column("plan", sa.Column("visit_limit", sa.Integer(), nullable=True))
+    op.add_column("plan", sa.Column("visit_period", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True))
     op.execute("UPDATE plan SET visit_limit = 1, visit_period = 'day'")
-    with op.batch_alter_table("sales_order") as batch:
-        batch.add_column(sa.Column("credit_order_id", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("credit_cents", sa.Integer(), nullable=False, server_default="0"))
-        batch.create_foreign_key("fk_sales_order_credit_order_id_sales_order", "sales_order",
-                                 ["credit_order_id"], ["id"])
+    op.add_column("sales_order", sa.Column("credit_order_id", sa.Integer(), nullable=True))
+    op.add_column("sales_order", sa.Column("credit_cents", sa.Integer(), nullable=False, server_default="0"))
     op.create_index("ix_sales_order_credit_order_id", "sales_order", ["credit_order_id"])
-    with op.batch_alter_table("lane") as batch:
-        batch.add_column(sa.Column("auto_dispatch", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("lane", sa.Column("auto_dispatch", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lane") as batch:
-        batch.drop_column("auto_dispatch")
+    op.drop_column("lane", "auto_dispatch")
     op.drop_index("ix_sales_order_credit_order_id", table_name="sales_order")
-    with op.batch_alter_table("sales_order") as batch:
-        batch.drop_constraint("fk_sales_order_credit_order_id_sales_order", type_="foreignkey")
-        batch.drop_column("credit_cents")
-        batch.drop_column("credit_order_id")
-    with op.batch_alter_table("plan") as batch:
-        batch.drop_column("visit_period")
-        batch.drop_column("visit_limit")
+    op.drop_column("sales_order", "credit_cents")
+    op.drop_column("sales_order", "credit_order_id")
+    op.drop_column("plan", "visit_period")
+    op.drop_column("plan", "visit_limit")
     op.drop_index("ux_commission_rate_kind_every_plan", table_name="commission_rate")
     for table in ("commission_rate", "commission", "visit_refusal", "receipt", "wash", "order_line", "plan_wash_item",
                   "wash_item"):
