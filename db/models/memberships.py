@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+from sqlalchemy import Column, Integer, String
 from sqlmodel import Field, SQLModel
 
 from db.models.base import json_field, utcnow
@@ -41,8 +42,10 @@ class Plan(SQLModel, table=True):
     gateway_price_id: str | None = Field(default=None, max_length=64)
     # Member visits (issue 18): at most `visit_limit` washes per `visit_period` ("day" or "month") per
     # covered car; None: no limit. Our terms say once a day, so that is the default.
-    visit_limit: int | None = 1
-    visit_period: str | None = Field(default="day", max_length=8)
+    # No column default (SQLModel would give the column the default, and the ORM then writes 1 for an
+    # explicit None): the default is the model's, so Plan(visit_limit=None) means no limit.
+    visit_limit: int | None = Field(default=1, sa_column=Column(Integer, nullable=True))
+    visit_period: str | None = Field(default="day", sa_column=Column(String(8), nullable=True))
 
 
 class Membership(SQLModel, table=True):

@@ -71,9 +71,6 @@ def visit_member(db: Database, *, limit: int | None = 1, period: str = "day", st
         s.add(plan)
         s.add(customer)
         s.flush()
-        if limit is None:
-            # The ORM leaves a None out of the INSERT where the column has a default (1): set it after.
-            s.exec(update(Plan).where(col(Plan.id) == plan.id).values(visit_limit=None))
         assert plan.id is not None and customer.id is not None
         for code in includes:
             item_id = s.exec(select(WashItem.id).where(WashItem.code == code)).one()
