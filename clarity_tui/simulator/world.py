@@ -1,5 +1,9 @@
 """Where simulated vehicles come from (member cars, legacy members' cars, strangers) and where they go.
 
+Strangers are of two kinds: retail customers, who buy a single wash at the lane (simulator/lane_day.py
+serves them), and the others, who drive off unserved. Members the lane day sends home come back later
+(`VehiclePool.come_back`): the camera reads them again, as it reads any arrival.
+
 Arrivals go through hardware.plate_reader.SimulatedPlateReader and then the
 same SessionService.record_plate_read that a real camera webhook uses. A car
 is read at the pre-gate, then at the wash lane it drives on to (the same
@@ -12,13 +16,16 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import threading
+from collections import deque
 from dataclasses import replace
 
 from sqlalchemy import true
 from sqlmodel import col, select
 
-from clarity_tui.services.actor import Actor
 from clarity_tui.seeding.demo import COLOURS, VEHICLES, random_plate
+from clarity_tui.services.actor import Actor
+from clarity_tui.services.plates import normalize_plate
 from clarity_tui.services.sessions import SessionService
 from clarity_tui.simulator.scenario import Scenario
 from db.engine import Database
@@ -28,6 +35,7 @@ from db.models import (
     LaneKind,
     LegacyMember,
     LegacyMemberPlate,
+    MembershipVehicle,
     SessionStatus,
     Vehicle,
     VehicleSession,
@@ -53,7 +61,10 @@ class VehiclePool:
         self.scenario = scenario
         self.rng = rng
         with db.read() as s:
-            self.members = [(v.plate, v.make, v.model, v.colour) for v in s.exec(select(Vehicle).where(col(Vehicle.customer_id).is_not(None)).limit(2000))]
+            # Members' cars, current or lapsed (the lane sees both). Retail customers are strangers.
+            self.members = [(v.plate, v.make, v.model, v.colour) for v in s.exec(
+                select(Vehicle).join(MembershipVehicle, col(MembershipVehicle.vehicle_id) == col(Vehicle.id))
+                .where(col(Vehicle.customer_id).is_not(None)).order_by(col(Vehicle.id)).limit(2000))]
             self.legacy = [
                 (p.plate_raw, lm.vehicle_desc)
                 for p, lm in s.exec(
@@ -67,6 +78,19 @@ class VehiclePool:
         weights = scenario.lanes
         self.gates = [(lane.name, weights.get(lane.name, 1.0)) for lane in lanes if lane.kind == LaneKind.PRE_GATE]
         self.wash_lanes = [(lane.name, weights.get(lane.name, 1.0)) for lane in lanes if lane.kind != LaneKind.PRE_GATE]
+        self._retail: set[str] = set()  # normalized plates of the retail customers who arrived
+        self._returning: deque[PlateEvent] = deque()
+        self._lock = threading.Lock()  # the camera's loop picks; the lane day's thread adds returns
+
+    def come_back(self, event: PlateEvent) -> None:
+        """This car arrives again (a member back the same day): it is the camera's next arrival."""
+        with self._lock:
+            self._returning.append(event)
+
+    def is_retail(self, plate: str) -> bool:
+        """The car came to buy a single wash (as read: a misread plate is nobody the pool knows)."""
+        with self._lock:
+            return normalize_plate(plate) in self._retail
 
     def _pick(self, lanes: list[tuple[str, float]]) -> str:
         return self.rng.choices([name for name, _ in lanes], [weight for _, weight in lanes])[0]
@@ -78,14 +102,18 @@ class VehiclePool:
         return self._pick(self.wash_lanes)
 
     def __call__(self) -> PlateEvent:
+        with self._lock:
+            back = self._returning.popleft() if self._returning else None
+        if back is not None:
+            return replace(back, lane=self.arrival_lane())
         mix = self.scenario.mix
-        kinds, weights = ["member", "legacy", "unknown"], [mix.member, mix.legacy, mix.unknown]
+        kinds, weights = ["member", "legacy", "retail", "unknown"], [mix.member, mix.legacy, mix.retail, mix.unknown]
         if not self.members:
             weights[0] = 0
         if not self.legacy:
             weights[1] = 0
         if sum(weights) == 0:
-            weights[2] = 1
+            weights[3] = 1
         kind = self.rng.choices(kinds, weights)[0]
         lane = self.arrival_lane()
         confidence = round(self.rng.uniform(0.86, 0.99), 2)
@@ -98,7 +126,11 @@ class VehiclePool:
             colour, make, model = (parts + [None, None, None])[:3]
             return PlateEvent(plate=plate, lane=lane, region="US-TX", confidence=confidence, make=make, model=model, colour=colour)
         make, model = self.rng.choice(VEHICLES)
-        return PlateEvent(plate=random_plate(self.rng), lane=lane, region="US-TX", confidence=confidence, make=make, model=model, colour=self.rng.choice(COLOURS))
+        plate = random_plate(self.rng)
+        if kind == "retail":
+            with self._lock:
+                self._retail.add(normalize_plate(plate))
+        return PlateEvent(plate=plate, lane=lane, region="US-TX", confidence=confidence, make=make, model=model, colour=self.rng.choice(COLOURS))
 
 
 def build_camera(db: Database, scenario: Scenario) -> SimulatedPlateReader:
@@ -153,9 +185,10 @@ class Traffic:
 
 
 async def run_camera(db: Database, camera: SimulatedPlateReader, terminal: str, initial: int = 0,
-                     dwell: dt.timedelta | None = None) -> None:
-    """Feed camera reads into sessions until cancelled, and move cars along. DB writes run in a thread."""
-    sessions = SessionService(db)
+                     dwell: dt.timedelta | None = None, sessions: SessionService | None = None) -> None:
+    """Feed camera reads into sessions until cancelled, and move cars along. DB writes run in a thread.
+    `sessions`: the terminal's (its entitlement policy and clock judge members' visits); else the defaults."""
+    sessions = sessions or SessionService(db)
     actor = Actor.system("plate-camera", terminal)
     pool = camera.source
     traffic = Traffic(sessions, pool, terminal) if isinstance(pool, VehiclePool) else None
