@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gc
 import logging
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from clarity_tui.boot import BoardBeforeBoot
     from clarity_tui.bootconfig import BootConfig
     from clarity_tui.devices import DeviceSet
+    from clarity_tui.services.actor import Actor
     from clarity_tui.services.board_view import LaneView
     from clarity_tui.simulator.scenario import Scenario
     from clarity_tui.wiring import Services
@@ -58,6 +60,10 @@ class LiveMixin(_AppBase):
     booted: Signal[None]
     _feed: ChangeFeed | None
     _board_before_boot: BoardBeforeBoot
+
+    @property
+    def actor(self) -> Actor:  # pragma: no cover - ClarityApp's
+        raise NotImplementedError
 
     def _boot_failed(self, exc: Exception) -> None:  # pragma: no cover - ClarityApp's
         raise NotImplementedError
@@ -176,15 +182,29 @@ class LiveMixin(_AppBase):
 
     @work(exclusive=True, group="simulator", exit_on_error=False)
     async def run_simulator(self) -> None:
+        """Cars arrive at the camera; the simulated tunnel moves the cars the attendant (or an auto lane)
+        sent, and their sessions close as they leave it (issue 18). The attendant serves the cars."""
+        from clarity_tui.services.sessions import SessionService
+        from clarity_tui.simulator.headless import build_tunnel
+        from clarity_tui.simulator.lane_day import LaneDay, run_lane_day
         from clarity_tui.simulator.world import build_camera, run_camera
         from clarity_tui.wiring import services_of
 
-        scenario = self.scenario
-        assert scenario is not None
+        scenario, devices = self.scenario, self.devices
+        assert scenario is not None and devices is not None
         services = services_of(self)
         camera = build_camera(services.db, scenario)
-        await run_camera(services.db, camera, services.terminal, scenario.initial_vehicles,
-                         dwell=dt.timedelta(minutes=scenario.dwell_minutes))
+        day = LaneDay(services, scenario, card_reader=devices.card_reader, tunnel=build_tunnel(devices, scenario),
+                      attendant=self.actor, loop=asyncio.get_running_loop())
+        stop = asyncio.Event()
+        tunnel = asyncio.create_task(run_lane_day(day, stop, serve=False))
+        try:
+            await run_camera(services.db, camera, services.terminal, scenario.initial_vehicles,
+                             dwell=dt.timedelta(minutes=scenario.dwell_minutes),
+                             sessions=SessionService.from_services(services))
+        finally:
+            stop.set()
+            await tunnel
 
     async def _stop_live(self) -> None:
         self._gc_holds = 0

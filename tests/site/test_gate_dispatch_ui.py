@@ -89,3 +89,28 @@ async def test_a_paid_retail_car_on_an_auto_lane_waits_for_the_key(settings, lan
         ticks = app.auto_dispatch_passes
         await wait_until(pilot, lambda: app.auto_dispatch_passes >= ticks + 2, "two auto passes")
         assert member_wash(db, lanes.unknown).dispatch_status == DispatchStatus.WAITING
+
+
+async def test_in_simulator_mode_a_sent_car_leaves_the_tunnel_and_its_session_closes(settings, lanes: Lanes) -> None:  # noqa: ANN001
+    """The simulated tunnel is the device set's, shared with the simulator: the car the attendant sends goes
+    through it, and its session closes as it leaves (the board then drops it)."""
+    from clarity_tui.simulator.scenario import Scenario
+    from db.models import SessionStatus, VehicleSession
+
+    db = lanes.db
+    scenario = Scenario(initial_vehicles=0, arrivals={"per_minute": 0}, day={"tunnel_seconds": 0.5})
+    sim = settings.model_copy(update={"simulate": True})
+    app = sale_app(sim, db, scenario=scenario)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await devices_ready(pilot)
+        keys = Keys(pilot)
+        await open_session(pilot, keys, lanes.member)
+        await keys.press("g")
+        await wait_until(pilot, lambda: len(app.devices.tunnel.sent) == 1, "the car in the tunnel")
+
+        def closed() -> bool:
+            with db.read() as s:
+                return s.get(VehicleSession, lanes.member).status == SessionStatus.DONE
+
+        await wait_until(pilot, closed, "the car out of the tunnel")
+        assert app.devices.tunnel.in_tunnel == []
