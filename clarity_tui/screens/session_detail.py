@@ -46,9 +46,9 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
                 tooltip="Past due: read a new card on the reader and pay the open invoice with it"),
         Binding("f5,l", "correct_plate", "Correct plate", id="session.correct_plate",
                 tooltip="The camera misread a customer's car: correct the plate to theirs"),
-        Binding("f7,w", "single_wash", "Single wash", id="session.single_wash",
+        Binding("w", "single_wash", "Single wash", id="session.single_wash",
                 tooltip="Sell a single wash (a package and extras), or a member's extras"),
-        Binding("f9,g", "send_wash", "Send to tunnel", id="session.send_wash",
+        Binding("g", "send_wash", "Send to tunnel", id="session.send_wash",
                 tooltip="A paid or entitled car: send the wash to the tunnel and open the gate"),
         Binding("r", "send_wash", "Retry tunnel", show=False, id="session.retry_tunnel"),
     ]
@@ -93,8 +93,8 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             yield Button("Migrate\nMembership · F3", id="migrate", variant="primary", action="screen.migrate")
             yield Button("Customer\nRecord · F4", id="customer-record", action="screen.customer")
             yield Button("Mark done\nF6", id="done", action="screen.done")
-            yield Button("Single wash\nF7 · W", id="single-wash", action="screen.single_wash")
-            yield Button("Send to tunnel\nF9 · G", id="send-wash", action="screen.send_wash")
+            yield Button("Single wash\nW", id="single-wash", action="screen.single_wash")
+            yield Button("Send to tunnel\nG", id="send-wash", action="screen.send_wash")
         yield KeyFooter()
 
     @property
@@ -139,10 +139,10 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             return wash.line, False
         decision = VisitService.from_services(services).status(self.session_id)
         if decision.state == VisitState.LIMIT:
-            return f"LIMIT: {decision.message or 'over the plan limit'}  Single wash: F7.", True
+            return f"LIMIT: {decision.message or 'over the plan limit'}  Single wash: W.", True
         if decision.state in (VisitState.PAST_DUE, VisitState.EXPIRED):
             word = "PAST DUE" if decision.state == VisitState.PAST_DUE else "EXPIRED"
-            return f"{word}: Update card (F8) to let the car through, or sell a single wash (F7).", True
+            return f"{word}: Update card (F8) to let the car through, or sell a single wash (W).", True
         return "", False
 
     def _show_wash(self, line: str, refusal: bool) -> None:

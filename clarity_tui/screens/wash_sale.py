@@ -47,11 +47,11 @@ class WashSaleScreen(Screen[WashOutcome]):
         *(Binding(key, f"extra({i})", f"Extra {key.upper()}", show=False, id=f"wash.extra_{key}")
           for i, key in enumerate(EXTRA_KEYS)),
         Binding("f5,p", "pay", "Pay on reader", id="wash.pay", tooltip="Take the payment on the card reader"),
-        Binding("f7,ctrl+r", "receipt", "Receipt to", id="wash.receipt",
+        Binding("t", "receipt", "Receipt to", id="wash.receipt",
                 tooltip="Type the customer's phone (text) or email for the receipt"),
         Binding("f8,j", "join", "Join today", id="wash.join",
                 tooltip="Sell a membership now, with this wash taken off its first charge"),
-        Binding("f9,g", "send", "Send to tunnel", id="wash.send", tooltip="Send the wash and open the gate"),
+        Binding("g", "send", "Send to tunnel", id="wash.send", tooltip="Send the wash and open the gate"),
         Binding("r", "send", "Retry tunnel", show=False, id="wash.retry"),
     ]
 
@@ -93,7 +93,7 @@ class WashSaleScreen(Screen[WashOutcome]):
             yield Label("Extras", classes="section-title")
             yield Grid(id="wash-extras")
             with Horizontal(id="wash-receipt-row"):
-                yield Label("Receipt to")
+                yield Label("Receipt to (T)")
                 yield Input(placeholder="phone or email (optional)", id="wash-receipt")
             yield Static("", id="wash-total", markup=False)
         yield Static("Choose a package (1-9), extras (A-F), then F5 to pay on the reader.", id="wash-message",
@@ -101,7 +101,7 @@ class WashSaleScreen(Screen[WashOutcome]):
         with Horizontal(id="wash-actions"):
             yield Button("Pay on reader\nF5 · P", id="wash-pay", variant="success", action="screen.pay")
             yield Button("Join today\nF8 · J", id="wash-join", variant="primary", action="screen.join", disabled=True)
-            yield Button("Send to tunnel\nF9 · G", id="wash-send", action="screen.send", disabled=True)
+            yield Button("Send to tunnel\nG", id="wash-send", action="screen.send", disabled=True)
             yield Button("Back\nEsc", id="wash-back", action="screen.back")
         yield KeyFooter()
 
@@ -233,7 +233,7 @@ class WashSaleScreen(Screen[WashOutcome]):
             self._busy = False
         self._show(view)
         if result.paid:
-            self._say(f"Paid {money(view.total_cents)}. F9 sends the car to the tunnel; F8 offers Join today.")
+            self._say(f"Paid {money(view.total_cents)}. G sends the car to the tunnel; J offers Join today.")
             self.query_one("#wash-send", Button).focus()
         else:
             self._say(f"{result.message or 'The payment did not go through.'} F5 to try again.", error=True)

@@ -34,7 +34,7 @@ class SessionWash:
             return f"{what}{package}{extras} · sent to the tunnel"
         if self.dispatch_status == DispatchStatus.QUEUED:
             return f"{what}{package}{extras} · QUEUED: {self.dispatch_error or 'the tunnel did not take it'} (R retries)"
-        return f"{what}{package}{extras} · ready: F9 sends it to the tunnel and opens the gate"
+        return f"{what}{package}{extras} · ready: G sends it to the tunnel and opens the gate"
 
 
 def session_wash(db: Database, session_id: int) -> SessionWash | None:

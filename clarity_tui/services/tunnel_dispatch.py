@@ -108,6 +108,7 @@ class TunnelDispatch:
 
     def dispatch_session(self, session_id: int) -> DispatchOutcome:
         """Send the session's car (its Wash row): the attendant's key on the session."""
+        require(self.actor, Permission.SESSION_STATUS)  # before anything is read or said about the car
         with self.db.read() as s:
             wash_id = s.exec(select(Wash.id).where(Wash.session_id == session_id)).first()
         if wash_id is None:

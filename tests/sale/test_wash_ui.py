@@ -168,7 +168,7 @@ async def test_a_member_over_the_limit_shows_limit_and_buys_a_single_wash(settin
         await wait_until(pilot, lambda: "LIMIT" in text_of(app, "#session-wash"), "the limit")
         shown = text_of(app, "#session-wash")
         assert "last visit" in shown.lower()
-        await keys.press("f7")
+        await keys.press("w")
         await at(pilot, "wash-sale")
         await wait_until(pilot, lambda: len(app.screen.query(".wash-item")) >= 3, "the menu")
         await keys.press("1")

@@ -33,7 +33,11 @@ from clarity_tui.messaging.simulated import SimulatedSms
 from clarity_tui.payments.cards import CardToken
 from clarity_tui.payments.simulated import SimulatedGateway
 from clarity_tui.payments.sim_store import sim_token
-from clarity_tui.services import audit_query, card_present, permissions, reader_card, reports
+from clarity_tui.services import audit_query, card_present, permissions, reader_card, reports, upsell
+from clarity_tui.services.commissions import CommissionRates
+from clarity_tui.services.orders.wash_sale import WashSaleService
+from clarity_tui.services.tunnel_dispatch import TunnelDispatch
+from hardware.tunnel.simulated import SimulatedTunnel
 from clarity_tui.services.actor import Actor
 from clarity_tui.services.auth import hash_pin
 from clarity_tui.services.billing import BillingService
@@ -91,10 +95,18 @@ class World:
     target_operator: int = 0  # an attendant the operator-management rows act on
     inactive_legacy_id: int = 0  # a cancelled legacy member: migrating them needs a manager's approval
     inactive_session: int = 0
+    wash_session: int = 0  # a car Alex is selling a single wash (issue 18)
+    wash_order: int = 0
     gateway: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self.gateway = SimulatedGateway(self.db)
+
+    def washes(self, actor: Actor) -> WashSaleService:
+        return WashSaleService(self.db, self.gateway, actor, terminal=TERMINAL, today=lambda: TODAY)
+
+    def tunnel(self, actor: Actor) -> TunnelDispatch:
+        return TunnelDispatch(self.db, SimulatedTunnel(), actor)
 
     def sales(self, actor: Actor) -> SaleService:
         return SaleService(self.db, self.gateway, actor, terminal=TERMINAL, today=lambda: TODAY)
@@ -172,7 +184,8 @@ def world(demo_db) -> World:  # noqa: ANN001
     sessions = SessionService(db)
     read = {}
     for name, car, lane in (("sale", "PRM-101", "Lane 1"), ("legacy", plate, "Lane 2"), ("spare", "PRM-303", "Lane 3"),
-                            ("status", "PRM-404", "Lane 1"), ("inactive", "PRM-505", "Lane 3")):
+                            ("status", "PRM-404", "Lane 1"), ("inactive", "PRM-505", "Lane 3"),
+                            ("wash", "PRM-606", "Lane 2")):
         read[name] = sessions.record_plate_read(PlateEvent(plate=car, lane=lane, region="US-TX", confidence=0.95), camera)
     # Alex opened a sale and a migration at this terminal (through the services, as the screens do).
     alex = actors["attendant"]
@@ -183,6 +196,9 @@ def world(demo_db) -> World:  # noqa: ANN001
     w.sale_order = w.sales(alex).open_for_session(w.sale_session).id
     w.sales(alex).choose_plan(w.sale_order, "BASIC")
     w.mig_order = w.migration(alex).begin(w.mig_session, legacy_id).id
+    w.wash_session = read["wash"]
+    w.wash_order = w.washes(alex).open_for_session(w.wash_session).order_id
+    w.washes(alex).choose(w.wash_order, "BASIC", [])
     return w
 
 
@@ -275,6 +291,19 @@ TABLE = [
     E("OperatorAdmin.set_pin", (P.OPERATORS,), lambda w, a: w.operators().set_pin(a, w.target_operator, "593817")),
     E("OperatorAdmin.unlock", (P.OPERATORS,), lambda w, a: w.operators().unlock(a, w.target_operator)),
     E("OperatorAdmin.disable", (P.OPERATORS,), lambda w, a: w.operators().disable(a, w.target_operator)),
+    # Issue 18: the single wash, Join today, the tunnel, commission rates.
+    E("WashSaleService.open_for_session", (P.SELL,), lambda w, a: w.washes(a).open_for_session(w.spare_session)),
+    E("WashSaleService.choose", (P.SELL,), lambda w, a: w.washes(a).choose(w.wash_order, "DELUXE", [])),
+    E("WashSaleService.set_receipt", (P.SELL,), lambda w, a: w.washes(a).set_receipt(w.wash_order,
+                                                                                     "+1 512 555 0142")),
+    E("upsell.join_today", (P.SELL,), lambda w, a: upsell.join_today(w.sales(a), w.wash_order)),
+    E("TunnelDispatch.dispatch_session", (P.SESSION_STATUS,),
+      lambda w, a: w.tunnel(a).dispatch_session(w.status_session)),
+    E("TunnelDispatch.dispatch", (P.SESSION_STATUS,), lambda w, a: w.tunnel(a).dispatch(999999)),
+    E("CommissionRates.set", (P.OPERATORS,), lambda w, a: CommissionRates(w.db).set("sale", 700, actor=a)),
+    E("CommissionRates.clear", (P.OPERATORS,), lambda w, a: CommissionRates(w.db).clear("sale", actor=a)),
+    E("WashSaleService.pay", (P.SELL,), lambda w, a: w.washes(a).pay(w.wash_order)),
+    E("WashSaleService.cancel", (P.SELL,), lambda w, a: w.washes(a).cancel(w.wash_order)),
     # Last: a manager's row deletes a customer (one with no history; a wrong version is refused for a manager).
     E("CustomerService.delete_customer", (P.DELETE,), lambda w, a: w.customers().delete_customer(
         a, w.customer_id, -1)),
@@ -315,6 +344,18 @@ UNGUARDED = {
     "card_present.keyed_entry_mode": "a settings question: no data",
     "card_present.enqueue_charge": "runs inside BillingService's transaction, started by the checked SaleService.pay",
     "card_present.reader_failure": "words an error: no data",
+    "card_present.forget_moto": "forgets this lane's MOTO choice once the payment is recorded: no data",
+    "WashSaleService.from_services": "builds the service (see SaleService.from_services)",
+    "WashSaleService.order": _READ, "WashSaleService.receipt_text": _READ,
+    "TunnelDispatch.queued": _READ, "TunnelDispatch.waiting_on_auto_lanes": _READ,
+    "TunnelDispatch.auto_dispatch": "sends through the checked dispatch (the app's system actor, auto lanes only)",
+    "TunnelDispatch.retry_queued": "sends each car through the checked dispatch",
+    "CommissionRates.list": _READ,
+    "upsell.first_charge": "the amounts rule: no data", "upsell.wash_paid": _READ, "upsell.holds_credit": _READ,
+    "upsell.credit_holders": _READ, "upsell.credit_held": _READ, "upsell.credit_available": _READ,
+    "upsell.excess_note": "words a note: no data", "upsell.holder_label": "words a label: no data",
+    "upsell.release": "runs inside the checked cancel's transaction (SaleService.cancel, decline_terms)",
+    "upsell.released": "runs after the checked decline_terms",
     "reader_card.saves_card_on_reader": "a settings question: no data",
     "reader_card.enqueue_save": "runs inside the caller's transaction (save_card_on_reader)",
     "reader_card.save_card_on_reader": "saves a card on a customer, no charge; what the card is used for is "
@@ -326,8 +367,9 @@ UNGUARDED = {
     "OperatorAdmin.add_first_manager": "a site with no operators has nobody to approve its first manager; once any "
                                        "operator has a PIN it is refused (SiteAlreadySetUp), whoever asks",
 }
-CLASSES = [SaleService, MigrationService, SessionService, HostedCardService, MembershipActions, OperatorAdmin]
-MODULES = [audit_query, reports, card_present, reader_card]
+CLASSES = [SaleService, MigrationService, SessionService, HostedCardService, MembershipActions, OperatorAdmin,
+           WashSaleService, TunnelDispatch, CommissionRates]
+MODULES = [audit_query, reports, card_present, reader_card, upsell]
 # Classes whose roles are tested elsewhere: only their methods checking a manager-only permission must be in TABLE.
 MANAGER_ONLY_IN = [CustomerService]
 
