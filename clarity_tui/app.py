@@ -469,26 +469,14 @@ class ClarityApp(TypeaheadMixin, ScreenOpenGuard, CrashGuard, LiveMixin, Billing
     # --- the command palette --------------------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from clarity_tui.app_commands import app_commands, session_commands
         from clarity_tui.screens.session_detail import SessionDetailScreen
 
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Lanes board: refresh", "Re-read every lane from the database", self._refresh_board)
-        yield SystemCommand("Hardware: devices and tests", "Status of the card reader, signature pad and plate camera; test each (F9)", self.action_hardware)
-        yield SystemCommand("Customers: search", "Find a customer by name, phone, email, number or plate (F7)", self.action_search_customers)
-        yield SystemCommand("Operators: who is signed in", "Shifts: who is signed in at which terminal (Ctrl+W)", self.action_shifts)
-        yield SystemCommand("Audit trail", "Every change: who, where, when, before and after; filter it (Ctrl+U)", self.action_audit)
-        yield SystemCommand("End-of-shift report", "Memberships sold and migrated, promotions, declines, pending syncs; CSV (Ctrl+E)", self.action_shift_report)
-        yield SystemCommand("Dashboard", "Managers: conversion, visits, renewals, churn, sales per operator; 30 days (Ctrl+D)",
-                            self.action_dashboard)
-        yield SystemCommand("Operators: manage", "Managers: add operators, set PINs, unlock, disable (Ctrl+K)", self.action_operators)
+        yield from app_commands(self)
         yield from self.billing_commands()
         if isinstance(screen, SessionDetailScreen):
-            yield SystemCommand("Purchase membership", "Sell a membership for this vehicle: plan, card, terms, signature (F2)",
-                                screen.action_purchase)
-            yield SystemCommand("Customer record", "Open the record of this vehicle's customer (F4)", screen.action_customer)
-            yield SystemCommand("Mark done", "This vehicle has been served: take it off the board (F6)", screen.action_done)
-            yield SystemCommand("Migrate membership", "Move this vehicle's legacy POS member over: no charge today (F3)",
-                                screen.action_migrate)
+            yield from session_commands(screen)
         if self.operator_session.require_signin:
             yield SystemCommand("Sign out", "Sign out of this terminal; your work is kept (Ctrl+O)", self.action_sign_out)
 

@@ -89,12 +89,12 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
             yield self.recovery_info()
         yield self.recovery_button()
         with Grid(id="actions"):
-            yield Button("Purchase\nMembership · F2", id="purchase", variant="success", action="screen.purchase")
-            yield Button("Migrate\nMembership · F3", id="migrate", variant="primary", action="screen.migrate")
-            yield Button("Customer\nRecord · F4", id="customer-record", action="screen.customer")
-            yield Button("Mark done\nF6", id="done", action="screen.done")
-            yield Button("Single wash\nW", id="single-wash", action="screen.single_wash")
-            yield Button("Send to tunnel\nG", id="send-wash", action="screen.send_wash")
+            yield Button("Purchase · F2", id="purchase", variant="success", action="screen.purchase")
+            yield Button("Migrate · F3", id="migrate", variant="primary", action="screen.migrate")
+            yield Button("Customer record · F4", id="customer-record", action="screen.customer")
+            yield Button("Mark done · F6", id="done", action="screen.done")
+            yield Button("Single wash · W", id="single-wash", action="screen.single_wash")
+            yield Button("Send to tunnel · G", id="send-wash", action="screen.send_wash")
         yield KeyFooter()
 
     @property

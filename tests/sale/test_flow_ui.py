@@ -446,7 +446,8 @@ async def test_purchase_from_the_command_palette(settings, lanes: Lanes) -> None
         await devices_ready(pilot)
         await open_session(pilot, Keys(pilot), lanes.ivana)
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Purchase membership", "Migrate membership", "Customer record", "Mark done"} <= titles
+        assert {"Purchase membership", "Migrate membership", "Customer record", "Mark done", "Single wash",
+                "Send to tunnel"} <= titles
         await pilot.press("f10")  # Menu
         await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
         await pilot.press(*"purchase")
