@@ -60,7 +60,7 @@ class WashSaleScreen(Screen[WashOutcome]):
         #wash-body { height: 1fr; padding: 0 1; }
         .section-title { text-style: bold; color: $accent; }
         #wash-packages, #wash-extras { grid-size: 3; grid-gutter: 0 1; height: auto; }
-        .wash-item { width: 1fr; height: 3; }
+        .wash-item { width: 1fr; height: 4; }
         #wash-receipt-row { height: 3; }
         #wash-receipt-row Label { padding: 1 1 0 0; }
         #wash-receipt { width: 40; }
@@ -99,10 +99,10 @@ class WashSaleScreen(Screen[WashOutcome]):
         yield Static("Choose a package (1-9), extras (A-F), then F5 to pay on the reader.", id="wash-message",
                      markup=False)
         with Horizontal(id="wash-actions"):
-            yield Button("Pay on reader\nF5 · P", id="wash-pay", variant="success", action="screen.pay")
-            yield Button("Join today\nF8 · J", id="wash-join", variant="primary", action="screen.join", disabled=True)
-            yield Button("Send to tunnel\nG", id="wash-send", action="screen.send", disabled=True)
-            yield Button("Back\nEsc", id="wash-back", action="screen.back")
+            yield Button("Pay · F5", id="wash-pay", variant="success", action="screen.pay")
+            yield Button("Join today · J", id="wash-join", variant="primary", action="screen.join", disabled=True)
+            yield Button("Tunnel · G", id="wash-send", action="screen.send", disabled=True)
+            yield Button("Back · Esc", id="wash-back", action="screen.back")
         yield KeyFooter()
 
     def on_mount(self) -> None:
