@@ -134,16 +134,21 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
         from clarity_tui.services.visits import VisitService, VisitState
 
         services = services_of(self)
+        visits = VisitService.from_services(services)
+        plate = self.detail.bubble.plate if self.detail is not None else None
+        washes = visits.history(plate=plate, limit=3) if plate else []
+        history = ("\nWashes: " + " · ".join(
+            f"{w.at:%b %d %H:%M} {w.lane_name or '-'} {w.package_name or w.kind}" for w in washes)) if washes else ""
         wash = session_wash(services.db, self.session_id)
         if wash is not None:
-            return wash.line, False
-        decision = VisitService.from_services(services).status(self.session_id)
+            return wash.line + history, False
+        decision = visits.status(self.session_id)
         if decision.state == VisitState.LIMIT:
-            return f"LIMIT: {decision.message or 'over the plan limit'}  Single wash: W.", True
+            return f"LIMIT: {decision.message or 'over the plan limit'}  Single wash: W.{history}", True
         if decision.state in (VisitState.PAST_DUE, VisitState.EXPIRED):
             word = "PAST DUE" if decision.state == VisitState.PAST_DUE else "EXPIRED"
-            return f"{word}: Update card (F8) to let the car through, or sell a single wash (W).", True
-        return "", False
+            return f"{word}: Update card (F8) to let the car through, or sell a single wash (W).{history}", True
+        return history.lstrip("\n"), False
 
     def _show_wash(self, line: str, refusal: bool) -> None:
         try:

@@ -291,10 +291,11 @@ class VisitService:
             return decide(s, self._session(s, session_id), now=self.clock(), zone=self.zone, policy=self.policy,
                           record=False)
 
-    def history(self, *, vehicle_id: int | None = None, customer_id: int | None = None,
+    def history(self, *, vehicle_id: int | None = None, customer_id: int | None = None, plate: str | None = None,
                 limit: int = 50) -> list[WashHistoryRow]:
-        """The car's (or the customer's: their washes and their cars') washes, newest first."""
-        if vehicle_id is None and customer_id is None:
+        """The car's (or the customer's: their washes and their cars') washes, newest first. `plate`: a car
+        with no vehicle record yet (a retail customer) by the plate its washes were read with."""
+        if vehicle_id is None and customer_id is None and plate is None:
             return []
         query = (select(Wash, Site.name, Lane.name, WashItem.name)
                  .join(Site, col(Site.id) == Wash.site_id, isouter=True)
@@ -302,6 +303,8 @@ class VisitService:
                  .join(WashItem, col(WashItem.code) == Wash.package_code, isouter=True))
         if vehicle_id is not None:
             query = query.where(Wash.vehicle_id == vehicle_id)
+        if plate is not None:
+            query = query.where(Wash.plate == plate)
         if customer_id is not None:
             cars = select(Vehicle.id).where(Vehicle.customer_id == customer_id)
             query = query.where(or_(col(Wash.customer_id) == customer_id, col(Wash.vehicle_id).in_(cars)))

@@ -168,6 +168,7 @@ async def test_a_member_over_the_limit_shows_limit_and_buys_a_single_wash(settin
         await wait_until(pilot, lambda: "LIMIT" in text_of(app, "#session-wash"), "the limit")
         shown = text_of(app, "#session-wash")
         assert "last visit" in shown.lower()
+        assert "Washes:" in shown and "Lane 3" in shown  # the car's wash history: today's visit at Lane 3
         await keys.press("w")
         await at(pilot, "wash-sale")
         await wait_until(pilot, lambda: len(app.screen.query(".wash-item")) >= 3, "the menu")
