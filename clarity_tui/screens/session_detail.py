@@ -145,9 +145,12 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
         decision = visits.status(self.session_id)
         if decision.state == VisitState.LIMIT:
             return f"LIMIT: {decision.message or 'over the plan limit'}  Single wash: W.{history}", True
-        if decision.state in (VisitState.PAST_DUE, VisitState.EXPIRED):
-            word = "PAST DUE" if decision.state == VisitState.PAST_DUE else "EXPIRED"
-            return f"{word}: Update card (F8) to let the car through, or sell a single wash (W).{history}", True
+        if decision.state == VisitState.PAST_DUE:
+            return f"PAST DUE: Update card (F8) to let the car through, or sell a single wash (W).{history}", True
+        if decision.state == VisitState.EXPIRED:
+            # An ended membership has no open invoice a new card could pay: the new card joins it again.
+            return (f"EXPIRED: rejoin with a new card on the reader (P), or sell a single wash (W).{history}",
+                    True)
         return history.lstrip("\n"), False
 
     def _show_wash(self, line: str, refusal: bool) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from sqlmodel import col, select
 
 from clarity_tui.screens.session_detail import SessionDetailScreen
@@ -179,3 +181,27 @@ async def test_a_member_over_the_limit_shows_limit_and_buys_a_single_wash(settin
     wash = wash_of(db, again)
     assert wash is not None and wash.kind == "retail"
     assert dt.datetime.now(dt.UTC) >= wash.at.replace(tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("status, offer", [("past_due", "PAST DUE: Update card (F8)"),
+                                           ("expired", "EXPIRED: rejoin with a new card")])
+async def test_a_lapsed_member_is_offered_the_card_or_a_single_wash(settings, lanes: Lanes, status: str,  # noqa: ANN001
+                                                                     offer: str) -> None:
+    from tests.helpers.visits import visit_member
+
+    db = lanes.db
+    member = visit_member(db, status=status, paid_through=dt.date(2026, 1, 1), includes=("BASIC",))
+    session_id = arrive(db, member.plate, "Lane 1")
+    with db.read() as s:  # not entitled: no visit recorded, no refusal either
+        assert s.exec(select(Wash).where(Wash.session_id == session_id)).first() is None
+    app = sale_app(settings, db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await devices_ready(pilot)
+        keys = Keys(pilot)
+        await open_session(pilot, keys, session_id)
+        await wait_until(pilot, lambda: offer in text_of(app, "#session-wash"), "the offer")
+        assert "single wash (W)" in text_of(app, "#session-wash")
+        await keys.press("w")
+        await at(pilot, "wash-sale")
+        await wait_until(pilot, lambda: len(app.screen.query(".wash-item")) >= 3, "the menu")
+        assert app.screen.query_one("#wash-packages").children, "a lapsed member buys a whole wash"
