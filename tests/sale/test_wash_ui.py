@@ -185,7 +185,7 @@ async def test_a_member_over_the_limit_shows_limit_and_buys_a_single_wash(settin
 
 @pytest.mark.parametrize("status, offer", [("past_due", "PAST DUE: Update card (F8)"),
                                            ("expired", "EXPIRED: rejoin with a new card")])
-async def test_a_lapsed_member_is_offered_the_card_or_a_single_wash(settings, lanes: Lanes, status: str,  # noqa: ANN001
+async def test_a_lapsed_member_is_offered_the_card_or_a_single_wash(settings, lanes: Lanes, status: str,
                                                                      offer: str) -> None:
     from tests.helpers.visits import visit_member
 
