@@ -18,7 +18,7 @@ from hardware.card_reader.base import CardReader
 from hardware.plate_reader.base import PlateEvent, PlateReader
 from hardware.registry import create_device
 from hardware.signature_pad.base import FinishRule, SignaturePad
-from hardware.tunnel.base import TunnelController, UnavailableTunnelController
+from hardware.tunnel.base import TunnelController
 from hardware.unavailable import UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ DEVICE_LABELS = {"card_reader": "Card reader", "signature_pad": "Signature pad",
                  "tunnel": "Tunnel controller"}
 SHORT_LABELS = {"card_reader": "card", "signature_pad": "pad", "plate_reader": "camera", "tunnel": "tunnel"}
 # A device kind that cannot be built becomes its stand-in (the tunnel's lives with its ABC).
-STAND_INS = {**UNAVAILABLE, "tunnel": UnavailableTunnelController}
+
 
 
 @dataclass
@@ -149,7 +149,7 @@ def build_devices(
                     config.options, FinishRule(config.min_points, config.min_length, config.settle_ms))
             built[kind] = device
         except DeviceError as exc:
-            built[kind] = STAND_INS[kind](reason=str(exc), wanted_driver=config.driver)
+            built[kind] = UNAVAILABLE[kind](reason=str(exc), wanted_driver=config.driver)
     card_reader, signature_pad, plate_reader = built["card_reader"], built["signature_pad"], built["plate_reader"]
     tunnel = built["tunnel"]
     # The registry builds each kind's driver (or its "unavailable" stand-in, which has the kind's type).

@@ -12,6 +12,7 @@ from hardware.base import Device, DeviceError, DeviceState
 from hardware.card_reader.base import CardReader, CardToken, PaymentResult
 from hardware.plate_reader.base import PlateEvent, PlateReader
 from hardware.signature_pad.base import PadListener, Signature, SignaturePad
+from hardware.tunnel.base import TunnelController, TunnelError, TunnelState, TunnelWash
 
 
 class _Unavailable(Device):
@@ -84,8 +85,38 @@ class UnavailablePlateReader(_Unavailable, PlateReader):
         yield  # pragma: no cover - makes this an async generator
 
 
+
+
+@dataclass
+class UnavailableTunnelController(_Unavailable, TunnelController):
+    """A controller that could not be built (bad driver, bad register map): its state is a fault, and a
+    dispatch fails with the reason (the car stays queued)."""
+
+    reason: str = "not configured"
+    wanted_driver: str = "?"
+    driver_name: str = field(init=False, default="unavailable")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.driver_name = self.wanted_driver
+        self._init_unavailable()
+
+    def _fail(self) -> TunnelError:
+        return TunnelError("config", device=f"tunnel {self.wanted_driver}", message=self.reason)
+
+    async def send_wash(self, wash: TunnelWash) -> None:
+        raise self._fail()
+
+    async def open_gate(self, lane: str) -> None:
+        raise self._fail()
+
+    async def read_state(self) -> TunnelState:
+        return TunnelState.FAULT
+
+
 UNAVAILABLE = {
     "card_reader": UnavailableCardReader,
     "signature_pad": UnavailableSignaturePad,
     "plate_reader": UnavailablePlateReader,
+    "tunnel": UnavailableTunnelController,
 }

@@ -143,33 +143,3 @@ async def check_controller(tunnel: TunnelController) -> tuple[bool, str]:
     if state is TunnelState.BUSY:
         return True, f"{where}: busy (a car is going through)"
     return False, f"{where}: {state.value.upper()}: {tunnel.last_error or state.value}: cars are queued until it is fixed"
-
-
-@dataclass
-class UnavailableTunnelController(TunnelController):
-    """The stand-in for a controller that could not be built (bad driver, bad register map): every call
-    raises the reason, and the status shows it."""
-
-    reason: str = "not configured"
-    wanted_driver: str = "?"
-    driver_name: str = field(init=False, default="unavailable")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.driver_name = self.wanted_driver
-        self._set_status(DeviceState.ERROR, self.reason)
-
-    def _fail(self) -> TunnelError:
-        return TunnelError("config", device=f"tunnel {self.wanted_driver}", message=self.reason)
-
-    async def open(self) -> None:
-        raise self._fail()
-
-    async def send_wash(self, wash: TunnelWash) -> None:
-        raise self._fail()
-
-    async def open_gate(self, lane: str) -> None:
-        raise self._fail()
-
-    async def read_state(self) -> TunnelState:
-        return TunnelState.FAULT

@@ -235,7 +235,13 @@ class ModbusTcpTunnel(TunnelController):
     def _read_state(self) -> tuple[TunnelState, int]:
         where = register_label(self.regs.status_register)
         response = self._call(where, "read_holding_registers", self.regs.status_register, count=1)
-        value = int(response.registers[0])
+        registers = list(getattr(response, "registers", None) or [])
+        if len(registers) != 1:  # a well-framed answer with the wrong payload (a gateway mapping another device)
+            self._drop()
+            raise TunnelError("error", device=self.device_name, register=where,
+                              detail=f"answered {len(registers)} registers instead of 1: check the unit id and "
+                                     "hardware.tunnel.options.status_register")
+        value = int(registers[0])
         return self.regs.state_of(value), value
 
     def _ready_or_raise(self) -> None:

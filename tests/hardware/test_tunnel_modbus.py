@@ -14,7 +14,8 @@ from clarity_tui.config import DeviceConfig, Settings
 from clarity_tui.devices import build_devices
 from hardware.base import DeviceError, DeviceState
 from hardware.registry import create_device
-from hardware.tunnel.base import TunnelError, TunnelState, TunnelWash, UnavailableTunnelController
+from hardware.tunnel.base import TunnelError, TunnelState, TunnelWash
+from hardware.unavailable import UnavailableTunnelController
 from hardware.tunnel.modbus_tcp import ModbusTcpTunnel, plate_words
 from tests.helpers.modbus_server import ModbusTestServer, modbus_server
 
