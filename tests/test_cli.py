@@ -141,7 +141,7 @@ def test_headless_simulation_brings_vehicles_to_the_lanes(tmp_path: Path) -> Non
         done = conn.execute(text("SELECT count(*) FROM vehicle_session WHERE status = 'done'")).scalar_one()
         tunnel = conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'simulated-tunnel' AND action = 'session.done'")).scalar_one()
     engine.dispose()
-    assert customers == 200  # the demo site
+    assert customers >= 200  # the demo site (and the customers the simulated lane day signs up)
     assert sessions >= 4
     assert actors == {"plate-camera"}
     # The simulated tunnel sends washed cars on their way, so the demo board never fills up.

@@ -26,7 +26,8 @@ from tests.helpers.db_faults import assert_one_line, corrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["database", "database integrity", "card reader (simulated)", "signature pad (simulated)",
-         "plate camera (simulated)", "payment gateway", "sms provider", "mail server", "crash log"]
+         "plate camera (simulated)", "tunnel controller (simulated)", "payment gateway", "sms provider", "mail server",
+         "crash log"]
 
 
 def clarity(env: dict[str, str] | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -123,7 +124,7 @@ def test_every_dependency_is_checked_by_name_and_simulated_ones_warn_outside_sim
     assert report["ok"] is True and report["warnings"] is True
     checks = checks_of(result)
     for name in ("card reader (simulated)", "signature pad (simulated)", "plate camera (simulated)",
-                 "payment gateway", "sms provider"):
+                 "tunnel controller (simulated)", "payment gateway", "sms provider"):
         assert checks[name]["ok"] and checks[name]["warning"], checks[name]
         assert "simulated but this site is not in simulator mode" in checks[name]["detail"]
     assert checks["mail server"]["warning"] and "not configured" in checks["mail server"]["detail"]
