@@ -137,6 +137,8 @@ async def test_join_today_sells_the_membership_less_the_wash(settings, lanes: La
         await keys.press("f5")
         await at(pilot, "confirmation")
         assert "-$15.00" in text_of(app, "#confirm-table")
+        # From the paid wash to the member: 7 keys, plus typing the new customer's name, phone and email.
+        assert keys.presses[4:] == ["j", "2", "enter", "enter", "enter", "f2", "f5"], keys.presses
     paid = [p["amount"] for p in payment_intents(db) if p.get("status") == "succeeded"]
     with db.read() as s:
         wash_order = s.exec(select(SalesOrder).where(SalesOrder.session_id == lanes.unknown,
