@@ -59,8 +59,8 @@ class TunnelMixin(_AppBase):
         if devices is None:
             return
         services = services_of(self)
-        dispatch = TunnelDispatch(services.db, devices.tunnel, Actor.system("tunnel-auto", services.terminal),
-                                  loop=loop)
+        dispatch = TunnelDispatch.from_services(services, devices.tunnel,
+                                                Actor.system("tunnel-auto", services.terminal), loop=loop)
         try:
             for wash_id in dispatch.waiting_on_auto_lanes():
                 dispatch.auto_dispatch(wash_id)

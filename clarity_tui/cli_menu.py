@@ -14,8 +14,9 @@ Errors are one line on stderr and exit code 2.
 from __future__ import annotations
 
 import json
+import re
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NoReturn
 
 import click
@@ -26,14 +27,21 @@ def _fail(message: object) -> NoReturn:
     sys.exit(2)
 
 
+# Plain digits only: Decimal alone takes '1e3', '1_000', 'NaN' and non-ASCII digits as prices.
+PRICE_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
 def price_cents(text: str) -> int:
     """'15', '15.5', '$15.00' -> cents; one line and exit 2 for anything else."""
+    from clarity_tui.services.wash_menu import MAX_PRICE_CENTS
+
     raw = text.strip().removeprefix("$").replace(",", "")
-    try:
-        amount = Decimal(raw)
-    except InvalidOperation:
+    if not PRICE_TEXT.fullmatch(raw):
         _fail(f"'{text}' is not a price: give dollars and cents, e.g. 15.00.")
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+    amount = Decimal(raw)
+    if amount > Decimal(MAX_PRICE_CENTS) / 100:  # before quantize, which raises on a huge number
+        _fail(f"'{text}' is more than a menu item may cost: give at most ${MAX_PRICE_CENTS // 100:,}.00.")
+    if amount < 0 or amount != amount.quantize(Decimal("0.01")):
         _fail(f"'{text}' is not a price: give dollars and cents (at most 2 decimals, not negative), e.g. 15.00.")
     return int(amount * 100)
 

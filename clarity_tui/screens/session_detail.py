@@ -308,8 +308,8 @@ class SessionDetailScreen(SessionLookalike, SessionRecovery, Screen[None]):
         from clarity_tui.services.tunnel_dispatch import TunnelDispatch
 
         try:
-            outcome = TunnelDispatch(services_of(self).db, devices_of(self).tunnel, actor_of(self),
-                                     loop=loop).dispatch_session(self.session_id)
+            outcome = TunnelDispatch.from_services(services_of(self), devices_of(self).tunnel, actor_of(self),
+                                                   loop=loop).dispatch_session(self.session_id)
         except UserFacingError as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Tunnel", severity="error", timeout=10)
             return

@@ -9,6 +9,7 @@ second F5 while the reader is busy does nothing (the outbox would not charge twi
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import TYPE_CHECKING, Literal
 
 from textual import work
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 WashOutcome = Literal["join", "done"]
 
 PACKAGE_KEYS = "123456789"
+Choice = tuple[str | None, tuple[str, ...]]  # (package code, extra codes)
 EXTRA_KEYS = "abcdef"
 
 
@@ -77,6 +79,11 @@ class WashSaleScreen(Screen[WashOutcome]):
         self.session_id = session_id
         self.view: WashOrderView | None = None
         self._busy = False  # the reader or the tunnel is working: keys wait for it
+        # A burst of keys (as over SSH) outruns the workers: each key changes the attendant's choice here at
+        # once, and the workers send the latest one in turn, so no key is lost to a stale view.
+        self._wanted: Choice | None = None  # (package, extras) as the keys left it
+        self._applied: Choice | None = None  # what the order holds
+        self._edit_lock = threading.Lock()
 
     @property
     def service(self) -> WashSaleService:
@@ -123,6 +130,8 @@ class WashSaleScreen(Screen[WashOutcome]):
     def _show(self, view: WashOrderView) -> None:
         first = self.view is None
         self.view = view
+        if first:
+            self._wanted = self._applied = _choice_of(view)
         try:
             banner = self.query_one("#wash-banner", Static)
         except NoMatches:
@@ -175,29 +184,46 @@ class WashSaleScreen(Screen[WashOutcome]):
 
     def action_package(self, index: int) -> None:
         codes = self._codes("package")
-        if self.view is None or self.view.paid or self._busy or index >= len(codes):
+        if self.view is None or self._wanted is None or self.view.paid or self._busy or index >= len(codes):
             return
-        self._choose(codes[index], [e.code for e in self.view.extras])
+        self._wanted = (codes[index], self._wanted[1])
+        self._choose()
 
     def action_extra(self, index: int) -> None:
         codes = self._codes("extra")
-        if self.view is None or self.view.paid or self._busy or index >= len(codes):
+        if self.view is None or self._wanted is None or self.view.paid or self._busy or index >= len(codes):
             return
-        extras = [e.code for e in self.view.extras]
+        package, extras = self._wanted
         code = codes[index]
-        extras = [e for e in extras if e != code] if code in extras else [*extras, code]
-        self._choose(self.view.package.code if self.view.package else None, extras)
+        self._wanted = (package, tuple(e for e in extras if e != code) if code in extras else (*extras, code))
+        self._choose()
 
-    @work(thread=True, exclusive=True, group="wash-edit", exit_on_error=False)
-    def _choose(self, package: str | None, extras: list[str]) -> None:
+    def _apply_choice(self) -> WashOrderView | None:
+        """Send the latest choice, one call at a time (a worker thread); None when the order already has it."""
         assert self.view is not None
+        with self._edit_lock:
+            wanted = self._wanted
+            if wanted is None or wanted == self._applied:
+                return None
+            try:
+                view = self.service.choose(self.view.order_id, wanted[0], list(wanted[1]))
+            except UserFacingError:
+                if self._wanted == wanted:  # the next key starts from what the order holds
+                    self._wanted = self._applied
+                raise
+            self._applied = wanted
+            return view
+
+    @work(thread=True, group="wash-edit", exit_on_error=False)
+    def _choose(self) -> None:
         try:
-            view = self.service.choose(self.view.order_id, package, extras)
+            view = self._apply_choice()
         except UserFacingError as exc:
             self.app.call_from_thread(self._say, str(exc), error=True)
             return
-        self.app.call_from_thread(self._show, view)
-        self.app.call_from_thread(self._say, "F5 takes the payment on the card reader.")
+        if view is not None:
+            self.app.call_from_thread(self._show, view)
+            self.app.call_from_thread(self._say, "F5 takes the payment on the card reader.")
 
     def action_receipt(self) -> None:
         self.query_one("#wash-receipt", Input).focus()
@@ -222,6 +248,7 @@ class WashSaleScreen(Screen[WashOutcome]):
         assert self.view is not None
         order_id, service = self.view.order_id, self.service
         try:
+            await asyncio.to_thread(self._apply_choice)  # keys typed ahead of F5 are what is charged
             if receipt_to and receipt_to != (self.view.receipt_to or ""):
                 await asyncio.to_thread(service.set_receipt, order_id, receipt_to)
             result = await pay_at_reader(devices_of(self).card_reader, service.pay, order_id)
@@ -274,8 +301,8 @@ class WashSaleScreen(Screen[WashOutcome]):
 
         services = services_of(self)
         try:
-            outcome = TunnelDispatch(services.db, devices_of(self).tunnel, actor_of(self),
-                                     loop=loop).dispatch_session(self.session_id)
+            outcome = TunnelDispatch.from_services(services, devices_of(self).tunnel, actor_of(self),
+                                                   loop=loop).dispatch_session(self.session_id)
         except UserFacingError as exc:
             self.app.call_from_thread(self._say, str(exc), error=True)
             return
@@ -289,3 +316,7 @@ class WashSaleScreen(Screen[WashOutcome]):
     def action_back(self) -> None:
         if not self._busy:
             self.dismiss("done")
+
+
+def _choice_of(view: WashOrderView) -> Choice:
+    return (view.package.code if view.package else None, tuple(e.code for e in view.extras))

@@ -57,6 +57,7 @@ WAITING, SENDING, SENT, UNSENT = (ReceiptStatus.WAITING, ReceiptStatus.SENDING, 
                                   ReceiptStatus.UNSENT)
 # How long a sender's claim holds: a process that died mid-send leaves the receipt claimable after it.
 CLAIM_LEASE = dt.timedelta(minutes=5)
+MAX_CONTACT = 254  # the longest email address; a phone number is far shorter
 
 
 class ReceiptError(UserFacingError):
@@ -87,6 +88,14 @@ def parse_contact(contact: str, phone_region: str = "US") -> tuple[str, str]:
     text = (contact or "").strip()
     if not text:
         raise ReceiptError("Enter the customer's mobile number or email address for the receipt.")
+    # Checked before the text is echoed in a message: a pasted page or a control character (a newline, an
+    # escape sequence, NUL) would make the message long, several lines, or change the screen.
+    if len(text) > MAX_CONTACT:
+        raise ReceiptError(f"That is {len(text)} characters, too long for a mobile number or an email address "
+                           f"(at most {MAX_CONTACT}): enter it again.")
+    if any(not ch.isprintable() for ch in text):
+        raise ReceiptError("The mobile number or email address has a control character in it (a paste or a stray "
+                           "key): clear it and type it again.")
     try:
         if "@" in text:
             return "email", normalize_email(text)

@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import or_, update
 from sqlmodel import col, select
@@ -32,9 +32,10 @@ from sqlmodel import col, select
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services import audit
 from clarity_tui.services.actor import Actor
+from clarity_tui.services.entitlement import EntitlementPolicy
 from clarity_tui.services.permissions import Permission, require
 from db.engine import Database
-from db.models import AuditLog, DispatchStatus, Lane, Wash, WashItem, WashKind, utcnow
+from db.models import AuditLog, DispatchStatus, Lane, VehicleSession, Wash, WashItem, WashKind, utcnow
 from hardware.tunnel.base import TunnelController, TunnelError, TunnelWash
 
 T = TypeVar("T")
@@ -45,6 +46,9 @@ WASH, GATE = "wash", "gate"  # the two steps of a dispatch: tell the tunnel what
 # Longer than any controller call can take (the Modbus driver's timeouts are at most 30 s a request).
 CLAIM_LEASE = dt.timedelta(minutes=3)
 RETRY_HINT = "the car is queued. Press R to retry."
+
+if TYPE_CHECKING:
+    from clarity_tui.wiring import Services
 
 
 class TunnelDispatchError(UserFacingError):
@@ -79,11 +83,21 @@ class ControllerCalls:
 
 class TunnelDispatch:
     def __init__(self, db: Database, controller: TunnelController, actor: Actor, *,
-                 lane_names: dict[int, str] | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 lane_names: dict[int, str] | None = None, loop: asyncio.AbstractEventLoop | None = None,
+                 policy: EntitlementPolicy | None = None, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.calls = ControllerCalls(controller, loop)
         self.actor = actor
         self._lane_names = lane_names
+        self.policy = policy or EntitlementPolicy()  # who is entitled, and the site's day (for the visit)
+        self.clock = clock
+
+    @classmethod
+    def from_services(cls, services: Services, controller: TunnelController, actor: Actor, *,
+                      loop: asyncio.AbstractEventLoop | None = None) -> TunnelDispatch:
+        """The running terminal's dispatch: the site's entitlement rule and day, and its clock."""
+        return cls(services.db, controller, actor, loop=loop, policy=services.entitlement_policy,
+                   clock=services.clock)
 
     # --- what waits ----------------------------------------------------------------------------
 
@@ -112,9 +126,24 @@ class TunnelDispatch:
         with self.db.read() as s:
             wash_id = s.exec(select(Wash.id).where(Wash.session_id == session_id)).first()
         if wash_id is None:
+            wash_id = self._record_visit(session_id)
+        if wash_id is None:
             raise TunnelDispatchError("This car has no paid or entitled wash yet: sell it a single wash, or check "
                                       "its membership, then send it.")
         return self.dispatch(wash_id)
+
+    def _record_visit(self, session_id: int) -> int | None:
+        """A member's car that became entitled at the lane after its read (its card updated, its plan
+        upgraded past the limit) has no visit yet: the key that sends it records it, as a read would."""
+        from clarity_tui.services.visits import record_lane_read
+        from clarity_tui.sitetime import site_zone
+
+        with self.db.write() as s:
+            session = s.get(VehicleSession, session_id)
+            if session is None:
+                return None
+            zone = self.policy.zone or site_zone(None)
+            return record_lane_read(s, session, now=self.clock(), zone=zone, policy=self.policy).wash_id
 
     def auto_dispatch(self, wash_id: int) -> DispatchOutcome | None:
         """Send a member's car on a lane set to auto, with no key press; None for any other wash."""

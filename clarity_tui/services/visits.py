@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from clarity_tui.errors import UserFacingError
 from clarity_tui.services.entitlement import Entitlement, EntitlementPolicy, Standing, entitlement
@@ -138,6 +138,23 @@ def _last_visit(s: Session, vehicle_id: int, start: dt.datetime, end: dt.datetim
     return int(count or 0), _aware(last)
 
 
+def _over_limit(s: Session, vehicle_id: int, plan: Plan, now: dt.datetime,
+                zone: dt.tzinfo) -> tuple[bool, dt.datetime | None]:
+    """(the car has used up its plan's visits in the site's day or month, when its last visit was)."""
+    if plan.visit_limit is None:
+        return False, None
+    start, end = limit_window(plan.visit_period, now, zone)
+    count, last = _last_visit(s, vehicle_id, start, end)
+    return count >= plan.visit_limit, last
+
+
+def _changed_since_refused(s: Session, session_id: int, m: Membership) -> bool:
+    """The membership changed after the session was refused (its plan, its card): the refusal is judged again."""
+    refused_at = _aware(s.exec(select(VisitRefusal.at).where(VisitRefusal.session_id == session_id)).first())
+    changed_at = _aware(m.updated_at)
+    return refused_at is not None and changed_at is not None and changed_at > refused_at
+
+
 def _aware(value: dt.datetime | str | None) -> dt.datetime | None:
     """SQLite's aggregates hand back text; stored times are UTC."""
     if value is None:
@@ -216,19 +233,23 @@ def decide(s: Session, session: VehicleSession, *, now: dt.datetime, zone: dt.tz
         # SQLite the write transaction already holds the database's one writer lock).
         s.exec(select(Vehicle.id).where(Vehicle.id == session.vehicle_id).with_for_update()).first()
     found = _existing(s, session.id)
+    if (found is not None and found.state == VisitState.LIMIT and _changed_since_refused(s, session.id, m)
+            and not _over_limit(s, session.vehicle_id, plan, now, zone)[0]):
+        # Refused, then the membership changed at the lane (an upgrade, a new card): not over now.
+        if record:
+            s.exec(delete(VisitRefusal).where(col(VisitRefusal.session_id) == session.id))
+        found = None
     if found is not None:
         message = limit_message(plan, found.last_visit_at, now, zone) if found.state == VisitState.LIMIT else None
         return replace(found, plan_name=plan.name, message=message)
     if not at_lane:
         return VisitDecision(VisitState.PRE_GATE, plan_name=plan.name, membership_id=m.id)
-    if plan.visit_limit is not None:
-        start, end = limit_window(plan.visit_period, now, zone)
-        count, last = _last_visit(s, session.vehicle_id, start, end)
-        if count >= plan.visit_limit:
-            if record:
-                _refuse(s, session, m, last, now)
-            return VisitDecision(VisitState.LIMIT, last_visit_at=last, plan_name=plan.name, membership_id=m.id,
-                                 message=limit_message(plan, last, now, zone))
+    over, last = _over_limit(s, session.vehicle_id, plan, now, zone)
+    if over:
+        if record:
+            _refuse(s, session, m, last, now)
+        return VisitDecision(VisitState.LIMIT, last_visit_at=last, plan_name=plan.name, membership_id=m.id,
+                             message=limit_message(plan, last, now, zone))
     if not record:
         return VisitDecision(VisitState.VISIT, plan_name=plan.name, membership_id=m.id)
     assert lane is not None and m.id is not None

@@ -235,7 +235,7 @@ class LaneDay:
     def _dispatcher(self) -> Any:
         from clarity_tui.services.tunnel_dispatch import TunnelDispatch
 
-        return TunnelDispatch(self.db, self.tunnel, self.attendant, loop=self.loop)
+        return TunnelDispatch.from_services(self.services, self.tunnel, self.attendant, loop=self.loop)
 
     def _send(self, session_id: int, wash_id: int, come_back: PlateEvent | None, what: str) -> str:
         with self._lock:  # before sending: a tunnel with no travel time lets the car out at once

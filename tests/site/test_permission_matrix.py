@@ -347,6 +347,7 @@ UNGUARDED = {
     "card_present.forget_moto": "forgets this lane's MOTO choice once the payment is recorded: no data",
     "WashSaleService.from_services": "builds the service (see SaleService.from_services)",
     "WashSaleService.order": _READ, "WashSaleService.receipt_text": _READ,
+    "TunnelDispatch.from_services": "builds the service (see SaleService.from_services)",
     "TunnelDispatch.queued": _READ, "TunnelDispatch.waiting_on_auto_lanes": _READ,
     "TunnelDispatch.auto_dispatch": "sends through the checked dispatch (the app's system actor, auto lanes only)",
     "TunnelDispatch.retry_queued": "sends each car through the checked dispatch",

@@ -43,6 +43,7 @@ from clarity_tui.services.orders.guards import (
 )
 from clarity_tui.services.orders.wash_views import WashOrderView, WashPayResult, member_plan, wash_order_view
 from clarity_tui.services.permissions import Permission, guarded
+from clarity_tui.services.plan_pricing import money
 from clarity_tui.services.receipts import ReceiptSender, receipt_lines, set_contact
 from clarity_tui.services.sales_tax import TaxSettings
 from clarity_tui.services.wash_menu import MenuError, check_choice, included_codes
@@ -57,6 +58,7 @@ from db.models import (
     Plan,
     SalesOrder,
     VehicleSession,
+    WashItem,
     WashItemKind,
     utcnow,
 )
@@ -255,13 +257,17 @@ class WashSaleService:
             lines = s.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id))).all()
             if not lines:
                 raise WashSaleError("Choose the package (and any extras) before taking the payment.")
-            plan = self._plan(s, order)
+            plan, visit_state = self._member(s, order)
             package = next((ln.code for ln in lines if ln.kind == WashItemKind.PACKAGE), None)
             try:  # still on sale, and not in the plan since it was chosen
-                check_choice(s, package, [ln.code for ln in lines if ln.kind == WashItemKind.EXTRA],
-                             plan_id=plan.id if plan else None)
+                package_item, extras = check_choice(s, package, [ln.code for ln in lines
+                                                                 if ln.kind == WashItemKind.EXTRA],
+                                                    plan_id=plan.id if plan else None)
             except MenuError as exc:
                 raise WashSaleError(f"{exc} Nothing was charged.") from exc
+            _check_prices(s, order, lines, [*([package_item] if package_item else []), *extras])
+            if plan is not None and visit_state == "visit":
+                self._record_visit(s, order)
             before = audit.snapshot(order, ["state"])
             order.state, order.last_error = OrderState.PAYMENT_PENDING, None
             _touch(s, order)
@@ -284,6 +290,17 @@ class WashSaleService:
             self._send_receipt(order_id)
             return WashPayResult(state, None, True)
         return WashPayResult(state, message, False)
+
+    def _record_visit(self, s: Session, order: SalesOrder) -> None:
+        """A member's extras go with the visit: one not recorded at the read (the car became entitled at the
+        lane: its card updated, its plan upgraded) is recorded now, so the wash is not taken for a retail one."""
+        from clarity_tui.services.entitlement import EntitlementPolicy
+        from clarity_tui.services.visits import record_lane_read
+
+        vs = s.get(VehicleSession, order.session_id) if order.session_id else None
+        if vs is not None:
+            record_lane_read(s, vs, now=self.clock(), zone=self.zone,
+                             policy=EntitlementPolicy(grace_days=self.grace_days, zone=self.zone))
 
     def _send_receipt(self, order_id: int) -> None:
         if self.receipts is not None:
@@ -320,6 +337,21 @@ class WashSaleService:
 
 def utcnow_aware() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _check_prices(s: Session, order: SalesOrder, lines: Sequence[OrderLine], items: Sequence[WashItem]) -> None:
+    """A price changed on the menu since the wash was chosen: not charged at the old one. A charge already
+    in flight (its answer lost) keeps the amount the customer agreed to: it is replayed, never changed."""
+    if s.exec(select(Outbox.id).where(Outbox.order_id == order.id,
+                                      Outbox.status == OutboxStatus.PENDING)).first() is not None:
+        return
+    prices = {item.code: item for item in items}
+    for line in lines:
+        item = prices.get(line.code)
+        if item is not None and item.price_cents != line.amount_cents:
+            raise WashSaleError(f"The price of {item.name} changed from {money(line.amount_cents)} to "
+                                f"{money(item.price_cents)} since it was chosen: choose the wash again to show "
+                                "the customer the new total. Nothing was charged.")
 
 
 def _touch(s: Session, order: SalesOrder) -> None:
