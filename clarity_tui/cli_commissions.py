@@ -9,14 +9,13 @@ dollars ("5", "5.00", "0" for none). Errors are one line on stderr and exit code
 from __future__ import annotations
 
 import json
-import re
 import sys
 from typing import Any, NoReturn
 
 import click
 
 KINDS = ["sale", "migration", "upgrade"]
-_DOLLARS = re.compile(r"\$?(\d{1,4})(?:\.(\d{1,2}))?", re.ASCII)
+MAX_CENTS = 999_999  # $9,999.99
 
 
 def _fail(message: object) -> NoReturn:
@@ -26,10 +25,12 @@ def _fail(message: object) -> NoReturn:
 
 def dollars(text: str) -> int:
     """"5", "$5.5" or "0.00" as cents; exit 2 with one line for anything else."""
-    match = _DOLLARS.fullmatch(text.strip())
-    if match is None:
+    from clarity_tui.services.membership_actions import cents_of_dollars
+
+    cents = cents_of_dollars(text)
+    if cents is None or cents > MAX_CENTS:
         _fail(f"{text!r} is not an amount: give dollars and cents, e.g. 5 or 5.00 (0 pays nothing).")
-    return int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+    return cents
 
 
 def register(cli: click.Group) -> None:

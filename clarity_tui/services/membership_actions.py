@@ -42,7 +42,7 @@ from db.models import Customer, Membership, MembershipStatus, OrderKind, Outbox,
 
 # Kept importable from here (the app's timer, the customer record): they live in membership_steps.
 __all__ = ["ActionOutcome", "ActionRefused", "MembershipActions", "StaleMembership", "apply_due_plan_changes",
-           "dollars_to_cents", "effective_plan_id"]
+           "cents_of_dollars", "dollars_to_cents", "effective_plan_id"]
 
 # What the attendant sees when a change is queued behind a dropped network.
 QUEUED = "The payment gateway cannot be reached: the change is saved and is sent when the network is back."
@@ -234,13 +234,17 @@ class StaleMembership(ActionRefused):
 _DOLLARS = re.compile(r"\$?(\d{1,7})(?:\.(\d{1,2}))?", re.ASCII)
 
 
-def dollars_to_cents(text: str) -> int | None:
-    """"12.50" or "$12.5" as 1250; None for anything else (no exponents, no third decimal, no zero)."""
+def cents_of_dollars(text: str) -> int | None:
+    """"12.50", "$12.5" or "0" as cents; None for anything else (no exponents, no third decimal)."""
     match = _DOLLARS.fullmatch(text.strip())
     if match is None:
         return None
-    cents = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
-    return cents or None
+    return int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+
+
+def dollars_to_cents(text: str) -> int | None:
+    """An amount of money to move: as cents_of_dollars, and never zero."""
+    return cents_of_dollars(text) or None
 
 
 def membership_chain(membership_id: int) -> str:
