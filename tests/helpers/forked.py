@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing import reduction
 from typing import IO, Any
 
@@ -304,3 +304,37 @@ def run(args: Sequence[str], *, input: str | bytes | None = None, capture_output
     if check:
         done.check_returncode()
     return done
+
+
+def _race_child(target: Callable[..., Any], args: tuple[Any, ...], barrier: Any, results: Any, index: int) -> None:
+    import traceback
+
+    try:
+        results.put((index, target(*args, start=lambda: barrier.wait(timeout=60)), None))
+    except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
+        barrier.abort()
+        results.put((index, None, traceback.format_exc()))
+
+
+def race(target: Callable[..., Any], arg_lists: Sequence[tuple[Any, ...]], *, timeout: float = 120.0) -> list[Any]:
+    """Call `target(*args, start=...)` in one process per `args` (forked from the warm server), and return
+    their results in order. Each target connects first, then calls `start()`: all of them go on together
+    (a barrier). A racer's exception fails the test with its traceback."""
+    import time
+
+    ctx = context()
+    results, barrier = ctx.Queue(), ctx.Barrier(len(arg_lists))
+    procs = [ctx.Process(target=_race_child, args=(target, tuple(args), barrier, results, i))
+             for i, args in enumerate(arg_lists)]
+    for proc in procs:
+        proc.start()
+    got: dict[int, Any] = {}
+    deadline = time.monotonic() + timeout
+    while len(got) < len(procs):
+        index, out, error = results.get(timeout=max(1.0, deadline - time.monotonic()))
+        assert error is None, error
+        got[index] = out
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    return [got[i] for i in range(len(procs))]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import datetime as dt
 import itertools
-import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -113,45 +113,23 @@ def visits_service(db: Database, when: dt.datetime, zone: dt.tzinfo = CHICAGO) -
 # --- racing processes ------------------------------------------------------------------------------------
 
 
-def _racer(url: str, how: str, arg: Any, when: str, barrier: Any, results: Any, name: str) -> None:
-    """One terminal: its own engine; its call starts when every racer is at the barrier.
+def _racer(url: str, how: str, arg: Any, when: str, *, start: Callable[[], object]) -> Any:
+    """One terminal: its own engine; its call starts when every racer is connected (`start`).
     how: "record" (arg: a session id, VisitService.record) or "read" (arg: (plate, lane), a camera read)."""
-    try:
-        db = Database.from_url(url)
-        now = dt.datetime.fromisoformat(when)
-        with db.read() as s:  # connect before the race
-            s.exec(select(Vehicle.id)).first()
-        if barrier is not None:
-            barrier.wait(timeout=60)
-        if how == "record":
-            decision = visits_service(db, now).record(arg)
-            out: Any = (str(decision.state), decision.wash_id)
-        else:
-            out = read_at(db, arg[0], arg[1], now)
-        db.dispose()
-        results.put((name, out, None))
-    except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
-        if barrier is not None:
-            barrier.abort()
-        results.put((name, None, traceback.format_exc()))
+    db = Database.from_url(url)
+    now = dt.datetime.fromisoformat(when)
+    with db.read() as s:  # connect before the race
+        s.exec(select(Vehicle.id)).first()
+    start()
+    if how == "record":
+        decision = visits_service(db, now).record(arg)
+        out: Any = (str(decision.state), decision.wash_id)
+    else:
+        out = read_at(db, arg[0], arg[1], now)
+    db.dispose()
+    return out
 
 
 def race(url: str, calls: list[tuple[str, Any]], when: dt.datetime) -> list[Any]:
     """Run each call in its own process (forked from the warm server), all at once; their results in order."""
-    ctx = forked.context()
-    results = ctx.Queue()
-    barrier = ctx.Barrier(len(calls))
-    procs = [ctx.Process(target=_racer, args=(url, how, arg, when.isoformat(), barrier, results, str(i)))
-             for i, (how, arg) in enumerate(calls)]
-    for p in procs:
-        p.start()
-    got: dict[str, Any] = {}
-    deadline = time.monotonic() + 120
-    while len(got) < len(procs):
-        name, out, error = results.get(timeout=max(1.0, deadline - time.monotonic()))
-        assert error is None, error
-        got[name] = out
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    return [got[str(i)] for i in range(len(calls))]
+    return forked.race(_racer, [(url, how, arg, when.isoformat()) for how, arg in calls])

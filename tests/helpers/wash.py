@@ -3,6 +3,8 @@ with the simulated gateway, text messages and mailbox, and the card reader atten
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,33 +98,27 @@ def wait_receipt(lane: Lane, order_id: int) -> str:
     return outcome.result(timeout=60).status
 
 
-def _racer(url: str, how: str, arg: int, terminal: str, barrier: Any, results: Any) -> None:
-    """One terminal, when every racer is at the barrier: "open" the session `arg`'s single wash, or
+def _racer(url: str, how: str, arg: int, terminal: str, *, start: Callable[[], object]) -> Any:
+    """One terminal, once every racer is connected (`start`): "open" the session `arg`'s single wash, or
     "receipt": send the order `arg`'s receipt (with its own text-message provider)."""
-    import traceback
-
     from clarity_tui.services.orders.guards import OrderBusy
 
-    try:
-        db = Database.from_url(url)
-        with db.read() as s:  # connect before the race
-            s.exec(select(SalesOrder.id)).first()
-        lane = wash_lane(db, actor=Actor(f"attendant {terminal}", ATTENDANT.role, terminal), terminal=terminal)
-        barrier.wait(timeout=60)
-        out: Any
-        if how == "receipt":
-            assert lane.service.receipts is not None
-            out = (lane.service.receipts.send(arg).status, len(lane.sms.sent))
-        else:
-            try:
-                out = ("opened", lane.service.open_for_session(arg).order_id)
-            except OrderBusy as exc:
-                out = ("busy", str(exc))
-        db.dispose()
-        results.put((terminal, out, None))
-    except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
-        barrier.abort()
-        results.put((terminal, None, traceback.format_exc()))
+    db = Database.from_url(url)
+    with db.read() as s:  # connect before the race
+        s.exec(select(SalesOrder.id)).first()
+    lane = wash_lane(db, actor=Actor(f"attendant {terminal}", ATTENDANT.role, terminal), terminal=terminal)
+    start()
+    out: Any
+    if how == "receipt":
+        assert lane.service.receipts is not None
+        out = (lane.service.receipts.send(arg).status, len(lane.sms.sent))
+    else:
+        try:
+            out = ("opened", lane.service.open_for_session(arg).order_id)
+        except OrderBusy as exc:
+            out = ("busy", str(exc))
+    db.dispose()
+    return out
 
 
 class _DiesMidSend:
@@ -156,22 +152,6 @@ def crash_mid_send(url: str, order_id: int) -> int:
 
 def race(url: str, how: str, arg: int, terminals: list[str]) -> dict[str, Any]:
     """Each terminal in its own process (forked from the warm server) does `how` at once (see _racer)."""
-    import time
-
     from tests.helpers import forked
 
-    ctx = forked.context()
-    results, barrier = ctx.Queue(), ctx.Barrier(len(terminals))
-    procs = [ctx.Process(target=_racer, args=(url, how, arg, t, barrier, results)) for t in terminals]
-    for p in procs:
-        p.start()
-    got: dict[str, Any] = {}
-    deadline = time.monotonic() + 120
-    while len(got) < len(procs):
-        name, out, error = results.get(timeout=max(1.0, deadline - time.monotonic()))
-        assert error is None, error
-        got[name] = out
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    return got
+    return dict(zip(terminals, forked.race(_racer, [(url, how, arg, t) for t in terminals]), strict=True))
